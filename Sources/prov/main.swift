@@ -1,1 +1,4 @@
 import ProvCLI
+import Foundation
+
+exit(Prov.main(Array(CommandLine.arguments.dropFirst())))

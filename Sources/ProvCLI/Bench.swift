@@ -1,0 +1,203 @@
+import Foundation
+import ProvCrypto
+import ProvLedger
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `prov bench append|ingest|verify`: throughput and memory of the log layer, the ingest path and the audit,
+/// printed as one JSON object (medians over `--runs`).
+enum Bench {
+    static func run(_ a: [String]) throws -> Int32 {
+        guard let which = a.first, ["append", "ingest", "verify"].contains(which) else {
+            throw UsageError("usage: prov bench append|ingest|verify --entries N [--dir DIR] [--runs R] [--group G]")
+        }
+        let args = try Arguments(Array(a.dropFirst()), options: ["entries", "dir", "runs", "group"], flags: ["keep"])
+        let n = try args.integer("entries", default: 100_000)
+        let runs = max(1, try args.integer("runs", default: 1))
+        let group = max(1, try args.integer("group", default: 1000))
+        guard n > 0 else { throw UsageError("--entries must be positive") }
+        let base = try args.optional("dir") ?? FileManager.default.temporaryDirectory.path
+        let progress = Progress(enabled: isatty(2) != 0)
+        var results: [Result] = []
+        for r in 0..<runs {
+            let dir = "\(base)/prov-bench-\(which)-\(getpid())-\(r)"
+            try? FileManager.default.removeItem(atPath: dir)
+            defer { if !args.flags.contains("keep") { try? FileManager.default.removeItem(atPath: dir) } }
+            let fixture = try Fixture(dir: dir)
+            switch which {
+            case "append": results.append(try appendRun(fixture, n: n, group: group, progress: progress))
+            case "ingest": results.append(try ingestRun(fixture, n: n, group: group, progress: progress))
+            default: results.append(try verifyRun(fixture, n: n, group: group, progress: progress))
+            }
+            progress.clear()
+        }
+        let median = results.sorted { $0.seconds < $1.seconds }[results.count / 2]
+        var fields: [JSONMember] = [
+            JSONMember("bench", .string(which)), JSONMember("entries", .number(String(n))),
+            JSONMember("runs", .number(String(runs))),
+            JSONMember("seconds", .number(fmt(median.seconds))),
+            JSONMember("entries_per_second", .number(String(Int(Double(n) / median.seconds)))),
+            JSONMember("bytes_per_entry", .number(fmt(median.bytesPerEntry))),
+            JSONMember("max_rss_bytes", .number(String(maxRSS()))),
+        ]
+        if which != "verify" {
+            fields.append(JSONMember("group_size", .number(String(group))))
+            fields.append(JSONMember("p50_commit_ms", .number(fmt(median.p50))))
+            fields.append(JSONMember("p99_commit_ms", .number(fmt(median.p99))))
+        }
+        fields.append(
+            JSONMember(
+                "entries_per_second_each_run",
+                .array(results.map { .number(String(Int(Double(n) / $0.seconds))) })))
+        Prov.out(JSONValue.object(fields).serialized)
+        return 0
+    }
+
+    struct Result {
+        var seconds: Double
+        var bytesPerEntry: Double
+        var p50 = 0.0
+        var p99 = 0.0
+    }
+
+    static func fmt(_ d: Double) -> String { String(format: "%.3f", d) }
+
+    static func maxRSS() -> Int {
+        var u = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        return u.ru_maxrss * 1024
+    }
+
+    static func clock() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    static func percentile(_ xs: [Double], _ p: Double) -> Double {
+        let s = xs.sorted()
+        return s.isEmpty ? 0 : s[min(s.count - 1, Int(Double(s.count) * p))]
+    }
+
+    /// A throwaway consortium of three members with keys in memory.
+    struct Fixture {
+        let dir: String
+        let consortium: Consortium
+        let signer: NoteSigner
+        let linkKey: LinkKey
+
+        init(dir: String) throws {
+            self.dir = dir
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            signer = try NoteSigner(name: "bench/brand", privateKey: .generate())
+            var members = [
+                Consortium.Member(org: "brand", name: "Brand", origin: "bench/brand", key: signer.verifierKey, peer: nil, api: nil)
+            ]
+            for org in ["retail", "bank"] {
+                let k = try NoteSigner(name: "bench/\(org)", privateKey: .generate())
+                members.append(Consortium.Member(org: org, name: org, origin: "bench/\(org)", key: k.verifierKey, peer: nil, api: nil))
+            }
+            consortium = try Consortium(name: "bench", members: members)
+            linkKey = try LinkKey(bytes: SecureRandom.bytes(32))
+        }
+    }
+
+    /// JSON event lines like a contact centre and web back end send: consents and interactions.
+    static func eventLine(_ i: Int) -> String {
+        let t = "2026-11-24T10:\(String(format: "%02d", i / 60 % 60)):\(String(format: "%02d", i % 60))Z"
+        switch i % 4 {
+        case 0:
+            return #"{"type":"consent","subject":"email:customer\#(i)@example.com","event":"give","purposes":["dpv:DirectMarketing"],"controllers":["brand"],"recipients":["retail"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"\#(t)","expiresAt":"2027-11-24T10:00:00Z"}"#
+        case 1:
+            return #"{"type":"interaction","subject":"phone:+4416329\#(String(format: "%05d", i % 100_000))","channel":"voice","interaction":"support-call","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"agent-\#(i % 97)","kind":"person","onBehalfOf":"brand"},"occurredAt":"\#(t)"}"#
+        case 2:
+            return #"{"type":"consent","subject":"cust:brand:c\#(i)","event":"withdraw","purposes":["dpv:DirectMarketing","dpv:Personalisation"],"channel":"app","method":"app-toggle","legalBasis":"dpv:Consent","occurredAt":"\#(t)"}"#
+        default:
+            return #"{"type":"interaction","subject":"email:customer\#(i)@example.com","channel":"chat","interaction":"bot-session","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:LegitimateInterest","agent":{"id":"bot-1","kind":"software","onBehalfOf":"brand"},"occurredAt":"\#(t)"}"#
+        }
+    }
+
+    /// A pool of distinct bodies, cycled so that the input itself takes no memory per entry.
+    static func bodyPool(_ f: Fixture) throws -> [EntryBody] {
+        let parser = EventParser(consortium: f.consortium, org: "brand", linkKey: f.linkKey)
+        return try (0..<1000).map { i in try parser.parse(try JSON.parse(eventLine(i))) }
+    }
+
+    static func appendRun(_ f: Fixture, n: Int, group: Int, progress: Progress) throws -> Result {
+        let pool = try bodyPool(f)
+        let store = try LogStore(dataDirectory: f.dir, consortium: "bench", org: "brand", writable: true)
+        var latencies: [Double] = []
+        let start = clock()
+        var done = 0
+        let now = Ingestor.now()
+        while done < n {
+            let k = min(group, n - done)
+            let t0 = clock()
+            var g = store.beginGroup(now: now)
+            g.reserve(k)
+            for i in 0..<k { g.add(pool[(done + i) % pool.count]) }
+            _ = try store.commit(g, signer: f.signer)
+            latencies.append((clock() - t0) * 1000)
+            done += k
+            progress.update("append: \(done)/\(n)")
+        }
+        let secs = clock() - start
+        store.close()
+        return Result(
+            seconds: secs, bytesPerEntry: Double(try segmentBytes(f.dir + "/brand")) / Double(n),
+            p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99))
+    }
+
+    static func ingestRun(_ f: Fixture, n: Int, group: Int, progress: Progress) throws -> Result {
+        // Input chunks of `group` lines, as `prov append --follow` receives them; prepared before the clock starts.
+        var chunks: [[UInt8]] = []
+        for c in 0..<min(64, (n + group - 1) / group) {
+            var s = ""
+            for i in 0..<group { s += eventLine(c * group + i) + "\n" }
+            chunks.append(Array(s.utf8))
+        }
+        let ingestor = try Ingestor(dataDirectory: f.dir, consortium: f.consortium, signer: f.signer, linkKey: f.linkKey)
+        var latencies: [Double] = []
+        let start = clock()
+        var done = 0
+        var c = 0
+        while done < n {
+            let t0 = clock()
+            let chunk = chunks[c % chunks.count]
+            let k = min(group, n - done)
+            let input = k == group ? chunk : Array(chunk.split(separator: UInt8(ascii: "\n")).prefix(k).joined(separator: [10]))
+            _ = try ingestor.append(input)
+            latencies.append((clock() - t0) * 1000)
+            done += k
+            c += 1
+            progress.update("ingest: \(done)/\(n)")
+        }
+        let secs = clock() - start
+        ingestor.store.close()
+        return Result(
+            seconds: secs, bytesPerEntry: Double(try segmentBytes(f.dir + "/brand")) / Double(n),
+            p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99))
+    }
+
+    static func verifyRun(_ f: Fixture, n: Int, group: Int, progress: Progress) throws -> Result {
+        _ = try appendRun(f, n: n, group: group, progress: progress)
+        var verifier = Verifier(consortium: f.consortium)
+        verifier.progress = { org, k in progress.update("verify \(org): \(k)/\(n)") }
+        let start = clock()
+        let audits = try verifier.verify(dataDirectory: f.dir)
+        let secs = clock() - start
+        guard let a = audits.first, a.ok, a.entries == UInt64(n) else {
+            throw LedgerError(.verificationFailed, "bench log did not verify: \(audits.first?.failure ?? "no log")")
+        }
+        return Result(seconds: secs, bytesPerEntry: Double(try segmentBytes(f.dir + "/brand")) / Double(n))
+    }
+
+    static func segmentBytes(_ logDir: String) throws -> Int {
+        let segs = (try? FileManager.default.contentsOfDirectory(atPath: logDir + "/segments")) ?? []
+        return segs.reduce(0) { sum, name in
+            sum + ((try? FileManager.default.attributesOfItem(atPath: "\(logDir)/segments/\(name)")[.size] as? Int) ?? 0)
+        }
+    }
+}

@@ -1,0 +1,304 @@
+import Foundation
+import ProvCrypto
+import ProvLedger
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The `prov` command line: operators and auditors. Exit codes: 0 success, 1 verification failed, 2 usage,
+/// input or I/O error.
+public enum Prov {
+    public static let usage = """
+        usage: prov <command> [options]
+
+          keygen --org ORG --consortium NAME --out KEYFILE
+          consortium init --name NAME --member ORG=VKEY [--member ...] [--display ORG=NAME ...] --out FILE --link-key LINKFILE
+          append --dir DATADIR --key KEYFILE --consortium FILE --link-key LINKFILE [--input EVENTS.jsonl] [--follow]
+          checkpoint --dir DATADIR --org ORG
+          receipt --dir DATADIR --org ORG --seq N
+          verify-receipt --consortium FILE RECEIPT
+          verify --consortium FILE [--checkpoint FILE ...] DATADIR
+          bench append|ingest|verify --entries N [--dir DIR] [--runs R]
+          vectors --out DIR
+
+        Exit codes: 0 success, 1 verification failed, 2 usage, input or I/O error.
+        """
+
+    /// Runs one command; returns the exit code.
+    public static func main(_ args: [String]) -> Int32 {
+        signal(SIGPIPE, SIG_IGN)
+        guard let command = args.first else {
+            err(usage)
+            return 2
+        }
+        let rest = Array(args.dropFirst())
+        do {
+            switch command {
+            case "keygen": return try keygen(rest)
+            case "consortium":
+                guard rest.first == "init" else { throw UsageError("usage: prov consortium init ...") }
+                return try consortiumInit(Array(rest.dropFirst()))
+            case "append": return try append(rest)
+            case "checkpoint": return try checkpoint(rest)
+            case "receipt": return try receipt(rest)
+            case "verify-receipt": return try verifyReceipt(rest)
+            case "verify": return try verify(rest)
+            case "bench": return try Bench.run(rest)
+            case "vectors": return try Vectors.run(rest)
+            case "help", "--help", "-h":
+                out(usage)
+                return 0
+            default: throw UsageError("unknown command '\(command)'")
+            }
+        } catch let e as UsageError {
+            err("prov: \(e.message)\n\n\(usage)")
+            return 2
+        } catch let e as LedgerError {
+            err("prov: \(e.code == .verificationFailed ? "verification failed" : "error"): \(e.message)")
+            return e.code == .verificationFailed ? 1 : 2
+        } catch let e as CryptoError {
+            err("prov: error: \(e.reason)")
+            return 2
+        } catch {
+            err("prov: error: \(error)")
+            return 2
+        }
+    }
+
+    static func out(_ s: String) {
+        FileHandle.standardOutput.write(Data((s + "\n").utf8))
+    }
+
+    static func err(_ s: String) {
+        FileHandle.standardError.write(Data((s + "\n").utf8))
+    }
+
+    /// A structured log line on stderr (JSON Lines).
+    static func log(_ level: String, _ msg: String) {
+        let v = JSONValue.object([
+            JSONMember("ts", .string(Timestamp.format(UInt64(Date().timeIntervalSince1970 * 1000)))),
+            JSONMember("level", .string(level)), JSONMember("msg", .string(msg)),
+        ])
+        err(v.serialized)
+    }
+
+    static func readFile(_ path: String) throws -> [UInt8] {
+        guard let d = FileManager.default.contents(atPath: path) else {
+            throw LedgerError(.io, "cannot read \(path)")
+        }
+        return Array(d)
+    }
+
+    // MARK: keygen
+
+    static func keygen(_ a: [String]) throws -> Int32 {
+        let args = try Arguments(a, options: ["org", "consortium", "out"])
+        let org = try args.required("org")
+        let name = try args.required("consortium")
+        guard Vocabulary.isOrgID(org) else { throw UsageError("--org must be 1-32 of a-z 0-9 - (got '\(org)')") }
+        guard Vocabulary.isConsortiumName(name) else {
+            throw UsageError("--consortium must be 1-64 of a-z 0-9 . - (got '\(name)')")
+        }
+        let signer = try NoteSigner(name: "\(name)/\(org)", privateKey: .generate())
+        try SigningKeyFile.write(signer, to: try args.required("out"))
+        out(signer.verifierKey.description)
+        return 0
+    }
+
+    // MARK: consortium init
+
+    static func consortiumInit(_ a: [String]) throws -> Int32 {
+        let args = try Arguments(a, options: ["name", "member", "display", "out", "link-key"])
+        let name = try args.required("name")
+        let outPath = try args.required("out")
+        let linkPath = try args.required("link-key")
+        var display: [String: String] = [:]
+        for d in args.all("display") {
+            let p = d.split(separator: "=", maxSplits: 1)
+            guard p.count == 2 else { throw UsageError("--display takes ORG=NAME, got '\(d)'") }
+            display[String(p[0])] = String(p[1])
+        }
+        guard !args.all("member").isEmpty else { throw UsageError("at least one --member ORG=VKEY is needed") }
+        var members: [Consortium.Member] = []
+        for m in args.all("member") {
+            let p = m.split(separator: "=", maxSplits: 1)
+            guard p.count == 2 else { throw UsageError("--member takes ORG=VERIFIERKEY, got '\(m)'") }
+            let org = String(p[0])
+            let key: NoteVerifierKey
+            do { key = try NoteVerifierKey(parsing: String(p[1])) } catch let e as CryptoError {
+                throw LedgerError(.config, "member \(org): \(e.reason)")
+            }
+            members.append(
+                Consortium.Member(org: org, name: display[org] ?? org, origin: "\(name)/\(org)", key: key, peer: nil, api: nil))
+        }
+        let c = try Consortium(name: name, members: members)
+        if FileManager.default.fileExists(atPath: linkPath) {
+            _ = try LinkKey.load(linkPath)
+            err("prov: using the existing linking key \(linkPath)")
+        } else {
+            try LinkKey.create(linkPath)
+        }
+        try c.write(to: outPath)
+        out("wrote \(outPath): consortium \(name) with \(members.count) members")
+        return 0
+    }
+
+    // MARK: append
+
+    static func append(_ a: [String]) throws -> Int32 {
+        let args = try Arguments(a, options: ["dir", "key", "consortium", "link-key", "input"], flags: ["follow"])
+        let consortium = try Consortium.load(try args.required("consortium"))
+        let signer = try SigningKeyFile.read(try args.required("key"))
+        let linkKey = try LinkKey.load(try args.required("link-key"))
+        let ingestor = try Ingestor(
+            dataDirectory: try args.required("dir"), consortium: consortium, signer: signer, linkKey: linkKey,
+            log: { log("warn", $0) })
+        defer { ingestor.store.close() }
+        if args.flags.contains("follow") {
+            guard try args.optional("input") == nil else { throw UsageError("--follow reads standard input; drop --input") }
+            return try follow(ingestor)
+        }
+        let input: [UInt8]
+        if let path = try args.optional("input") {
+            input = try readFile(path)
+        } else {
+            input = Array(FileHandle.standardInput.readDataToEndOfFile())
+        }
+        let results = try ingestor.append(input)
+        var text = ""
+        text.reserveCapacity(results.count * 80)
+        for r in results { text += "\(r.seq) \(r.leaf.hex)\n" }
+        FileHandle.standardOutput.write(Data(text.utf8))
+        return 0
+    }
+
+    /// Streams standard input: whatever whole lines have arrived are committed as one group, acknowledged on
+    /// stdout once durable. A bad line is reported and skipped with the rest of its group; the stream goes on.
+    static func follow(_ ingestor: Ingestor) throws -> Int32 {
+        var carry: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        var failures = 0
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(0, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            carry += chunk[0..<n]
+            guard let lastNewline = carry.lastIndex(of: UInt8(ascii: "\n")) else { continue }
+            let lines = Array(carry[...lastNewline])
+            carry.removeFirst(lastNewline + 1)
+            do {
+                let results = try ingestor.append(lines)
+                var text = ""
+                for r in results { text += "\(r.seq) \(r.leaf.hex)\n" }
+                FileHandle.standardOutput.write(Data(text.utf8))
+            } catch {
+                guard error.code == .invalidEvent else { throw error }
+                failures += 1
+                log("error", "group rejected, nothing of it appended: \(error.message)")
+            }
+        }
+        return failures == 0 ? 0 : 2
+    }
+
+    // MARK: checkpoint, receipt
+
+    static func checkpoint(_ a: [String]) throws -> Int32 {
+        let args = try Arguments(a, options: ["dir", "org"])
+        let store = try openReader(args)
+        guard let cp = store.latest else { throw LedgerError(.io, "log \(store.org) has no checkpoint yet") }
+        FileHandle.standardOutput.write(Data(cp.serialized.utf8))
+        return 0
+    }
+
+    /// Opens a log read-only; its origin comes from the stored checkpoint.
+    static func openReader(_ args: Arguments) throws -> LogStore {
+        let dir = try args.required("dir")
+        let org = try args.required("org")
+        let cpPath = "\(dir)/\(org)/checkpoint"
+        var consortiumName = "unknown"
+        if let text = try? String(contentsOfFile: cpPath, encoding: .utf8), let first = text.split(separator: "\n").first,
+            let slash = first.lastIndex(of: "/")
+        {
+            consortiumName = String(first[..<slash])
+        }
+        return try LogStore(dataDirectory: dir, consortium: consortiumName, org: org, writable: false, log: { log("warn", $0) })
+    }
+
+    static func receipt(_ a: [String]) throws -> Int32 {
+        let args = try Arguments(a, options: ["dir", "org", "seq"])
+        guard let seq = UInt64(try args.required("seq")) else { throw UsageError("--seq must be a non-negative integer") }
+        let store = try openReader(args)
+        FileHandle.standardOutput.write(Data(try store.receipt(seq).serialized.utf8))
+        return 0
+    }
+
+    static func verifyReceipt(_ a: [String]) throws -> Int32 {
+        let args = try Arguments(a, options: ["consortium"])
+        let consortium = try Consortium.load(try args.required("consortium"))
+        guard args.positionals.count == 1 else { throw UsageError("give exactly one receipt file") }
+        let text = String(decoding: try readFile(args.positionals[0]), as: UTF8.self)
+        let receipt = try Receipt(parsing: text)
+        let v = try receipt.verify(consortium: consortium)
+        let cp = receipt.checkpoint.checkpoint
+        out(
+            "OK: \(v.entry.org) seq \(v.entry.seq) (leaf \(v.leaf.hex)) is in the log \(cp.origin) at size \(cp.size), "
+                + "signed by \(v.entry.org)"
+                + (v.cosigners.isEmpty ? "" : ", cosigned by \(v.cosigners.joined(separator: ", "))"))
+        out(v.entry.json.prettySerialized)
+        return 0
+    }
+
+    // MARK: verify
+
+    static func verify(_ a: [String]) throws -> Int32 {
+        let args = try Arguments(a, options: ["consortium", "checkpoint"])
+        let consortium = try Consortium.load(try args.required("consortium"))
+        guard args.positionals.count == 1 else { throw UsageError("give exactly one data directory") }
+        var verifier = Verifier(consortium: consortium)
+        for path in args.all("checkpoint") {
+            verifier.trustedCheckpoints.append(try SignedCheckpoint(parsing: String(decoding: try readFile(path), as: UTF8.self)))
+        }
+        let progress = Progress(enabled: isatty(2) != 0)
+        verifier.progress = { org, n in progress.update("verifying \(org): \(n) entries") }
+        let start = Date()
+        let audits = try verifier.verify(dataDirectory: args.positionals[0])
+        progress.clear()
+        var failed = false
+        for a in audits {
+            for w in a.warnings { err("prov: warning: \(a.org): \(w)") }
+            if let f = a.failure {
+                failed = true
+                err("prov: verification failed: \(f)")
+                out("\(a.org): FAILED after \(a.entries) entries: \(f)")
+            } else {
+                let latest = a.latest.map { "latest checkpoint size \($0.size) root \($0.root.hex)" } ?? "no checkpoint"
+                out("\(a.org): OK: \(a.entries) entries, \(a.checkpoints) checkpoints verified, \(latest)")
+            }
+        }
+        let total = audits.reduce(UInt64(0)) { $0 + $1.entries }
+        let secs = Date().timeIntervalSince(start)
+        out(
+            "\(failed ? "FAILED" : "OK"): \(audits.count) logs, \(total) entries in \(String(format: "%.2f", secs)) s")
+        return failed ? 1 : 0
+    }
+}
+
+/// A one-line progress display on a terminal's stderr; silent when stderr is not a terminal.
+final class Progress: @unchecked Sendable {
+    // Only touched from the thread running the command.
+    let enabled: Bool
+    var last = Date.distantPast
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func update(_ text: String) {
+        guard enabled, Date().timeIntervalSince(last) > 0.2 else { return }
+        last = Date()
+        FileHandle.standardError.write(Data("\r\u{1B}[K\(text)".utf8))
+    }
+
+    func clear() {
+        if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}

@@ -1,0 +1,431 @@
+import Glibc
+
+/// A CBOR decoding failure: what was wrong and at which byte.
+package struct CBORError: Error, Equatable, CustomStringConvertible, Sendable {
+    package enum Code: String, Equatable, Sendable {
+        case truncated, nonShortest, indefiniteLength, floatNotAllowed, unsupportedType, unsortedKeys, duplicateKey,
+            trailingBytes, depthExceeded, sizeExceeded, invalidUTF8, typeMismatch, integerOverflow
+    }
+
+    package var code: Code
+    package var offset: Int
+    package var reason: String
+
+    package init(_ code: Code, _ offset: Int, _ reason: String) {
+        self.code = code
+        self.offset = offset
+        self.reason = reason
+    }
+
+    package var description: String { "\(reason) (at byte \(offset))" }
+
+    package static func == (a: CBORError, b: CBORError) -> Bool { a.code == b.code && a.offset == b.offset }
+}
+
+/// A CBOR data item of the deterministic subset this ledger uses (RFC 8949 §4.2.1): integers, byte and text
+/// strings, arrays, maps, false, true, null. No floats, tags or indefinite lengths.
+package indirect enum CBOR: Equatable, Sendable {
+    case unsigned(UInt64)
+    /// The value -1 - n.
+    case negative(UInt64)
+    case bytes([UInt8])
+    case text(String)
+    case array([CBOR])
+    case map([Pair])
+    case bool(Bool)
+    case null
+
+    package struct Pair: Equatable, Sendable {
+        package var key: CBOR
+        package var value: CBOR
+        package init(_ key: CBOR, _ value: CBOR) {
+            self.key = key
+            self.value = value
+        }
+    }
+
+    package static func int(_ v: Int64) -> CBOR {
+        v >= 0 ? .unsigned(UInt64(v)) : .negative(UInt64(-(v + 1)))
+    }
+
+    /// The deterministic encoding; map pairs are sorted by their encoded keys.
+    package var encoded: [UInt8] {
+        var w = CBORWriter()
+        w.write(self)
+        return w.bytes
+    }
+
+    /// Decodes exactly one item that fills `bytes`.
+    package static func decode(_ bytes: [UInt8], maxDepth: Int = 16, maxSize: Int = 1 << 20) throws(CBORError) -> CBOR {
+        guard bytes.count <= maxSize else {
+            throw CBORError(.sizeExceeded, 0, "input of \(bytes.count) bytes is over the \(maxSize)-byte limit")
+        }
+        return try withRawBytes(bytes) { raw throws(CBORError) in
+            var r = CBORReader(raw, maxDepth: maxDepth)
+            let v = try r.readValue()
+            try r.expectEnd()
+            return v
+        }
+    }
+}
+
+/// Streaming deterministic encoder: appends straight into `bytes`.
+package struct CBORWriter: Sendable {
+    package var bytes: [UInt8]
+
+    package init(reservingCapacity: Int = 256) {
+        bytes = []
+        bytes.reserveCapacity(reservingCapacity)
+    }
+
+    /// Major type and argument in the shortest form (RFC 8949 §4.2.1).
+    @inline(__always)
+    package mutating func writeHead(major: UInt8, argument v: UInt64) {
+        let m = major << 5
+        if v < 24 {
+            bytes.append(m | UInt8(v))
+        } else if v <= 0xff {
+            bytes.append(m | 24)
+            bytes.append(UInt8(v))
+        } else if v <= 0xffff {
+            bytes.append(m | 25)
+            bytes.append(UInt8(v >> 8))
+            bytes.append(UInt8(v & 0xff))
+        } else if v <= 0xffff_ffff {
+            bytes.append(m | 26)
+            for s in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(v >> UInt64(s) & 0xff)) }
+        } else {
+            bytes.append(m | 27)
+            for s in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(v >> UInt64(s) & 0xff)) }
+        }
+    }
+
+    package mutating func writeUnsigned(_ v: UInt64) { writeHead(major: 0, argument: v) }
+
+    package mutating func writeInt(_ v: Int64) {
+        if v >= 0 { writeHead(major: 0, argument: UInt64(v)) } else { writeHead(major: 1, argument: UInt64(-(v + 1))) }
+    }
+
+    package mutating func writeBytes(_ b: UnsafeRawBufferPointer) {
+        writeHead(major: 2, argument: UInt64(b.count))
+        bytes.append(contentsOf: b)
+    }
+
+    package mutating func writeBytes(_ b: [UInt8]) {
+        writeHead(major: 2, argument: UInt64(b.count))
+        bytes.append(contentsOf: b)
+    }
+
+    package mutating func writeText(_ s: String) {
+        if let done: Void = s.utf8.withContiguousStorageIfAvailable({ writeText(utf8: UnsafeRawBufferPointer($0)) }) {
+            return done
+        }
+        let a = Array(s.utf8)
+        a.withUnsafeBytes { writeText(utf8: $0) }
+    }
+
+    package mutating func writeText(utf8: UnsafeRawBufferPointer) {
+        writeHead(major: 3, argument: UInt64(utf8.count))
+        bytes.append(contentsOf: utf8)
+    }
+
+    package mutating func writeArrayHeader(_ count: Int) { writeHead(major: 4, argument: UInt64(count)) }
+
+    package mutating func writeMapHeader(_ count: Int) { writeHead(major: 5, argument: UInt64(count)) }
+
+    package mutating func writeBool(_ b: Bool) { bytes.append(b ? 0xf5 : 0xf4) }
+
+    package mutating func writeNull() { bytes.append(0xf6) }
+
+    package mutating func write(_ value: CBOR) {
+        switch value {
+        case .unsigned(let v): writeHead(major: 0, argument: v)
+        case .negative(let n): writeHead(major: 1, argument: n)
+        case .bytes(let b): writeBytes(b)
+        case .text(let s): writeText(s)
+        case .array(let items):
+            writeArrayHeader(items.count)
+            for i in items { write(i) }
+        case .map(let pairs):
+            // RFC 8949 §4.2.1: keys sorted by the bytewise order of their encodings.
+            let encoded = pairs.map { ($0.key.encoded, $0.value) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }
+            writeMapHeader(encoded.count)
+            for (k, v) in encoded {
+                bytes.append(contentsOf: k)
+                write(v)
+            }
+        case .bool(let b): writeBool(b)
+        case .null: writeNull()
+        }
+    }
+}
+
+/// Strict streaming decoder over a borrowed buffer: every read checks the shortest form, and nothing is
+/// allocated before the input is known to hold it.
+package struct CBORReader {
+    package let buffer: UnsafeRawBufferPointer
+    package private(set) var offset = 0
+    let maxDepth: Int
+
+    package init(_ buffer: UnsafeRawBufferPointer, maxDepth: Int = 16) {
+        self.buffer = buffer
+        self.maxDepth = maxDepth
+    }
+
+    package var isAtEnd: Bool { offset >= buffer.count }
+
+    package func peekMajorType() throws(CBORError) -> UInt8 {
+        guard offset < buffer.count else { throw CBORError(.truncated, offset, "input ends where an item should start") }
+        return buffer[offset] >> 5
+    }
+
+    package func peekIsNull() -> Bool { offset < buffer.count && buffer[offset] == 0xf6 }
+
+    /// Reads an initial byte and its argument; checks the shortest-form rule (RFC 8949 §4.2.1).
+    @inline(__always)
+    mutating func readHead() throws(CBORError) -> (major: UInt8, argument: UInt64, start: Int) {
+        let start = offset
+        guard offset < buffer.count else { throw CBORError(.truncated, offset, "input ends where an item should start") }
+        let ib = buffer[offset]
+        offset += 1
+        let major = ib >> 5
+        let ai = ib & 0x1f
+        if ai < 24 { return (major, UInt64(ai), start) }
+        if major == 7 {
+            switch ai {
+            case 24: throw CBORError(.unsupportedType, start, "simple values other than false, true and null are not used")
+            case 25, 26, 27: throw CBORError(.floatNotAllowed, start, "floating-point numbers are not allowed")
+            case 31: throw CBORError(.indefiniteLength, start, "break code outside an indefinite-length item")
+            default: throw CBORError(.unsupportedType, start, "reserved additional information \(ai)")
+            }
+        }
+        let n: Int
+        switch ai {
+        case 24: n = 1
+        case 25: n = 2
+        case 26: n = 4
+        case 27: n = 8
+        case 31: throw CBORError(.indefiniteLength, start, "indefinite-length items are not allowed")
+        default: throw CBORError(.unsupportedType, start, "reserved additional information \(ai)")
+        }
+        guard buffer.count - offset >= n else { throw CBORError(.truncated, start, "input ends inside an item's head") }
+        var v: UInt64 = 0
+        for i in 0..<n { v = v << 8 | UInt64(buffer[offset + i]) }
+        offset += n
+        let minimum: UInt64 = n == 1 ? 24 : n == 2 ? 0x100 : n == 4 ? 0x1_0000 : 0x1_0000_0000
+        guard v >= minimum else {
+            throw CBORError(
+                .nonShortest, start, "argument \(v) encoded in \(n + 1) bytes; the shortest form is shorter")
+        }
+        return (major, v, start)
+    }
+
+    mutating func expect(_ major: UInt8, _ what: String) throws(CBORError) -> UInt64 {
+        let (m, v, start) = try readHead()
+        guard m == major else {
+            offset = start
+            throw CBORError(.typeMismatch, start, "expected \(what), found major type \(m)")
+        }
+        return v
+    }
+
+    package mutating func readUnsigned() throws(CBORError) -> UInt64 { try expect(0, "an unsigned integer") }
+
+    package mutating func readInt() throws(CBORError) -> Int64 {
+        let (m, v, start) = try readHead()
+        switch m {
+        case 0:
+            guard v <= UInt64(Int64.max) else { throw CBORError(.integerOverflow, start, "integer \(v) exceeds Int64") }
+            return Int64(v)
+        case 1:
+            guard v <= UInt64(Int64.max) else { throw CBORError(.integerOverflow, start, "integer -1-\(v) exceeds Int64") }
+            return -1 - Int64(v)
+        default:
+            offset = start
+            throw CBORError(.typeMismatch, start, "expected an integer, found major type \(m)")
+        }
+    }
+
+    mutating func readLength(_ major: UInt8, _ what: String) throws(CBORError) -> (Int, Int) {
+        let start = offset
+        let v = try expect(major, what)
+        guard v <= UInt64(buffer.count - offset) else {
+            throw CBORError(.truncated, start, "\(what) of \(v) bytes runs past the end of the input")
+        }
+        return (Int(v), start)
+    }
+
+    package mutating func readBytes() throws(CBORError) -> UnsafeRawBufferPointer {
+        let (n, _) = try readLength(2, "a byte string")
+        defer { offset += n }
+        return UnsafeRawBufferPointer(rebasing: buffer[offset..<(offset + n)])
+    }
+
+    package mutating func readTextBytes() throws(CBORError) -> UnsafeRawBufferPointer {
+        let (n, start) = try readLength(3, "a text string")
+        let slice = UnsafeRawBufferPointer(rebasing: buffer[offset..<(offset + n)])
+        guard UTF8Check.isValid(slice) else { throw CBORError(.invalidUTF8, start, "text string is not valid UTF-8") }
+        offset += n
+        return slice
+    }
+
+    package mutating func readText() throws(CBORError) -> String {
+        String(decoding: try readTextBytes(), as: UTF8.self)
+    }
+
+    package mutating func readArrayHeader() throws(CBORError) -> Int {
+        let start = offset
+        let v = try expect(4, "an array")
+        guard v <= UInt64(buffer.count - offset) else {
+            throw CBORError(.truncated, start, "array of \(v) items cannot fit in the rest of the input")
+        }
+        return Int(v)
+    }
+
+    package mutating func readMapHeader() throws(CBORError) -> Int {
+        let start = offset
+        let v = try expect(5, "a map")
+        guard v <= UInt64(buffer.count - offset) / 2 else {
+            throw CBORError(.truncated, start, "map of \(v) pairs cannot fit in the rest of the input")
+        }
+        return Int(v)
+    }
+
+    package mutating func readBool() throws(CBORError) -> Bool {
+        guard offset < buffer.count else { throw CBORError(.truncated, offset, "input ends where a boolean should be") }
+        switch buffer[offset] {
+        case 0xf4:
+            offset += 1
+            return false
+        case 0xf5:
+            offset += 1
+            return true
+        default: throw CBORError(.typeMismatch, offset, "expected a boolean")
+        }
+    }
+
+    package mutating func readNull() throws(CBORError) {
+        guard offset < buffer.count else { throw CBORError(.truncated, offset, "input ends where null should be") }
+        guard buffer[offset] == 0xf6 else { throw CBORError(.typeMismatch, offset, "expected null") }
+        offset += 1
+    }
+
+    package func expectEnd() throws(CBORError) {
+        guard offset == buffer.count else {
+            throw CBORError(.trailingBytes, offset, "\(buffer.count - offset) bytes after the end of the item")
+        }
+    }
+
+    package mutating func readValue() throws(CBORError) -> CBOR { try readValue(depth: 0, build: true)! }
+
+    package mutating func skipValue() throws(CBORError) { _ = try readValue(depth: 0, build: false) }
+
+    private mutating func readValue(depth: Int, build: Bool) throws(CBORError) -> CBOR? {
+        guard depth < maxDepth else { throw CBORError(.depthExceeded, offset, "nesting deeper than \(maxDepth)") }
+        let major = try peekMajorType()
+        switch major {
+        case 0: return .unsigned(try readUnsigned())
+        case 1: return .negative(try expect(1, "a negative integer"))
+        case 2:
+            let b = try readBytes()
+            return build ? .bytes(Array(b)) : .null
+        case 3:
+            let t = try readTextBytes()
+            return build ? .text(String(decoding: t, as: UTF8.self)) : .null
+        case 4:
+            let n = try readArrayHeader()
+            var items: [CBOR] = []
+            if build { items.reserveCapacity(n) }
+            for _ in 0..<n {
+                let v = try readValue(depth: depth + 1, build: build)
+                if build { items.append(v!) }
+            }
+            return .array(items)
+        case 5:
+            let n = try readMapHeader()
+            var pairs: [CBOR.Pair] = []
+            var previous: UnsafeRawBufferPointer?
+            for _ in 0..<n {
+                let keyStart = offset
+                let k = try readValue(depth: depth + 1, build: build)
+                let key = UnsafeRawBufferPointer(rebasing: buffer[keyStart..<offset])
+                if let p = previous {
+                    // RFC 8949 §4.2.1: keys in bytewise lexicographic order of their encodings.
+                    let c = memcmp(p.baseAddress!, key.baseAddress!, min(p.count, key.count))
+                    if c == 0 && p.count == key.count {
+                        throw CBORError(.duplicateKey, keyStart, "map key repeated")
+                    }
+                    if c > 0 || (c == 0 && p.count > key.count) {
+                        throw CBORError(.unsortedKeys, keyStart, "map keys not in deterministic (bytewise) order")
+                    }
+                }
+                previous = key
+                let v = try readValue(depth: depth + 1, build: build)
+                if build { pairs.append(CBOR.Pair(k!, v!)) }
+            }
+            return .map(pairs)
+        case 6:
+            throw CBORError(.unsupportedType, offset, "tags are not used")
+        default:
+            let b = buffer[offset]
+            switch b {
+            case 0xf4, 0xf5: return .bool(try readBool())
+            case 0xf6:
+                offset += 1
+                return .null
+            case 0xf7: throw CBORError(.unsupportedType, offset, "undefined is not used")
+            default:
+                _ = try readHead()
+                throw CBORError(.unsupportedType, offset, "simple value \(b & 0x1f) is not used")
+            }
+        }
+    }
+}
+
+/// Strict UTF-8 validation (RFC 3629): no overlongs, no surrogates, nothing above U+10FFFF.
+package enum UTF8Check {
+    @inline(__always)
+    package static func isValid(_ b: UnsafeRawBufferPointer) -> Bool {
+        var i = 0
+        let n = b.count
+        while i < n {
+            // ASCII fast path, eight bytes at a time.
+            while i + 8 <= n && b.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 { i += 8 }
+            guard i < n else { break }
+            let c = b[i]
+            if c < 0x80 {
+                i += 1
+                continue
+            }
+            var need = 0
+            var lo: UInt8 = 0x80
+            var hi: UInt8 = 0xbf
+            switch c {
+            case 0xc2...0xdf: need = 1
+            case 0xe0:
+                need = 2
+                lo = 0xa0
+            case 0xe1...0xec, 0xee...0xef: need = 2
+            case 0xed:
+                need = 2
+                hi = 0x9f
+            case 0xf0:
+                need = 3
+                lo = 0x90
+            case 0xf1...0xf3: need = 3
+            case 0xf4:
+                need = 3
+                hi = 0x8f
+            default: return false
+            }
+            guard i + need < n else { return false }
+            let second = b[i + 1]
+            guard second >= lo && second <= hi else { return false }
+            for k in 2...max(2, need) where k <= need {
+                guard b[i + k] & 0xc0 == 0x80 else { return false }
+            }
+            i += need + 1
+        }
+        return true
+    }
+}

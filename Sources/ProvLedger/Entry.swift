@@ -1,0 +1,333 @@
+import ProvCrypto
+
+/// Hybrid logical clock reading (Kulkarni et al. 2014): wall-clock milliseconds and a counter.
+public struct HLC: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var wall: UInt64
+    public var counter: UInt64
+
+    public init(wall: UInt64, counter: UInt64) {
+        self.wall = wall
+        self.counter = counter
+    }
+
+    public static func < (a: HLC, b: HLC) -> Bool { (a.wall, a.counter) < (b.wall, b.counter) }
+
+    /// The next reading after `self` at physical time `now`, also at least every clock in `cited`.
+    public func tick(now: UInt64, cited: HLC? = nil) -> HLC {
+        let floor = max(self, cited ?? self)
+        if now > floor.wall { return HLC(wall: now, counter: 0) }
+        return HLC(wall: floor.wall, counter: floor.counter + 1)
+    }
+
+    public var description: String { "\(wall).\(counter)" }
+}
+
+/// A pointer to one entry of a log: `[org, seq, leafHash]`. The leaf hash binds the reference to exact bytes.
+public struct EntryRef: Sendable, Hashable, CustomStringConvertible {
+    public var org: String
+    public var seq: UInt64
+    public var leaf: SHA256Digest
+
+    public init(org: String, seq: UInt64, leaf: SHA256Digest) {
+        self.org = org
+        self.seq = seq
+        self.leaf = leaf
+    }
+
+    public var description: String { "\(org)/\(seq)" }
+}
+
+/// The notice a consent was given against (ISO/IEC TS 27560 "notice").
+public struct Notice: Sendable, Equatable {
+    public var id: String
+    public var version: String
+    public var sha256: SHA256Digest
+}
+
+/// Who acted (W3C PROV agent), and for which company.
+public struct Agent: Sendable, Equatable {
+    public var id: String
+    public var kind: String
+    public var onBehalfOf: String?
+}
+
+/// A consent event (ISO/IEC TS 27560 consent record fields).
+public struct ConsentBody: Sendable, Equatable {
+    public var subject: SHA256Digest
+    public var event: String
+    public var purposes: [String]
+    public var controllers: [String]
+    public var recipients: [String]
+    public var channel: String
+    public var method: String
+    public var legalBasis: String
+    public var notice: Notice?
+    public var occurredAt: UInt64
+    public var expiresAt: UInt64?
+    public var evidence: SHA256Digest?
+}
+
+/// An interaction with a customer on some channel.
+public struct InteractionBody: Sendable, Equatable {
+    public var subject: SHA256Digest
+    public var channel: String
+    public var interaction: String
+    public var purposes: [String]
+    public var legalBasis: String
+    public var agent: Agent
+    public var occurredAt: UInt64
+    public var consentRef: EntryRef?
+    public var derivedFrom: [EntryRef]
+    public var detail: SHA256Digest?
+}
+
+/// Data about a subject passed to another company (PROV `wasDerivedFrom` lineage edge).
+public struct ShareBody: Sendable, Equatable {
+    public var subject: SHA256Digest
+    public var recipient: String
+    public var purposes: [String]
+    public var dataCategories: [String]
+    public var occurredAt: UInt64
+    public var derivedFrom: [EntryRef]
+}
+
+/// Two subject refs that belong (link) or no longer belong (unlink) to one person.
+public struct LinkBody: Sendable, Equatable {
+    /// Two distinct refs, in ascending byte order.
+    public var subjects: [SHA256Digest]
+    public var evidence: SHA256Digest?
+    public var occurredAt: UInt64
+}
+
+public enum EntryBody: Sendable, Equatable {
+    case consent(ConsentBody)
+    case interaction(InteractionBody)
+    case share(ShareBody)
+    case link(LinkBody)
+    case unlink(LinkBody)
+
+    public var kind: String {
+        switch self {
+        case .consent: "consent"
+        case .interaction: "interaction"
+        case .share: "share"
+        case .link: "link"
+        case .unlink: "unlink"
+        }
+    }
+
+    public var occurredAt: UInt64 {
+        switch self {
+        case .consent(let b): b.occurredAt
+        case .interaction(let b): b.occurredAt
+        case .share(let b): b.occurredAt
+        case .link(let b), .unlink(let b): b.occurredAt
+        }
+    }
+
+    /// The subject refs the entry is about.
+    public var subjects: [SHA256Digest] {
+        switch self {
+        case .consent(let b): [b.subject]
+        case .interaction(let b): [b.subject]
+        case .share(let b): [b.subject]
+        case .link(let b), .unlink(let b): b.subjects
+        }
+    }
+}
+
+/// One record of one company's log. Its canonical bytes are deterministic CBOR (Specs/format.md §Entries).
+public struct Entry: Sendable, Equatable {
+    /// The only format version so far.
+    public static let formatVersion: UInt64 = 1
+    /// Upper bound on an entry's encoded size.
+    public static let maxSize = 64 * 1024
+
+    public var log: String
+    public var seq: UInt64
+    public var prev: SHA256Digest
+    public var hlc: HLC
+    public var deps: [EntryRef]
+    public var body: EntryBody
+
+    public init(log: String, seq: UInt64, prev: SHA256Digest, hlc: HLC, deps: [EntryRef] = [], body: EntryBody) {
+        self.log = log
+        self.seq = seq
+        self.prev = prev
+        self.hlc = hlc
+        self.deps = deps
+        self.body = body
+    }
+
+    /// The org part of the log origin `<consortium>/<org>`.
+    public var org: Substring { log.split(separator: "/", maxSplits: 1).last ?? "" }
+}
+
+// MARK: - Encoding
+
+extension Entry {
+    /// The canonical bytes.
+    public var encoded: [UInt8] {
+        var w = CBORWriter(reservingCapacity: 320)
+        encode(into: &w)
+        return w.bytes
+    }
+
+    /// Appends the canonical bytes. Keys are written in deterministic order: shorter first, then bytewise
+    /// (RFC 8949 §4.2.1).
+    package func encode(into w: inout CBORWriter) {
+        w.writeMapHeader(8)
+        w.writeText("v")
+        w.writeUnsigned(Self.formatVersion)
+        w.writeText("hlc")
+        w.writeArrayHeader(2)
+        w.writeUnsigned(hlc.wall)
+        w.writeUnsigned(hlc.counter)
+        w.writeText("log")
+        w.writeText(log)
+        w.writeText("seq")
+        w.writeUnsigned(seq)
+        w.writeText("body")
+        body.encode(into: &w)
+        w.writeText("deps")
+        Self.writeRefs(deps, into: &w)
+        w.writeText("kind")
+        w.writeText(body.kind)
+        w.writeText("prev")
+        Self.writeDigest(prev, into: &w)
+    }
+
+    @inline(__always) static func writeDigest(_ d: SHA256Digest, into w: inout CBORWriter) {
+        d.withUnsafeBytes { w.writeBytes($0) }
+    }
+
+    static func writeRef(_ r: EntryRef, into w: inout CBORWriter) {
+        w.writeArrayHeader(3)
+        w.writeText(r.org)
+        w.writeUnsigned(r.seq)
+        writeDigest(r.leaf, into: &w)
+    }
+
+    static func writeRefs(_ refs: [EntryRef], into w: inout CBORWriter) {
+        w.writeArrayHeader(refs.count)
+        for r in refs { writeRef(r, into: &w) }
+    }
+
+    static func writeTexts(_ list: [String], into w: inout CBORWriter) {
+        w.writeArrayHeader(list.count)
+        for s in list { w.writeText(s) }
+    }
+}
+
+extension EntryBody {
+    package func encode(into w: inout CBORWriter) {
+        switch self {
+        case .consent(let b):
+            w.writeMapHeader(
+                8 + (b.notice == nil ? 0 : 1) + (b.expiresAt == nil ? 0 : 1) + (b.evidence == nil ? 0 : 1)
+                    + (b.recipients.isEmpty ? 0 : 1))
+            w.writeText("event")
+            w.writeText(b.event)
+            w.writeText("method")
+            w.writeText(b.method)
+            if let n = b.notice {
+                w.writeText("notice")
+                w.writeMapHeader(3)
+                w.writeText("id")
+                w.writeText(n.id)
+                w.writeText("sha256")
+                Entry.writeDigest(n.sha256, into: &w)
+                w.writeText("version")
+                w.writeText(n.version)
+            }
+            w.writeText("channel")
+            w.writeText(b.channel)
+            w.writeText("subject")
+            Entry.writeDigest(b.subject, into: &w)
+            if let e = b.evidence {
+                w.writeText("evidence")
+                Entry.writeDigest(e, into: &w)
+            }
+            w.writeText("purposes")
+            Entry.writeTexts(b.purposes, into: &w)
+            if let x = b.expiresAt {
+                w.writeText("expiresAt")
+                w.writeUnsigned(x)
+            }
+            w.writeText("legalBasis")
+            w.writeText(b.legalBasis)
+            w.writeText("occurredAt")
+            w.writeUnsigned(b.occurredAt)
+            if !b.recipients.isEmpty {
+                w.writeText("recipients")
+                Entry.writeTexts(b.recipients, into: &w)
+            }
+            w.writeText("controllers")
+            Entry.writeTexts(b.controllers, into: &w)
+        case .interaction(let b):
+            w.writeMapHeader(
+                7 + (b.detail == nil ? 0 : 1) + (b.consentRef == nil ? 0 : 1) + (b.derivedFrom.isEmpty ? 0 : 1))
+            w.writeText("agent")
+            w.writeMapHeader(b.agent.onBehalfOf == nil ? 2 : 3)
+            w.writeText("id")
+            w.writeText(b.agent.id)
+            w.writeText("kind")
+            w.writeText(b.agent.kind)
+            if let o = b.agent.onBehalfOf {
+                w.writeText("onBehalfOf")
+                w.writeText(o)
+            }
+            if let d = b.detail {
+                w.writeText("detail")
+                Entry.writeDigest(d, into: &w)
+            }
+            w.writeText("channel")
+            w.writeText(b.channel)
+            w.writeText("subject")
+            Entry.writeDigest(b.subject, into: &w)
+            w.writeText("purposes")
+            Entry.writeTexts(b.purposes, into: &w)
+            if let c = b.consentRef {
+                w.writeText("consentRef")
+                Entry.writeRef(c, into: &w)
+            }
+            w.writeText("legalBasis")
+            w.writeText(b.legalBasis)
+            w.writeText("occurredAt")
+            w.writeUnsigned(b.occurredAt)
+            if !b.derivedFrom.isEmpty {
+                w.writeText("derivedFrom")
+                Entry.writeRefs(b.derivedFrom, into: &w)
+            }
+            w.writeText("interaction")
+            w.writeText(b.interaction)
+        case .share(let b):
+            w.writeMapHeader(5 + (b.derivedFrom.isEmpty ? 0 : 1))
+            w.writeText("subject")
+            Entry.writeDigest(b.subject, into: &w)
+            w.writeText("purposes")
+            Entry.writeTexts(b.purposes, into: &w)
+            w.writeText("recipient")
+            w.writeText(b.recipient)
+            w.writeText("occurredAt")
+            w.writeUnsigned(b.occurredAt)
+            if !b.derivedFrom.isEmpty {
+                w.writeText("derivedFrom")
+                Entry.writeRefs(b.derivedFrom, into: &w)
+            }
+            w.writeText("dataCategories")
+            Entry.writeTexts(b.dataCategories, into: &w)
+        case .link(let b), .unlink(let b):
+            w.writeMapHeader(2 + (b.evidence == nil ? 0 : 1))
+            if let e = b.evidence {
+                w.writeText("evidence")
+                Entry.writeDigest(e, into: &w)
+            }
+            w.writeText("subjects")
+            w.writeArrayHeader(b.subjects.count)
+            for s in b.subjects { Entry.writeDigest(s, into: &w) }
+            w.writeText("occurredAt")
+            w.writeUnsigned(b.occurredAt)
+        }
+    }
+}

@@ -1,0 +1,309 @@
+import Foundation
+import ProvCrypto
+
+/// Turns identifiers into subject refs. The raw identifier is normalised, MACed with the consortium linking key,
+/// and dropped: only the ref goes further (Specs/events.md §Subjects).
+public enum SubjectRef {
+    /// Normalises a raw identifier with a scheme (`email:`, `phone:`, `cust:<org>:<id>`, `device:`); nil with a
+    /// reason on failure.
+    public static func normalise(_ raw: String, consortium: Consortium) -> Result<String, LedgerError> {
+        func bad(_ why: String) -> Result<String, LedgerError> { .failure(LedgerError(.invalidEvent, why)) }
+        guard raw.utf8.count <= 256 else { return bad("identifier longer than 256 bytes") }
+        guard let colon = raw.firstIndex(of: ":") else {
+            return bad("identifier needs a scheme: email:, phone:, cust:<org>:, device: or ref:")
+        }
+        let scheme = raw[..<colon]
+        let value = raw[raw.index(after: colon)...]
+        switch scheme {
+        case "email":
+            let v = value.lowercased()
+            let parts = v.split(separator: "@", omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !parts[1].hasPrefix("."),
+                !parts[1].hasSuffix("."), !v.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 })
+            else { return bad("'email:' needs one address like alice@example.com") }
+            return .success("email:\(v)")
+        case "phone":
+            let digits = value.filter { !" -().".contains($0) }
+            guard digits.hasPrefix("+"), digits.dropFirst().allSatisfy({ $0.isASCII && $0.isNumber }),
+                (8...16).contains(digits.count), digits.dropFirst().first != "0"
+            else { return bad("'phone:' needs an E.164 number like +441632960001") }
+            return .success("phone:\(digits)")
+        case "cust":
+            let parts = value.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2 else { return bad("'cust:' needs cust:<org>:<id>") }
+            guard consortium.member(parts[0]) != nil else {
+                return bad("'cust:' names org '\(parts[0])', which is not a consortium member")
+            }
+            guard (1...64).contains(parts[1].utf8.count),
+                parts[1].utf8.allSatisfy({ Vocabulary.isLowerAlnum($0 | 0x20) || "._-".utf8.contains($0) })
+            else { return bad("'cust:' id must be 1-64 of A-Z a-z 0-9 . _ -") }
+            return .success("cust:\(parts[0]):\(parts[1])")
+        case "device":
+            let v = value.lowercased()
+            guard (1...128).contains(v.utf8.count),
+                v.utf8.allSatisfy({ Vocabulary.isLowerAlnum($0) || ":._-".utf8.contains($0) })
+            else { return bad("'device:' id must be 1-128 of a-z 0-9 : . _ -") }
+            return .success("device:\(v)")
+        default:
+            return bad("unknown identifier scheme '\(scheme):' (email, phone, cust, device, ref)")
+        }
+    }
+
+    /// The text form of a ref: `ref:` and the base64url of its 32 bytes, unpadded.
+    public static func text(_ ref: SHA256Digest) -> String {
+        "ref:" + Data(ref.bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    /// Parses `ref:<base64url>`.
+    public static func parse(_ text: String) -> SHA256Digest? {
+        guard text.hasPrefix("ref:") else { return nil }
+        let b = text.dropFirst(4)
+        guard b.count == 43, b.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
+        else { return nil }
+        let std = b.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/") + "="
+        guard let data = Data(base64Encoded: std) else { return nil }
+        return SHA256Digest(bytes: data)
+    }
+}
+
+/// What the event parser needs to know about existing entries: for `consentRef` and `derivedFrom`.
+public struct ReferencedEntry: Sendable {
+    public var leaf: SHA256Digest
+    public var kind: String
+    public var subjects: [SHA256Digest]
+}
+
+/// Parses and validates JSON input events (Specs/events.md) into entry bodies. Nothing is written here: the
+/// caller appends only when every event of a batch parsed.
+public struct EventParser {
+    public let consortium: Consortium
+    public let org: String
+    let linkKey: LinkKey
+    /// Looks up an existing entry by org and seq, in this node's logs or earlier in the same batch.
+    public var resolve: (String, UInt64) -> ReferencedEntry?
+
+    public init(
+        consortium: Consortium, org: String, linkKey: LinkKey,
+        resolve: @escaping (String, UInt64) -> ReferencedEntry? = { _, _ in nil }
+    ) {
+        self.consortium = consortium
+        self.org = org
+        self.linkKey = linkKey
+        self.resolve = resolve
+    }
+
+    static let fieldsByType: [String: Set<String>] = [
+        "consent": [
+            "type", "subject", "event", "purposes", "controllers", "recipients", "channel", "method", "legalBasis",
+            "notice", "occurredAt", "expiresAt", "evidence",
+        ],
+        "interaction": [
+            "type", "subject", "channel", "interaction", "purposes", "legalBasis", "agent", "occurredAt",
+            "consentRef", "derivedFrom", "detail",
+        ],
+        "share": ["type", "subject", "recipient", "purposes", "dataCategories", "occurredAt", "derivedFrom"],
+        "link": ["type", "subjects", "evidence", "occurredAt"],
+        "unlink": ["type", "subjects", "evidence", "occurredAt"],
+    ]
+
+    /// Parses one JSON object into a validated body. Errors name the field.
+    public func parse(_ event: JSONValue) throws(LedgerError) -> EntryBody {
+        guard let fields = event.objectValue else {
+            throw LedgerError(.invalidEvent, "an event must be a JSON object, got \(event.typeName)")
+        }
+        guard let type = event["type"]?.stringValue else { throw bad("type", "missing or not a string") }
+        guard let allowed = Self.fieldsByType[type] else {
+            throw bad("type", "'\(type)' is not one of consent, interaction, share, link, unlink")
+        }
+        for f in fields where !allowed.contains(f.key) {
+            throw bad(f.key, "unknown field for a \(type) event")
+        }
+        let body: EntryBody
+        switch type {
+        case "consent":
+            let at = try time(event, "occurredAt")
+            body = .consent(
+                ConsentBody(
+                    subject: try subject(event, "subject"), event: try string(event, "event"),
+                    purposes: try codeList(event, "purposes"),
+                    controllers: try orgList(event, "controllers", default: [org]),
+                    recipients: try orgList(event, "recipients", default: []), channel: try string(event, "channel"),
+                    method: try string(event, "method"), legalBasis: try string(event, "legalBasis"),
+                    notice: try notice(event), occurredAt: at,
+                    expiresAt: event["expiresAt"] == nil ? nil : try time(event, "expiresAt"),
+                    evidence: try optionalDigest(event, "evidence")))
+        case "interaction":
+            let s = try subject(event, "subject")
+            var consentRef: EntryRef?
+            if event["consentRef"] != nil {
+                let (ref, target) = try reference(event["consentRef"]!, "consentRef")
+                guard target.kind == "consent" else {
+                    throw bad("consentRef", "\(ref) is a \(target.kind) entry, not a consent entry")
+                }
+                consentRef = ref
+            }
+            body = .interaction(
+                InteractionBody(
+                    subject: s, channel: try string(event, "channel"), interaction: try string(event, "interaction"),
+                    purposes: try codeList(event, "purposes"), legalBasis: try string(event, "legalBasis"),
+                    agent: try agent(event), occurredAt: try time(event, "occurredAt"), consentRef: consentRef,
+                    derivedFrom: try references(event, "derivedFrom"), detail: try optionalDigest(event, "detail")))
+        case "share":
+            let recipient = try string(event, "recipient")
+            try member(recipient, "recipient")
+            body = .share(
+                ShareBody(
+                    subject: try subject(event, "subject"), recipient: recipient,
+                    purposes: try codeList(event, "purposes"), dataCategories: try codeList(event, "dataCategories"),
+                    occurredAt: try time(event, "occurredAt"), derivedFrom: try references(event, "derivedFrom")))
+        default:
+            guard let list = event["subjects"]?.arrayValue, list.count == 2 else {
+                throw bad("subjects", "must be an array of exactly two identifiers")
+            }
+            var refs = [try subjectValue(list[0], "subjects[0]"), try subjectValue(list[1], "subjects[1]")]
+            guard refs[0] != refs[1] else { throw bad("subjects", "both identifiers are the same subject") }
+            refs.sort()
+            let b = LinkBody(
+                subjects: refs, evidence: try optionalDigest(event, "evidence"), occurredAt: try time(event, "occurredAt"))
+            body = type == "link" ? .link(b) : .unlink(b)
+        }
+        do { try body.validate() } catch {
+            // The entry's body fields carry the input's field names: say "field 'x'" as the parser does.
+            var m = Substring(error.message)
+            if m.hasPrefix("body."), let colon = m.range(of: ": ") {
+                m = "field '\(m[m.index(m.startIndex, offsetBy: 5)..<colon.lowerBound])': \(m[colon.upperBound...])"
+            }
+            throw LedgerError(.invalidEvent, String(m))
+        }
+        return body
+    }
+
+    func bad(_ field: String, _ reason: String) -> LedgerError {
+        LedgerError(.invalidEvent, "field '\(field)': \(reason)")
+    }
+
+    func string(_ e: JSONValue, _ name: String) throws(LedgerError) -> String {
+        guard let v = e[name] else { throw bad(name, "missing") }
+        guard let s = v.stringValue else { throw bad(name, "must be a string, got \(v.typeName)") }
+        guard s.utf8.count <= 128 else { throw bad(name, "longer than 128 bytes") }
+        return s
+    }
+
+    func time(_ e: JSONValue, _ name: String) throws(LedgerError) -> UInt64 {
+        let s = try string(e, name)
+        guard let t = Timestamp.parse(s) else {
+            throw bad(name, "'\(s)' is not an RFC 3339 time like 2026-11-24T10:00:00Z (at most milliseconds)")
+        }
+        return t
+    }
+
+    func digest(_ v: JSONValue?, _ name: String) throws(LedgerError) -> SHA256Digest {
+        guard let s = v?.stringValue else { throw bad(name, "must be a string of 64 hex digits") }
+        guard let d = SHA256Digest(hex: s) else { throw bad(name, "'\(s.prefix(70))' is not 64 hex digits") }
+        return d
+    }
+
+    func optionalDigest(_ e: JSONValue, _ name: String) throws(LedgerError) -> SHA256Digest? {
+        e[name] == nil ? nil : try digest(e[name], name)
+    }
+
+    func subject(_ e: JSONValue, _ name: String) throws(LedgerError) -> SHA256Digest {
+        guard let v = e[name] else { throw bad(name, "missing") }
+        return try subjectValue(v, name)
+    }
+
+    func subjectValue(_ v: JSONValue, _ name: String) throws(LedgerError) -> SHA256Digest {
+        guard let raw = v.stringValue else { throw bad(name, "must be a string, got \(v.typeName)") }
+        if raw.hasPrefix("ref:") {
+            guard let r = SubjectRef.parse(raw) else { throw bad(name, "'ref:' must be followed by 43 base64url characters") }
+            return r
+        }
+        switch SubjectRef.normalise(raw, consortium: consortium) {
+        case .success(let n): return linkKey.ref(for: n)
+        // The message never repeats the raw identifier: error output ends up in logs.
+        case .failure(let e): throw bad(name, e.message)
+        }
+    }
+
+    func member(_ o: String, _ name: String) throws(LedgerError) {
+        guard consortium.member(o) != nil else { throw bad(name, "'\(o)' is not a consortium member") }
+    }
+
+    func codeList(_ e: JSONValue, _ name: String) throws(LedgerError) -> [String] {
+        guard let v = e[name] else { throw bad(name, "missing") }
+        guard let list = v.arrayValue else { throw bad(name, "must be an array of strings, got \(v.typeName)") }
+        guard list.count <= 32 else { throw bad(name, "more than 32 items") }
+        var out: [String] = []
+        for (i, item) in list.enumerated() {
+            guard let s = item.stringValue, s.utf8.count <= 128 else {
+                throw bad("\(name)[\(i)]", "must be a string of at most 128 bytes")
+            }
+            out.append(s)
+        }
+        let sorted = Array(Set(out)).sorted()
+        guard sorted.count == out.count else { throw bad(name, "lists a code twice") }
+        return sorted
+    }
+
+    func orgList(_ e: JSONValue, _ name: String, default def: [String]) throws(LedgerError) -> [String] {
+        guard e[name] != nil else { return def }
+        let list = try codeList(e, name)
+        for (i, o) in list.enumerated() { try member(o, "\(name)[\(i)]") }
+        return list
+    }
+
+    func notice(_ e: JSONValue) throws(LedgerError) -> Notice? {
+        guard let v = e["notice"] else { return nil }
+        guard let fields = v.objectValue else { throw bad("notice", "must be an object {id, version, sha256}") }
+        for f in fields where !["id", "version", "sha256"].contains(f.key) {
+            throw bad("notice.\(f.key)", "unknown field")
+        }
+        guard let id = v["id"]?.stringValue, let version = v["version"]?.stringValue else {
+            throw bad("notice", "needs string fields id and version")
+        }
+        return Notice(id: id, version: version, sha256: try digest(v["sha256"], "notice.sha256"))
+    }
+
+    func agent(_ e: JSONValue) throws(LedgerError) -> Agent {
+        guard let v = e["agent"], let fields = v.objectValue else {
+            throw bad("agent", "missing or not an object {id, kind, onBehalfOf}")
+        }
+        for f in fields where !["id", "kind", "onBehalfOf"].contains(f.key) {
+            throw bad("agent.\(f.key)", "unknown field")
+        }
+        guard let id = v["id"]?.stringValue else { throw bad("agent.id", "missing or not a string") }
+        guard let kind = v["kind"]?.stringValue else { throw bad("agent.kind", "missing or not a string") }
+        var onBehalfOf: String?
+        if let o = v["onBehalfOf"] {
+            guard let s = o.stringValue else { throw bad("agent.onBehalfOf", "must be a string") }
+            try member(s, "agent.onBehalfOf")
+            onBehalfOf = s
+        }
+        return Agent(id: id, kind: kind, onBehalfOf: onBehalfOf)
+    }
+
+    func reference(_ v: JSONValue, _ name: String) throws(LedgerError) -> (EntryRef, ReferencedEntry) {
+        guard let fields = v.objectValue else { throw bad(name, "must be an object {org, seq}") }
+        for f in fields where !["org", "seq"].contains(f.key) { throw bad("\(name).\(f.key)", "unknown field") }
+        guard let o = v["org"]?.stringValue else { throw bad("\(name).org", "missing or not a string") }
+        try member(o, "\(name).org")
+        guard let seq = v["seq"]?.int64Value, seq >= 0 else {
+            throw bad("\(name).seq", "missing or not a non-negative integer")
+        }
+        guard let target = resolve(o, UInt64(seq)) else {
+            throw bad(name, "no entry \(o)/\(seq) on this node (the log is absent or shorter)")
+        }
+        return (EntryRef(org: o, seq: UInt64(seq), leaf: target.leaf), target)
+    }
+
+    func references(_ e: JSONValue, _ name: String) throws(LedgerError) -> [EntryRef] {
+        guard let v = e[name] else { return [] }
+        guard let list = v.arrayValue, !list.isEmpty, list.count <= 64 else {
+            throw bad(name, "must be an array of 1-64 {org, seq} objects")
+        }
+        var out: [EntryRef] = []
+        for (i, item) in list.enumerated() { out.append(try reference(item, "\(name)[\(i)]").0) }
+        return out
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import ProvCrypto
+
+/// The append path of a node: JSON Lines in, validated and pseudonymised entries out, appended durably as one
+/// group commit, or nothing at all if any line is bad.
+public final class Ingestor {
+    public let consortium: Consortium
+    public let signer: NoteSigner
+    public let store: LogStore
+    public let dataDirectory: String
+    let linkKey: LinkKey
+    /// Maximum bytes of one input line.
+    public static let maxLineBytes = 64 * 1024
+
+    public init(
+        dataDirectory: String, consortium: Consortium, signer: NoteSigner, linkKey: LinkKey,
+        log: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+    ) throws(LedgerError) {
+        guard let member = consortium.member(origin: signer.name) else {
+            throw LedgerError(
+                .config, "the signing key is for '\(signer.name)', which is not a log of consortium \(consortium.name)")
+        }
+        guard member.key.publicKey == signer.verifierKey.publicKey else {
+            throw LedgerError(
+                .config, "the signing key does not match the verifier key of \(member.org) in the consortium descriptor")
+        }
+        self.consortium = consortium
+        self.signer = signer
+        self.linkKey = linkKey
+        self.dataDirectory = dataDirectory
+        self.store = try LogStore(
+            dataDirectory: dataDirectory, consortium: consortium.name, org: member.org, writable: true, log: log)
+    }
+
+    /// Parses every line of `input` into one pending group. Throws on the first bad line; nothing is written.
+    public func prepare(_ input: UnsafeRawBufferPointer, now: UInt64) throws(LedgerError) -> PendingGroup {
+        var group = store.beginGroup(now: now)
+        let own = store.org
+        let storeSize = store.size
+        var others: [String: LogStore] = [:]
+        nonisolated(unsafe) var pendingRef: PendingGroup? = nil
+        let store = self.store
+        let dataDirectory = self.dataDirectory
+        let consortiumName = consortium.name
+        let resolve: (String, UInt64) -> ReferencedEntry? = { org, seq in
+            if org == own {
+                if seq < storeSize {
+                    guard let leaf = try? store.leafHash(seq), let e = try? store.entry(seq) else { return nil }
+                    return ReferencedEntry(leaf: leaf, kind: e.body.kind, subjects: e.body.subjects)
+                }
+                guard let g = pendingRef, seq < g.nextSeq else { return nil }
+                let i = Int(seq - storeSize)
+                return ReferencedEntry(leaf: g.results[i].leaf, kind: g.summaries[i].kind, subjects: g.summaries[i].subjects)
+            }
+            if others[org] == nil {
+                others[org] = try? LogStore(
+                    dataDirectory: dataDirectory, consortium: consortiumName, org: org, writable: false, log: { _ in })
+            }
+            guard let s = others[org], seq < s.size, let leaf = try? s.leafHash(seq), let e = try? s.entry(seq) else {
+                return nil
+            }
+            return ReferencedEntry(leaf: leaf, kind: e.body.kind, subjects: e.body.subjects)
+        }
+        let parser = EventParser(consortium: consortium, org: own, linkKey: linkKey, resolve: resolve)
+        var line = 0
+        var start = 0
+        let bytes = input
+        while start < bytes.count {
+            line += 1
+            var end = start
+            while end < bytes.count && bytes[end] != UInt8(ascii: "\n") { end += 1 }
+            var lineEnd = end
+            if lineEnd > start && bytes[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
+            defer { start = end + 1 }
+            let text = UnsafeRawBufferPointer(rebasing: bytes[start..<lineEnd])
+            if text.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+            guard text.count <= Self.maxLineBytes else {
+                throw LedgerError(.invalidEvent, "line \(line): longer than \(Self.maxLineBytes) bytes")
+            }
+            let value: JSONValue
+            do { value = try JSON.parse(text, maxDepth: 8, maxSize: Self.maxLineBytes) } catch {
+                throw LedgerError(.invalidEvent, "line \(line): not valid JSON: \(error)")
+            }
+            pendingRef = group
+            let body: EntryBody
+            do { body = try parser.parse(value) } catch { throw LedgerError(.invalidEvent, "line \(line): \(error.message)") }
+            group.add(body)
+        }
+        return group
+    }
+
+    /// Parses all of `input`, then appends it in one group commit. Returns the new entries' seqs and leaf hashes.
+    public func append(_ input: [UInt8], now: UInt64 = Ingestor.now()) throws(LedgerError) -> [(seq: UInt64, leaf: SHA256Digest)] {
+        let group = try withRawBytes(input) { raw throws(LedgerError) in try prepare(raw, now: now) }
+        return try store.commit(group, signer: signer)
+    }
+
+    /// Wall-clock milliseconds since the epoch.
+    public static func now() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
+}

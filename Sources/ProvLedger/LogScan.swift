@@ -1,0 +1,289 @@
+import Dispatch
+import Foundation
+import ProvCrypto
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One pass over a log's segment files for the verifier. Entries are decoded and hashed in parallel batches;
+/// the chain, clocks, Merkle frontier and checkpoints are then followed in order.
+struct LogScan {
+    let member: Consortium.Member
+    let consortium: Consortium
+    let directory: String
+    let progress: ((String, UInt64) -> Void)?
+
+    /// Bytes read per window; records never exceed `SegmentFormat.maxPayload`.
+    static let window = 8 << 20
+
+    struct Decoded {
+        var entry: Entry?
+        var error: String?
+        var leaf = SHA256Digest()
+    }
+
+    func fail(_ seq: UInt64?, _ what: String) -> LedgerError {
+        LedgerError(.verificationFailed, "\(member.org)" + (seq.map { " seq \($0)" } ?? "") + ": " + what)
+    }
+
+    func run(_ audit: inout LogAudit) throws {
+        let segDir = directory + "/segments"
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: segDir)) ?? []).filter { $0.hasSuffix(".seg") }
+            .sorted()
+        guard !names.isEmpty else { throw fail(nil, "no segment files in \(segDir)") }
+
+        var seq: UInt64 = 0
+        var prev = SHA256Digest.zero
+        var hlc: HLC?
+        var frontier = MerkleFrontier()
+        var cited: [String: UInt64] = [:]
+        var pendingState: WriterState?
+        var committed: UInt64 = 0
+        var indexLeaves = IndexCheck(path: directory + "/index")
+
+        for (n, name) in names.enumerated() {
+            let path = segDir + "/" + name
+            guard name.count == 24, let first = UInt64(name.prefix(20)) else {
+                throw fail(nil, "\(path) is not a segment file name")
+            }
+            guard first == seq else {
+                throw fail(
+                    seq, "segment \(name) starts at seq \(first) but the previous segments end at \(seq): segment missing or out of place")
+            }
+            let file = try FileHandleFD(path: path, flags: O_RDONLY)
+            let fileSize = try file.size
+            var header = try file.read(count: 8, at: 0)
+            guard header == SegmentFormat.magic else { throw fail(seq, "\(path) has no segment header") }
+            header.removeAll()
+            var buffer = [UInt8](repeating: 0, count: Self.window + SegmentFormat.maxPayload + SegmentFormat.headerSize)
+            var fileOffset = 8  // file offset of buffer[0]
+            var have = 0
+            var eof = false
+            var pos = 0
+            let isLast = n == names.count - 1
+            while true {
+                // Refill: keep the unparsed bytes, read the next window after them.
+                if !eof && (have - pos) < Self.window {
+                    buffer.withUnsafeMutableBytes { b in
+                        if pos > 0 {
+                            (b.baseAddress!).copyMemory(from: b.baseAddress! + pos, byteCount: have - pos)
+                        }
+                    }
+                    fileOffset += pos
+                    have -= pos
+                    pos = 0
+                    let want = min(Self.window * 2 - have, buffer.count - have)
+                    let got = try buffer.withUnsafeMutableBytes { b in
+                        try file.pread(into: UnsafeMutableRawBufferPointer(rebasing: b[have..<(have + want)]), at: fileOffset + have)
+                    }
+                    have += got
+                    if got < want { eof = true }
+                }
+                // Parse records in this window; entries go to a batch, other records end it.
+                var batch: [(Int, Int)] = []  // (payload offset, length) in buffer
+                var batchOffsets: [Int] = []  // file offsets of the records
+                var nonEntry: (RecordType, Int, Int, Int)?  // type, payload offset, length, record file offset
+                var damage: (String, Int)?
+                var atEnd = false
+                buffer.withUnsafeBytes { raw in
+                    let buf = UnsafeRawBufferPointer(rebasing: raw[0..<have])
+                    while batch.count < 4096 {
+                        switch SegmentFormat.record(in: buf, at: pos) {
+                        case .end:
+                            atEnd = true
+                            return
+                        case .damaged(let why):
+                            if !eof && have - pos < SegmentFormat.maxPayload + SegmentFormat.headerSize
+                                && why.hasPrefix("partial")
+                            {
+                                return  // needs more bytes
+                            }
+                            damage = (why, fileOffset + pos)
+                            return
+                        case .record(let type, let payload, let next):
+                            let payloadOffset = payload.baseAddress! - buf.baseAddress!
+                            if type == .entry {
+                                batch.append((payloadOffset, payload.count))
+                                batchOffsets.append(fileOffset + pos)
+                                pos = next
+                            } else {
+                                nonEntry = (type, payloadOffset, payload.count, fileOffset + pos)
+                                pos = next
+                                return
+                            }
+                        }
+                    }
+                }
+                // Decode and hash the batch on all cores.
+                if !batch.isEmpty {
+                    let decoded = buffer.withUnsafeBytes { raw in Self.decodeBatch(raw, batch) }
+                    for (i, d) in decoded.enumerated() {
+                        if let why = d.error { throw fail(seq, "\(why) (segment \(name), byte \(batchOffsets[i]))") }
+                        let e = d.entry!
+                        if e.log != member.origin { throw fail(seq, "entry belongs to log '\(e.log)', not '\(member.origin)'") }
+                        if e.seq != seq {
+                            throw fail(
+                                seq,
+                                e.seq > seq
+                                    ? "found seq \(e.seq) where seq \(seq) belongs: entries \(seq)..\(e.seq - 1) are missing or out of order"
+                                    : "found seq \(e.seq) again where seq \(seq) belongs: entries reordered or duplicated")
+                        }
+                        if e.prev != prev {
+                            throw fail(
+                                seq, "prev is not the leaf hash of seq \(seq - 1): the chain is broken (an entry before it was changed, removed or reordered)")
+                        }
+                        if let h = hlc, e.hlc <= h { throw fail(seq, "hlc \(e.hlc) does not advance past \(h)") }
+                        for d in e.deps {
+                            guard consortium.member(d.org) != nil else { throw fail(seq, "deps cites unknown org '\(d.org)'") }
+                            if let c = cited[d.org], d.seq <= c {
+                                throw fail(seq, "deps cites \(d.org)/\(d.seq), not past \(d.org)/\(c) cited before")
+                            }
+                            cited[d.org] = d.seq
+                        }
+                        for (field, o) in e.body.namedOrgs where consortium.member(o) == nil {
+                            throw fail(seq, "body.\(field): '\(o)' is not a consortium member")
+                        }
+                        if let why = indexLeaves.check(seq, d.leaf) { audit.warnings.append(why) }
+                        frontier.append(d.leaf)
+                        prev = d.leaf
+                        hlc = e.hlc
+                        seq += 1
+                    }
+                    audit.entries = seq
+                    progress?(member.org, seq)
+                }
+                if let (type, off, len, recordOffset) = nonEntry {
+                    let payload = buffer.withUnsafeBytes { Array($0[off..<(off + len)]) }
+                    switch type {
+                    case .state:
+                        let st: WriterState
+                        do { st = try payload.withUnsafeBytes { try WriterState(decoding: $0) } } catch {
+                            throw fail(nil, "state record at byte \(recordOffset) of \(name) is malformed")
+                        }
+                        guard st.frontier.size == seq, st.frontier.root == frontier.root, st.lastLeaf == prev else {
+                            throw fail(
+                                seq == 0 ? nil : seq - 1,
+                                "state record after it disagrees with the entries (size \(st.frontier.size)): the segment was modified")
+                        }
+                        pendingState = st
+                    case .checkpoint:
+                        let cp: SignedCheckpoint
+                        do { cp = try SignedCheckpoint(parsing: String(decoding: payload, as: UTF8.self)) } catch {
+                            throw fail(nil, "checkpoint record at byte \(recordOffset) of \(name): \(error.message)")
+                        }
+                        if let why = cp.signatureFailure(key: member.key) {
+                            throw fail(nil, "checkpoint at size \(cp.checkpoint.size): \(why)")
+                        }
+                        guard cp.checkpoint.size == seq else {
+                            throw fail(
+                                nil, "checkpoint is signed for size \(cp.checkpoint.size) but \(seq) entries precede it")
+                        }
+                        let root = frontier.root
+                        guard cp.checkpoint.root == root else {
+                            throw fail(
+                                nil,
+                                "checkpoint at size \(seq) has root \(cp.checkpoint.root.hex) but the entries give \(root.hex)")
+                        }
+                        guard pendingState != nil else { throw fail(nil, "checkpoint at size \(seq) has no state record before it") }
+                        pendingState = nil
+                        audit.checkpoints += 1
+                        audit.roots[seq] = root
+                        audit.latest = cp.checkpoint
+                        committed = seq
+                    case .entry:
+                        break
+                    }
+                }
+                if let (why, at) = damage {
+                    // Damage after the last checkpoint of the last segment is what a crash leaves; the writer
+                    // cuts it on open. Anywhere else it is a modified file.
+                    if isLast {
+                        audit.warnings.append(
+                            "torn tail at byte \(at) of \(name) (\(why)): \(seq - committed) entries after the last checkpoint, "
+                                + "never acknowledged; the writer cuts it on open")
+                        audit.entries = committed
+                        break
+                    }
+                    throw fail(seq, "\(why) at byte \(at) of segment \(name): the file was modified or damaged")
+                }
+                if atEnd || (eof && pos >= have) { break }
+            }
+            _ = fileSize
+            if seq != committed {
+                if isLast {
+                    audit.warnings.append(
+                        "\(seq - committed) entries after the last checkpoint (an unfinished group commit, never acknowledged)")
+                    audit.entries = committed
+                } else {
+                    throw fail(committed, "segment \(name) ends inside a group commit")
+                }
+            }
+        }
+        if let why = indexLeaves.finish(committed) { audit.warnings.append(why) }
+    }
+
+    /// Decodes and hashes entries in parallel; results in input order.
+    static func decodeBatch(_ raw: UnsafeRawBufferPointer, _ batch: [(Int, Int)]) -> [Decoded] {
+        var out = [Decoded](repeating: Decoded(), count: batch.count)
+        let workers = batch.count >= 256 ? 2 : 1
+        out.withUnsafeMutableBufferPointer { results in
+            let base = results.baseAddress!
+            // Safe: each worker writes a disjoint range of `results` and reads `raw`, which outlives the call.
+            nonisolated(unsafe) let resultsBase = base
+            nonisolated(unsafe) let raw = raw
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                let lo = batch.count * w / workers
+                let hi = batch.count * (w + 1) / workers
+                for i in lo..<hi {
+                    let (off, len) = batch[i]
+                    let payload = UnsafeRawBufferPointer(rebasing: raw[off..<(off + len)])
+                    var d = Decoded()
+                    d.leaf = Merkle.leafHash(payload)
+                    do throws(LedgerError) { d.entry = try Entry.decode(payload) } catch { d.error = error.message }
+                    (resultsBase + i).initialize(to: d)
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// Compares the index file's leaf hashes with the recomputed ones: a stale index is worth a warning, since
+/// receipts are built from it.
+struct IndexCheck {
+    let file: FileHandleFD?
+    var buffer: [UInt8] = []
+    var bufferStart: UInt64 = 0
+    var count: UInt64 = 0
+    var reported = false
+
+    init(path: String) {
+        file = try? FileHandleFD(path: path, flags: O_RDONLY)
+        count = UInt64((try? file?.size ?? 0) ?? 0) / UInt64(SegmentFormat.indexRecordSize)
+    }
+
+    mutating func check(_ seq: UInt64, _ leaf: SHA256Digest) -> String? {
+        guard let file, !reported, seq < count else { return nil }
+        let per = UInt64(SegmentFormat.indexRecordSize)
+        if seq < bufferStart || seq >= bufferStart + UInt64(buffer.count) / per {
+            bufferStart = seq
+            buffer = (try? file.read(count: 65536 * Int(per), at: Int(seq * per))) ?? []
+        }
+        let i = Int((seq - bufferStart) * per)
+        guard i + 32 <= buffer.count else { return nil }
+        let stored = buffer.withUnsafeBytes { SHA256Digest(copying: $0.baseAddress! + i) }
+        if stored != leaf {
+            reported = true
+            return "index file disagrees with the entries at seq \(seq); receipts from it would not verify (the writer rebuilds it on open)"
+        }
+        return nil
+    }
+
+    mutating func finish(_ committed: UInt64) -> String? {
+        if !reported && count > committed {
+            return "index file lists \(count) entries, more than the \(committed) the checkpoints cover"
+        }
+        return nil
+    }
+}

@@ -1,0 +1,630 @@
+import Foundation
+import ProvCrypto
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Record types of a segment file (Specs/format.md §Segment files).
+package enum RecordType: UInt8 {
+    /// An entry's canonical bytes.
+    case entry = 0x01
+    /// The writer's state after a group commit: tree size, Merkle frontier, last HLC, cited heads. A cache that
+    /// saves re-hashing on restart; checked against the signed checkpoint that follows it.
+    case state = 0x02
+    /// The signed checkpoint that ends a group commit. Entries after the last one were never acknowledged.
+    case checkpoint = 0x03
+}
+
+/// Segment record framing: type (1), payload length (4, big-endian), CRC-32C (4, big-endian) over type, length
+/// and payload, then the payload.
+package enum SegmentFormat {
+    package static let magic: [UInt8] = Array("PROVSEG1".utf8)
+    package static let headerSize = 9
+    package static let maxPayload = 16 << 20
+    /// Index record: leaf hash (32) and the record's byte offset in its segment (8, little-endian).
+    package static let indexRecordSize = 40
+
+    package static func frame(_ type: RecordType, _ payload: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+        let len = UInt32(payload.count)
+        var head: [UInt8] = [type.rawValue, UInt8(len >> 24), UInt8(len >> 16 & 0xff), UInt8(len >> 8 & 0xff), UInt8(len & 0xff)]
+        let crc = head.withUnsafeBytes { CRC32C.checksum(payload, seed: CRC32C.checksum($0)) }
+        head += [UInt8(crc >> 24), UInt8(crc >> 16 & 0xff), UInt8(crc >> 8 & 0xff), UInt8(crc & 0xff)]
+        out += head
+        out.append(contentsOf: payload)
+    }
+
+    package static func segmentName(firstSeq: UInt64) -> String {
+        let s = String(firstSeq)
+        return String(repeating: "0", count: 20 - s.count) + s + ".seg"
+    }
+
+    /// Parses one record at `offset`. Returns nil at a clean end of data; throws a description of the damage.
+    package static func record(in buf: UnsafeRawBufferPointer, at offset: Int) -> RecordParse {
+        if offset == buf.count { return .end }
+        guard buf.count - offset >= headerSize else { return .damaged("partial record header") }
+        let p = buf.baseAddress! + offset
+        guard let type = RecordType(rawValue: p.load(as: UInt8.self)) else {
+            return .damaged("unknown record type 0x\(String(p.load(as: UInt8.self), radix: 16))")
+        }
+        let len = Int(p.load(fromByteOffset: 1, as: UInt8.self)) << 24 | Int(p.load(fromByteOffset: 2, as: UInt8.self)) << 16
+            | Int(p.load(fromByteOffset: 3, as: UInt8.self)) << 8 | Int(p.load(fromByteOffset: 4, as: UInt8.self))
+        guard len <= maxPayload else { return .damaged("record length \(len) is over the limit") }
+        guard buf.count - offset - headerSize >= len else { return .damaged("partial record (\(len) bytes announced)") }
+        let stored = UInt32(p.load(fromByteOffset: 5, as: UInt8.self)) << 24
+            | UInt32(p.load(fromByteOffset: 6, as: UInt8.self)) << 16
+            | UInt32(p.load(fromByteOffset: 7, as: UInt8.self)) << 8 | UInt32(p.load(fromByteOffset: 8, as: UInt8.self))
+        let payload = UnsafeRawBufferPointer(start: p + headerSize, count: len)
+        let crc = CRC32C.checksum(payload, seed: CRC32C.checksum(UnsafeRawBufferPointer(start: p, count: 5)))
+        guard crc == stored else { return .damaged("record checksum mismatch") }
+        return .record(type, payload, offset + headerSize + len)
+    }
+
+    package enum RecordParse {
+        case end
+        case damaged(String)
+        case record(RecordType, UnsafeRawBufferPointer, Int)
+    }
+}
+
+/// The writer state stored after each group commit.
+package struct WriterState: Sendable, Equatable {
+    package var frontier: MerkleFrontier
+    package var lastLeaf: SHA256Digest
+    package var hlc: HLC
+    /// Highest seq of each other log that this log has cited in `deps`.
+    package var cited: [String: UInt64]
+
+    package static let initial = WriterState(frontier: MerkleFrontier(), lastLeaf: .zero, hlc: HLC(wall: 0, counter: 0), cited: [:])
+
+    package var encoded: [UInt8] {
+        var w = CBORWriter(reservingCapacity: 256)
+        w.writeMapHeader(5)
+        w.writeText("hlc")
+        w.writeArrayHeader(2)
+        w.writeUnsigned(hlc.wall)
+        w.writeUnsigned(hlc.counter)
+        w.writeText("last")
+        lastLeaf.withUnsafeBytes { w.writeBytes($0) }
+        w.writeText("size")
+        w.writeUnsigned(frontier.size)
+        w.writeText("cited")
+        let orgs = cited.keys.sorted()
+        w.writeArrayHeader(orgs.count)
+        for o in orgs {
+            w.writeArrayHeader(2)
+            w.writeText(o)
+            w.writeUnsigned(cited[o]!)
+        }
+        w.writeText("frontier")
+        w.writeArrayHeader(frontier.hashes.count)
+        for h in frontier.hashes { h.withUnsafeBytes { w.writeBytes($0) } }
+        return w.bytes
+    }
+
+    package init(frontier: MerkleFrontier, lastLeaf: SHA256Digest, hlc: HLC, cited: [String: UInt64]) {
+        self.frontier = frontier
+        self.lastLeaf = lastLeaf
+        self.hlc = hlc
+        self.cited = cited
+    }
+
+    package init(decoding raw: UnsafeRawBufferPointer) throws {
+        var r = CBORReader(raw, maxDepth: 4)
+        guard try r.readMapHeader() == 5, try r.readText() == "hlc", try r.readArrayHeader() == 2 else {
+            throw LedgerError(.invalidEntry, "state record: malformed")
+        }
+        hlc = HLC(wall: try r.readUnsigned(), counter: try r.readUnsigned())
+        guard try r.readText() == "last" else { throw LedgerError(.invalidEntry, "state record: malformed") }
+        lastLeaf = try Entry.readDigest(&r, "state.last")
+        guard try r.readText() == "size" else { throw LedgerError(.invalidEntry, "state record: malformed") }
+        let size = try r.readUnsigned()
+        guard try r.readText() == "cited" else { throw LedgerError(.invalidEntry, "state record: malformed") }
+        cited = [:]
+        for _ in 0..<(try r.readArrayHeader()) {
+            guard try r.readArrayHeader() == 2 else { throw LedgerError(.invalidEntry, "state record: malformed") }
+            let o = try r.readText()
+            cited[o] = try r.readUnsigned()
+        }
+        guard try r.readText() == "frontier" else { throw LedgerError(.invalidEntry, "state record: malformed") }
+        let n = try r.readArrayHeader()
+        guard n == size.nonzeroBitCount else { throw LedgerError(.invalidEntry, "state record: frontier has \(n) hashes for size \(size)") }
+        var hashes: [SHA256Digest] = []
+        for _ in 0..<n { hashes.append(try Entry.readDigest(&r, "state.frontier")) }
+        try r.expectEnd()
+        frontier = MerkleFrontier(size: size, hashes: hashes)
+    }
+}
+
+extension MerkleFrontier {
+    package init(size: UInt64, hashes: [SHA256Digest]) {
+        self.init()
+        self.restore(size: size, hashes: hashes)
+    }
+}
+
+/// One company's log on disk: segment files, a leaf-hash index and the latest checkpoint (Specs/format.md
+/// §Data directory). A writable store holds the directory lock; appends are group commits, acknowledged only
+/// after fdatasync.
+public final class LogStore {
+    public let directory: String
+    public let origin: String
+    public let org: String
+    public let writable: Bool
+
+    /// Entries covered by the latest checkpoint.
+    public private(set) var size: UInt64 = 0
+    public private(set) var latest: SignedCheckpoint?
+    package private(set) var state = WriterState.initial
+
+    /// Largest segment before a new one is started (at a group-commit boundary).
+    public var maxSegmentBytes = 512 << 20
+
+    private let lock: DirectoryLock?
+    private var segments: [(firstSeq: UInt64, path: String)] = []
+    private var current: FileHandleFD?
+    private var currentSize = 0
+    private var readers: [UInt64: FileHandleFD] = [:]
+    private var index: FileHandleFD?
+    private var failed: LedgerError?
+
+    var segmentDirectory: String { directory + "/segments" }
+    var indexPath: String { directory + "/index" }
+    public var checkpointPath: String { directory + "/checkpoint" }
+
+    /// Opens (and for a writer, creates) the log of `org` under `dataDirectory`. A writer cuts a torn tail back
+    /// to the last whole group commit and reports it through `log`.
+    public init(
+        dataDirectory: String, consortium: String, org: String, writable: Bool,
+        log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+    ) throws(LedgerError) {
+        self.directory = dataDirectory + "/" + org
+        self.origin = "\(consortium)/\(org)"
+        self.org = org
+        self.writable = writable
+        let fm = FileManager.default
+        if writable {
+            do { try fm.createDirectory(atPath: directory + "/segments", withIntermediateDirectories: true) } catch {
+                throw LedgerError(.io, "cannot create \(directory): \(error.localizedDescription)")
+            }
+            lock = try DirectoryLock(directory: directory)
+        } else {
+            guard fm.fileExists(atPath: directory) else {
+                throw LedgerError(.io, "no log for org '\(org)' in \(dataDirectory) (expected a folder \(directory))")
+            }
+            lock = nil
+        }
+        try recover(log: log)
+    }
+
+    // MARK: Recovery
+
+    private func recover(log: (String) -> Void) throws(LedgerError) {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: segmentDirectory)) ?? [])
+            .filter { $0.hasSuffix(".seg") }.sorted()
+        for n in names {
+            guard n.count == 24, let first = UInt64(n.prefix(20)) else {
+                throw LedgerError(.invalidEntry, "\(segmentDirectory)/\(n) is not a segment file name")
+            }
+            segments.append((first, segmentDirectory + "/" + n))
+        }
+        if writable {
+            index = try FileHandleFD(path: indexPath, flags: O_RDWR | O_CREAT)
+        } else if FileManager.default.fileExists(atPath: indexPath) {
+            index = try FileHandleFD(path: indexPath, flags: O_RDONLY)
+        }
+        var indexCount = UInt64((try index?.size ?? 0) / SegmentFormat.indexRecordSize)
+
+        // Scan from just after the last indexed entry when the index agrees with the segment there: what follows
+        // is that group's state and checkpoint, then any groups the index missed, then perhaps a torn tail.
+        var startSegment = 0
+        var startOffset = SegmentFormat.magic.count
+        if indexCount > 0, let (leaf, offset) = try? indexRecord(indexCount - 1),
+            let si = segmentIndex(for: indexCount - 1),
+            let end = try? checkedRecordEnd(segment: si, offset: Int(offset), leaf: leaf)
+        {
+            startSegment = si
+            startOffset = end
+        } else if indexCount > 0 {
+            log("log \(org): index does not match the segments; rebuilding it")
+            indexCount = 0
+        }
+
+        var seq = indexCount
+        var pending: [(leaf: SHA256Digest, offset: UInt64)] = []
+        var recovered: [(leaf: SHA256Digest, offset: UInt64)] = []
+        var pendingState: WriterState?
+        var committed: (segment: Int, offset: Int, count: UInt64, state: WriterState, checkpoint: SignedCheckpoint)?
+        var damage: String?
+        var dataEnd = (segment: startSegment, offset: startOffset)
+
+        scan: for si in startSegment..<segments.count {
+            let bytes = try FileHandleFD(path: segments[si].path, flags: O_RDONLY).readAll()
+            var offset = startOffset
+            if si != startSegment || startOffset == SegmentFormat.magic.count {
+                guard bytes.count >= 8, Array(bytes.prefix(8)) == SegmentFormat.magic else {
+                    damage = "segment file without a valid header"
+                    break scan
+                }
+                guard pending.isEmpty, segments[si].firstSeq == seq else {
+                    damage = "segment \(segments[si].path) does not start where the previous one ended"
+                    break scan
+                }
+                offset = SegmentFormat.magic.count
+            }
+            let stop: Bool = bytes.withUnsafeBytes { buf in
+                while true {
+                    switch SegmentFormat.record(in: buf, at: offset) {
+                    case .end:
+                        return false
+                    case .damaged(let why):
+                        damage = why
+                        return true
+                    case .record(let type, let payload, let next):
+                        switch type {
+                        case .entry:
+                            pending.append((Merkle.leafHash(payload), UInt64(offset)))
+                            seq += 1
+                        case .state:
+                            pendingState = try? WriterState(decoding: payload)
+                        case .checkpoint:
+                            guard let cp = try? SignedCheckpoint(parsing: String(decoding: payload, as: UTF8.self)),
+                                let st = pendingState, cp.checkpoint.size == seq, st.frontier.size == seq,
+                                cp.checkpoint.origin == origin
+                            else {
+                                damage = "checkpoint record that does not close the group before it"
+                                return true
+                            }
+                            recovered += pending
+                            pending.removeAll()
+                            committed = (si, next, seq, st, cp)
+                        }
+                        offset = next
+                        dataEnd = (si, offset)
+                    }
+                }
+            }
+            if stop { break }
+            dataEnd = (si, bytes.count)
+        }
+
+        guard let commit = committed else {
+            if indexCount > 0 {
+                throw LedgerError(
+                    .invalidEntry, "log \(org): the last indexed group commit has no valid checkpoint; run prov verify")
+            }
+            size = 0
+            if writable { try cutTail(after: (0, SegmentFormat.magic.count), dataEnd: dataEnd, pending: pending.count, damage: damage, log: log) }
+            if writable { try finishOpen() }
+            return
+        }
+        guard commit.state.frontier.root == commit.checkpoint.checkpoint.root else {
+            throw LedgerError(
+                .invalidEntry,
+                "log \(org): state record does not match the checkpoint at size \(commit.count); run prov verify")
+        }
+        state = commit.state
+        latest = commit.checkpoint
+        size = commit.count
+        if writable {
+            try cutTail(after: (commit.segment, commit.offset), dataEnd: dataEnd, pending: pending.count, damage: damage, log: log)
+            if !recovered.isEmpty, let index {
+                var out = [UInt8]()
+                out.reserveCapacity(recovered.count * SegmentFormat.indexRecordSize)
+                for r in recovered { Self.appendIndexRecord(r.leaf, r.offset, to: &out) }
+                try index.pwriteAll(out, at: Int(indexCount) * SegmentFormat.indexRecordSize)
+            }
+            try index?.truncate(to: Int(size) * SegmentFormat.indexRecordSize)
+            try finishOpen()
+            try? FileHandleFD.writeAtomically(checkpointPath, Array(commit.checkpoint.serialized.utf8))
+        } else {
+            pendingIndex = recovered
+            indexedCount = indexCount
+        }
+    }
+
+    /// Cuts whatever follows the last whole group commit: entries never acknowledged, and damaged bytes.
+    private func cutTail(
+        after end: (segment: Int, offset: Int), dataEnd: (segment: Int, offset: Int), pending: Int, damage: String?,
+        log: (String) -> Void
+    ) throws(LedgerError) {
+        guard !segments.isEmpty else { return }
+        var cut = 0
+        for si in stride(from: segments.count - 1, to: end.segment, by: -1) {
+            cut += (try? FileHandleFD(path: segments[si].path, flags: O_RDONLY).size) ?? 0
+            try? FileManager.default.removeItem(atPath: segments[si].path)
+            segments.removeLast()
+        }
+        let f = try FileHandleFD(path: segments[end.segment].path, flags: O_RDWR)
+        let fileSize = try f.size
+        cut += fileSize - end.offset
+        if fileSize > end.offset || (end.offset == SegmentFormat.magic.count && fileSize < end.offset) {
+            if fileSize < SegmentFormat.magic.count { try f.pwriteAll(SegmentFormat.magic, at: 0) }
+            try f.truncate(to: end.offset)
+            try f.sync()
+        }
+        if cut > 0 {
+            log(
+                "log \(org): torn tail cut back to the last whole group commit (seq \(Int64(size) - 1)): "
+                    + "\(cut) bytes, \(pending) whole entries never acknowledged"
+                    + (damage.map { ", then \($0)" } ?? "") + "; nothing acknowledged was lost")
+        }
+    }
+
+    private func finishOpen() throws(LedgerError) {
+        if segments.isEmpty { try startSegment(firstSeq: 0) }
+        current = try FileHandleFD(path: segments.last!.path, flags: O_RDWR)
+        currentSize = try current!.size
+    }
+
+    /// Index records a reader recovered from the segments (its index file lagged), after `indexedCount`.
+    private var pendingIndex: [(leaf: SHA256Digest, offset: UInt64)] = []
+    private var indexedCount: UInt64 = 0
+
+    /// The end offset of the entry record at `offset` if it is whole and hashes to `leaf`.
+    private func checkedRecordEnd(segment: Int, offset: Int, leaf: SHA256Digest) throws -> Int? {
+        let f = try reader(segment)
+        let head = try f.read(count: SegmentFormat.headerSize, at: offset)
+        guard head.count == SegmentFormat.headerSize else { return nil }
+        let len = Int(head[1]) << 24 | Int(head[2]) << 16 | Int(head[3]) << 8 | Int(head[4])
+        let rec = try f.read(count: SegmentFormat.headerSize + len, at: offset)
+        return rec.withUnsafeBytes { buf -> Int? in
+            guard case .record(.entry, let payload, let next) = SegmentFormat.record(in: buf, at: 0),
+                Merkle.leafHash(payload) == leaf
+            else { return nil }
+            return offset + next
+        }
+    }
+
+    private func startSegment(firstSeq: UInt64) throws(LedgerError) {
+        let path = segmentDirectory + "/" + SegmentFormat.segmentName(firstSeq: firstSeq)
+        let f = try FileHandleFD(path: path, flags: O_RDWR | O_CREAT | O_TRUNC)
+        try f.pwriteAll(SegmentFormat.magic, at: 0)
+        try f.sync()
+        try FileHandleFD.syncDirectory(segmentDirectory)
+        segments.append((firstSeq, path))
+        current = f
+        currentSize = SegmentFormat.magic.count
+    }
+
+    // MARK: Reading
+
+    private func segmentIndex(for seq: UInt64) -> Int? {
+        var lo = 0
+        var hi = segments.count - 1
+        guard hi >= 0, segments[0].firstSeq <= seq else { return nil }
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if segments[mid].firstSeq <= seq { lo = mid } else { hi = mid - 1 }
+        }
+        return lo
+    }
+
+    private func reader(_ segment: Int) throws(LedgerError) -> FileHandleFD {
+        if let f = readers[segments[segment].firstSeq] { return f }
+        let f = try FileHandleFD(path: segments[segment].path, flags: O_RDONLY)
+        readers[segments[segment].firstSeq] = f
+        return f
+    }
+
+    static func appendIndexRecord(_ leaf: SHA256Digest, _ offset: UInt64, to out: inout [UInt8]) {
+        leaf.withUnsafeBytes { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: offset.littleEndian) { out.append(contentsOf: $0) }
+    }
+
+    private func indexRecord(_ seq: UInt64) throws(LedgerError) -> (SHA256Digest, UInt64) {
+        if seq >= indexedCount, !pendingIndex.isEmpty, seq - indexedCount < pendingIndex.count {
+            let r = pendingIndex[Int(seq - indexedCount)]
+            return (r.leaf, r.offset)
+        }
+        guard let index else { throw LedgerError(.io, "log \(org): no index file") }
+        let b = try index.read(count: SegmentFormat.indexRecordSize, at: Int(seq) * SegmentFormat.indexRecordSize)
+        guard b.count == SegmentFormat.indexRecordSize else {
+            throw LedgerError(.io, "log \(org): index has no record for seq \(seq)")
+        }
+        let leaf = SHA256Digest(bytes: b[0..<32])!
+        let off = b[32..<40].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        return (leaf, off)
+    }
+
+    /// The leaf hash of entry `seq` (from the index).
+    public func leafHash(_ seq: UInt64) throws(LedgerError) -> SHA256Digest {
+        guard seq < size else { throw LedgerError(.io, "log \(org) has no entry \(seq) (size \(size))") }
+        return try indexRecord(seq).0
+    }
+
+    /// Leaf hashes of entries 0..<count.
+    public func leafHashes(count: UInt64) throws(LedgerError) -> [SHA256Digest] {
+        guard count <= size else { throw LedgerError(.io, "log \(org) has only \(size) entries") }
+        var out: [SHA256Digest] = []
+        out.reserveCapacity(Int(count))
+        let fileCount = min(count, indexedCountOnDisk)
+        if fileCount > 0, let index {
+            let bytes = try index.read(count: Int(fileCount) * SegmentFormat.indexRecordSize, at: 0)
+            bytes.withUnsafeBytes { b in
+                for i in 0..<Int(fileCount) {
+                    out.append(SHA256Digest(copying: b.baseAddress! + i * SegmentFormat.indexRecordSize))
+                }
+            }
+        }
+        var s = fileCount
+        while s < count {
+            out.append(try indexRecord(s).0)
+            s += 1
+        }
+        return out
+    }
+
+    private var indexedCountOnDisk: UInt64 { writable || pendingIndex.isEmpty ? size : indexedCount }
+
+    /// The canonical bytes of entry `seq`, checked against the record checksum and the indexed leaf hash.
+    public func entryBytes(_ seq: UInt64) throws(LedgerError) -> [UInt8] {
+        guard seq < size else { throw LedgerError(.io, "log \(org) has no entry \(seq) (size \(size))") }
+        let (leaf, offset) = try indexRecord(seq)
+        guard let si = segmentIndex(for: seq) else { throw LedgerError(.io, "log \(org): no segment holds seq \(seq)") }
+        let f = try reader(si)
+        let head = try f.read(count: SegmentFormat.headerSize, at: Int(offset))
+        guard head.count == SegmentFormat.headerSize else { throw LedgerError(.io, "log \(org): seq \(seq) is past the end of its segment") }
+        let len = Int(head[1]) << 24 | Int(head[2]) << 16 | Int(head[3]) << 8 | Int(head[4])
+        let rec = try f.read(count: SegmentFormat.headerSize + min(len, SegmentFormat.maxPayload), at: Int(offset))
+        return try withRawBytes(rec) { buf throws(LedgerError) -> [UInt8] in
+            guard case .record(.entry, let payload, _) = SegmentFormat.record(in: buf, at: 0) else {
+                throw LedgerError(.invalidEntry, "log \(org) seq \(seq): damaged record in \(segments[si].path); run prov verify")
+            }
+            guard Merkle.leafHash(payload) == leaf else {
+                throw LedgerError(.invalidEntry, "log \(org) seq \(seq): entry bytes do not match the indexed leaf hash; run prov verify")
+            }
+            return Array(payload)
+        }
+    }
+
+    public func entry(_ seq: UInt64) throws(LedgerError) -> Entry {
+        let bytes = try entryBytes(seq)
+        do { return try Entry.decode(bytes) } catch {
+            throw LedgerError(.invalidEntry, "log \(org) seq \(seq): \(error.message)")
+        }
+    }
+
+    /// A tlog-proof receipt for entry `seq` against the latest checkpoint.
+    public func receipt(_ seq: UInt64) throws(LedgerError) -> Receipt {
+        guard let cp = latest else { throw LedgerError(.io, "log \(org) has no checkpoint yet") }
+        guard seq < cp.checkpoint.size else {
+            throw LedgerError(.io, "log \(org) has no entry \(seq): the latest checkpoint covers \(cp.checkpoint.size)")
+        }
+        let leaves = try leafHashes(count: cp.checkpoint.size)
+        let proof = Merkle.inclusionProof(index: Int(seq), leaves: leaves[...])
+        return Receipt(entry: try entryBytes(seq), index: seq, proof: proof, checkpoint: cp)
+    }
+
+    // MARK: Appending
+
+    /// Starts a group commit at the current end of the log.
+    public func beginGroup(now: UInt64) -> PendingGroup {
+        PendingGroup(origin: origin, startSize: size, state: state, now: now)
+    }
+
+    /// One group commit: builds entries for `bodies` and commits them (see `commit`).
+    @discardableResult
+    public func append(
+        _ bodies: [EntryBody], signer: NoteSigner, now: UInt64, deps: [EntryRef] = [], citedHLC: HLC? = nil
+    ) throws(LedgerError) -> [(seq: UInt64, leaf: SHA256Digest)] {
+        var g = beginGroup(now: now)
+        for (i, b) in bodies.enumerated() {
+            g.add(b, deps: i == 0 ? deps : [], citedHLC: i == 0 ? citedHLC : nil)
+        }
+        return try commit(g, signer: signer)
+    }
+
+    /// Writes a group's entries, the writer state and a signed checkpoint, fdatasyncs, and only then returns the
+    /// entries' seqs and leaf hashes. On failure nothing is acknowledged and the store refuses further appends
+    /// until reopened (after a failed fsync the page cache cannot be trusted).
+    public func commit(_ group: PendingGroup, signer: NoteSigner) throws(LedgerError) -> [(seq: UInt64, leaf: SHA256Digest)] {
+        guard writable, let current, let index else { throw LedgerError(.io, "log \(org) is open read-only") }
+        if let failed { throw LedgerError(.io, "log \(org) failed earlier (\(failed.message)); reopen it") }
+        guard signer.name == origin else {
+            throw LedgerError(.config, "the signing key is for '\(signer.name)', not for log '\(origin)'")
+        }
+        guard group.startSize == size, group.origin == origin else {
+            throw LedgerError(.io, "log \(org): group was prepared at size \(group.startSize), the log is at \(size)")
+        }
+        guard !group.results.isEmpty else { return [] }
+        let st = group.state
+        let seq = st.frontier.size
+        let cp: SignedCheckpoint
+        do {
+            cp = try SignedCheckpoint.sign(Checkpoint(origin: origin, size: seq, root: st.frontier.root), with: signer)
+        } catch { throw LedgerError(.io, "cannot sign checkpoint: \(error)") }
+        var buf = group.buffer
+        st.encoded.withUnsafeBytes { SegmentFormat.frame(.state, $0, into: &buf) }
+        Array(cp.serialized.utf8).withUnsafeBytes { SegmentFormat.frame(.checkpoint, $0, into: &buf) }
+
+        let rolling = currentSize >= maxSegmentBytes
+        let base = rolling ? SegmentFormat.magic.count : currentSize
+        var idx = [UInt8]()
+        idx.reserveCapacity(group.results.count * SegmentFormat.indexRecordSize)
+        for (i, r) in group.results.enumerated() {
+            Self.appendIndexRecord(r.leaf, UInt64(base + group.offsets[i]), to: &idx)
+        }
+        do {
+            var target = current
+            if rolling {
+                try startSegment(firstSeq: size)
+                target = self.current!
+            }
+            try target.pwriteAll(buf, at: currentSize)
+            try target.sync()
+            currentSize += buf.count
+            try index.pwriteAll(idx, at: Int(size) * SegmentFormat.indexRecordSize)
+        } catch {
+            failed = error
+            // Best effort: drop what this group wrote, so the tail is whole again.
+            try? self.current?.truncate(to: currentSize)
+            throw error
+        }
+        state = st
+        size = seq
+        latest = cp
+        try? FileHandleFD.writeAtomically(checkpointPath, Array(cp.serialized.utf8))
+        return group.results
+    }
+
+    /// Flushes the index (it is a cache rebuilt from the segments, so appends do not wait for it).
+    public func close() {
+        try? index?.sync()
+    }
+}
+
+/// Entries built for one group commit, not yet written: seqs, chain, clocks and Merkle frontier are final, so
+/// later entries of the same group can refer to earlier ones by leaf hash.
+public struct PendingGroup {
+    let origin: String
+    let startSize: UInt64
+    package private(set) var state: WriterState
+    let now: UInt64
+    /// Framed entry records, and each record's offset in `buffer`.
+    var buffer: [UInt8] = []
+    var offsets: [Int] = []
+    public private(set) var results: [(seq: UInt64, leaf: SHA256Digest)] = []
+    /// Kind and subjects of each entry, for references within the group.
+    public private(set) var summaries: [(kind: String, subjects: [SHA256Digest])] = []
+    private var scratch = CBORWriter(reservingCapacity: 512)
+
+    init(origin: String, startSize: UInt64, state: WriterState, now: UInt64) {
+        self.origin = origin
+        self.startSize = startSize
+        self.state = state
+        self.now = now
+    }
+
+    public var count: Int { results.count }
+
+    /// The seq the next added entry gets.
+    public var nextSeq: UInt64 { state.frontier.size }
+
+    public mutating func reserve(_ n: Int) {
+        buffer.reserveCapacity(n * 300 + 4096)
+        offsets.reserveCapacity(n)
+        results.reserveCapacity(n)
+    }
+
+    /// Builds the next entry from `body`.
+    @discardableResult
+    public mutating func add(_ body: EntryBody, deps: [EntryRef] = [], citedHLC: HLC? = nil) -> (seq: UInt64, leaf: SHA256Digest) {
+        state.hlc = state.hlc.tick(now: now, cited: citedHLC)
+        let seq = state.frontier.size
+        let e = Entry(log: origin, seq: seq, prev: state.lastLeaf, hlc: state.hlc, deps: deps, body: body)
+        scratch.bytes.removeAll(keepingCapacity: true)
+        e.encode(into: &scratch)
+        offsets.append(buffer.count)
+        let leaf = scratch.bytes.withUnsafeBytes { raw in
+            SegmentFormat.frame(.entry, raw, into: &buffer)
+            return Merkle.leafHash(raw)
+        }
+        state.frontier.append(leaf)
+        state.lastLeaf = leaf
+        for d in deps { state.cited[d.org] = max(state.cited[d.org] ?? 0, d.seq) }
+        results.append((seq, leaf))
+        summaries.append((body.kind, body.subjects))
+        return (seq, leaf)
+    }
+}

@@ -1,0 +1,189 @@
+import ProvCrypto
+
+/// RFC 9162 §2.1 Merkle tree hashing, inclusion and consistency proofs.
+package enum Merkle {
+    /// MTH({}) = SHA-256() (RFC 9162 §2.1.1).
+    package static let emptyRoot = SHA256.hash([UInt8]())
+
+    /// Leaf hash = SHA-256(0x00 ‖ entry bytes) (RFC 9162 §2.1.1).
+    @inline(__always)
+    package static func leafHash(_ entry: UnsafeRawBufferPointer) -> SHA256Digest {
+        SHA256.hash(prefix: 0x00, entry)
+    }
+
+    package static func leafHash(_ entry: [UInt8]) -> SHA256Digest {
+        entry.withUnsafeBytes { leafHash($0) }
+    }
+
+    /// MTH over a run of leaf hashes.
+    package static func root(_ leaves: ArraySlice<SHA256Digest>) -> SHA256Digest {
+        var f = MerkleFrontier()
+        for leaf in leaves { f.append(leaf) }
+        return f.root
+    }
+
+    package static func root(_ leaves: [SHA256Digest]) -> SHA256Digest { root(leaves[...]) }
+
+    /// The largest power of two smaller than n (n > 1).
+    @inline(__always)
+    static func split(_ n: Int) -> Int {
+        1 << (Int.bitWidth - 1 - (n - 1).leadingZeroBitCount)
+    }
+
+    /// PATH(m, D[n]) of RFC 9162 §2.1.3.1: the audit path of leaf `index` in the tree of `leaves`.
+    package static func inclusionProof(index: Int, leaves: ArraySlice<SHA256Digest>) -> [SHA256Digest] {
+        precondition(index >= 0 && index < leaves.count, "leaf index outside the tree")
+        var proof: [SHA256Digest] = []
+        var lo = leaves.startIndex
+        var hi = leaves.endIndex
+        var m = index
+        // Walk down from the root, remembering the sibling subtree at each level; the proof lists them bottom-up.
+        while hi - lo > 1 {
+            let k = split(hi - lo)
+            if m < k {
+                proof.append(root(leaves[(lo + k)..<hi]))
+                hi = lo + k
+            } else {
+                proof.append(root(leaves[lo..<(lo + k)]))
+                lo += k
+                m -= k
+            }
+        }
+        return proof.reversed()
+    }
+
+    /// PROOF(m, D[n]) of RFC 9162 §2.1.4.1: proves the tree of the first `oldSize` leaves is a prefix of `leaves`.
+    package static func consistencyProof(oldSize: Int, leaves: ArraySlice<SHA256Digest>) -> [SHA256Digest] {
+        precondition(oldSize >= 0 && oldSize <= leaves.count, "old size outside the tree")
+        guard oldSize > 0, oldSize < leaves.count else { return [] }
+        var proof: [SHA256Digest] = []
+        var lo = leaves.startIndex
+        var hi = leaves.endIndex
+        var m = oldSize
+        var complete = true  // the `b` flag of SUBPROOF
+        while m != hi - lo {
+            let k = split(hi - lo)
+            if m <= k {
+                proof.append(root(leaves[(lo + k)..<hi]))
+                hi = lo + k
+            } else {
+                proof.append(root(leaves[lo..<(lo + k)]))
+                lo += k
+                m -= k
+                complete = false
+            }
+        }
+        if !complete { proof.append(root(leaves[lo..<hi])) }
+        return proof.reversed()
+    }
+
+    /// RFC 9162 §2.1.3.2: verifies an inclusion proof. Returns nil when valid, else the reason.
+    package static func inclusionFailure(
+        leaf: SHA256Digest, index: UInt64, size: UInt64, proof: [SHA256Digest], root: SHA256Digest
+    ) -> String? {
+        guard index < size else { return "leaf index \(index) is not below tree size \(size)" }
+        var fn = index
+        var sn = size - 1
+        var r = leaf
+        for p in proof {
+            if sn == 0 { return "inclusion proof has \(proof.count) hashes, more than a tree of \(size) needs" }
+            if fn & 1 == 1 || fn == sn {
+                r = SHA256.node(p, r)
+                if fn & 1 == 0 {
+                    while fn & 1 == 0 && fn != 0 {
+                        fn >>= 1
+                        sn >>= 1
+                    }
+                }
+            } else {
+                r = SHA256.node(r, p)
+            }
+            fn >>= 1
+            sn >>= 1
+        }
+        guard sn == 0 else { return "inclusion proof has \(proof.count) hashes, fewer than a tree of \(size) needs" }
+        guard r == root else { return "inclusion proof does not lead to the checkpoint's root hash" }
+        return nil
+    }
+
+    /// RFC 9162 §2.1.4.2: verifies a consistency proof. Returns nil when valid, else the reason.
+    package static func consistencyFailure(
+        oldSize: UInt64, newSize: UInt64, oldRoot: SHA256Digest, newRoot: SHA256Digest, proof: [SHA256Digest]
+    ) -> String? {
+        guard oldSize <= newSize else { return "old tree size \(oldSize) is larger than new tree size \(newSize)" }
+        if oldSize == newSize {
+            guard proof.isEmpty else { return "consistency proof between equal sizes must be empty" }
+            return oldRoot == newRoot ? nil : "two different root hashes for tree size \(oldSize)"
+        }
+        if oldSize == 0 { return proof.isEmpty ? nil : "consistency proof from an empty tree must be empty" }
+        guard !proof.isEmpty else { return "consistency proof is empty" }
+        var path = proof[...]
+        // If the old size is a power of two, the old root is the first node of the path.
+        if oldSize & (oldSize - 1) == 0 { path.insert(oldRoot, at: path.startIndex) }
+        var fn = oldSize - 1
+        var sn = newSize - 1
+        while fn & 1 == 1 {
+            fn >>= 1
+            sn >>= 1
+        }
+        var fr = path.removeFirst()
+        var sr = fr
+        for c in path {
+            if sn == 0 { return "consistency proof has more hashes than the sizes need" }
+            if fn & 1 == 1 || fn == sn {
+                fr = SHA256.node(c, fr)
+                sr = SHA256.node(c, sr)
+                if fn & 1 == 0 {
+                    while fn & 1 == 0 && fn != 0 {
+                        fn >>= 1
+                        sn >>= 1
+                    }
+                }
+            } else {
+                sr = SHA256.node(sr, c)
+            }
+            fn >>= 1
+            sn >>= 1
+        }
+        guard sn == 0 else { return "consistency proof has fewer hashes than the sizes need" }
+        guard fr == oldRoot else { return "consistency proof does not lead to the old root hash" }
+        guard sr == newRoot else { return "consistency proof does not lead to the new root hash" }
+        return nil
+    }
+}
+
+/// The right edge of a Merkle tree: the roots of its perfect subtrees, enough to append and to compute the root
+/// in O(log n) memory.
+package struct MerkleFrontier: Sendable, Equatable {
+    package private(set) var size: UInt64 = 0
+    /// Perfect subtree roots, largest (leftmost) first; subtree i has 2^(bit) leaves for the set bits of `size`.
+    package private(set) var hashes: [SHA256Digest] = []
+
+    package init() {}
+
+    @inline(__always)
+    package mutating func append(_ leaf: SHA256Digest) {
+        var h = leaf
+        var s = size
+        // Merge equal-height subtrees: one merge per trailing one-bit of the old size.
+        while s & 1 == 1 {
+            h = SHA256.node(hashes.removeLast(), h)
+            s >>= 1
+        }
+        hashes.append(h)
+        size += 1
+    }
+
+    /// Restores a frontier saved earlier (`size` and its `hashes`).
+    package mutating func restore(size: UInt64, hashes: [SHA256Digest]) {
+        self.size = size
+        self.hashes = hashes
+    }
+
+    /// MTH of the leaves appended so far.
+    package var root: SHA256Digest {
+        guard var r = hashes.last else { return Merkle.emptyRoot }
+        for h in hashes.dropLast().reversed() { r = SHA256.node(h, r) }
+        return r
+    }
+}

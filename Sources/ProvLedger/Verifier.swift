@@ -1,0 +1,103 @@
+import Dispatch
+import Foundation
+import ProvCrypto
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What an audit of one log found.
+public struct LogAudit: Sendable {
+    public var org: String
+    public var entries: UInt64 = 0
+    public var checkpoints = 0
+    public var latest: Checkpoint?
+    /// The first inconsistency found; the audit of this log stops there.
+    public var failure: String?
+    /// Things worth knowing that are not tampering: an unfinished group commit after a crash, a stale index.
+    public var warnings: [String] = []
+    /// Roots recomputed at each stored checkpoint's size.
+    var roots: [UInt64: SHA256Digest] = [:]
+    public var ok: Bool { failure == nil }
+}
+
+/// Audits logs in a data directory against the consortium keys without trusting anything else in it: every
+/// entry is decoded canonically and validated, the hash chain and clocks are followed, every stored checkpoint's
+/// root is recomputed and its signature checked, and the newest checkpoint the directory claims must be covered
+/// (Specs/format.md §Verification).
+public struct Verifier {
+    public let consortium: Consortium
+    /// Checkpoints the auditor obtained elsewhere (earlier audits, receipts, other nodes): each must match.
+    public var trustedCheckpoints: [SignedCheckpoint] = []
+    /// Called with (org, entries so far) now and then.
+    public var progress: ((String, UInt64) -> Void)?
+
+    public init(consortium: Consortium) { self.consortium = consortium }
+
+    /// The log folders of a data directory.
+    public static func logFolders(in dataDirectory: String) throws(LedgerError) -> [String] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dataDirectory) else {
+            throw LedgerError(.io, "cannot read data directory \(dataDirectory)")
+        }
+        return names.filter { FileManager.default.fileExists(atPath: "\(dataDirectory)/\($0)/segments") }.sorted()
+    }
+
+    public func verify(dataDirectory: String) throws(LedgerError) -> [LogAudit] {
+        let folders = try Self.logFolders(in: dataDirectory)
+        guard !folders.isEmpty else { throw LedgerError(.io, "no logs in \(dataDirectory) (no <org>/segments folders)") }
+        return folders.map { verifyLog(directory: dataDirectory + "/" + $0, org: $0) }
+    }
+
+    public func verifyLog(directory: String, org: String) -> LogAudit {
+        var audit = LogAudit(org: org)
+        guard let member = consortium.member(org) else {
+            audit.failure = "folder '\(org)' is not the log of any member of consortium \(consortium.name)"
+            return audit
+        }
+        do {
+            try LogScan(member: member, consortium: consortium, directory: directory, progress: progress).run(&audit)
+            try checkClaims(&audit, member: member, directory: directory)
+        } catch let e as LedgerError {
+            audit.failure = e.message
+        } catch {
+            audit.failure = "\(error)"
+        }
+        return audit
+    }
+
+    /// The newest checkpoint the directory claims (`checkpoint` file), and the auditor's own, must be covered by
+    /// the entries and agree with the roots recomputed from them.
+    private func checkClaims(_ audit: inout LogAudit, member: Consortium.Member, directory: String) throws {
+        var claims: [(String, SignedCheckpoint)] = []
+        let path = directory + "/checkpoint"
+        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            do { claims.append(("the log's latest checkpoint file", try SignedCheckpoint(parsing: text))) } catch {
+                throw LedgerError(.verificationFailed, "\(member.org): \(path): \(error.message)")
+            }
+        }
+        for t in trustedCheckpoints where t.checkpoint.origin == member.origin { claims.append(("a trusted checkpoint", t)) }
+        for (what, cp) in claims {
+            if let why = cp.signatureFailure(key: member.key) {
+                throw LedgerError(.verificationFailed, "\(member.org): \(what): \(why)")
+            }
+            let c = cp.checkpoint
+            guard c.size <= audit.entries else {
+                throw LedgerError(
+                    .verificationFailed,
+                    "\(member.org): rollback: \(what) is signed for size \(c.size) but the log holds only "
+                        + "\(audit.entries) verified entries: entries \(audit.entries)..\(c.size - 1) are missing")
+            }
+            guard let root = audit.roots[c.size] ?? (c.size == 0 ? Merkle.emptyRoot : nil) else {
+                audit.warnings.append("\(what) at size \(c.size) falls between stored checkpoints; not compared")
+                continue
+            }
+            guard root == c.root else {
+                throw LedgerError(
+                    .verificationFailed,
+                    "\(member.org): fork: \(what) for size \(c.size) has root \(c.root.hex), "
+                        + "the entries give \(root.hex): two signed histories")
+            }
+        }
+    }
+}
+

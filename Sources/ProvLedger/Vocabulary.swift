@@ -1,0 +1,78 @@
+/// The codes an entry may carry. An unknown code is an invalid event at input and an invalid entry in an audit, so
+/// every node reads every log the same way. Specs/events.md lists the same tables.
+package enum Vocabulary {
+    /// Consent events (ISO/IEC TS 27560 consent status changes).
+    package static let consentEvents: Set<String> = [
+        "request", "give", "refuse", "withdraw", "revoke", "renew", "object", "invalidate",
+    ]
+
+    /// Interaction channels.
+    package static let channels: Set<String> = [
+        "voice", "web", "app", "email", "sms", "chat", "social", "store", "iot", "post",
+    ]
+
+    /// How consent was collected (ISO/IEC TS 27560 "collection method").
+    package static let collectionMethods: Set<String> = [
+        "web-form", "app-toggle", "checkbox", "verbal", "ivr", "signed-paper", "email-link", "sms-keyword",
+        "in-person", "device-setting", "api", "preference-centre", "cookie-banner", "double-opt-in",
+    ]
+
+    /// Agent kinds (W3C PROV agent types).
+    package static let agentKinds: Set<String> = ["person", "software", "device"]
+
+    /// W3C DPV purposes (https://w3id.org/dpv#Purpose) accepted by format version 1.
+    package static let purposes: Set<String> = [
+        "dpv:AccountManagement", "dpv:Advertising", "dpv:CommunicationManagement", "dpv:CustomerCare",
+        "dpv:CustomerClaimsManagement", "dpv:CustomerManagement", "dpv:CustomerOrderManagement",
+        "dpv:CustomerRelationshipManagement", "dpv:CustomerSolvencyMonitoring", "dpv:DirectMarketing",
+        "dpv:EnforceSecurity", "dpv:FraudPreventionAndDetection", "dpv:IdentityVerification",
+        "dpv:ImproveExistingProductsAndServices", "dpv:LegalCompliance", "dpv:Marketing", "dpv:PaymentManagement",
+        "dpv:Personalisation", "dpv:PersonalisedAdvertising", "dpv:PublicRelations",
+        "dpv:RequestedServiceProvision", "dpv:ResearchAndDevelopment", "dpv:SellProducts",
+        "dpv:ServiceOptimisation", "dpv:ServicePersonalisation", "dpv:ServiceProvision",
+        "dpv:ServiceUsageAnalytics", "dpv:SocialMediaMarketing",
+    ]
+
+    /// W3C DPV legal bases (https://w3id.org/dpv#LegalBasis).
+    package static let legalBases: Set<String> = [
+        "dpv:Consent", "dpv:Contract", "dpv:LegalObligation", "dpv:LegitimateInterest", "dpv:VitalInterest",
+        "dpv:PublicInterest", "dpv:OfficialAuthorityOfController",
+    ]
+
+    /// W3C DPV personal data categories; `dpv:` and the personal-data extension's `pd:` prefix are both accepted.
+    package static let dataCategories: Set<String> = {
+        let names = [
+            "Contact", "EmailAddress", "TelephoneNumber", "Name", "Address", "Location", "Financial", "Identifying",
+            "Preference", "Behavioral", "Transactional", "PurchasesAndSpendingHabit", "DeviceBased",
+            "Demographic", "CommunicationsMetadata", "PaymentCard", "Age",
+        ]
+        return Set(names.map { "dpv:\($0)" } + names.map { "pd:\($0)" })
+    }()
+
+    /// Entry kinds of format version 1.
+    package static let kinds: Set<String> = ["consent", "interaction", "share", "link", "unlink"]
+
+    /// An org id: 1–32 of `a-z 0-9 -`, starting with a letter or digit.
+    package static func isOrgID(_ s: String) -> Bool {
+        let u = s.utf8
+        guard (1...32).contains(u.count), let first = u.first, first != UInt8(ascii: "-") else { return false }
+        return u.allSatisfy { isLowerAlnum($0) || $0 == UInt8(ascii: "-") }
+    }
+
+    /// A consortium name: 1–64 of `a-z 0-9 . -`, starting with a letter or digit.
+    package static func isConsortiumName(_ s: String) -> Bool {
+        let u = s.utf8
+        guard (1...64).contains(u.count), let first = u.first, isLowerAlnum(first) else { return false }
+        return u.allSatisfy { isLowerAlnum($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }
+    }
+
+    /// A free token such as an interaction type, agent id or notice id: 1–64 printable ASCII, no space.
+    package static func isToken(_ s: String, max: Int = 64) -> Bool {
+        let u = s.utf8
+        return (1...max).contains(u.count) && u.allSatisfy { $0 > 0x20 && $0 < 0x7f }
+    }
+
+    @inline(__always) static func isLowerAlnum(_ c: UInt8) -> Bool {
+        (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
+    }
+}

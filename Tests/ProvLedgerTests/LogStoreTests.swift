@@ -1,0 +1,204 @@
+import Foundation
+import ProvCrypto
+import Testing
+
+@testable import ProvLedger
+
+@Suite struct LogStoreTests {
+    let t: TestConsortium
+    init() throws { t = try TestConsortium() }
+
+    func ingestor(_ dir: URL, log: @escaping (String) -> Void = { _ in }) throws -> Ingestor {
+        try Ingestor(dataDirectory: dir.path, consortium: t.consortium, signer: t.signers["brand"]!, linkKey: t.linkKey, log: log)
+    }
+
+    @Test func appendReopenAndReadBack() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var acknowledged: [(UInt64, SHA256Digest)] = []
+        do {
+            let ing = try ingestor(dir)
+            for g in 0..<5 {
+                let r = try ing.append(Array(Events.lines(7, from: g * 7).utf8))
+                acknowledged += r.map { ($0.seq, $0.leaf) }
+            }
+            #expect(ing.store.size == 35)
+        }
+        let reopened = try LogStore(dataDirectory: dir.path, consortium: "acme", org: "brand", writable: false)
+        #expect(reopened.size == 35)
+        #expect(reopened.latest?.checkpoint.size == 35)
+        for (seq, leaf) in acknowledged {
+            #expect(try reopened.leafHash(seq) == leaf)
+            #expect(Merkle.leafHash(try reopened.entryBytes(seq)) == leaf)
+        }
+        let leaves = try reopened.leafHashes(count: 35)
+        #expect(Merkle.root(leaves) == reopened.latest?.checkpoint.root)
+        // The chain: each prev is the leaf hash before it.
+        for s in 1..<35 { #expect(try reopened.entry(UInt64(s)).prev == leaves[s - 1]) }
+    }
+
+    @Test func secondWriterIsRefused() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let first = try ingestor(dir)
+        do {
+            _ = try ingestor(dir)
+            Issue.record("a second writer opened the log")
+        } catch let e as LedgerError {
+            #expect(e.code == .locked)
+            #expect(e.message.contains("locked by another writer"))
+        }
+        _ = first
+    }
+
+    @Test func badLineAppendsNothing() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ing = try ingestor(dir)
+        _ = try ing.append(Array(Events.lines(3).utf8))
+        let bad = Events.lines(2, from: 3) + #"{"type":"consent","subject":"email:x@example.com","event":"give"}"# + "\n"
+        do {
+            _ = try ing.append(Array(bad.utf8))
+            Issue.record("bad batch accepted")
+        } catch let e as LedgerError {
+            #expect(e.code == .invalidEvent)
+            #expect(e.message.hasPrefix("line 3: field 'purposes': missing"))
+        }
+        #expect(ing.store.size == 3)
+        let again = try LogStore(dataDirectory: dir.path, consortium: "acme", org: "brand", writable: false)
+        #expect(again.size == 3)
+    }
+
+    @Test func referencesWithinABatchAndToEarlierEntries() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ing = try ingestor(dir)
+        let use = #"{"type":"interaction","subject":"email:user0@example.com","channel":"email","interaction":"newsletter","purposes":["dpv:DirectMarketing"],"legalBasis":"dpv:Consent","agent":{"id":"mailer","kind":"software"},"occurredAt":"2026-11-24T11:00:00Z","consentRef":{"org":"brand","seq":0}}"#
+        let r = try ing.append(Array((Events.consent(0) + "\n" + use + "\n").utf8))
+        let e = try ing.store.entry(1)
+        guard case .interaction(let b) = e.body else { Issue.record("not an interaction"); return }
+        #expect(b.consentRef == EntryRef(org: "brand", seq: 0, leaf: r[0].leaf))
+        // Pointing a consentRef at an interaction is refused.
+        let wrong = use.replacingOccurrences(of: #""seq":0"#, with: #""seq":1"#)
+        #expect(throws: LedgerError.self) { try ing.append(Array(wrong.utf8)) }
+    }
+
+    /// Cuts a log's last segment at every byte of its last group commit (and appends garbage), as a crash or a
+    /// full disk would leave it: each time the writer reopens at the last whole group, says so, and appends on.
+    @Test func tornTailIsCutBackToLastWholeGroup() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        do {
+            let ing = try ingestor(dir)
+            _ = try ing.append(Array(Events.lines(4).utf8))
+            _ = try ing.append(Array(Events.lines(3, from: 4).utf8))
+        }
+        let seg = dir.path + "/brand/segments/" + SegmentFormat.segmentName(firstSeq: 0)
+        let full = try Data(contentsOf: URL(fileURLWithPath: seg))
+        let index = try Data(contentsOf: URL(fileURLWithPath: dir.path + "/brand/index"))
+        // Where the first group ends: after its checkpoint record.
+        let firstGroupEnd: Int = {
+            let store = try! LogStore(dataDirectory: dir.path, consortium: "acme", org: "brand", writable: false)
+            _ = store
+            return 0
+        }()
+        _ = firstGroupEnd
+        var cuts = Array(stride(from: full.count - 1, to: full.count - 1200, by: -37))
+        cuts.append(full.count - 1)
+        for cut in cuts {
+            try full.prefix(cut).write(to: URL(fileURLWithPath: seg))
+            try index.write(to: URL(fileURLWithPath: dir.path + "/brand/index"))
+            var logged: [String] = []
+            let store = try LogStore(dataDirectory: dir.path, consortium: "acme", org: "brand", writable: true, log: { logged.append($0) })
+            #expect(store.size == 4 || store.size == 7)
+            if store.size == 4 {
+                #expect(logged.contains { $0.contains("torn tail cut") && $0.contains("nothing acknowledged was lost") })
+            }
+            let audit = Verifier(consortium: t.consortium).verifyLog(directory: dir.path + "/brand", org: "brand")
+            #expect(audit.ok, "\(audit.failure ?? "")")
+            #expect(audit.entries == store.size)
+        }
+        // Garbage after a whole log is cut too, and appending carries on from there.
+        try (full + Data([0x01, 0x00, 0x00, 0x10, 0x00, 1, 2, 3, 4, 5, 6])).write(to: URL(fileURLWithPath: seg))
+        try index.write(to: URL(fileURLWithPath: dir.path + "/brand/index"))
+        let ing = try ingestor(dir)
+        #expect(ing.store.size == 7)
+        _ = try ing.append(Array(Events.lines(2, from: 7).utf8))
+        #expect(ing.store.size == 9)
+        let audit = Verifier(consortium: t.consortium).verifyLog(directory: dir.path + "/brand", org: "brand")
+        #expect(audit.ok && audit.entries == 9 && audit.warnings.isEmpty, "\(audit)")
+    }
+
+    @Test func lostIndexIsRebuilt() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var leaves: [SHA256Digest] = []
+        do {
+            let ing = try ingestor(dir)
+            for g in 0..<3 { leaves += try ing.append(Array(Events.lines(5, from: g * 5).utf8)).map(\.leaf) }
+        }
+        try Data().write(to: dir.appendingPathComponent("brand/index"))
+        var logged: [String] = []
+        let store = try LogStore(dataDirectory: dir.path, consortium: "acme", org: "brand", writable: true, log: { logged.append($0) })
+        #expect(store.size == 15)
+        #expect(try store.leafHashes(count: 15) == leaves)
+    }
+
+    @Test func segmentsRollAtGroupBoundaries() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        do {
+            let ing = try ingestor(dir)
+            ing.store.maxSegmentBytes = 2000
+            for g in 0..<6 { _ = try ing.append(Array(Events.lines(4, from: g * 4).utf8)) }
+        }
+        let segs = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/brand/segments").sorted()
+        #expect(segs.count > 1)
+        let store = try LogStore(dataDirectory: dir.path, consortium: "acme", org: "brand", writable: false)
+        #expect(store.size == 24)
+        for s in 0..<24 { _ = try store.entry(UInt64(s)) }
+        let audit = Verifier(consortium: t.consortium).verifyLog(directory: dir.path + "/brand", org: "brand")
+        #expect(audit.ok && audit.entries == 24, "\(audit.failure ?? "")")
+    }
+
+    @Test func receiptsVerifyAndTamperedOnesFail() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ing = try ingestor(dir)
+        _ = try ing.append(Array(Events.lines(11).utf8))
+        for seq in 0..<11 {
+            let r = try ing.store.receipt(UInt64(seq))
+            let parsed = try Receipt(parsing: r.serialized)
+            let v = try parsed.verify(consortium: t.consortium)
+            #expect(v.entry.seq == UInt64(seq))
+        }
+        let good = try ing.store.receipt(5).serialized
+        var lines = good.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        func fails(_ text: String) -> Bool {
+            do {
+                _ = try Receipt(parsing: text).verify(consortium: t.consortium)
+                return false
+            } catch { return true }
+        }
+        // A changed proof line.
+        var l = lines
+        l[3] = SHA256.hash("x").base64
+        #expect(fails(l.joined(separator: "\n")))
+        // Another index.
+        l = lines
+        l[2] = "index 6"
+        #expect(fails(l.joined(separator: "\n")))
+        // One entry byte changed.
+        var entry = Array(Data(base64Encoded: String(lines[1].dropFirst(6)))!)
+        entry[entry.count - 3] ^= 0x01
+        l = lines
+        l[1] = "extra " + Data(entry).base64EncodedString()
+        #expect(fails(l.joined(separator: "\n")))
+        // A signature byte changed.
+        let sigLine = lines.firstIndex { $0.hasPrefix("\u{2014}") }!
+        var sig = Array(Data(base64Encoded: String(lines[sigLine].split(separator: " ").last!))!)
+        sig[10] ^= 0x01
+        lines[sigLine] = "\u{2014} acme/brand " + Data(sig).base64EncodedString()
+        #expect(fails(lines.joined(separator: "\n")))
+    }
+}

@@ -1,0 +1,100 @@
+import ProvCrypto
+import Testing
+
+@testable import ProvLedger
+
+@Suite struct MerkleTests {
+    static func vectors() throws -> (leaves: [SHA256Digest], roots: [String]) {
+        let v = try loadVectors("rfc6962-merkle.json") as! [String: Any]
+        let leaves = (v["leaves"] as! [String]).map { Merkle.leafHash(Hex.decode($0)!) }
+        return (leaves, v["roots"] as! [String])
+    }
+
+    @Test(arguments: 0...8)
+    func rfc6962Roots(size: Int) throws {
+        let (leaves, roots) = try Self.vectors()
+        #expect(Merkle.root(leaves[..<size]).hex == roots[size])
+        var f = MerkleFrontier()
+        for l in leaves[..<size] { f.append(l) }
+        #expect(f.root.hex == roots[size])
+        #expect(f.size == UInt64(size))
+    }
+
+    /// The reference definition of RFC 9162 §2.1.1, written recursively, to check the iterative code against.
+    static func referenceRoot(_ l: ArraySlice<SHA256Digest>) -> SHA256Digest {
+        if l.isEmpty { return Merkle.emptyRoot }
+        if l.count == 1 { return l.first! }
+        let k = Merkle.split(l.count)
+        return SHA256.node(referenceRoot(l.prefix(k)), referenceRoot(l.dropFirst(k)))
+    }
+
+    static func leaves(_ n: Int) -> [SHA256Digest] {
+        (0..<n).map { Merkle.leafHash(Array("leaf \($0)".utf8)) }
+    }
+
+    @Test func everyInclusionProofUpTo40Leaves() {
+        let all = Self.leaves(40)
+        for n in 1...40 {
+            let tree = all[..<n]
+            let root = Self.referenceRoot(tree)
+            #expect(Merkle.root(tree) == root)
+            for i in 0..<n {
+                let proof = Merkle.inclusionProof(index: i, leaves: tree)
+                #expect(
+                    Merkle.inclusionFailure(
+                        leaf: all[i], index: UInt64(i), size: UInt64(n), proof: proof, root: root) == nil)
+                // Wrong leaf, wrong index, wrong size, a changed or missing hash: all fail.
+                #expect(
+                    Merkle.inclusionFailure(
+                        leaf: all[(i + 1) % 40], index: UInt64(i), size: UInt64(n), proof: proof, root: root) != nil)
+                if n > 1 {
+                    #expect(
+                        Merkle.inclusionFailure(
+                            leaf: all[i], index: UInt64((i + 1) % n), size: UInt64(n), proof: proof, root: root)
+                            != nil)
+                    var bad = proof
+                    bad[bad.count / 2] = SHA256.hash("x")
+                    #expect(
+                        Merkle.inclusionFailure(leaf: all[i], index: UInt64(i), size: UInt64(n), proof: bad, root: root)
+                            != nil)
+                    #expect(
+                        Merkle.inclusionFailure(
+                            leaf: all[i], index: UInt64(i), size: UInt64(n), proof: proof.dropLast(), root: root)
+                            != nil)
+                }
+                #expect(
+                    Merkle.inclusionFailure(
+                        leaf: all[i], index: UInt64(i), size: UInt64(n), proof: proof + [root], root: root) != nil)
+            }
+        }
+    }
+
+    @Test func everyConsistencyProofUpTo40Leaves() {
+        let all = Self.leaves(40)
+        for n in 1...40 {
+            let newRoot = Self.referenceRoot(all[..<n])
+            for m in 1...n {
+                let oldRoot = Self.referenceRoot(all[..<m])
+                let proof = Merkle.consistencyProof(oldSize: m, leaves: all[..<n])
+                #expect(
+                    Merkle.consistencyFailure(
+                        oldSize: UInt64(m), newSize: UInt64(n), oldRoot: oldRoot, newRoot: newRoot, proof: proof)
+                        == nil, "m=\(m) n=\(n)")
+                if m < n {
+                    // A fork: a different old tree of the same size is not consistent.
+                    let forkRoot = Self.referenceRoot(Self.leaves(m).map { SHA256.node($0, $0) }[...])
+                    #expect(
+                        Merkle.consistencyFailure(
+                            oldSize: UInt64(m), newSize: UInt64(n), oldRoot: forkRoot, newRoot: newRoot, proof: proof)
+                            != nil)
+                    var bad = proof
+                    bad[0] = SHA256.hash("x")
+                    #expect(
+                        Merkle.consistencyFailure(
+                            oldSize: UInt64(m), newSize: UInt64(n), oldRoot: oldRoot, newRoot: newRoot, proof: bad)
+                            != nil)
+                }
+            }
+        }
+    }
+}
