@@ -14,7 +14,7 @@ public enum Vectors {
     /// Test-only linking key: SHA-256("provenance-ledger test vector linking key").
     public static let linkKeyBytes = SHA256.hash("provenance-ledger test vector linking key").bytes
     /// 2026-11-24T12:00:00Z.
-    public static let now: UInt64 = 1_795_953_600_000
+    public static let now: UInt64 = 1_795_521_600_000
 
     public static let events: [(name: String, line: String)] = [
         (

@@ -122,7 +122,6 @@ public struct EventParser {
         let body: EntryBody
         switch type {
         case "consent":
-            let at = try time(event, "occurredAt")
             body = .consent(
                 ConsentBody(
                     subject: try subject(event, "subject"), event: try string(event, "event"),
@@ -130,7 +129,7 @@ public struct EventParser {
                     controllers: try orgList(event, "controllers", default: [org]),
                     recipients: try orgList(event, "recipients", default: []), channel: try string(event, "channel"),
                     method: try string(event, "method"), legalBasis: try string(event, "legalBasis"),
-                    notice: try notice(event), occurredAt: at,
+                    notice: try notice(event), occurredAt: try time(event, "occurredAt"),
                     expiresAt: event["expiresAt"] == nil ? nil : try time(event, "expiresAt"),
                     evidence: try optionalDigest(event, "evidence")))
         case "interaction":

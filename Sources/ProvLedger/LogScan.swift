@@ -196,9 +196,16 @@ struct LogScan {
                     }
                 }
                 if let (why, at) = damage {
-                    // Damage after the last checkpoint of the last segment is what a crash leaves; the writer
-                    // cuts it on open. Anywhere else it is a modified file.
-                    if isLast {
+                    // A crash leaves at most one damaged record, at the very end of the last segment: a partial
+                    // one, or a whole-length one whose bytes did not all reach the disk. The writer cuts it on
+                    // open. Damage anywhere else is a modified file.
+                    let announced = buffer.withUnsafeBytes { b -> Int in
+                        let p = at - fileOffset
+                        guard have - p >= 5 else { return Int.max }
+                        return Int(b[p + 1]) << 24 | Int(b[p + 2]) << 16 | Int(b[p + 3]) << 8 | Int(b[p + 4])
+                    }
+                    let reachesEnd = announced == Int.max || at + SegmentFormat.headerSize + announced >= fileSize
+                    if isLast && reachesEnd {
                         audit.warnings.append(
                             "torn tail at byte \(at) of \(name) (\(why)): \(seq - committed) entries after the last checkpoint, "
                                 + "never acknowledged; the writer cuts it on open")
@@ -209,7 +216,6 @@ struct LogScan {
                 }
                 if atEnd || (eof && pos >= have) { break }
             }
-            _ = fileSize
             if seq != committed {
                 if isLast {
                     audit.warnings.append(

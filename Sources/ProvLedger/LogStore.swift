@@ -199,7 +199,7 @@ public final class LogStore {
 
     // MARK: Recovery
 
-    private func recover(log: (String) -> Void) throws(LedgerError) {
+    private func recover(log: (String) -> Void, useIndex: Bool = true) throws(LedgerError) {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: segmentDirectory)) ?? [])
             .filter { $0.hasSuffix(".seg") }.sorted()
         for n in names {
@@ -210,7 +210,7 @@ public final class LogStore {
         }
         if writable {
             index = try FileHandleFD(path: indexPath, flags: O_RDWR | O_CREAT)
-        } else if FileManager.default.fileExists(atPath: indexPath) {
+        } else if useIndex && FileManager.default.fileExists(atPath: indexPath) {
             index = try FileHandleFD(path: indexPath, flags: O_RDONLY)
         }
         var indexCount = UInt64((try index?.size ?? 0) / SegmentFormat.indexRecordSize)
@@ -290,8 +290,14 @@ public final class LogStore {
 
         guard let commit = committed else {
             if indexCount > 0 {
-                throw LedgerError(
-                    .invalidEntry, "log \(org): the last indexed group commit has no valid checkpoint; run prov verify")
+                // The index runs ahead of the whole group commits in the segments (a segment lost data it had
+                // acknowledged, or the index was copied from elsewhere): trust only the segments.
+                log("log \(org): index runs past the last whole group commit; rebuilding it from the segments")
+                if writable { try index?.truncate(to: 0) } else { index = nil }
+                pendingIndex = []
+                indexedCount = 0
+                segments = []
+                return try recover(log: log, useIndex: false)
             }
             size = 0
             if writable { try cutTail(after: (0, SegmentFormat.magic.count), dataEnd: dataEnd, pending: pending.count, damage: damage, log: log) }

@@ -1,4 +1,5 @@
 import Foundation
+@testable import ProvLedger
 
 /// Loads a JSON vector file from Tests/ProvLedgerTests/Vectors.
 func loadVectors(_ name: String) throws -> Any {
@@ -23,5 +24,15 @@ struct SplitMix64: RandomNumberGenerator {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+/// The LedgerError `body` throws, or nil when it succeeds.
+func ledgerError(_ body: () throws -> Void) -> LedgerError? {
+    do {
+        try body()
+        return nil
+    } catch {
+        return error as? LedgerError
     }
 }

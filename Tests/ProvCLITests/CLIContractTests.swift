@@ -1,0 +1,105 @@
+import Foundation
+import ProvCrypto
+import Testing
+
+@testable import ProvLedger
+
+@Suite struct CLIContractTests {
+    @Test func keygenWritesMode600KeyAndPrintsVerifierKey() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try prov(["keygen", "--org", "brand", "--consortium", "acme", "--out", dir.path + "/k"])
+        #expect(r.status == 0)
+        let vkey = try NoteVerifierKey(parsing: r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(vkey.name == "acme/brand")
+        let mode = try FileManager.default.attributesOfItem(atPath: dir.path + "/k")[.posixPermissions] as! Int
+        #expect(mode == 0o600)
+        // Never overwrites a key.
+        let again = try prov(["keygen", "--org", "brand", "--consortium", "acme", "--out", dir.path + "/k"])
+        #expect(again.status == 2)
+        #expect(again.stderr.contains("refusing to overwrite"))
+    }
+
+    @Test func usageErrorsExitTwo() throws {
+        for args in [["frobnicate"], ["keygen", "--org", "brand"], ["verify", "--bogus", "x"], []] {
+            let r = try prov(args)
+            #expect(r.status == 2, "\(args)")
+            #expect(r.stderr.contains("usage") || r.stderr.contains("missing"), "\(args): \(r.stderr)")
+        }
+    }
+
+    @Test func appendCheckpointReceiptVerifyRoundTrip() throws {
+        let c = try CLIConsortium()
+        defer { c.remove() }
+        let r = try c.append(Events.lines(5))
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n")
+        #expect(lines.count == 5)
+        for (i, l) in lines.enumerated() {
+            let parts = l.split(separator: " ")
+            #expect(parts.count == 2 && parts[0] == "\(i)" && parts[1].count == 64)
+        }
+        // A second append continues the sequence, from --input this time.
+        let input = c.dir.path + "/more.jsonl"
+        try Events.lines(3, from: 5).write(toFile: input, atomically: true, encoding: .utf8)
+        let r2 = try c.append("", extra: ["--input", input])
+        #expect(r2.stdout.hasPrefix("5 "))
+
+        let cp = try prov(["checkpoint", "--dir", c.data, "--org", "brand"])
+        #expect(cp.status == 0)
+        let parsed = try SignedCheckpoint(parsing: cp.stdout)
+        #expect(parsed.checkpoint.origin == "acme/brand" && parsed.checkpoint.size == 8)
+
+        let receipt = try prov(["receipt", "--dir", c.data, "--org", "brand", "--seq", "6"])
+        #expect(receipt.status == 0)
+        #expect(receipt.stdout.hasPrefix("c2sp.org/tlog-proof@v1\nextra "))
+        let path = c.dir.path + "/r.tlog-proof"
+        try receipt.stdout.write(toFile: path, atomically: true, encoding: .utf8)
+        let vr = try prov(["verify-receipt", "--consortium", c.consortium, path])
+        #expect(vr.status == 0, "\(vr.stderr)")
+        #expect(vr.stdout.contains("brand seq 6"))
+        #expect(vr.stdout.contains("\"kind\": \"consent\""))
+
+        let v = try c.verify()
+        #expect(v.status == 0, "\(v.stderr)")
+        #expect(v.stdout.contains("brand: OK: 8 entries, 2 checkpoints verified"))
+    }
+
+    @Test func badInputAppendsNothingAndNamesLineAndField() throws {
+        let c = try CLIConsortium()
+        defer { c.remove() }
+        _ = try c.append(Events.lines(2))
+        let bad = Events.lines(2, from: 2) + Events.consent(9).replacingOccurrences(of: "dpv:DirectMarketing", with: "dpv:Gossip") + "\n"
+        let r = try c.append(bad)
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("line 3: field 'purposes[0]': 'dpv:Gossip' is not a known DPV purpose"), "\(r.stderr)")
+        #expect(r.stdout.isEmpty)
+        let garbage = try c.append("{\"type\":\"consent\",\n")
+        #expect(garbage.status == 2)
+        #expect(garbage.stderr.contains("line 1: not valid JSON"))
+        let v = try c.verify()
+        #expect(v.stdout.contains("brand: OK: 2 entries"))
+    }
+
+    @Test func rawIdentifiersAreNotWrittenAnywhere() throws {
+        let c = try CLIConsortium()
+        defer { c.remove() }
+        _ = try c.append(Events.lines(4))
+        // Nothing under the data directory contains the e-mail addresses or phone numbers given.
+        let files = FileManager.default.enumerator(atPath: c.data)!.compactMap { $0 as? String }
+        for f in files {
+            guard let d = FileManager.default.contents(atPath: c.data + "/" + f) else { continue }
+            let text = String(decoding: d, as: UTF8.self)
+            #expect(!text.contains("example.com") && !text.contains("user0") && !text.contains("4416329600"), "\(f)")
+        }
+    }
+
+    @Test func worldReadableKeyIsRefused() throws {
+        let c = try CLIConsortium()
+        defer { c.remove() }
+        chmod(c.key("brand"), 0o644)
+        let r = try c.append(Events.lines(1))
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("chmod 600"))
+    }
+}
