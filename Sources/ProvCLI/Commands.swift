@@ -21,6 +21,7 @@ public enum Prov {
           verify --consortium FILE [--checkpoint FILE ...] DATADIR
           bench append|ingest|verify --entries N [--dir DIR] [--runs R]
           vectors --out DIR
+          demo [--nodes DIR]            the local consortium of Nodes/members.json doing a day's work
 
         Exit codes: 0 success, 1 verification failed, 2 usage, input or I/O error.
         """
@@ -46,6 +47,7 @@ public enum Prov {
             case "verify": return try verify(rest)
             case "bench": return try Bench.run(rest)
             case "vectors": return try Vectors.run(rest)
+            case "demo": return try Demo.run(rest)
             case "help", "--help", "-h":
                 out(usage)
                 return 0

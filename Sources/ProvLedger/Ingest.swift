@@ -62,6 +62,8 @@ public final class Ingestor {
             return ReferencedEntry(leaf: leaf, kind: e.body.kind, subjects: e.body.subjects)
         }
         let parser = EventParser(consortium: consortium, org: own, linkKey: linkKey, resolve: resolve)
+        let (deps, citedHLC) = heads(cited: store.state.cited)
+        var first = true
         var line = 0
         var start = 0
         let bytes = input
@@ -84,9 +86,31 @@ public final class Ingestor {
             pendingRef = group
             let body: EntryBody
             do { body = try parser.parse(value) } catch { throw LedgerError(.invalidEvent, "line \(line): \(error.message)") }
-            group.add(body)
+            group.add(body, deps: first ? deps : [], citedHLC: first ? citedHLC : nil)
+            first = false
         }
         return group
+    }
+
+    /// The heads of the other logs in this data directory that moved since this log last cited them, each
+    /// checked against its signed checkpoint: the `deps` of the next entry (DESIGN.md: causal frontier).
+    func heads(cited: [String: UInt64]) -> ([EntryRef], HLC?) {
+        var deps: [EntryRef] = []
+        var maxHLC: HLC?
+        let folders = (try? Verifier.logFolders(in: dataDirectory)) ?? []
+        for org in folders where org != store.org {
+            guard let member = consortium.member(org),
+                let other = try? LogStore(
+                    dataDirectory: dataDirectory, consortium: consortium.name, org: org, writable: false, log: { _ in }),
+                let cp = other.latest, cp.signatureFailure(key: member.key) == nil, cp.checkpoint.size > 0
+            else { continue }
+            let head = cp.checkpoint.size - 1
+            if let c = cited[org], c >= head { continue }
+            guard let leaf = try? other.leafHash(head), let e = try? other.entry(head) else { continue }
+            deps.append(EntryRef(org: org, seq: head, leaf: leaf))
+            maxHLC = max(maxHLC ?? e.hlc, e.hlc)
+        }
+        return (deps.sorted { $0.org < $1.org }, maxHLC)
     }
 
     /// Parses all of `input`, then appends it in one group commit. Returns the new entries' seqs and leaf hashes.

@@ -1,0 +1,104 @@
+import Foundation
+import ProvCrypto
+import Testing
+
+@testable import ProvLedger
+
+/// `prov append --follow` streams events into the log while it is killed with SIGKILL at random moments; after
+/// every kill the log must open, verify, and hold every entry whose `<seq> <hash>` line was printed.
+@Suite(.serialized) struct CrashTests {
+    @Test func sigkillNeverLosesAnAcknowledgedEntry() throws {
+        signal(SIGPIPE, SIG_IGN)
+        let c = try CLIConsortium()
+        defer { c.remove() }
+        var rng = SystemRandomNumberGenerator()
+        var acknowledged: [UInt64: String] = [:]
+        var eventNumber = 0
+        let rounds = 30
+        for round in 0..<rounds {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: provPath)
+            p.arguments = [
+                "append", "--dir", c.data, "--key", c.key("brand"), "--consortium", c.consortium, "--link-key",
+                c.linkKey, "--follow",
+            ]
+            let inp = Pipe()
+            let out = Pipe()
+            p.standardInput = inp
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+
+            // Feed events without pause, in chunks of varying size, until the child is gone.
+            let writer = inp.fileHandleForWriting
+            let start = eventNumber
+            let feeder = Thread {
+                var n = start
+                var chunkRng = SplitMix64(seed: UInt64(start))
+                while true {
+                    let k = Int(chunkRng.next() % 40) + 1
+                    do { try writer.write(contentsOf: Data(Events.lines(k, from: n).utf8)) } catch { break }
+                    n += k
+                }
+            }
+            feeder.start()
+            eventNumber += 1_000_000
+
+            // Kill once a random number of acknowledgements has arrived, plus a random sliver of time, so the kill
+            // lands anywhere in a group commit: parsing, writing, fsync, printing.
+            let target = Int.random(in: 1...150, using: &rng)
+            var buffer = Data()
+            var lines = 0
+            let reader = out.fileHandleForReading
+            while lines < target {
+                let d = reader.availableData
+                if d.isEmpty { break }
+                buffer.append(d)
+                lines = buffer.reduce(0) { $1 == 10 ? $0 + 1 : $0 }
+            }
+            usleep(UInt32.random(in: 0...3000, using: &rng))
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            buffer.append(reader.readDataToEndOfFile())
+            try? writer.close()
+
+            // Only whole lines are acknowledgements.
+            let text = String(decoding: buffer, as: UTF8.self)
+            for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
+                let parts = line.split(separator: " ")
+                #expect(parts.count == 2, "malformed acknowledgement '\(line)'")
+                guard parts.count == 2, let seq = UInt64(parts[0]) else { continue }
+                if let previous = acknowledged[seq] {
+                    #expect(previous == String(parts[1]), "seq \(seq) acknowledged twice with different hashes")
+                }
+                acknowledged[seq] = String(parts[1])
+            }
+
+            // Restart as a writer would (recovery runs), and check everything acknowledged so far.
+            do {
+                let store = try LogStore(dataDirectory: c.data, consortium: "acme", org: "brand", writable: true, log: { _ in })
+                for (seq, hash) in acknowledged {
+                    #expect(seq < store.size, "round \(round): acknowledged seq \(seq) lost (log has \(store.size))")
+                    if seq < store.size { #expect(try store.leafHash(seq).hex == hash, "round \(round): seq \(seq) changed") }
+                }
+            }
+            let v = try c.verify()
+            #expect(v.status == 0, "round \(round): \(v.stderr)")
+        }
+        #expect(acknowledged.count >= rounds, "too few acknowledgements to mean anything")
+    }
+}
+
+/// Deterministic pseudo-random numbers (SplitMix64).
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
