@@ -93,11 +93,14 @@ enum Bench {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             signer = try NoteSigner(name: "bench/brand", privateKey: .generate())
             var members = [
-                Consortium.Member(org: "brand", name: "Brand", origin: "bench/brand", key: signer.verifierKey, peer: nil, api: nil)
+                Consortium.Member(
+                    org: "brand", name: "Brand", origin: "bench/brand", key: signer.verifierKey, peer: nil, api: nil)
             ]
             for org in ["retail", "bank"] {
                 let k = try NoteSigner(name: "bench/\(org)", privateKey: .generate())
-                members.append(Consortium.Member(org: org, name: org, origin: "bench/\(org)", key: k.verifierKey, peer: nil, api: nil))
+                members.append(
+                    Consortium.Member(
+                        org: org, name: org, origin: "bench/\(org)", key: k.verifierKey, peer: nil, api: nil))
             }
             consortium = try Consortium(name: "bench", members: members)
             linkKey = try LinkKey(bytes: SecureRandom.bytes(32))
@@ -109,13 +112,17 @@ enum Bench {
         let t = "2026-11-24T10:\(String(format: "%02d", i / 60 % 60)):\(String(format: "%02d", i % 60))Z"
         switch i % 4 {
         case 0:
-            return #"{"type":"consent","subject":"email:customer\#(i)@example.com","event":"give","purposes":["dpv:DirectMarketing"],"controllers":["brand"],"recipients":["retail"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"\#(t)","expiresAt":"2027-11-24T10:00:00Z"}"#
+            return
+                #"{"type":"consent","subject":"email:customer\#(i)@example.com","event":"give","purposes":["dpv:DirectMarketing"],"controllers":["brand"],"recipients":["retail"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"\#(t)","expiresAt":"2027-11-24T10:00:00Z"}"#
         case 1:
-            return #"{"type":"interaction","subject":"phone:+4416329\#(String(format: "%05d", i % 100_000))","channel":"voice","interaction":"support-call","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"agent-\#(i % 97)","kind":"person","onBehalfOf":"brand"},"occurredAt":"\#(t)"}"#
+            return
+                #"{"type":"interaction","subject":"phone:+4416329\#(String(format: "%05d", i % 100_000))","channel":"voice","interaction":"support-call","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"agent-\#(i % 97)","kind":"person","onBehalfOf":"brand"},"occurredAt":"\#(t)"}"#
         case 2:
-            return #"{"type":"consent","subject":"cust:brand:c\#(i)","event":"withdraw","purposes":["dpv:DirectMarketing","dpv:Personalisation"],"channel":"app","method":"app-toggle","legalBasis":"dpv:Consent","occurredAt":"\#(t)"}"#
+            return
+                #"{"type":"consent","subject":"cust:brand:c\#(i)","event":"withdraw","purposes":["dpv:DirectMarketing","dpv:Personalisation"],"channel":"app","method":"app-toggle","legalBasis":"dpv:Consent","occurredAt":"\#(t)"}"#
         default:
-            return #"{"type":"interaction","subject":"email:customer\#(i)@example.com","channel":"chat","interaction":"bot-session","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:LegitimateInterest","agent":{"id":"bot-1","kind":"software","onBehalfOf":"brand"},"occurredAt":"\#(t)"}"#
+            return
+                #"{"type":"interaction","subject":"email:customer\#(i)@example.com","channel":"chat","interaction":"bot-session","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:LegitimateInterest","agent":{"id":"bot-1","kind":"software","onBehalfOf":"brand"},"occurredAt":"\#(t)"}"#
         }
     }
 
@@ -158,7 +165,8 @@ enum Bench {
             for i in 0..<group { s += eventLine(c * group + i) + "\n" }
             chunks.append(Array(s.utf8))
         }
-        let ingestor = try Ingestor(dataDirectory: f.dir, consortium: f.consortium, signer: f.signer, linkKey: f.linkKey)
+        let ingestor = try Ingestor(
+            dataDirectory: f.dir, consortium: f.consortium, signer: f.signer, linkKey: f.linkKey)
         var latencies: [Double] = []
         let start = clock()
         var done = 0
@@ -167,7 +175,8 @@ enum Bench {
             let t0 = clock()
             let chunk = chunks[c % chunks.count]
             let k = min(group, n - done)
-            let input = k == group ? chunk : Array(chunk.split(separator: UInt8(ascii: "\n")).prefix(k).joined(separator: [10]))
+            let input =
+                k == group ? chunk : Array(chunk.split(separator: UInt8(ascii: "\n")).prefix(k).joined(separator: [10]))
             _ = try ingestor.append(input)
             latencies.append((clock() - t0) * 1000)
             done += k
@@ -197,7 +206,8 @@ enum Bench {
     static func segmentBytes(_ logDir: String) throws -> Int {
         let segs = (try? FileManager.default.contentsOfDirectory(atPath: logDir + "/segments")) ?? []
         return segs.reduce(0) { sum, name in
-            sum + ((try? FileManager.default.attributesOfItem(atPath: "\(logDir)/segments/\(name)")[.size] as? Int) ?? 0)
+            sum
+                + ((try? FileManager.default.attributesOfItem(atPath: "\(logDir)/segments/\(name)")[.size] as? Int) ?? 0)
         }
     }
 }

@@ -132,7 +132,8 @@ public enum Prov {
                 throw LedgerError(.config, "member \(org): \(e.reason)")
             }
             members.append(
-                Consortium.Member(org: org, name: display[org] ?? org, origin: "\(name)/\(org)", key: key, peer: nil, api: nil))
+                Consortium.Member(
+                    org: org, name: display[org] ?? org, origin: "\(name)/\(org)", key: key, peer: nil, api: nil))
         }
         let c = try Consortium(name: name, members: members)
         if FileManager.default.fileExists(atPath: linkPath) {
@@ -158,7 +159,9 @@ public enum Prov {
             log: { log("warn", $0) })
         defer { ingestor.store.close() }
         if args.flags.contains("follow") {
-            guard try args.optional("input") == nil else { throw UsageError("--follow reads standard input; drop --input") }
+            guard try args.optional("input") == nil else {
+                throw UsageError("--follow reads standard input; drop --input")
+            }
             return try follow(ingestor)
         }
         let input: [UInt8]
@@ -219,17 +222,21 @@ public enum Prov {
         let org = try args.required("org")
         let cpPath = "\(dir)/\(org)/checkpoint"
         var consortiumName = "unknown"
-        if let text = try? String(contentsOfFile: cpPath, encoding: .utf8), let first = text.split(separator: "\n").first,
+        if let text = try? String(contentsOfFile: cpPath, encoding: .utf8),
+            let first = text.split(separator: "\n").first,
             let slash = first.lastIndex(of: "/")
         {
             consortiumName = String(first[..<slash])
         }
-        return try LogStore(dataDirectory: dir, consortium: consortiumName, org: org, writable: false, log: { log("warn", $0) })
+        return try LogStore(
+            dataDirectory: dir, consortium: consortiumName, org: org, writable: false, log: { log("warn", $0) })
     }
 
     static func receipt(_ a: [String]) throws -> Int32 {
         let args = try Arguments(a, options: ["dir", "org", "seq"])
-        guard let seq = UInt64(try args.required("seq")) else { throw UsageError("--seq must be a non-negative integer") }
+        guard let seq = UInt64(try args.required("seq")) else {
+            throw UsageError("--seq must be a non-negative integer")
+        }
         let store = try openReader(args)
         FileHandle.standardOutput.write(Data(try store.receipt(seq).serialized.utf8))
         return 0
@@ -259,7 +266,8 @@ public enum Prov {
         guard args.positionals.count == 1 else { throw UsageError("give exactly one data directory") }
         var verifier = Verifier(consortium: consortium)
         for path in args.all("checkpoint") {
-            verifier.trustedCheckpoints.append(try SignedCheckpoint(parsing: String(decoding: try readFile(path), as: UTF8.self)))
+            verifier.trustedCheckpoints.append(
+                try SignedCheckpoint(parsing: String(decoding: try readFile(path), as: UTF8.self)))
         }
         let progress = Progress(enabled: isatty(2) != 0)
         verifier.progress = { org, n in progress.update("verifying \(org): \(n) entries") }

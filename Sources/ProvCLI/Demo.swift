@@ -65,14 +65,17 @@ enum Demo {
             ingestor.store.close()
             Prov.out(
                 "\(org): appended \(results.count) entries (seq \(start)..\(start + UInt64(results.count) - 1)) in "
-                    + String(format: "%.1f ms", Date().timeIntervalSince(t0) * 1000) + "; checkpoint size \(ingestor.store.size)")
+                    + String(format: "%.1f ms", Date().timeIntervalSince(t0) * 1000)
+                    + "; checkpoint size \(ingestor.store.size)")
         }
 
         // The auditor's view: every log verified against the descriptor's keys only.
         let audits = try Verifier(consortium: consortium).verify(dataDirectory: data)
         var failed = false
         for a in audits {
-            if let f = a.failure { failed = true; Prov.out("audit \(a.org): FAILED: \(f)") } else {
+            if let f = a.failure {
+                failed = true; Prov.out("audit \(a.org): FAILED: \(f)")
+            } else {
                 Prov.out("audit \(a.org): OK, \(a.entries) entries, \(a.checkpoints) signed checkpoints")
             }
         }
@@ -121,34 +124,44 @@ enum Demo {
             switch org {
             case "brand":
                 lines.append(
-                    #"{"type":"consent","subject":"\#(email)","event":"give","purposes":["dpv:DirectMarketing","dpv:Personalisation"],"controllers":["brand"],"recipients":\#(jsonList(others)),"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"\#(now)","expiresAt":"2030-01-01T00:00:00Z"}"#)
+                    #"{"type":"consent","subject":"\#(email)","event":"give","purposes":["dpv:DirectMarketing","dpv:Personalisation"],"controllers":["brand"],"recipients":\#(jsonList(others)),"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"\#(now)","expiresAt":"2030-01-01T00:00:00Z"}"#
+                )
                 lines.append(
-                    #"{"type":"link","subjects":["\#(email)","\#(phone)"],"evidence":"\#(SHA256.hash("kyc \(c)").hex)","occurredAt":"\#(now)"}"#)
+                    #"{"type":"link","subjects":["\#(email)","\#(phone)"],"evidence":"\#(SHA256.hash("kyc \(c)").hex)","occurredAt":"\#(now)"}"#
+                )
                 lines.append(
-                    #"{"type":"interaction","subject":"\#(email)","channel":"app","interaction":"login","purposes":["dpv:ServiceProvision"],"legalBasis":"dpv:Contract","agent":{"id":"brand-app","kind":"software","onBehalfOf":"brand"},"occurredAt":"\#(now)"}"#)
+                    #"{"type":"interaction","subject":"\#(email)","channel":"app","interaction":"login","purposes":["dpv:ServiceProvision"],"legalBasis":"dpv:Contract","agent":{"id":"brand-app","kind":"software","onBehalfOf":"brand"},"occurredAt":"\#(now)"}"#
+                )
             case "care":
                 let consentRef = brandConsent[c].map { #","consentRef":{"org":"brand","seq":\#($0)}"# } ?? ""
                 let basis = consentRef.isEmpty ? "dpv:LegitimateInterest" : "dpv:Consent"
                 lines.append(
-                    #"{"type":"interaction","subject":"\#(phone)","channel":"voice","interaction":"retention-call","purposes":["dpv:DirectMarketing"],"legalBasis":"\#(basis)","agent":{"id":"agent-\#(c % 7)","kind":"person","onBehalfOf":"brand"},"occurredAt":"\#(now)"\#(consentRef)}"#)
+                    #"{"type":"interaction","subject":"\#(phone)","channel":"voice","interaction":"retention-call","purposes":["dpv:DirectMarketing"],"legalBasis":"\#(basis)","agent":{"id":"agent-\#(c % 7)","kind":"person","onBehalfOf":"brand"},"occurredAt":"\#(now)"\#(consentRef)}"#
+                )
                 lines.append(
-                    #"{"type":"interaction","subject":"\#(email)","channel":"chat","interaction":"bot-session","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"care-bot","kind":"software","onBehalfOf":"brand"},"occurredAt":"\#(now)"}"#)
+                    #"{"type":"interaction","subject":"\#(email)","channel":"chat","interaction":"bot-session","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"care-bot","kind":"software","onBehalfOf":"brand"},"occurredAt":"\#(now)"}"#
+                )
             case "retail":
                 lines.append(
-                    #"{"type":"interaction","subject":"\#(email)","channel":"store","interaction":"purchase","purposes":["dpv:SellProducts"],"legalBasis":"dpv:Contract","agent":{"id":"till-\#(c % 4)","kind":"device","onBehalfOf":"retail"},"occurredAt":"\#(now)"}"#)
+                    #"{"type":"interaction","subject":"\#(email)","channel":"store","interaction":"purchase","purposes":["dpv:SellProducts"],"legalBasis":"dpv:Contract","agent":{"id":"till-\#(c % 4)","kind":"device","onBehalfOf":"retail"},"occurredAt":"\#(now)"}"#
+                )
                 if c % 4 == 0 {
                     lines.append(
-                        #"{"type":"consent","subject":"\#(email)","event":"withdraw","purposes":["dpv:DirectMarketing"],"controllers":["brand"],"channel":"email","method":"email-link","legalBasis":"dpv:Consent","occurredAt":"\#(now)"}"#)
+                        #"{"type":"consent","subject":"\#(email)","event":"withdraw","purposes":["dpv:DirectMarketing"],"controllers":["brand"],"channel":"email","method":"email-link","legalBasis":"dpv:Consent","occurredAt":"\#(now)"}"#
+                    )
                 }
             case "bank":
                 lines.append(
-                    #"{"type":"interaction","subject":"cust:bank:C\#(1000 + c)","channel":"app","interaction":"card-payment","purposes":["dpv:PaymentManagement","dpv:FraudPreventionAndDetection"],"legalBasis":"dpv:Contract","agent":{"id":"bank-core","kind":"software","onBehalfOf":"bank"},"occurredAt":"\#(now)"}"#)
+                    #"{"type":"interaction","subject":"cust:bank:C\#(1000 + c)","channel":"app","interaction":"card-payment","purposes":["dpv:PaymentManagement","dpv:FraudPreventionAndDetection"],"legalBasis":"dpv:Contract","agent":{"id":"bank-core","kind":"software","onBehalfOf":"bank"},"occurredAt":"\#(now)"}"#
+                )
             default:
                 lines.append(
-                    #"{"type":"interaction","subject":"\#(phone)","channel":"sms","interaction":"service-notice","purposes":["dpv:ServiceProvision"],"legalBasis":"dpv:Contract","agent":{"id":"sms-gw","kind":"software","onBehalfOf":"\#(org)"},"occurredAt":"\#(now)"}"#)
+                    #"{"type":"interaction","subject":"\#(phone)","channel":"sms","interaction":"service-notice","purposes":["dpv:ServiceProvision"],"legalBasis":"dpv:Contract","agent":{"id":"sms-gw","kind":"software","onBehalfOf":"\#(org)"},"occurredAt":"\#(now)"}"#
+                )
                 if c % 5 == 0 {
                     lines.append(
-                        #"{"type":"share","subject":"\#(phone)","recipient":"brand","purposes":["dpv:DirectMarketing"],"dataCategories":["dpv:TelephoneNumber"],"occurredAt":"\#(now)"}"#)
+                        #"{"type":"share","subject":"\#(phone)","recipient":"brand","purposes":["dpv:DirectMarketing"],"dataCategories":["dpv:TelephoneNumber"],"occurredAt":"\#(now)"}"#
+                    )
                 }
             }
         }

@@ -8,7 +8,8 @@ public enum Vectors {
     /// Test-only keys: seed = SHA-256("provenance-ledger test vector key " + org). Public by design.
     public static func signer(_ org: String) throws -> NoteSigner {
         try NoteSigner(
-            name: "vectors/\(org)", privateKey: Ed25519PrivateKey(seed: SHA256.hash("provenance-ledger test vector key \(org)").bytes))
+            name: "vectors/\(org)",
+            privateKey: Ed25519PrivateKey(seed: SHA256.hash("provenance-ledger test vector key \(org)").bytes))
     }
 
     /// Test-only linking key: SHA-256("provenance-ledger test vector linking key").
@@ -56,7 +57,8 @@ public enum Vectors {
             name: "vectors",
             members: ["brand", "retail"].map { org in
                 Consortium.Member(
-                    org: org, name: org.capitalized, origin: "vectors/\(org)", key: try signer(org).verifierKey, peer: nil,
+                    org: org, name: org.capitalized, origin: "vectors/\(org)", key: try signer(org).verifierKey,
+                    peer: nil,
                     api: nil)
             })
     }
@@ -77,7 +79,8 @@ public enum Vectors {
         let c = try consortium()
         try c.write(to: out + "/consortium.json")
         let ingestor = try Ingestor(
-            dataDirectory: out + "/log", consortium: c, signer: try signer("brand"), linkKey: try LinkKey(bytes: linkKeyBytes),
+            dataDirectory: out + "/log", consortium: c, signer: try signer("brand"),
+            linkKey: try LinkKey(bytes: linkKeyBytes),
             log: { _ in })
         let input = Array(events.map { $0.line + "\n" }.joined().utf8)
         let results = try ingestor.append(input, now: now)
@@ -104,7 +107,8 @@ public enum Vectors {
             JSONMember("checkpoint", .string(ingestor.store.latest!.serialized)),
         ])
         try Data((doc.prettySerialized + "\n").utf8).write(to: URL(fileURLWithPath: out + "/entries.json"))
-        try Data(try ingestor.store.receipt(2).serialized.utf8).write(to: URL(fileURLWithPath: out + "/receipt-brand-2.tlog-proof"))
+        try Data(try ingestor.store.receipt(2).serialized.utf8).write(
+            to: URL(fileURLWithPath: out + "/receipt-brand-2.tlog-proof"))
         try? fm.removeItem(atPath: out + "/log/brand/LOCK")
     }
 }

@@ -28,7 +28,9 @@ public struct CryptoError: Error, Equatable, CustomStringConvertible, Sendable {
         while case let e = ERR_get_error(), e != 0 {
             var buf = [CChar](repeating: 0, count: 256)
             ERR_error_string_n(e, &buf, buf.count)
-            if detail.isEmpty { detail = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+            if detail.isEmpty {
+                detail = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            }
         }
         return CryptoError(.openssl, detail.isEmpty ? what : "\(what): \(detail)", fileID: fileID, line: line)
     }

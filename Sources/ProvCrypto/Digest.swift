@@ -115,7 +115,8 @@ public struct HMACSHA256Key: Sendable {
         var d = SHA256Digest()
         withUnsafePointer(to: state) { key in
             d.withUnsafeMutableBytes { out in
-                prov_hmac_sha256(key, data.baseAddress, data.count, out.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                prov_hmac_sha256(
+                    key, data.baseAddress, data.count, out.baseAddress!.assumingMemoryBound(to: UInt8.self))
             }
         }
         return d

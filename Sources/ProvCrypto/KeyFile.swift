@@ -22,7 +22,9 @@ public enum SecretFile {
         var off = 0
         while off < bytes.count {
             let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, bytes.count - off) }
-            guard n > 0 else { throw CryptoError(.keyFileIO, "cannot write \(path): \(String(cString: strerror(errno)))") }
+            guard n > 0 else {
+                throw CryptoError(.keyFileIO, "cannot write \(path): \(String(cString: strerror(errno)))")
+            }
             off += n
         }
         guard fsync(fd) == 0 else { throw CryptoError(.keyFileIO, "cannot fsync \(path)") }
@@ -44,7 +46,9 @@ public enum SecretFile {
                 "\(path) is accessible by group or others (mode \(String(mode, radix: 8))); "
                     + "a secret key must be mode 600: run chmod 600 \(path)")
         }
-        guard Int(st.st_size) <= maxSize else { throw CryptoError(.keyFileIO, "\(path) is larger than \(maxSize) bytes") }
+        guard Int(st.st_size) <= maxSize else {
+            throw CryptoError(.keyFileIO, "\(path) is larger than \(maxSize) bytes")
+        }
         var out = [UInt8](repeating: 0, count: Int(st.st_size))
         var off = 0
         while off < out.count {
@@ -70,7 +74,8 @@ public enum SigningKeyFile {
         guard parts.count == 5, parts[0] == "PRIVATE", parts[1] == "KEY",
             let blob = Data(base64Encoded: String(parts[4])), blob.count == 33, blob.first == 0x01
         else { throw CryptoError(.invalidKey, "\(path) is not a signing key file (PRIVATE+KEY+name+id+key)") }
-        let signer = try NoteSigner(name: String(parts[2]), privateKey: Ed25519PrivateKey(seed: Array(blob.dropFirst())))
+        let signer = try NoteSigner(
+            name: String(parts[2]), privateKey: Ed25519PrivateKey(seed: Array(blob.dropFirst())))
         guard NoteVerifierKey.hex(signer.verifierKey.keyID) == parts[3].lowercased() else {
             throw CryptoError(.invalidKey, "\(path): key id \(parts[3]) does not match the key")
         }

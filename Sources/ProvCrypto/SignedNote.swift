@@ -43,7 +43,8 @@ public struct NoteVerifierKey: Sendable, Equatable, CustomStringConvertible {
         let claimed = idBytes.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
         guard claimed == keyID else {
             throw CryptoError(
-                .invalidKey, "verifier key id \(parts[1]) does not match its name and key (expected \(Self.hex(keyID)))")
+                .invalidKey, "verifier key id \(parts[1]) does not match its name and key (expected \(Self.hex(keyID)))"
+            )
         }
     }
 

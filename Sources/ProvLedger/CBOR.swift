@@ -175,7 +175,9 @@ package struct CBORReader {
     package var isAtEnd: Bool { offset >= buffer.count }
 
     package func peekMajorType() throws(CBORError) -> UInt8 {
-        guard offset < buffer.count else { throw CBORError(.truncated, offset, "input ends where an item should start") }
+        guard offset < buffer.count else {
+            throw CBORError(.truncated, offset, "input ends where an item should start")
+        }
         return buffer[offset] >> 5
     }
 
@@ -185,7 +187,9 @@ package struct CBORReader {
     @inline(__always)
     mutating func readHead() throws(CBORError) -> (major: UInt8, argument: UInt64, start: Int) {
         let start = offset
-        guard offset < buffer.count else { throw CBORError(.truncated, offset, "input ends where an item should start") }
+        guard offset < buffer.count else {
+            throw CBORError(.truncated, offset, "input ends where an item should start")
+        }
         let ib = buffer[offset]
         offset += 1
         let major = ib >> 5
@@ -193,7 +197,8 @@ package struct CBORReader {
         if ai < 24 { return (major, UInt64(ai), start) }
         if major == 7 {
             switch ai {
-            case 24: throw CBORError(.unsupportedType, start, "simple values other than false, true and null are not used")
+            case 24:
+                throw CBORError(.unsupportedType, start, "simple values other than false, true and null are not used")
             case 25, 26, 27: throw CBORError(.floatNotAllowed, start, "floating-point numbers are not allowed")
             case 31: throw CBORError(.indefiniteLength, start, "break code outside an indefinite-length item")
             default: throw CBORError(.unsupportedType, start, "reserved additional information \(ai)")
@@ -238,7 +243,9 @@ package struct CBORReader {
             guard v <= UInt64(Int64.max) else { throw CBORError(.integerOverflow, start, "integer \(v) exceeds Int64") }
             return Int64(v)
         case 1:
-            guard v <= UInt64(Int64.max) else { throw CBORError(.integerOverflow, start, "integer -1-\(v) exceeds Int64") }
+            guard v <= UInt64(Int64.max) else {
+                throw CBORError(.integerOverflow, start, "integer -1-\(v) exceeds Int64")
+            }
             return -1 - Int64(v)
         default:
             offset = start
@@ -390,7 +397,9 @@ package enum UTF8Check {
         let n = b.count
         while i < n {
             // ASCII fast path, eight bytes at a time.
-            while i + 8 <= n && b.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 { i += 8 }
+            while i + 8 <= n && b.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
+                i += 8
+            }
             guard i < n else { break }
             let c = b[i]
             if c < 0x80 {

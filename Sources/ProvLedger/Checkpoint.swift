@@ -68,7 +68,8 @@ public struct SignedCheckpoint: Sendable, Equatable {
             return "checkpoint carries no signature by \(key.name)"
         }
         guard note.verifiedSignature(by: key) != nil else {
-            return "checkpoint signature by \(key.name) does not verify against its consortium key (forged or re-signed)"
+            return
+                "checkpoint signature by \(key.name) does not verify against its consortium key (forged or re-signed)"
         }
         return nil
     }
@@ -104,7 +105,9 @@ public struct Receipt: Sendable, Equatable {
         var i = 1
         var extra: [UInt8]?
         if i < head.count, head[i].hasPrefix("extra ") {
-            guard let d = Data(base64Encoded: String(head[i].dropFirst(6))) else { throw bad("extra line is not base64") }
+            guard let d = Data(base64Encoded: String(head[i].dropFirst(6))) else {
+                throw bad("extra line is not base64")
+            }
             extra = Array(d)
             i += 1
         }
@@ -146,7 +149,9 @@ public struct Receipt: Sendable, Equatable {
         if let why = checkpoint.signatureFailure(key: member.key) { throw fail(why) }
         let e: Entry
         do { e = try Entry.decode(entry) } catch { throw fail("entry bytes: \(error.message)") }
-        guard e.log == cp.origin else { throw fail("entry belongs to log '\(e.log)', the checkpoint to '\(cp.origin)'") }
+        guard e.log == cp.origin else {
+            throw fail("entry belongs to log '\(e.log)', the checkpoint to '\(cp.origin)'")
+        }
         guard e.seq == index else { throw fail("entry has seq \(e.seq) but the receipt says index \(index)") }
         let leaf = Merkle.leafHash(entry)
         if let why = Merkle.inclusionFailure(leaf: leaf, index: index, size: cp.size, proof: proof, root: cp.root) {

@@ -42,7 +42,8 @@ public struct Consortium: Sendable {
             }
             guard m.key.name == m.origin, m.key.type == .ed25519 else {
                 throw LedgerError(
-                    .config, "member \(m.org): verifier key is for '\(m.key.name)', expected an Ed25519 key named '\(m.origin)'")
+                    .config,
+                    "member \(m.org): verifier key is for '\(m.key.name)', expected an Ed25519 key named '\(m.origin)'")
             }
         }
         guard !members.isEmpty else { throw LedgerError(.config, "a consortium needs at least one member") }
@@ -80,14 +81,18 @@ public struct Consortium: Sendable {
 
     public init(json: JSONValue) throws {
         func str(_ v: JSONValue?, _ what: String) throws -> String {
-            guard let s = v?.stringValue else { throw LedgerError(.config, "consortium descriptor: \(what) must be a string") }
+            guard let s = v?.stringValue else {
+                throw LedgerError(.config, "consortium descriptor: \(what) must be a string")
+            }
             return s
         }
         func optStr(_ v: JSONValue?, _ what: String) throws -> String? {
             if v == nil || v == .null { return nil }
             return try str(v, what)
         }
-        guard let top = json.objectValue else { throw LedgerError(.config, "consortium descriptor must be a JSON object") }
+        guard let top = json.objectValue else {
+            throw LedgerError(.config, "consortium descriptor must be a JSON object")
+        }
         for m in top where !["consortium", "formatVersion", "members"].contains(m.key) {
             throw LedgerError(.config, "consortium descriptor: unknown field '\(m.key)'")
         }

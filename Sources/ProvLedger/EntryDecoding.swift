@@ -10,7 +10,9 @@ extension Entry {
     }
 
     public static func decode(_ raw: UnsafeRawBufferPointer) throws(LedgerError) -> Entry {
-        guard raw.count <= maxSize else { throw LedgerError(.invalidEntry, "entry is \(raw.count) bytes, over \(maxSize)") }
+        guard raw.count <= maxSize else {
+            throw LedgerError(.invalidEntry, "entry is \(raw.count) bytes, over \(maxSize)")
+        }
         var r = CBORReader(raw, maxDepth: 8)
         do {
             let e = try decodeEntry(&r)
@@ -176,9 +178,13 @@ extension EntryBody {
                     var nk = KeyOrder()
                     guard try nk.next(&r, in: "notice") == "id" else { throw f("notice", "first key must be id") }
                     let id = try r.readText()
-                    guard try nk.next(&r, in: "notice") == "sha256" else { throw f("notice", "second key must be sha256") }
+                    guard try nk.next(&r, in: "notice") == "sha256" else {
+                        throw f("notice", "second key must be sha256")
+                    }
                     let digest = try Entry.readDigest(&r, "body.notice.sha256")
-                    guard try nk.next(&r, in: "notice") == "version" else { throw f("notice", "third key must be version") }
+                    guard try nk.next(&r, in: "notice") == "version" else {
+                        throw f("notice", "third key must be version")
+                    }
                     notice = Notice(id: id, version: try r.readText(), sha256: digest)
                 case "occurredAt": at = try r.readUnsigned()
                 case "expiresAt": expires = try r.readUnsigned()
@@ -293,7 +299,9 @@ extension EntryBody {
                 switch key {
                 case "subjects":
                     guard try r.readArrayHeader() == 2 else { throw f("subjects", "must hold exactly two refs") }
-                    subjects = [try Entry.readDigest(&r, "body.subjects[0]"), try Entry.readDigest(&r, "body.subjects[1]")]
+                    subjects = [
+                        try Entry.readDigest(&r, "body.subjects[0]"), try Entry.readDigest(&r, "body.subjects[1]"),
+                    ]
                 case "evidence": evidence = try Entry.readDigest(&r, "body.evidence")
                 case "occurredAt": at = try r.readUnsigned()
                 default: throw f(key, "unknown key in a \(kind) body")

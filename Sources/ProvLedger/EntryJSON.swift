@@ -4,7 +4,10 @@ extension Entry {
     /// A readable JSON rendering (not canonical; the CBOR bytes are): refs as `ref:…`, times as RFC 3339.
     public var json: JSONValue {
         func ref(_ r: EntryRef) -> JSONValue {
-            .object([JSONMember("org", .string(r.org)), JSONMember("seq", .number(String(r.seq))), JSONMember("leaf", .string(r.leaf.hex))])
+            .object([
+                JSONMember("org", .string(r.org)), JSONMember("seq", .number(String(r.seq))),
+                JSONMember("leaf", .string(r.leaf.hex)),
+            ])
         }
         func strings(_ l: [String]) -> JSONValue { .array(l.map { .string($0) }) }
         func time(_ t: UInt64) -> JSONValue { .string(Timestamp.format(t)) }
@@ -46,7 +49,8 @@ extension Entry {
             if let d = b.detail { body.append(JSONMember("detail", .string(d.hex))) }
         case .share(let b):
             body = [
-                JSONMember("subject", .string(SubjectRef.text(b.subject))), JSONMember("recipient", .string(b.recipient)),
+                JSONMember("subject", .string(SubjectRef.text(b.subject))),
+                JSONMember("recipient", .string(b.recipient)),
                 JSONMember("purposes", strings(b.purposes)), JSONMember("dataCategories", strings(b.dataCategories)),
                 JSONMember("occurredAt", time(b.occurredAt)),
             ]
@@ -57,7 +61,8 @@ extension Entry {
             body.append(JSONMember("occurredAt", time(b.occurredAt)))
         }
         return .object([
-            JSONMember("log", .string(log)), JSONMember("seq", .number(String(seq))), JSONMember("prev", .string(prev.hex)),
+            JSONMember("log", .string(log)), JSONMember("seq", .number(String(seq))),
+            JSONMember("prev", .string(prev.hex)),
             JSONMember("hlc", .array([.number(String(hlc.wall)), .number(String(hlc.counter))])),
             JSONMember("deps", .array(deps.map(ref))), JSONMember("kind", .string(self.body.kind)),
             JSONMember("body", .object(body)),

@@ -19,7 +19,8 @@ public enum SubjectRef {
             let v = value.lowercased()
             let parts = v.split(separator: "@", omittingEmptySubsequences: false)
             guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !parts[1].hasPrefix("."),
-                !parts[1].hasSuffix("."), !v.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 })
+                !parts[1].hasSuffix("."),
+                !v.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 })
             else { return bad("'email:' needs one address like alice@example.com") }
             return .success("email:\(v)")
         case "phone":
@@ -51,7 +52,8 @@ public enum SubjectRef {
 
     /// The text form of a ref: `ref:` and the base64url of its 32 bytes, unpadded.
     public static func text(_ ref: SHA256Digest) -> String {
-        "ref:" + Data(ref.bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+        "ref:"
+            + Data(ref.bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
             .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 
@@ -164,7 +166,8 @@ public struct EventParser {
             guard refs[0] != refs[1] else { throw bad("subjects", "both identifiers are the same subject") }
             refs.sort()
             let b = LinkBody(
-                subjects: refs, evidence: try optionalDigest(event, "evidence"), occurredAt: try time(event, "occurredAt"))
+                subjects: refs, evidence: try optionalDigest(event, "evidence"),
+                occurredAt: try time(event, "occurredAt"))
             body = type == "link" ? .link(b) : .unlink(b)
         }
         do { try body.validate() } catch {
@@ -215,7 +218,9 @@ public struct EventParser {
     func subjectValue(_ v: JSONValue, _ name: String) throws(LedgerError) -> SHA256Digest {
         guard let raw = v.stringValue else { throw bad(name, "must be a string, got \(v.typeName)") }
         if raw.hasPrefix("ref:") {
-            guard let r = SubjectRef.parse(raw) else { throw bad(name, "'ref:' must be followed by 43 base64url characters") }
+            guard let r = SubjectRef.parse(raw) else {
+                throw bad(name, "'ref:' must be followed by 43 base64url characters")
+            }
             return r
         }
         switch SubjectRef.normalise(raw, consortium: consortium) {

@@ -105,7 +105,9 @@ package final class DirectoryLock {
             var holder = [UInt8](repeating: 0, count: 32)
             let n = Glibc.read(fd, &holder, 32)
             close(fd)
-            let pid = n > 0 ? String(decoding: holder[..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "?"
+            let pid =
+                n > 0
+                ? String(decoding: holder[..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "?"
             throw LedgerError(
                 .locked,
                 "\(directory) is locked by another writer (pid \(pid)); only one process may append to a log at a time")

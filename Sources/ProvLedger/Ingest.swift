@@ -22,7 +22,8 @@ public final class Ingestor {
         }
         guard member.key.publicKey == signer.verifierKey.publicKey else {
             throw LedgerError(
-                .config, "the signing key does not match the verifier key of \(member.org) in the consortium descriptor")
+                .config, "the signing key does not match the verifier key of \(member.org) in the consortium descriptor"
+            )
         }
         self.consortium = consortium
         self.signer = signer
@@ -50,7 +51,8 @@ public final class Ingestor {
                 }
                 guard let g = pendingRef, seq < g.nextSeq else { return nil }
                 let i = Int(seq - storeSize)
-                return ReferencedEntry(leaf: g.results[i].leaf, kind: g.summaries[i].kind, subjects: g.summaries[i].subjects)
+                return ReferencedEntry(
+                    leaf: g.results[i].leaf, kind: g.summaries[i].kind, subjects: g.summaries[i].subjects)
             }
             if others[org] == nil {
                 others[org] = try? LogStore(
@@ -85,7 +87,9 @@ public final class Ingestor {
             }
             pendingRef = group
             let body: EntryBody
-            do { body = try parser.parse(value) } catch { throw LedgerError(.invalidEvent, "line \(line): \(error.message)") }
+            do { body = try parser.parse(value) } catch {
+                throw LedgerError(.invalidEvent, "line \(line): \(error.message)")
+            }
             group.add(body, deps: first ? deps : [], citedHLC: first ? citedHLC : nil)
             first = false
         }
@@ -114,7 +118,9 @@ public final class Ingestor {
     }
 
     /// Parses all of `input`, then appends it in one group commit. Returns the new entries' seqs and leaf hashes.
-    public func append(_ input: [UInt8], now: UInt64 = Ingestor.now()) throws(LedgerError) -> [(seq: UInt64, leaf: SHA256Digest)] {
+    public func append(_ input: [UInt8], now: UInt64 = Ingestor.now()) throws(LedgerError) -> [(
+        seq: UInt64, leaf: SHA256Digest
+    )] {
         let group = try withRawBytes(input) { raw throws(LedgerError) in try prepare(raw, now: now) }
         return try store.commit(group, signer: signer)
     }

@@ -37,7 +37,9 @@ public enum JSONValue: Equatable, Sendable {
 
     /// Integer literals (no fraction, no exponent) within Int64.
     public var int64Value: Int64? {
-        guard case .number(let n) = self, !n.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) else { return nil }
+        guard case .number(let n) = self, !n.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) else {
+            return nil
+        }
         return Int64(n)
     }
 
@@ -65,7 +67,9 @@ public struct JSONMember: Equatable, Sendable {
 /// Strict RFC 8259 parser: no comments, trailing commas, NaN, leading zeros, raw control characters, invalid
 /// UTF-8, lone surrogates or duplicate keys; bounded depth and size.
 public enum JSON {
-    public static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 32, maxSize: Int = 1 << 20) throws(JSONError) -> JSONValue {
+    public static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 32, maxSize: Int = 1 << 20)
+        throws(JSONError) -> JSONValue
+    {
         guard bytes.count <= maxSize else {
             throw JSONError(code: .sizeExceeded, offset: 0, reason: "input of \(bytes.count) bytes is over \(maxSize)")
         }
@@ -73,15 +77,20 @@ public enum JSON {
         p.skipSpace()
         let v = try p.value(depth: 0)
         p.skipSpace()
-        guard p.i == bytes.count else { throw p.error(.trailingCharacters, "unexpected characters after the JSON value") }
+        guard p.i == bytes.count else {
+            throw p.error(.trailingCharacters, "unexpected characters after the JSON value")
+        }
         return v
     }
 
-    public static func parse(_ bytes: [UInt8], maxDepth: Int = 32, maxSize: Int = 1 << 20) throws(JSONError) -> JSONValue {
+    public static func parse(_ bytes: [UInt8], maxDepth: Int = 32, maxSize: Int = 1 << 20) throws(JSONError)
+        -> JSONValue
+    {
         try withRawBytes(bytes) { raw throws(JSONError) in try parse(raw, maxDepth: maxDepth, maxSize: maxSize) }
     }
 
-    public static func parse(_ text: String, maxDepth: Int = 32, maxSize: Int = 1 << 20) throws(JSONError) -> JSONValue {
+    public static func parse(_ text: String, maxDepth: Int = 32, maxSize: Int = 1 << 20) throws(JSONError) -> JSONValue
+    {
         try parse(Array(text.utf8), maxDepth: maxDepth, maxSize: maxSize)
     }
 }
@@ -167,7 +176,9 @@ struct JSONParser {
                 i += 1
                 continue
             }
-            guard b[i] == UInt8(ascii: "}") else { throw error(.unexpectedCharacter, "expected ',' or '}' after object member") }
+            guard b[i] == UInt8(ascii: "}") else {
+                throw error(.unexpectedCharacter, "expected ',' or '}' after object member")
+            }
             i += 1
             return .object(members)
         }
@@ -191,7 +202,9 @@ struct JSONParser {
                 i += 1
                 continue
             }
-            guard b[i] == UInt8(ascii: "]") else { throw error(.unexpectedCharacter, "expected ',' or ']' after array element") }
+            guard b[i] == UInt8(ascii: "]") else {
+                throw error(.unexpectedCharacter, "expected ',' or ']' after array element")
+            }
             i += 1
             return .array(items)
         }

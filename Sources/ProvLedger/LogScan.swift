@@ -29,8 +29,10 @@ struct LogScan {
 
     func run(_ audit: inout LogAudit) throws {
         let segDir = directory + "/segments"
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: segDir)) ?? []).filter { $0.hasSuffix(".seg") }
-            .sorted()
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: segDir)) ?? []).filter {
+            $0.hasSuffix(".seg")
+        }
+        .sorted()
         guard !names.isEmpty else { throw fail(nil, "no segment files in \(segDir)") }
 
         var seq: UInt64 = 0
@@ -49,7 +51,9 @@ struct LogScan {
             }
             guard first == seq else {
                 throw fail(
-                    seq, "segment \(name) starts at seq \(first) but the previous segments end at \(seq): segment missing or out of place")
+                    seq,
+                    "segment \(name) starts at seq \(first) but the previous segments end at \(seq): segment missing or out of place"
+                )
             }
             let file = try FileHandleFD(path: path, flags: O_RDONLY)
             let fileSize = try file.size
@@ -75,7 +79,9 @@ struct LogScan {
                     pos = 0
                     let want = min(Self.window * 2 - have, buffer.count - have)
                     let got = try buffer.withUnsafeMutableBytes { b in
-                        try file.pread(into: UnsafeMutableRawBufferPointer(rebasing: b[have..<(have + want)]), at: fileOffset + have)
+                        try file.pread(
+                            into: UnsafeMutableRawBufferPointer(rebasing: b[have..<(have + want)]),
+                            at: fileOffset + have)
                     }
                     have += got
                     if got < want { eof = true }
@@ -121,21 +127,28 @@ struct LogScan {
                     for (i, d) in decoded.enumerated() {
                         if let why = d.error { throw fail(seq, "\(why) (segment \(name), byte \(batchOffsets[i]))") }
                         let e = d.entry!
-                        if e.log != member.origin { throw fail(seq, "entry belongs to log '\(e.log)', not '\(member.origin)'") }
+                        if e.log != member.origin {
+                            throw fail(seq, "entry belongs to log '\(e.log)', not '\(member.origin)'")
+                        }
                         if e.seq != seq {
                             throw fail(
                                 seq,
                                 e.seq > seq
                                     ? "found seq \(e.seq) where seq \(seq) belongs: entries \(seq)..\(e.seq - 1) are missing or out of order"
-                                    : "found seq \(e.seq) again where seq \(seq) belongs: entries reordered or duplicated")
+                                    : "found seq \(e.seq) again where seq \(seq) belongs: entries reordered or duplicated"
+                            )
                         }
                         if e.prev != prev {
                             throw fail(
-                                seq, "prev is not the leaf hash of seq \(seq - 1): the chain is broken (an entry before it was changed, removed or reordered)")
+                                seq,
+                                "prev is not the leaf hash of seq \(seq - 1): the chain is broken (an entry before it was changed, removed or reordered)"
+                            )
                         }
                         if let h = hlc, e.hlc <= h { throw fail(seq, "hlc \(e.hlc) does not advance past \(h)") }
                         for d in e.deps {
-                            guard consortium.member(d.org) != nil else { throw fail(seq, "deps cites unknown org '\(d.org)'") }
+                            guard consortium.member(d.org) != nil else {
+                                throw fail(seq, "deps cites unknown org '\(d.org)'")
+                            }
                             if let c = cited[d.org], d.seq <= c {
                                 throw fail(seq, "deps cites \(d.org)/\(d.seq), not past \(d.org)/\(c) cited before")
                             }
@@ -164,7 +177,8 @@ struct LogScan {
                         guard st.frontier.size == seq, st.frontier.root == frontier.root, st.lastLeaf == prev else {
                             throw fail(
                                 seq == 0 ? nil : seq - 1,
-                                "state record after it disagrees with the entries (size \(st.frontier.size)): the segment was modified")
+                                "state record after it disagrees with the entries (size \(st.frontier.size)): the segment was modified"
+                            )
                         }
                         pendingState = st
                     case .checkpoint:
@@ -177,15 +191,19 @@ struct LogScan {
                         }
                         guard cp.checkpoint.size == seq else {
                             throw fail(
-                                nil, "checkpoint is signed for size \(cp.checkpoint.size) but \(seq) entries precede it")
+                                nil, "checkpoint is signed for size \(cp.checkpoint.size) but \(seq) entries precede it"
+                            )
                         }
                         let root = frontier.root
                         guard cp.checkpoint.root == root else {
                             throw fail(
                                 nil,
-                                "checkpoint at size \(seq) has root \(cp.checkpoint.root.hex) but the entries give \(root.hex)")
+                                "checkpoint at size \(seq) has root \(cp.checkpoint.root.hex) but the entries give \(root.hex)"
+                            )
                         }
-                        guard pendingState != nil else { throw fail(nil, "checkpoint at size \(seq) has no state record before it") }
+                        guard pendingState != nil else {
+                            throw fail(nil, "checkpoint at size \(seq) has no state record before it")
+                        }
                         pendingState = nil
                         audit.checkpoints += 1
                         audit.roots[seq] = root
@@ -219,7 +237,8 @@ struct LogScan {
             if seq != committed {
                 if isLast {
                     audit.warnings.append(
-                        "\(seq - committed) entries after the last checkpoint (an unfinished group commit, never acknowledged)")
+                        "\(seq - committed) entries after the last checkpoint (an unfinished group commit, never acknowledged)"
+                    )
                     audit.entries = committed
                 } else {
                     throw fail(committed, "segment \(name) ends inside a group commit")
@@ -281,7 +300,8 @@ struct IndexCheck {
         let stored = buffer.withUnsafeBytes { SHA256Digest(copying: $0.baseAddress! + i) }
         if stored != leaf {
             reported = true
-            return "index file disagrees with the entries at seq \(seq); receipts from it would not verify (the writer rebuilds it on open)"
+            return
+                "index file disagrees with the entries at seq \(seq); receipts from it would not verify (the writer rebuilds it on open)"
         }
         return nil
     }

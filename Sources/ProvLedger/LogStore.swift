@@ -27,7 +27,9 @@ package enum SegmentFormat {
 
     package static func frame(_ type: RecordType, _ payload: UnsafeRawBufferPointer, into out: inout [UInt8]) {
         let len = UInt32(payload.count)
-        var head: [UInt8] = [type.rawValue, UInt8(len >> 24), UInt8(len >> 16 & 0xff), UInt8(len >> 8 & 0xff), UInt8(len & 0xff)]
+        var head: [UInt8] = [
+            type.rawValue, UInt8(len >> 24), UInt8(len >> 16 & 0xff), UInt8(len >> 8 & 0xff), UInt8(len & 0xff),
+        ]
         let crc = head.withUnsafeBytes { CRC32C.checksum(payload, seed: CRC32C.checksum($0)) }
         head += [UInt8(crc >> 24), UInt8(crc >> 16 & 0xff), UInt8(crc >> 8 & 0xff), UInt8(crc & 0xff)]
         out += head
@@ -47,11 +49,13 @@ package enum SegmentFormat {
         guard let type = RecordType(rawValue: p.load(as: UInt8.self)) else {
             return .damaged("unknown record type 0x\(String(p.load(as: UInt8.self), radix: 16))")
         }
-        let len = Int(p.load(fromByteOffset: 1, as: UInt8.self)) << 24 | Int(p.load(fromByteOffset: 2, as: UInt8.self)) << 16
+        let len =
+            Int(p.load(fromByteOffset: 1, as: UInt8.self)) << 24 | Int(p.load(fromByteOffset: 2, as: UInt8.self)) << 16
             | Int(p.load(fromByteOffset: 3, as: UInt8.self)) << 8 | Int(p.load(fromByteOffset: 4, as: UInt8.self))
         guard len <= maxPayload else { return .damaged("record length \(len) is over the limit") }
         guard buf.count - offset - headerSize >= len else { return .damaged("partial record (\(len) bytes announced)") }
-        let stored = UInt32(p.load(fromByteOffset: 5, as: UInt8.self)) << 24
+        let stored =
+            UInt32(p.load(fromByteOffset: 5, as: UInt8.self)) << 24
             | UInt32(p.load(fromByteOffset: 6, as: UInt8.self)) << 16
             | UInt32(p.load(fromByteOffset: 7, as: UInt8.self)) << 8 | UInt32(p.load(fromByteOffset: 8, as: UInt8.self))
         let payload = UnsafeRawBufferPointer(start: p + headerSize, count: len)
@@ -75,7 +79,8 @@ package struct WriterState: Sendable, Equatable {
     /// Highest seq of each other log that this log has cited in `deps`.
     package var cited: [String: UInt64]
 
-    package static let initial = WriterState(frontier: MerkleFrontier(), lastLeaf: .zero, hlc: HLC(wall: 0, counter: 0), cited: [:])
+    package static let initial = WriterState(
+        frontier: MerkleFrontier(), lastLeaf: .zero, hlc: HLC(wall: 0, counter: 0), cited: [:])
 
     package var encoded: [UInt8] {
         var w = CBORWriter(reservingCapacity: 256)
@@ -128,7 +133,9 @@ package struct WriterState: Sendable, Equatable {
         }
         guard try r.readText() == "frontier" else { throw LedgerError(.invalidEntry, "state record: malformed") }
         let n = try r.readArrayHeader()
-        guard n == size.nonzeroBitCount else { throw LedgerError(.invalidEntry, "state record: frontier has \(n) hashes for size \(size)") }
+        guard n == size.nonzeroBitCount else {
+            throw LedgerError(.invalidEntry, "state record: frontier has \(n) hashes for size \(size)")
+        }
         var hashes: [SHA256Digest] = []
         for _ in 0..<n { hashes.append(try Entry.readDigest(&r, "state.frontier")) }
         try r.expectEnd()
@@ -300,7 +307,11 @@ public final class LogStore {
                 return try recover(log: log, useIndex: false)
             }
             size = 0
-            if writable { try cutTail(after: (0, SegmentFormat.magic.count), dataEnd: dataEnd, pending: pending.count, damage: damage, log: log) }
+            if writable {
+                try cutTail(
+                    after: (0, SegmentFormat.magic.count), dataEnd: dataEnd, pending: pending.count, damage: damage,
+                    log: log)
+            }
             if writable { try finishOpen() }
             return
         }
@@ -313,7 +324,9 @@ public final class LogStore {
         latest = commit.checkpoint
         size = commit.count
         if writable {
-            try cutTail(after: (commit.segment, commit.offset), dataEnd: dataEnd, pending: pending.count, damage: damage, log: log)
+            try cutTail(
+                after: (commit.segment, commit.offset), dataEnd: dataEnd, pending: pending.count, damage: damage,
+                log: log)
             if !recovered.isEmpty, let index {
                 var out = [UInt8]()
                 out.reserveCapacity(recovered.count * SegmentFormat.indexRecordSize)
@@ -470,15 +483,20 @@ public final class LogStore {
         guard let si = segmentIndex(for: seq) else { throw LedgerError(.io, "log \(org): no segment holds seq \(seq)") }
         let f = try reader(si)
         let head = try f.read(count: SegmentFormat.headerSize, at: Int(offset))
-        guard head.count == SegmentFormat.headerSize else { throw LedgerError(.io, "log \(org): seq \(seq) is past the end of its segment") }
+        guard head.count == SegmentFormat.headerSize else {
+            throw LedgerError(.io, "log \(org): seq \(seq) is past the end of its segment")
+        }
         let len = Int(head[1]) << 24 | Int(head[2]) << 16 | Int(head[3]) << 8 | Int(head[4])
         let rec = try f.read(count: SegmentFormat.headerSize + min(len, SegmentFormat.maxPayload), at: Int(offset))
         return try withRawBytes(rec) { buf throws(LedgerError) -> [UInt8] in
             guard case .record(.entry, let payload, _) = SegmentFormat.record(in: buf, at: 0) else {
-                throw LedgerError(.invalidEntry, "log \(org) seq \(seq): damaged record in \(segments[si].path); run prov verify")
+                throw LedgerError(
+                    .invalidEntry, "log \(org) seq \(seq): damaged record in \(segments[si].path); run prov verify")
             }
             guard Merkle.leafHash(payload) == leaf else {
-                throw LedgerError(.invalidEntry, "log \(org) seq \(seq): entry bytes do not match the indexed leaf hash; run prov verify")
+                throw LedgerError(
+                    .invalidEntry,
+                    "log \(org) seq \(seq): entry bytes do not match the indexed leaf hash; run prov verify")
             }
             return Array(payload)
         }
@@ -524,7 +542,9 @@ public final class LogStore {
     /// Writes a group's entries, the writer state and a signed checkpoint, fdatasyncs, and only then returns the
     /// entries' seqs and leaf hashes. On failure nothing is acknowledged and the store refuses further appends
     /// until reopened (after a failed fsync the page cache cannot be trusted).
-    public func commit(_ group: PendingGroup, signer: NoteSigner) throws(LedgerError) -> [(seq: UInt64, leaf: SHA256Digest)] {
+    public func commit(_ group: PendingGroup, signer: NoteSigner) throws(LedgerError) -> [(
+        seq: UInt64, leaf: SHA256Digest
+    )] {
         guard writable, let current, let index else { throw LedgerError(.io, "log \(org) is open read-only") }
         if let failed { throw LedgerError(.io, "log \(org) failed earlier (\(failed.message)); reopen it") }
         guard signer.name == origin else {
@@ -615,7 +635,9 @@ public struct PendingGroup {
 
     /// Builds the next entry from `body`.
     @discardableResult
-    public mutating func add(_ body: EntryBody, deps: [EntryRef] = [], citedHLC: HLC? = nil) -> (seq: UInt64, leaf: SHA256Digest) {
+    public mutating func add(_ body: EntryBody, deps: [EntryRef] = [], citedHLC: HLC? = nil) -> (
+        seq: UInt64, leaf: SHA256Digest
+    ) {
         state.hlc = state.hlc.tick(now: now, cited: citedHLC)
         let seq = state.frontier.size
         let e = Entry(log: origin, seq: seq, prev: state.lastLeaf, hlc: state.hlc, deps: deps, body: body)

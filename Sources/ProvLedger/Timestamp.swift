@@ -65,7 +65,8 @@ package enum Timestamp {
             let s = String(v)
             return String(repeating: "0", count: max(0, w - s.count)) + s
         }
-        var out = "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(rem / 3600, 2)):\(pad(rem / 60 % 60, 2)):\(pad(rem % 60, 2))"
+        var out =
+            "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(rem / 3600, 2)):\(pad(rem / 60 % 60, 2)):\(pad(rem % 60, 2))"
         if millis != 0 { out += ".\(pad(millis, 3))" }
         return out + "Z"
     }

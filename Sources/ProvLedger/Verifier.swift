@@ -44,7 +44,9 @@ public struct Verifier {
 
     public func verify(dataDirectory: String) throws(LedgerError) -> [LogAudit] {
         let folders = try Self.logFolders(in: dataDirectory)
-        guard !folders.isEmpty else { throw LedgerError(.io, "no logs in \(dataDirectory) (no <org>/segments folders)") }
+        guard !folders.isEmpty else {
+            throw LedgerError(.io, "no logs in \(dataDirectory) (no <org>/segments folders)")
+        }
         return folders.map { verifyLog(directory: dataDirectory + "/" + $0, org: $0) }
     }
 
@@ -75,7 +77,9 @@ public struct Verifier {
                 throw LedgerError(.verificationFailed, "\(member.org): \(path): \(error.message)")
             }
         }
-        for t in trustedCheckpoints where t.checkpoint.origin == member.origin { claims.append(("a trusted checkpoint", t)) }
+        for t in trustedCheckpoints where t.checkpoint.origin == member.origin {
+            claims.append(("a trusted checkpoint", t))
+        }
         for (what, cp) in claims {
             if let why = cp.signatureFailure(key: member.key) {
                 throw LedgerError(.verificationFailed, "\(member.org): \(what): \(why)")
@@ -100,4 +104,3 @@ public struct Verifier {
         }
     }
 }
-

@@ -1,4 +1,4 @@
-import ProvCLI
 import Foundation
+import ProvCLI
 
 exit(Prov.main(Array(CommandLine.arguments.dropFirst())))

@@ -69,10 +69,13 @@ import Testing
         let c = try CLIConsortium()
         defer { c.remove() }
         _ = try c.append(Events.lines(2))
-        let bad = Events.lines(2, from: 2) + Events.consent(9).replacingOccurrences(of: "dpv:DirectMarketing", with: "dpv:Gossip") + "\n"
+        let bad =
+            Events.lines(2, from: 2)
+            + Events.consent(9).replacingOccurrences(of: "dpv:DirectMarketing", with: "dpv:Gossip") + "\n"
         let r = try c.append(bad)
         #expect(r.status == 2)
-        #expect(r.stderr.contains("line 3: field 'purposes[0]': 'dpv:Gossip' is not a known DPV purpose"), "\(r.stderr)")
+        #expect(
+            r.stderr.contains("line 3: field 'purposes[0]': 'dpv:Gossip' is not a known DPV purpose"), "\(r.stderr)")
         #expect(r.stdout.isEmpty)
         let garbage = try c.append("{\"type\":\"consent\",\n")
         #expect(garbage.status == 2)

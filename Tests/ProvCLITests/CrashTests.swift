@@ -77,10 +77,13 @@ import Testing
 
             // Restart as a writer would (recovery runs), and check everything acknowledged so far.
             do {
-                let store = try LogStore(dataDirectory: c.data, consortium: "acme", org: "brand", writable: true, log: { _ in })
+                let store = try LogStore(
+                    dataDirectory: c.data, consortium: "acme", org: "brand", writable: true, log: { _ in })
                 for (seq, hash) in acknowledged {
                     #expect(seq < store.size, "round \(round): acknowledged seq \(seq) lost (log has \(store.size))")
-                    if seq < store.size { #expect(try store.leafHash(seq).hex == hash, "round \(round): seq \(seq) changed") }
+                    if seq < store.size {
+                        #expect(try store.leafHash(seq).hex == hash, "round \(round): seq \(seq) changed")
+                    }
                 }
             }
             let v = try c.verify()

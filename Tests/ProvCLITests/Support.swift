@@ -78,7 +78,8 @@ struct CLIConsortium {
             guard r.status == 0 else { throw LedgerError(.io, "keygen failed: \(r.stderr)") }
             members += ["--member", "\(org)=\(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))"]
         }
-        let r = try prov(["consortium", "init", "--name", "acme"] + members + ["--out", consortium, "--link-key", linkKey])
+        let r = try prov(
+            ["consortium", "init", "--name", "acme"] + members + ["--out", consortium, "--link-key", linkKey])
         guard r.status == 0 else { throw LedgerError(.io, "consortium init failed: \(r.stderr)") }
     }
 

@@ -66,7 +66,8 @@ import Testing
         var raw = try [UInt8](Data(contentsOf: URL(fileURLWithPath: seg.path)))
         raw[8 + 9 + 40] ^= 0x20  // inside entry 0's payload
         try Data(raw).write(to: URL(fileURLWithPath: seg.path))
-        try expectFailure(c, contains: ["brand seq 0: record checksum mismatch at byte 8 of segment", "modified or damaged"])
+        try expectFailure(
+            c, contains: ["brand seq 0: record checksum mismatch at byte 8 of segment", "modified or damaged"])
     }
 
     @Test func flippedByteWithRepairedChecksumBreaksTheChain() throws {
@@ -125,7 +126,8 @@ import Testing
         let i = seg.records.firstIndex { $0.type == .checkpoint }!
         let cp = try SignedCheckpoint(parsing: String(decoding: seg.records[i].payload, as: UTF8.self))
         let resigned = try SignedCheckpoint.sign(
-            Checkpoint(origin: cp.checkpoint.origin, size: cp.checkpoint.size, root: SHA256.hash("other history")), with: signer)
+            Checkpoint(origin: cp.checkpoint.origin, size: cp.checkpoint.size, root: SHA256.hash("other history")),
+            with: signer)
         seg.records[i].payload = Array(resigned.serialized.utf8)
         try seg.write()
         try expectFailure(c, contains: ["brand: checkpoint at size 10 has root", "but the entries give"])
@@ -146,7 +148,8 @@ import Testing
         let older = seg.records.last { $0.type == .checkpoint }!
         try Data(older.payload).write(to: URL(fileURLWithPath: cpFile))
         #expect(try c.verify().status == 0)
-        try expectFailure(c, ["--checkpoint", kept], contains: ["brand: rollback: a trusted checkpoint is signed for size 30"])
+        try expectFailure(
+            c, ["--checkpoint", kept], contains: ["brand: rollback: a trusted checkpoint is signed for size 30"])
     }
 
     @Test func forkAgainstATrustedCheckpoint() throws {
@@ -158,7 +161,8 @@ import Testing
             Checkpoint(origin: "acme/brand", size: 20, root: SHA256.hash("the other history")), with: signer)
         let path = c.dir.path + "/other-checkpoint"
         try other.serialized.write(toFile: path, atomically: true, encoding: .utf8)
-        try expectFailure(c, ["--checkpoint", path], contains: ["brand: fork: a trusted checkpoint for size 20 has root"])
+        try expectFailure(
+            c, ["--checkpoint", path], contains: ["brand: fork: a trusted checkpoint for size 20 has root"])
     }
 
     @Test func nonCanonicalReencodingIsRejected() throws {

@@ -12,7 +12,8 @@ import Testing
     static func files(_ root: String) -> [String] {
         (FileManager.default.enumerator(atPath: root)?.compactMap { $0 as? String } ?? []).filter {
             var dir: ObjCBool = false
-            return FileManager.default.fileExists(atPath: root + "/" + $0, isDirectory: &dir) && !dir.boolValue && !$0.hasSuffix("LOCK")
+            return FileManager.default.fileExists(atPath: root + "/" + $0, isDirectory: &dir) && !dir.boolValue
+                && !$0.hasSuffix("LOCK")
         }.sorted()
     }
 
@@ -48,7 +49,10 @@ import Testing
         let v = try prov(["verify", "--consortium", Self.specs + "/consortium.json", Self.specs + "/log"])
         #expect(v.status == 0, "\(v.stderr)")
         #expect(v.stdout.contains("brand: OK: 8 entries"))
-        let r = try prov(["verify-receipt", "--consortium", Self.specs + "/consortium.json", Self.specs + "/receipt-brand-2.tlog-proof"])
+        let r = try prov([
+            "verify-receipt", "--consortium", Self.specs + "/consortium.json",
+            Self.specs + "/receipt-brand-2.tlog-proof",
+        ])
         #expect(r.status == 0, "\(r.stderr)")
     }
 }

@@ -75,7 +75,9 @@ struct Ed25519Vector: Sendable, CustomStringConvertible {
         let bytes = [UInt8](repeating: 0x5a, count: 1000)
         let whole = bytes.withUnsafeBytes { CRC32C.checksum($0) }
         let part = bytes.withUnsafeBytes { b in
-            CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[13...]), seed: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[..<13])))
+            CRC32C.checksum(
+                UnsafeRawBufferPointer(rebasing: b[13...]),
+                seed: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[..<13])))
         }
         #expect(whole == part)
     }

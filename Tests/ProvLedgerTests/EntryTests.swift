@@ -10,7 +10,8 @@ import Testing
 
     func entry(_ body: EntryBody, seq: UInt64 = 0) -> Entry {
         Entry(
-            log: "acme/brand", seq: seq, prev: seq == 0 ? .zero : SHA256.hash("x"), hlc: HLC(wall: 1_795_521_600_000, counter: 3),
+            log: "acme/brand", seq: seq, prev: seq == 0 ? .zero : SHA256.hash("x"),
+            hlc: HLC(wall: 1_795_521_600_000, counter: 3),
             deps: [EntryRef(org: "bank", seq: 9, leaf: SHA256.hash("b"))], body: body)
     }
 
@@ -83,7 +84,10 @@ import Testing
         #expect(Timestamp.parse("2026-11-24T12:00:00Z") == 1_795_521_600_000)
         #expect(Timestamp.parse("2026-11-24T13:00:00.5+01:00") == 1_795_521_600_500)
         #expect(Timestamp.format(1_795_521_600_500) == "2026-11-24T12:00:00.500Z")
-        for bad in ["2026-11-24", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-11-24T10:00:00", "2026-11-24T10:00:00.1234Z", "1969-12-31T23:59:59Z"] {
+        for bad in [
+            "2026-11-24", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-11-24T10:00:00",
+            "2026-11-24T10:00:00.1234Z", "1969-12-31T23:59:59Z",
+        ] {
             #expect(Timestamp.parse(bad) == nil, "\(bad)")
         }
     }
@@ -99,21 +103,66 @@ import Testing
     }
 
     static let cases: [(String, String)] = [
-        (#"{"type":"consent","subject":"email:a@example.com","event":"give","purposes":["dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z","colour":"red"}"#, "field 'colour': unknown field"),
-        (#"{"type":"consent","subject":"email:a@example.com","event":"maybe","purposes":["dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#, "field 'event': 'maybe' is not a known consent event"),
-        (#"{"type":"consent","subject":"email:a@example.com","event":"give","purposes":["dpv:Spamming"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#, "field 'purposes[0]': 'dpv:Spamming' is not a known DPV purpose"),
-        (#"{"type":"consent","subject":"email:a@example.com","event":"give","purposes":["dpv:DirectMarketing"],"channel":"fax","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#, "field 'channel': 'fax' is not a known channel"),
-        (#"{"type":"consent","subject":"email:a@example.com","event":"give","purposes":["dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"yesterday"}"#, "field 'occurredAt': 'yesterday' is not an RFC 3339 time"),
-        (#"{"type":"consent","subject":"email:a@example.com","event":"give","purposes":["dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z","evidence":"abc"}"#, "field 'evidence': 'abc' is not 64 hex digits"),
-        (#"{"type":"consent","subject":"email:a@example.com","event":"give","purposes":["dpv:DirectMarketing"],"controllers":["acme-evil"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#, "field 'controllers[0]': 'acme-evil' is not a consortium member"),
-        (#"{"type":"consent","subject":"alice","event":"give","purposes":["dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#, "field 'subject': identifier needs a scheme"),
-        (#"{"type":"consent","subject":"phone:12345","event":"give","purposes":["dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#, "field 'subject': 'phone:' needs an E.164 number"),
-        (#"{"type":"consent","subject":"email:a@example.com","event":"give","purposes":["dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z","expiresAt":"2026-11-23T10:00:00Z"}"#, "field 'expiresAt': must be after occurredAt"),
-        (#"{"type":"interaction","subject":"email:a@example.com","channel":"web","interaction":"visit","purposes":["dpv:DirectMarketing"],"legalBasis":"dpv:Consent","agent":{"id":"x","kind":"software"},"occurredAt":"2026-11-24T10:00:00Z"}"#, "field 'consentRef': required when legalBasis is dpv:Consent"),
-        (#"{"type":"interaction","subject":"email:a@example.com","channel":"web","interaction":"visit","purposes":["dpv:DirectMarketing"],"legalBasis":"dpv:Consent","agent":{"id":"x","kind":"software"},"occurredAt":"2026-11-24T10:00:00Z","consentRef":{"org":"brand","seq":7}}"#, "field 'consentRef': no entry brand/7 on this node"),
-        (#"{"type":"interaction","subject":"email:a@example.com","channel":"web","interaction":"visit","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"x","kind":"robot"},"occurredAt":"2026-11-24T10:00:00Z"}"#, "field 'agent.kind': 'robot' is not a known agent kind"),
-        (#"{"type":"share","subject":"email:a@example.com","recipient":"nobody","purposes":["dpv:DirectMarketing"],"dataCategories":["dpv:Contact"],"occurredAt":"2026-11-24T10:00:00Z"}"#, "field 'recipient': 'nobody' is not a consortium member"),
-        (#"{"type":"link","subjects":["email:a@example.com","email:A@example.com"],"evidence":"ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100","occurredAt":"2026-11-24T10:00:00Z"}"#, "field 'subjects': both identifiers are the same subject"),
+        (
+            #"{"type":"consent","subject":"email:a@example.com","event":"give","purposes":["dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z","colour":"red"}"#,
+            "field 'colour': unknown field"
+        ),
+        (
+            #"{"type":"consent","subject":"email:a@example.com","event":"maybe","purposes":["dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#,
+            "field 'event': 'maybe' is not a known consent event"
+        ),
+        (
+            #"{"type":"consent","subject":"email:a@example.com","event":"give","purposes":["dpv:Spamming"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#,
+            "field 'purposes[0]': 'dpv:Spamming' is not a known DPV purpose"
+        ),
+        (
+            #"{"type":"consent","subject":"email:a@example.com","event":"give","purposes":["dpv:DirectMarketing"],"channel":"fax","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#,
+            "field 'channel': 'fax' is not a known channel"
+        ),
+        (
+            #"{"type":"consent","subject":"email:a@example.com","event":"give","purposes":["dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"yesterday"}"#,
+            "field 'occurredAt': 'yesterday' is not an RFC 3339 time"
+        ),
+        (
+            #"{"type":"consent","subject":"email:a@example.com","event":"give","purposes":["dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z","evidence":"abc"}"#,
+            "field 'evidence': 'abc' is not 64 hex digits"
+        ),
+        (
+            #"{"type":"consent","subject":"email:a@example.com","event":"give","purposes":["dpv:DirectMarketing"],"controllers":["acme-evil"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#,
+            "field 'controllers[0]': 'acme-evil' is not a consortium member"
+        ),
+        (
+            #"{"type":"consent","subject":"alice","event":"give","purposes":["dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#,
+            "field 'subject': identifier needs a scheme"
+        ),
+        (
+            #"{"type":"consent","subject":"phone:12345","event":"give","purposes":["dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#,
+            "field 'subject': 'phone:' needs an E.164 number"
+        ),
+        (
+            #"{"type":"consent","subject":"email:a@example.com","event":"give","purposes":["dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z","expiresAt":"2026-11-23T10:00:00Z"}"#,
+            "field 'expiresAt': must be after occurredAt"
+        ),
+        (
+            #"{"type":"interaction","subject":"email:a@example.com","channel":"web","interaction":"visit","purposes":["dpv:DirectMarketing"],"legalBasis":"dpv:Consent","agent":{"id":"x","kind":"software"},"occurredAt":"2026-11-24T10:00:00Z"}"#,
+            "field 'consentRef': required when legalBasis is dpv:Consent"
+        ),
+        (
+            #"{"type":"interaction","subject":"email:a@example.com","channel":"web","interaction":"visit","purposes":["dpv:DirectMarketing"],"legalBasis":"dpv:Consent","agent":{"id":"x","kind":"software"},"occurredAt":"2026-11-24T10:00:00Z","consentRef":{"org":"brand","seq":7}}"#,
+            "field 'consentRef': no entry brand/7 on this node"
+        ),
+        (
+            #"{"type":"interaction","subject":"email:a@example.com","channel":"web","interaction":"visit","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"x","kind":"robot"},"occurredAt":"2026-11-24T10:00:00Z"}"#,
+            "field 'agent.kind': 'robot' is not a known agent kind"
+        ),
+        (
+            #"{"type":"share","subject":"email:a@example.com","recipient":"nobody","purposes":["dpv:DirectMarketing"],"dataCategories":["dpv:Contact"],"occurredAt":"2026-11-24T10:00:00Z"}"#,
+            "field 'recipient': 'nobody' is not a consortium member"
+        ),
+        (
+            #"{"type":"link","subjects":["email:a@example.com","email:A@example.com"],"evidence":"ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100","occurredAt":"2026-11-24T10:00:00Z"}"#,
+            "field 'subjects': both identifiers are the same subject"
+        ),
         (#"{"type":"wish","occurredAt":"2026-11-24T10:00:00Z"}"#, "field 'type': 'wish' is not one of"),
         (#"[1,2]"#, "an event must be a JSON object"),
     ]
@@ -131,11 +180,15 @@ import Testing
         #expect(!text.contains("user7"))
         #expect(!text.contains("example.com"))
         // Same person, other spelling: same ref.
-        let a = try t.body(#"{"type":"consent","subject":"email:User7@Example.COM","event":"give","purposes":["dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#)
+        let a = try t.body(
+            #"{"type":"consent","subject":"email:User7@Example.COM","event":"give","purposes":["dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#
+        )
         #expect(a.subjects == body.subjects)
         // An existing ref passes through unchanged.
         let refText = SubjectRef.text(body.subjects[0])
-        let b = try t.body(#"{"type":"consent","subject":"\#(refText)","event":"give","purposes":["dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#)
+        let b = try t.body(
+            #"{"type":"consent","subject":"\#(refText)","event":"give","purposes":["dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#
+        )
         #expect(b.subjects == body.subjects)
     }
 }

@@ -16,7 +16,8 @@ struct TestConsortium {
             let s = try NoteSigner(name: "\(name)/\(org)", privateKey: .generate())
             signers[org] = s
             members.append(
-                Consortium.Member(org: org, name: org, origin: "\(name)/\(org)", key: s.verifierKey, peer: nil, api: nil))
+                Consortium.Member(
+                    org: org, name: org, origin: "\(name)/\(org)", key: s.verifierKey, peer: nil, api: nil))
         }
         self.consortium = try Consortium(name: name, members: members)
         self.signers = signers

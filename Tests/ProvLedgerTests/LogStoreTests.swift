@@ -9,7 +9,9 @@ import Testing
     init() throws { t = try TestConsortium() }
 
     func ingestor(_ dir: URL, log: @escaping (String) -> Void = { _ in }) throws -> Ingestor {
-        try Ingestor(dataDirectory: dir.path, consortium: t.consortium, signer: t.signers["brand"]!, linkKey: t.linkKey, log: log)
+        try Ingestor(
+            dataDirectory: dir.path, consortium: t.consortium, signer: t.signers["brand"]!, linkKey: t.linkKey, log: log
+        )
     }
 
     @Test func appendReopenAndReadBack() throws {
@@ -52,7 +54,8 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let ing = try ingestor(dir)
         _ = try ing.append(Array(Events.lines(3).utf8))
-        let bad = Events.lines(2, from: 3) + #"{"type":"consent","subject":"email:x@example.com","event":"give"}"# + "\n"
+        let bad =
+            Events.lines(2, from: 3) + #"{"type":"consent","subject":"email:x@example.com","event":"give"}"# + "\n"
         let e = ledgerError { _ = try ing.append(Array(bad.utf8)) }
         #expect(e?.code == .invalidEvent)
         #expect(e?.message.hasPrefix("line 3: field 'purposes': missing") == true, "\(String(describing: e))")
@@ -65,7 +68,8 @@ import Testing
         let dir = try makeTempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         let ing = try ingestor(dir)
-        let use = #"{"type":"interaction","subject":"email:user0@example.com","channel":"email","interaction":"newsletter","purposes":["dpv:DirectMarketing"],"legalBasis":"dpv:Consent","agent":{"id":"mailer","kind":"software"},"occurredAt":"2026-11-24T11:00:00Z","consentRef":{"org":"brand","seq":0}}"#
+        let use =
+            #"{"type":"interaction","subject":"email:user0@example.com","channel":"email","interaction":"newsletter","purposes":["dpv:DirectMarketing"],"legalBasis":"dpv:Consent","agent":{"id":"mailer","kind":"software"},"occurredAt":"2026-11-24T11:00:00Z","consentRef":{"org":"brand","seq":0}}"#
         let r = try ing.append(Array((Events.consent(0) + "\n" + use + "\n").utf8))
         let e = try ing.store.entry(1)
         guard case .interaction(let b) = e.body else { Issue.record("not an interaction"); return }
@@ -94,10 +98,12 @@ import Testing
             try full.prefix(cut).write(to: URL(fileURLWithPath: seg))
             try index.write(to: URL(fileURLWithPath: dir.path + "/brand/index"))
             var logged: [String] = []
-            let store = try LogStore(dataDirectory: dir.path, consortium: "acme", org: "brand", writable: true, log: { logged.append($0) })
+            let store = try LogStore(
+                dataDirectory: dir.path, consortium: "acme", org: "brand", writable: true, log: { logged.append($0) })
             #expect(store.size == 4 || store.size == 7)
             if store.size == 4 {
-                #expect(logged.contains { $0.contains("torn tail cut") && $0.contains("nothing acknowledged was lost") })
+                #expect(
+                    logged.contains { $0.contains("torn tail cut") && $0.contains("nothing acknowledged was lost") })
             }
             let audit = Verifier(consortium: t.consortium).verifyLog(directory: dir.path + "/brand", org: "brand")
             #expect(audit.ok, "\(audit.failure ?? "")")
@@ -124,7 +130,8 @@ import Testing
         }
         try Data().write(to: dir.appendingPathComponent("brand/index"))
         var logged: [String] = []
-        let store = try LogStore(dataDirectory: dir.path, consortium: "acme", org: "brand", writable: true, log: { logged.append($0) })
+        let store = try LogStore(
+            dataDirectory: dir.path, consortium: "acme", org: "brand", writable: true, log: { logged.append($0) })
         #expect(store.size == 15)
         #expect(try store.leafHashes(count: 15) == leaves)
     }

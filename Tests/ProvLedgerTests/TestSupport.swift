@@ -1,4 +1,5 @@
 import Foundation
+
 @testable import ProvLedger
 
 /// Loads a JSON vector file from Tests/ProvLedgerTests/Vectors.
