@@ -1,3 +1,5 @@
+import Glibc
+
 /// The codes an entry may carry. An unknown code is an invalid event at input and an invalid entry in an audit, so
 /// every node reads every log the same way. Specs/events.md lists the same tables.
 package enum Vocabulary {
@@ -74,5 +76,49 @@ package enum Vocabulary {
 
     @inline(__always) static func isLowerAlnum(_ c: UInt8) -> Bool {
         (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
+    }
+
+    package static let kindTable = CodeTable(kinds)
+    package static let consentEventTable = CodeTable(consentEvents)
+    package static let channelTable = CodeTable(channels)
+    package static let methodTable = CodeTable(collectionMethods)
+    package static let agentKindTable = CodeTable(agentKinds)
+    package static let purposeTable = CodeTable(purposes)
+    package static let legalBasisTable = CodeTable(legalBases)
+    package static let dataCategoryTable = CodeTable(dataCategories)
+
+    /// The index of the '/' of a log origin `<consortium>/<org>`, if the origin is well formed.
+    package static func originSlash(_ origin: String) -> String.Index? {
+        let u = origin.utf8
+        guard let slash = u.firstIndex(of: UInt8(ascii: "/")) else { return nil }
+        let name = u[..<slash]
+        let org = u[u.index(after: slash)...]
+        guard (1...64).contains(name.count), let n0 = name.first, isLowerAlnum(n0),
+            name.allSatisfy({ isLowerAlnum($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }),
+            (1...32).contains(org.count), let o0 = org.first, o0 != UInt8(ascii: "-"),
+            org.allSatisfy({ isLowerAlnum($0) || $0 == UInt8(ascii: "-") })
+        else { return nil }
+        return slash
+    }
+}
+
+/// A vocabulary looked up by raw UTF-8 bytes, answering with one shared `String` per code so that decoding a
+/// known code allocates nothing.
+package struct CodeTable: Sendable {
+    private let byLength: [[(bytes: [UInt8], string: String)]]
+
+    package init(_ codes: Set<String>) {
+        var table = [[(bytes: [UInt8], string: String)]](repeating: [], count: 65)
+        for c in codes.sorted() where c.utf8.count <= 64 { table[c.utf8.count].append((Array(c.utf8), c)) }
+        byLength = table
+    }
+
+    package func lookup(_ raw: UnsafeRawBufferPointer) -> String? {
+        guard raw.count < byLength.count else { return nil }
+        for e in byLength[raw.count] {
+            let same = e.bytes.withUnsafeBytes { memcmp($0.baseAddress!, raw.baseAddress!, raw.count) == 0 }
+            if same { return e.string }
+        }
+        return nil
     }
 }
