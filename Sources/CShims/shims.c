@@ -27,7 +27,11 @@ void prov_sha256_node(const uint8_t left[32], const uint8_t right[32], uint8_t o
     buf[0] = 0x01;
     memcpy(buf + 1, left, 32);
     memcpy(buf + 33, right, 32);
-    SHA256(buf, sizeof buf, out);
+    // Not SHA256(): in OpenSSL 3 the one-shot call fetches an EVP implementation every time.
+    SHA256_CTX ctx;
+    SHA256_Init(&ctx);
+    SHA256_Update(&ctx, buf, sizeof buf);
+    SHA256_Final(out, &ctx);
 }
 
 void prov_sha256_leaves(const uint8_t *const *starts, const size_t *lengths, size_t count, uint8_t *out) {
@@ -40,7 +44,7 @@ void prov_hmac_sha256_init(prov_hmac_sha256_key *key, const void *secret, size_t
     uint8_t block[64];
     memset(block, 0, sizeof block);
     if (len > sizeof block) {
-        SHA256(secret, len, block);
+        prov_sha256(secret, len, block);
     } else if (len > 0) {
         memcpy(block, secret, len);
     }

@@ -10,9 +10,10 @@ import ProvLedger
 /// printed as one JSON object (medians over `--runs`).
 enum Bench {
     static func run(_ a: [String]) throws -> Int32 {
-        guard let which = a.first, ["append", "ingest", "verify"].contains(which) else {
-            throw UsageError("usage: prov bench append|ingest|verify --entries N [--dir DIR] [--runs R] [--group G]")
+        guard let which = a.first, ["append", "ingest", "verify", "parts"].contains(which) else {
+            throw UsageError("usage: prov bench append|ingest|verify|parts --entries N [--dir DIR] [--runs R] [--group G]")
         }
+        if which == "parts" { return try parts(Array(a.dropFirst())) }
         let args = try Arguments(Array(a.dropFirst()), options: ["entries", "dir", "runs", "group"], flags: ["keep"])
         let n = try args.integer("entries", default: 100_000)
         let runs = max(1, try args.integer("runs", default: 1))
@@ -135,22 +136,31 @@ enum Bench {
     static func appendRun(_ f: Fixture, n: Int, group: Int, progress: Progress) throws -> Result {
         let pool = try bodyPool(f)
         let store = try LogStore(dataDirectory: f.dir, consortium: "bench", org: "brand", writable: true)
+        let committer = PipelinedCommitter(store: store, signer: f.signer)
         var latencies: [Double] = []
+        var started: [Double] = []
         let start = clock()
         var done = 0
+        var acked = 0
         let now = Ingestor.now()
+        func record(_ acks: [(seq: UInt64, leaf: SHA256Digest)]) {
+            guard !acks.isEmpty else { return }
+            latencies.append((clock() - started[latencies.count]) * 1000)
+            acked += acks.count
+        }
         while done < n {
             let k = min(group, n - done)
-            let t0 = clock()
+            started.append(clock())
             var g = store.beginGroup(now: now)
             g.reserve(k)
             for i in 0..<k { g.add(pool[(done + i) % pool.count]) }
-            _ = try store.commit(g, signer: f.signer)
-            latencies.append((clock() - t0) * 1000)
+            record(try committer.submit(g))
             done += k
-            progress.update("append: \(done)/\(n)")
+            progress.update("append: \(acked)/\(n)")
         }
+        record(try committer.flush())
         let secs = clock() - start
+        guard acked == n else { throw LedgerError(.io, "bench: \(acked) of \(n) entries acknowledged") }
         store.close()
         return Result(
             seconds: secs, bytesPerEntry: Double(try segmentBytes(f.dir + "/brand")) / Double(n),
@@ -201,6 +211,57 @@ enum Bench {
             throw LedgerError(.verificationFailed, "bench log did not verify: \(audits.first?.failure ?? "no log")")
         }
         return Result(seconds: secs, bytesPerEntry: Double(try segmentBytes(f.dir + "/brand")) / Double(n))
+    }
+
+    /// Nanoseconds per operation of the steps the three benchmarks are made of, on one core.
+    static func parts(_ a: [String]) throws -> Int32 {
+        let args = try Arguments(a, options: ["entries"])
+        let n = try args.integer("entries", default: 200_000)
+        let dir = FileManager.default.temporaryDirectory.path + "/prov-bench-parts-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let f = try Fixture(dir: dir)
+        let pool = try bodyPool(f)
+        let lines = (0..<1000).map { Array(eventLine($0).utf8) }
+        let entries = pool.enumerated().map { i, b in
+            Entry(log: "bench/brand", seq: UInt64(i + 1), prev: SHA256.hash("p"), hlc: HLC(wall: 1, counter: 0), body: b)
+        }
+        let encoded = entries.map(\.encoded)
+        var results: [JSONMember] = []
+        func time(_ name: String, _ body: (Int) throws -> Void) rethrows {
+            let t0 = clock()
+            for i in 0..<n { try body(i) }
+            results.append(JSONMember(name + "_ns", .number(String(format: "%.0f", (clock() - t0) / Double(n) * 1e9))))
+        }
+        var sink = 0
+        var w = CBORWriter(reservingCapacity: 512)
+        time("entry_encode") { i in
+            w.bytes.removeAll(keepingCapacity: true)
+            entries[i % 1000].encode(into: &w)
+            sink &+= w.bytes.count
+        }
+        time("leaf_hash") { i in sink &+= Int(Merkle.leafHash(encoded[i % 1000]).bytes[0]) }
+        var frame = [UInt8]()
+        frame.reserveCapacity(1024)
+        time("record_frame_crc") { i in
+            frame.removeAll(keepingCapacity: true)
+            encoded[i % 1000].withUnsafeBytes { SegmentFormat.frame(.entry, $0, into: &frame) }
+        }
+        var frontier = MerkleFrontier()
+        let leaf = SHA256.hash("leaf")
+        time("merkle_append") { _ in frontier.append(leaf) }
+        try time("entry_decode") { i in sink &+= Int(try Entry.decode(encoded[i % 1000]).seq) }
+        try time("json_parse") { i in
+            let v = try JSON.parse(lines[i % 1000])
+            if case .object(let m) = v { sink &+= m.count }
+        }
+        let parser = EventParser(consortium: f.consortium, org: "brand", linkKey: f.linkKey)
+        let values = try lines.map { try JSON.parse($0) }
+        try time("event_validate_pseudonymise") { i in sink &+= try parser.parse(values[i % 1000]).subjects.count }
+        time("hmac_subject") { i in sink &+= Int(f.linkKey.ref(for: "email:customer\(i % 1000)@example.com").bytes[0]) }
+        results.insert(JSONMember("bench", .string("parts")), at: 0)
+        results.append(JSONMember("sink", .number(String(sink & 1))))
+        Prov.out(JSONValue.object(results).serialized)
+        return 0
     }
 
     static func segmentBytes(_ logDir: String) throws -> Int {

@@ -78,25 +78,36 @@ package struct CBORWriter: Sendable {
         bytes.reserveCapacity(reservingCapacity)
     }
 
-    /// Major type and argument in the shortest form (RFC 8949 §4.2.1).
+    /// Major type and argument in the shortest form (RFC 8949 §4.2.1), appended with a single copy.
     @inline(__always)
     package mutating func writeHead(major: UInt8, argument v: UInt64) {
         let m = major << 5
         if v < 24 {
             bytes.append(m | UInt8(v))
-        } else if v <= 0xff {
-            bytes.append(m | 24)
-            bytes.append(UInt8(v))
-        } else if v <= 0xffff {
-            bytes.append(m | 25)
-            bytes.append(UInt8(v >> 8))
-            bytes.append(UInt8(v & 0xff))
-        } else if v <= 0xffff_ffff {
-            bytes.append(m | 26)
-            for s in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(v >> UInt64(s) & 0xff)) }
-        } else {
-            bytes.append(m | 27)
-            for s in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(v >> UInt64(s) & 0xff)) }
+            return
+        }
+        // Big-endian argument after the initial byte, in a stack buffer.
+        var buf: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &buf) { b in
+            let n: Int
+            if v <= 0xff {
+                b[0] = m | 24
+                b[1] = UInt8(v)
+                n = 2
+            } else if v <= 0xffff {
+                b[0] = m | 25
+                b.storeBytes(of: UInt16(v).bigEndian, toByteOffset: 1, as: UInt16.self)
+                n = 3
+            } else if v <= 0xffff_ffff {
+                b[0] = m | 26
+                b.storeBytes(of: UInt32(v).bigEndian, toByteOffset: 1, as: UInt32.self)
+                n = 5
+            } else {
+                b[0] = m | 27
+                b.storeBytes(of: v.bigEndian, toByteOffset: 1, as: UInt64.self)
+                n = 9
+            }
+            bytes.appendRaw(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(b)[0..<n]))
         }
     }
 
@@ -108,7 +119,7 @@ package struct CBORWriter: Sendable {
 
     package mutating func writeBytes(_ b: UnsafeRawBufferPointer) {
         writeHead(major: 2, argument: UInt64(b.count))
-        bytes.append(contentsOf: b)
+        bytes.appendRaw(b)
     }
 
     package mutating func writeBytes(_ b: [UInt8]) {
@@ -117,16 +128,23 @@ package struct CBORWriter: Sendable {
     }
 
     package mutating func writeText(_ s: String) {
-        if let done: Void = s.utf8.withContiguousStorageIfAvailable({ writeText(utf8: UnsafeRawBufferPointer($0)) }) {
-            return done
-        }
-        let a = Array(s.utf8)
-        a.withUnsafeBytes { writeText(utf8: $0) }
+        let utf8 = s.utf8
+        let done: Void? = utf8.withContiguousStorageIfAvailable { writeText(utf8: UnsafeRawBufferPointer($0)) }
+        if done != nil { return }
+        // Small strings live inline, with no contiguous storage to lend: withUTF8 copies them to the stack.
+        var copy = s
+        copy.withUTF8 { writeText(utf8: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// A map key or other literal text: its UTF-8 bytes are in the binary, one copy.
+    @inline(__always)
+    package mutating func writeKey(_ k: StaticString) {
+        writeText(utf8: UnsafeRawBufferPointer(start: k.utf8Start, count: k.utf8CodeUnitCount))
     }
 
     package mutating func writeText(utf8: UnsafeRawBufferPointer) {
         writeHead(major: 3, argument: UInt64(utf8.count))
-        bytes.append(contentsOf: utf8)
+        bytes.appendRaw(utf8)
     }
 
     package mutating func writeArrayHeader(_ count: Int) { writeHead(major: 4, argument: UInt64(count)) }
@@ -436,5 +454,14 @@ package enum UTF8Check {
             i += need + 1
         }
         return true
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Appends raw bytes with one copy (`append(contentsOf:)` on a raw buffer goes byte by byte).
+    @inline(__always)
+    package mutating func appendRaw(_ raw: UnsafeRawBufferPointer) {
+        guard let base = raw.baseAddress, raw.count > 0 else { return }
+        append(contentsOf: UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt8.self), count: raw.count))
     }
 }

@@ -152,17 +152,32 @@ enum FieldKey: Int, CaseIterable {
 
     var name: String { "\(self)" }
 
-    private static let table: [[(bytes: [UInt8], key: FieldKey)]] = {
-        var t = [[(bytes: [UInt8], key: FieldKey)]](repeating: [], count: 16)
-        for k in allCases { t[k.name.utf8.count].append((Array(k.name.utf8), k)) }
+    /// Keys are at most 15 bytes: packed into two words they compare in two instructions.
+    @inline(__always)
+    static func pack(_ raw: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
+        var lo: UInt64 = 0
+        var hi: UInt64 = 0
+        for i in 0..<raw.count {
+            if i < 8 { lo |= UInt64(raw[i]) << (8 * UInt64(i)) } else { hi |= UInt64(raw[i]) << (8 * UInt64(i - 8)) }
+        }
+        return (lo, hi)
+    }
+
+    private static let table: [[(lo: UInt64, hi: UInt64, key: FieldKey)]] = {
+        var t = [[(lo: UInt64, hi: UInt64, key: FieldKey)]](repeating: [], count: 16)
+        for k in allCases {
+            let bytes = Array(k.name.utf8)
+            let (lo, hi) = bytes.withUnsafeBytes { pack($0) }
+            t[bytes.count].append((lo, hi, k))
+        }
         return t
     }()
 
+    @inline(__always)
     static func lookup(_ raw: UnsafeRawBufferPointer) -> FieldKey? {
-        guard raw.count < table.count else { return nil }
-        for e in table[raw.count] where e.bytes.withUnsafeBytes({ memcmp($0.baseAddress!, raw.baseAddress!, raw.count) == 0 }) {
-            return e.key
-        }
+        guard raw.count < 16 else { return nil }
+        let (lo, hi) = pack(raw)
+        for e in table[raw.count] where e.lo == lo && e.hi == hi { return e.key }
         return nil
     }
 
@@ -417,6 +432,29 @@ extension EntryBody {
                 throw f("subjects", "must be two different refs in ascending byte order")
             }
             if case .link = self, b.evidence == nil { throw f("evidence", "required for a link") }
+        }
+    }
+
+    /// The first org id the body names that is not a consortium member, with its field.
+    public func firstUnknownOrg(_ c: Consortium) -> (field: String, org: String)? {
+        func check(_ list: [String], _ field: String) -> (String, String)? {
+            for o in list where c.member(o) == nil { return (field, o) }
+            return nil
+        }
+        switch self {
+        case .consent(let b):
+            return check(b.controllers, "controllers") ?? check(b.recipients, "recipients")
+        case .interaction(let b):
+            for r in b.derivedFrom where c.member(r.org) == nil { return ("derivedFrom", r.org) }
+            if let o = b.agent.onBehalfOf, c.member(o) == nil { return ("agent.onBehalfOf", o) }
+            if let r = b.consentRef, c.member(r.org) == nil { return ("consentRef", r.org) }
+            return nil
+        case .share(let b):
+            if c.member(b.recipient) == nil { return ("recipient", b.recipient) }
+            for r in b.derivedFrom where c.member(r.org) == nil { return ("derivedFrom", r.org) }
+            return nil
+        case .link, .unlink:
+            return nil
         }
     }
 

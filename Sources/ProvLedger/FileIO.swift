@@ -6,7 +6,8 @@ import Foundation
 
 /// A file descriptor with the few calls the log store needs, each turning errno into a `LedgerError` that names
 /// the file.
-package final class FileHandleFD {
+/// Sendable: both properties are immutable, and the calls below are plain system calls on the descriptor.
+package final class FileHandleFD: Sendable {
     package let fd: Int32
     package let path: String
 

@@ -39,7 +39,13 @@ public final class Ingestor {
         let own = store.org
         let storeSize = store.size
         var others: [String: LogStore] = [:]
-        nonisolated(unsafe) var pendingRef: PendingGroup? = nil
+        // Entries of this group so far, for references to them; kept apart from `group` so that reading them
+        // does not copy the group's buffers.
+        final class Pending {
+            var leaves: [SHA256Digest] = []
+            var bodies: [EntryBody] = []
+        }
+        let pending = Pending()
         let store = self.store
         let dataDirectory = self.dataDirectory
         let consortiumName = consortium.name
@@ -49,10 +55,10 @@ public final class Ingestor {
                     guard let leaf = try? store.leafHash(seq), let e = try? store.entry(seq) else { return nil }
                     return ReferencedEntry(leaf: leaf, kind: e.body.kind, subjects: e.body.subjects)
                 }
-                guard let g = pendingRef, seq < g.nextSeq else { return nil }
+                guard seq >= storeSize, seq - storeSize < pending.leaves.count else { return nil }
                 let i = Int(seq - storeSize)
                 return ReferencedEntry(
-                    leaf: g.results[i].leaf, kind: g.summaries[i].kind, subjects: g.summaries[i].subjects)
+                    leaf: pending.leaves[i], kind: pending.bodies[i].kind, subjects: pending.bodies[i].subjects)
             }
             if others[org] == nil {
                 others[org] = try? LogStore(
@@ -85,12 +91,13 @@ public final class Ingestor {
             do { value = try JSON.parse(text, maxDepth: 8, maxSize: Self.maxLineBytes) } catch {
                 throw LedgerError(.invalidEvent, "line \(line): not valid JSON: \(error)")
             }
-            pendingRef = group
             let body: EntryBody
             do { body = try parser.parse(value) } catch {
                 throw LedgerError(.invalidEvent, "line \(line): \(error.message)")
             }
-            group.add(body, deps: first ? deps : [], citedHLC: first ? citedHLC : nil)
+            let added = group.add(body, deps: first ? deps : [], citedHLC: first ? citedHLC : nil)
+            pending.leaves.append(added.leaf)
+            pending.bodies.append(body)
             first = false
         }
         return group

@@ -154,7 +154,7 @@ struct LogScan {
                             }
                             cited[d.org] = d.seq
                         }
-                        for (field, o) in e.body.namedOrgs where consortium.member(o) == nil {
+                        if let (field, o) = e.body.firstUnknownOrg(consortium) {
                             throw fail(seq, "body.\(field): '\(o)' is not a consortium member")
                         }
                         if let why = indexLeaves.check(seq, d.leaf) { audit.warnings.append(why) }

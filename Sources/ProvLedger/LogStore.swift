@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import ProvCrypto
 
@@ -33,7 +34,7 @@ package enum SegmentFormat {
         let crc = head.withUnsafeBytes { CRC32C.checksum(payload, seed: CRC32C.checksum($0)) }
         head += [UInt8(crc >> 24), UInt8(crc >> 16 & 0xff), UInt8(crc >> 8 & 0xff), UInt8(crc & 0xff)]
         out += head
-        out.append(contentsOf: payload)
+        out.appendRaw(payload)
     }
 
     package static func segmentName(firstSeq: UInt64) -> String {
@@ -85,15 +86,15 @@ package struct WriterState: Sendable, Equatable {
     package var encoded: [UInt8] {
         var w = CBORWriter(reservingCapacity: 256)
         w.writeMapHeader(5)
-        w.writeText("hlc")
+        w.writeKey("hlc")
         w.writeArrayHeader(2)
         w.writeUnsigned(hlc.wall)
         w.writeUnsigned(hlc.counter)
-        w.writeText("last")
+        w.writeKey("last")
         lastLeaf.withUnsafeBytes { w.writeBytes($0) }
-        w.writeText("size")
+        w.writeKey("size")
         w.writeUnsigned(frontier.size)
-        w.writeText("cited")
+        w.writeKey("cited")
         let orgs = cited.keys.sorted()
         w.writeArrayHeader(orgs.count)
         for o in orgs {
@@ -101,7 +102,7 @@ package struct WriterState: Sendable, Equatable {
             w.writeText(o)
             w.writeUnsigned(cited[o]!)
         }
-        w.writeText("frontier")
+        w.writeKey("frontier")
         w.writeArrayHeader(frontier.hashes.count)
         for h in frontier.hashes { h.withUnsafeBytes { w.writeBytes($0) } }
         return w.bytes
@@ -427,8 +428,8 @@ public final class LogStore {
     }
 
     static func appendIndexRecord(_ leaf: SHA256Digest, _ offset: UInt64, to out: inout [UInt8]) {
-        leaf.withUnsafeBytes { out.append(contentsOf: $0) }
-        withUnsafeBytes(of: offset.littleEndian) { out.append(contentsOf: $0) }
+        leaf.withUnsafeBytes { out.appendRaw($0) }
+        withUnsafeBytes(of: offset.littleEndian) { out.appendRaw($0) }
     }
 
     private func indexRecord(_ seq: UInt64) throws(LedgerError) -> (SHA256Digest, UInt64) {
@@ -524,7 +525,7 @@ public final class LogStore {
 
     /// Starts a group commit at the current end of the log.
     public func beginGroup(now: UInt64) -> PendingGroup {
-        PendingGroup(origin: origin, startSize: size, state: state, now: now)
+        PendingGroup(origin: origin, startSize: state.frontier.size, state: state, now: now)
     }
 
     /// One group commit: builds entries for `bodies` and commits them (see `commit`).
@@ -545,20 +546,43 @@ public final class LogStore {
     public func commit(_ group: PendingGroup, signer: NoteSigner) throws(LedgerError) -> [(
         seq: UInt64, leaf: SHA256Digest
     )] {
-        guard writable, let current, let index else { throw LedgerError(.io, "log \(org) is open read-only") }
+        let w = try write(group, signer: signer)
+        do throws(LedgerError) { try Self.sync(w) } catch {
+            failed = error
+            throw error
+        }
+        return try acknowledge(w)
+    }
+
+    /// Entries written to a segment but not yet known to be durable.
+    public struct WrittenGroup: Sendable {
+        fileprivate let results: [(seq: UInt64, leaf: SHA256Digest)]
+        fileprivate let index: [UInt8]
+        fileprivate let checkpoint: SignedCheckpoint?
+        fileprivate let segment: FileHandleFD?
+        fileprivate let startSize: UInt64
+    }
+
+    /// The first half of a commit: signs the group's checkpoint and writes the group, without fsync. The next
+    /// group may be built and written at once; nothing is acknowledged before `sync` and `acknowledge`.
+    public func write(_ group: PendingGroup, signer: NoteSigner) throws(LedgerError) -> WrittenGroup {
+        guard writable, let current else { throw LedgerError(.io, "log \(org) is open read-only") }
         if let failed { throw LedgerError(.io, "log \(org) failed earlier (\(failed.message)); reopen it") }
         guard signer.name == origin else {
             throw LedgerError(.config, "the signing key is for '\(signer.name)', not for log '\(origin)'")
         }
-        guard group.startSize == size, group.origin == origin else {
-            throw LedgerError(.io, "log \(org): group was prepared at size \(group.startSize), the log is at \(size)")
+        guard group.startSize == state.frontier.size, group.origin == origin else {
+            throw LedgerError(
+                .io, "log \(org): group was prepared at size \(group.startSize), the log is at \(state.frontier.size)")
         }
-        guard !group.results.isEmpty else { return [] }
+        guard !group.results.isEmpty else {
+            return WrittenGroup(results: [], index: [], checkpoint: nil, segment: nil, startSize: group.startSize)
+        }
         let st = group.state
-        let seq = st.frontier.size
         let cp: SignedCheckpoint
         do {
-            cp = try SignedCheckpoint.sign(Checkpoint(origin: origin, size: seq, root: st.frontier.root), with: signer)
+            cp = try SignedCheckpoint.sign(
+                Checkpoint(origin: origin, size: st.frontier.size, root: st.frontier.root), with: signer)
         } catch { throw LedgerError(.io, "cannot sign checkpoint: \(error)") }
         var buf = group.buffer
         st.encoded.withUnsafeBytes { SegmentFormat.frame(.state, $0, into: &buf) }
@@ -571,28 +595,52 @@ public final class LogStore {
         for (i, r) in group.results.enumerated() {
             Self.appendIndexRecord(r.leaf, UInt64(base + group.offsets[i]), to: &idx)
         }
+        let before = currentSize
         do {
             var target = current
             if rolling {
-                try startSegment(firstSeq: size)
+                try startSegment(firstSeq: group.startSize)
                 target = self.current!
             }
             try target.pwriteAll(buf, at: currentSize)
-            try target.sync()
             currentSize += buf.count
-            try index.pwriteAll(idx, at: Int(size) * SegmentFormat.indexRecordSize)
         } catch {
             failed = error
-            // Best effort: drop what this group wrote, so the tail is whole again.
-            try? self.current?.truncate(to: currentSize)
+            try? self.current?.truncate(to: before)
             throw error
         }
         state = st
-        size = seq
+        return WrittenGroup(
+            results: group.results, index: idx, checkpoint: cp, segment: self.current, startSize: group.startSize)
+    }
+
+    /// The second half: fdatasync of the group's segment. Safe to call from another thread while the next
+    /// group is being built (it touches only the file descriptor).
+    public static func sync(_ w: WrittenGroup) throws(LedgerError) {
+        try w.segment?.sync()
+    }
+
+    /// The last part: after `sync`, the group counts as appended: the index, the size and the latest checkpoint
+    /// move forward, and the acknowledgements are returned.
+    public func acknowledge(_ w: WrittenGroup) throws(LedgerError) -> [(seq: UInt64, leaf: SHA256Digest)] {
+        guard let cp = w.checkpoint else { return [] }
+        guard w.startSize == size, let index else {
+            throw LedgerError(.io, "log \(org): groups must be acknowledged in the order they were written")
+        }
+        do {
+            try index.pwriteAll(w.index, at: Int(size) * SegmentFormat.indexRecordSize)
+        } catch {
+            failed = error
+            throw error
+        }
+        size = cp.checkpoint.size
         latest = cp
         try? FileHandleFD.writeAtomically(checkpointPath, Array(cp.serialized.utf8))
-        return group.results
+        return w.results
     }
+
+    /// Marks the store failed (a sync failed elsewhere): no further appends until reopened.
+    public func fail(_ error: LedgerError) { failed = error }
 
     /// Flushes the index (it is a cache rebuilt from the segments, so appends do not wait for it).
     public func close() {
@@ -611,8 +659,8 @@ public struct PendingGroup {
     var buffer: [UInt8] = []
     var offsets: [Int] = []
     public private(set) var results: [(seq: UInt64, leaf: SHA256Digest)] = []
-    /// Kind and subjects of each entry, for references within the group.
-    public private(set) var summaries: [(kind: String, subjects: [SHA256Digest])] = []
+    /// The bodies added, for references within the group.
+    public private(set) var bodies: [EntryBody] = []
     private var scratch = CBORWriter(reservingCapacity: 512)
 
     init(origin: String, startSize: UInt64, state: WriterState, now: UInt64) {
@@ -631,6 +679,7 @@ public struct PendingGroup {
         buffer.reserveCapacity(n * 300 + 4096)
         offsets.reserveCapacity(n)
         results.reserveCapacity(n)
+        bodies.reserveCapacity(n)
     }
 
     /// Builds the next entry from `body`.
@@ -652,7 +701,57 @@ public struct PendingGroup {
         state.lastLeaf = leaf
         for d in deps { state.cited[d.org] = max(state.cited[d.org] ?? 0, d.seq) }
         results.append((seq, leaf))
-        summaries.append((body.kind, body.subjects))
+        bodies.append(body)
         return (seq, leaf)
+    }
+}
+
+/// Group commit with the fsync of one group overlapped with building the next: at 1,000 entries a group the
+/// fsync costs about as much as building, so overlapping nearly doubles throughput. Acknowledgements still come
+/// only after each group's fsync, in order.
+public final class PipelinedCommitter {
+    public let store: LogStore
+    let signer: NoteSigner
+    private let queue = DispatchQueue(label: "prov.group-commit.fsync")
+    private var inFlight: (group: LogStore.WrittenGroup, done: DispatchGroup, error: ErrorBox)?
+
+    final class ErrorBox: @unchecked Sendable {
+        // Written by the fsync queue before `done.leave()`, read after `done.wait()`.
+        var error: LedgerError?
+    }
+
+    public init(store: LogStore, signer: NoteSigner) {
+        self.store = store
+        self.signer = signer
+    }
+
+    /// Writes `group`, then waits for the previous group's fsync and returns its acknowledgements, then starts
+    /// this group's fsync in the background.
+    public func submit(_ group: PendingGroup) throws(LedgerError) -> [(seq: UInt64, leaf: SHA256Digest)] {
+        let written = try store.write(group, signer: signer)
+        let acked = try finishInFlight()
+        let done = DispatchGroup()
+        let box = ErrorBox()
+        done.enter()
+        queue.async {
+            do throws(LedgerError) { try LogStore.sync(written) } catch { box.error = error }
+            done.leave()
+        }
+        inFlight = (written, done, box)
+        return acked
+    }
+
+    /// Waits for the last group's fsync and returns its acknowledgements.
+    public func flush() throws(LedgerError) -> [(seq: UInt64, leaf: SHA256Digest)] { try finishInFlight() }
+
+    private func finishInFlight() throws(LedgerError) -> [(seq: UInt64, leaf: SHA256Digest)] {
+        guard let f = inFlight else { return [] }
+        inFlight = nil
+        f.done.wait()
+        if let e = f.error.error {
+            store.fail(e)
+            throw e
+        }
+        return try store.acknowledge(f.group)
     }
 }

@@ -103,21 +103,43 @@ package enum Vocabulary {
 }
 
 /// A vocabulary looked up by raw UTF-8 bytes, answering with one shared `String` per code so that decoding a
-/// known code allocates nothing.
+/// known code allocates nothing: an open-addressing table keyed by FNV-1a of the bytes.
 package struct CodeTable: Sendable {
-    private let byLength: [[(bytes: [UInt8], string: String)]]
+    private let slots: [(hash: UInt64, bytes: [UInt8], string: String)?]
+    private let mask: Int
 
     package init(_ codes: Set<String>) {
-        var table = [[(bytes: [UInt8], string: String)]](repeating: [], count: 65)
-        for c in codes.sorted() where c.utf8.count <= 64 { table[c.utf8.count].append((Array(c.utf8), c)) }
-        byLength = table
+        var size = 16
+        while size < codes.count * 4 { size *= 2 }
+        var slots = [(hash: UInt64, bytes: [UInt8], string: String)?](repeating: nil, count: size)
+        for c in codes.sorted() {
+            let bytes = Array(c.utf8)
+            let h = bytes.withUnsafeBytes { Self.hash($0) }
+            var i = Int(truncatingIfNeeded: h) & (size - 1)
+            while slots[i] != nil { i = (i + 1) & (size - 1) }
+            slots[i] = (h, bytes, c)
+        }
+        self.slots = slots
+        self.mask = size - 1
+    }
+
+    @inline(__always)
+    static func hash(_ raw: UnsafeRawBufferPointer) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in raw { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return h
     }
 
     package func lookup(_ raw: UnsafeRawBufferPointer) -> String? {
-        guard raw.count < byLength.count else { return nil }
-        for e in byLength[raw.count] {
-            let same = e.bytes.withUnsafeBytes { memcmp($0.baseAddress!, raw.baseAddress!, raw.count) == 0 }
-            if same { return e.string }
+        let h = Self.hash(raw)
+        var i = Int(truncatingIfNeeded: h) & mask
+        while let e = slots[i] {
+            if e.hash == h && e.bytes.count == raw.count
+                && e.bytes.withUnsafeBytes({ memcmp($0.baseAddress!, raw.baseAddress!, raw.count) == 0 })
+            {
+                return e.string
+            }
+            i = (i + 1) & mask
         }
         return nil
     }
