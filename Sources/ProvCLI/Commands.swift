@@ -179,12 +179,26 @@ public enum Prov {
     }
 
     /// Streams standard input: whatever whole lines have arrived are committed as one group, acknowledged on
-    /// stdout once durable. A bad line is reported and skipped with the rest of its group; the stream goes on.
+    /// stdout once durable. While more input is waiting, the next group is parsed during the previous group's
+    /// fsync; when input goes quiet, the last group is flushed at once. A bad group is reported and appends
+    /// nothing; the stream goes on.
     static func follow(_ ingestor: Ingestor) throws -> Int32 {
+        let committer = PipelinedCommitter(store: ingestor.store, signer: ingestor.signer)
+        func emit(_ results: [(seq: UInt64, leaf: SHA256Digest)]) {
+            guard !results.isEmpty else { return }
+            var text = ""
+            for r in results { text += "\(r.seq) \(r.leaf.hex)\n" }
+            FileHandle.standardOutput.write(Data(text.utf8))
+        }
+        func inputWaiting() -> Bool {
+            var p = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
+            return poll(&p, 1, 0) > 0
+        }
         var carry: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         var failures = 0
         while true {
+            if !inputWaiting() { emit(try committer.flush()) }
             let n = chunk.withUnsafeMutableBytes { Glibc.read(0, $0.baseAddress!, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
@@ -193,16 +207,17 @@ public enum Prov {
             let lines = Array(carry[...lastNewline])
             carry.removeFirst(lastNewline + 1)
             do {
-                let results = try ingestor.append(lines)
-                var text = ""
-                for r in results { text += "\(r.seq) \(r.leaf.hex)\n" }
-                FileHandle.standardOutput.write(Data(text.utf8))
+                let group = try withRawBytes(lines) { raw throws(LedgerError) in
+                    try ingestor.prepare(raw, now: Ingestor.now())
+                }
+                emit(try committer.submit(group))
             } catch {
                 guard error.code == .invalidEvent else { throw error }
                 failures += 1
                 log("error", "group rejected, nothing of it appended: \(error.message)")
             }
         }
+        emit(try committer.flush())
         return failures == 0 ? 0 : 2
     }
 

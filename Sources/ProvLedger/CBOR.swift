@@ -69,46 +69,109 @@ package indirect enum CBOR: Equatable, Sendable {
     }
 }
 
-/// Streaming deterministic encoder: appends straight into `bytes`.
-package struct CBORWriter: Sendable {
-    package var bytes: [UInt8]
+/// Streaming deterministic encoder into its own growable buffer: each write is a few stores, not an `Array`
+/// append (whose per-call checks cost more than the bytes it copies for small items).
+package struct CBORWriter {
+    private final class Storage {
+        var base: UnsafeMutableRawPointer
+        var count = 0
+        var capacity: Int
 
-    package init(reservingCapacity: Int = 256) {
-        bytes = []
-        bytes.reserveCapacity(reservingCapacity)
+        init(capacity: Int) {
+            self.capacity = max(capacity, 64)
+            base = .allocate(byteCount: self.capacity, alignment: 8)
+        }
+
+        deinit { base.deallocate() }
+
+        func grow(to needed: Int) {
+            var c = capacity * 2
+            while c < needed { c *= 2 }
+            let n = UnsafeMutableRawPointer.allocate(byteCount: c, alignment: 8)
+            n.copyMemory(from: base, byteCount: count)
+            base.deallocate()
+            base = n
+            capacity = c
+        }
+
+        func copy() -> Storage {
+            let s = Storage(capacity: capacity)
+            s.base.copyMemory(from: base, byteCount: count)
+            s.count = count
+            return s
+        }
     }
 
-    /// Major type and argument in the shortest form (RFC 8949 §4.2.1), appended with a single copy.
+    private var storage: Storage
+
+    package init(reservingCapacity: Int = 256) {
+        storage = Storage(capacity: reservingCapacity)
+    }
+
+    /// The bytes written so far.
+    package var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
+
+    package var count: Int { storage.count }
+
+    package func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: storage.base, count: storage.count))
+    }
+
+    /// Forgets what was written, keeping the buffer.
+    package mutating func removeAll() {
+        if !isKnownUniquelyReferenced(&storage) { storage = Storage(capacity: storage.capacity) }
+        storage.count = 0
+    }
+
+    /// Room for `n` more bytes; returns where they go.
+    @inline(__always)
+    private mutating func reserve(_ n: Int) -> UnsafeMutableRawPointer {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        if storage.count + n > storage.capacity { storage.grow(to: storage.count + n) }
+        return storage.base + storage.count
+    }
+
+    @inline(__always)
+    private mutating func appendByte(_ b: UInt8) {
+        reserve(1).storeBytes(of: b, as: UInt8.self)
+        storage.count += 1
+    }
+
+    @inline(__always)
+    private mutating func appendRaw(_ raw: UnsafeRawBufferPointer) {
+        guard let src = raw.baseAddress, raw.count > 0 else { return }
+        reserve(raw.count).copyMemory(from: src, byteCount: raw.count)
+        storage.count += raw.count
+    }
+
+    /// Major type and argument in the shortest form (RFC 8949 §4.2.1).
     @inline(__always)
     package mutating func writeHead(major: UInt8, argument v: UInt64) {
         let m = major << 5
         if v < 24 {
-            bytes.append(m | UInt8(v))
+            appendByte(m | UInt8(v))
             return
         }
-        // Big-endian argument after the initial byte, in a stack buffer.
-        var buf: (UInt64, UInt64) = (0, 0)
-        withUnsafeMutableBytes(of: &buf) { b in
-            let n: Int
-            if v <= 0xff {
-                b[0] = m | 24
-                b[1] = UInt8(v)
-                n = 2
-            } else if v <= 0xffff {
-                b[0] = m | 25
-                b.storeBytes(of: UInt16(v).bigEndian, toByteOffset: 1, as: UInt16.self)
-                n = 3
-            } else if v <= 0xffff_ffff {
-                b[0] = m | 26
-                b.storeBytes(of: UInt32(v).bigEndian, toByteOffset: 1, as: UInt32.self)
-                n = 5
-            } else {
-                b[0] = m | 27
-                b.storeBytes(of: v.bigEndian, toByteOffset: 1, as: UInt64.self)
-                n = 9
-            }
-            bytes.appendRaw(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(b)[0..<n]))
+        let p = reserve(9)
+        let n: Int
+        if v <= 0xff {
+            p.storeBytes(of: m | 24, as: UInt8.self)
+            p.storeBytes(of: UInt8(v), toByteOffset: 1, as: UInt8.self)
+            n = 2
+        } else if v <= 0xffff {
+            p.storeBytes(of: m | 25, as: UInt8.self)
+            p.storeBytes(of: UInt16(v).bigEndian, toByteOffset: 1, as: UInt16.self)
+            n = 3
+        } else if v <= 0xffff_ffff {
+            p.storeBytes(of: m | 26, as: UInt8.self)
+            p.storeBytes(of: UInt32(v).bigEndian, toByteOffset: 1, as: UInt32.self)
+            n = 5
+        } else {
+            p.storeBytes(of: m | 27, as: UInt8.self)
+            p.storeBytes(of: v.bigEndian, toByteOffset: 1, as: UInt64.self)
+            n = 9
         }
+        storage.count += n
     }
 
     package mutating func writeUnsigned(_ v: UInt64) { writeHead(major: 0, argument: v) }
@@ -119,12 +182,11 @@ package struct CBORWriter: Sendable {
 
     package mutating func writeBytes(_ b: UnsafeRawBufferPointer) {
         writeHead(major: 2, argument: UInt64(b.count))
-        bytes.appendRaw(b)
+        appendRaw(b)
     }
 
     package mutating func writeBytes(_ b: [UInt8]) {
-        writeHead(major: 2, argument: UInt64(b.count))
-        bytes.append(contentsOf: b)
+        b.withUnsafeBytes { writeBytes($0) }
     }
 
     package mutating func writeText(_ s: String) {
@@ -144,16 +206,16 @@ package struct CBORWriter: Sendable {
 
     package mutating func writeText(utf8: UnsafeRawBufferPointer) {
         writeHead(major: 3, argument: UInt64(utf8.count))
-        bytes.appendRaw(utf8)
+        appendRaw(utf8)
     }
 
     package mutating func writeArrayHeader(_ count: Int) { writeHead(major: 4, argument: UInt64(count)) }
 
     package mutating func writeMapHeader(_ count: Int) { writeHead(major: 5, argument: UInt64(count)) }
 
-    package mutating func writeBool(_ b: Bool) { bytes.append(b ? 0xf5 : 0xf4) }
+    package mutating func writeBool(_ b: Bool) { appendByte(b ? 0xf5 : 0xf4) }
 
-    package mutating func writeNull() { bytes.append(0xf6) }
+    package mutating func writeNull() { appendByte(0xf6) }
 
     package mutating func write(_ value: CBOR) {
         switch value {
@@ -169,7 +231,7 @@ package struct CBORWriter: Sendable {
             let encoded = pairs.map { ($0.key.encoded, $0.value) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }
             writeMapHeader(encoded.count)
             for (k, v) in encoded {
-                bytes.append(contentsOf: k)
+                k.withUnsafeBytes { appendRaw($0) }
                 write(v)
             }
         case .bool(let b): writeBool(b)

@@ -19,8 +19,7 @@ public enum SubjectRef {
             let v = value.lowercased()
             let parts = v.split(separator: "@", omittingEmptySubsequences: false)
             guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !parts[1].hasPrefix("."),
-                !parts[1].hasSuffix("."),
-                !v.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 })
+                !parts[1].hasSuffix("."), !v.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7f })
             else { return bad("'email:' needs one address like alice@example.com") }
             return .success("email:\(v)")
         case "phone":
@@ -245,9 +244,9 @@ public struct EventParser {
             }
             out.append(s)
         }
-        let sorted = Array(Set(out)).sorted()
-        guard sorted.count == out.count else { throw bad(name, "lists a code twice") }
-        return sorted
+        out.sort()
+        for i in out.indices.dropFirst() where out[i] == out[i - 1] { throw bad(name, "lists '\(out[i])' twice") }
+        return out
     }
 
     func orgList(_ e: JSONValue, _ name: String, default def: [String]) throws(LedgerError) -> [String] {

@@ -336,7 +336,7 @@ public final class LogStore {
             }
             try index?.truncate(to: Int(size) * SegmentFormat.indexRecordSize)
             try finishOpen()
-            try? FileHandleFD.writeAtomically(checkpointPath, Array(commit.checkpoint.serialized.utf8))
+            writeCheckpointFile(commit.checkpoint)
         } else {
             pendingIndex = recovered
             indexedCount = indexCount
@@ -635,8 +635,21 @@ public final class LogStore {
         }
         size = cp.checkpoint.size
         latest = cp
-        try? FileHandleFD.writeAtomically(checkpointPath, Array(cp.serialized.utf8))
+        writeCheckpointFile(cp)
         return w.results
+    }
+
+    private var checkpointFile: FileHandleFD?
+
+    /// Overwrites the `checkpoint` file in place: one write of less than a page at offset 0 (a rename per group
+    /// commit costs the journal more than the group's data). It is a copy of the last checkpoint record, rewritten
+    /// on every open, so a crash in between loses nothing.
+    private func writeCheckpointFile(_ cp: SignedCheckpoint) {
+        if checkpointFile == nil { checkpointFile = try? FileHandleFD(path: checkpointPath, flags: O_RDWR | O_CREAT) }
+        guard let f = checkpointFile else { return }
+        let bytes = Array(cp.serialized.utf8)
+        try? f.pwriteAll(bytes, at: 0)
+        if (try? f.size) != bytes.count { try? f.truncate(to: bytes.count) }
     }
 
     /// Marks the store failed (a sync failed elsewhere): no further appends until reopened.
@@ -690,10 +703,10 @@ public struct PendingGroup {
         state.hlc = state.hlc.tick(now: now, cited: citedHLC)
         let seq = state.frontier.size
         let e = Entry(log: origin, seq: seq, prev: state.lastLeaf, hlc: state.hlc, deps: deps, body: body)
-        scratch.bytes.removeAll(keepingCapacity: true)
+        scratch.removeAll()
         e.encode(into: &scratch)
         offsets.append(buffer.count)
-        let leaf = scratch.bytes.withUnsafeBytes { raw in
+        let leaf = scratch.withUnsafeBytes { raw in
             SegmentFormat.frame(.entry, raw, into: &buffer)
             return Merkle.leafHash(raw)
         }

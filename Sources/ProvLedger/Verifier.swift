@@ -73,8 +73,12 @@ public struct Verifier {
         var claims: [(String, SignedCheckpoint)] = []
         let path = directory + "/checkpoint"
         if let text = try? String(contentsOfFile: path, encoding: .utf8) {
-            do { claims.append(("the log's latest checkpoint file", try SignedCheckpoint(parsing: text))) } catch {
-                throw LedgerError(.verificationFailed, "\(member.org): \(path): \(error.message)")
+            // The file is a copy of the newest checkpoint record, overwritten in place; one that does not parse
+            // is a torn write (the writer rewrites it on open). One that parses must be signed and covered.
+            if let cp = try? SignedCheckpoint(parsing: text) {
+                claims.append(("the log's latest checkpoint file", cp))
+            } else {
+                audit.warnings.append("\(path) does not parse (a torn write?); not used as a claim")
             }
         }
         for t in trustedCheckpoints where t.checkpoint.origin == member.origin {
