@@ -22,7 +22,7 @@ let package = Package(
         .target(name: "ProvCLI", dependencies: ["ProvLedger", "ProvCrypto"]),
         .executableTarget(name: "prov", dependencies: ["ProvCLI"]),
         // libFuzzer target over the decoders (see Specs/fuzzing.md); a replay tool when built without -DFUZZING.
-        .executableTarget(name: "Fuzz", dependencies: ["ProvLedger"]),
+        .executableTarget(name: "Fuzz", dependencies: ["ProvLedger", "ProvCLI"]),
 
         .testTarget(
             name: "ProvCryptoTests", dependencies: ["ProvCrypto"], exclude: ["Vectors"]),

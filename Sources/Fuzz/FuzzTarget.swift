@@ -1,5 +1,9 @@
 import Foundation
+import ProvCLI
 import ProvLedger
+
+nonisolated(unsafe) let fuzzConsortium = try! Vectors.consortium()
+nonisolated(unsafe) let fuzzContext = AuditContext(consortium: fuzzConsortium, org: "brand")
 
 /// One fuzz input through every decoder that reads untrusted bytes. Whatever a decoder accepts must re-encode to
 /// the same bytes (one byte form per value), and nothing may crash.
@@ -10,9 +14,18 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     if let v = try? CBOR.decode(bytes), v.encoded != bytes {
         fatalError("CBOR accepted a non-canonical form")
     }
-    if let e = try? Entry.decode(bytes), e.encoded != bytes {
+    let decoded = try? Entry.decode(bytes)
+    if let e = decoded, e.encoded != bytes {
         fatalError("an entry decoded from bytes it does not re-encode to")
     }
+    // The verifier's fast audit must accept exactly what the decoder (plus membership) accepts.
+    let audited = bytes.withUnsafeBytes { try? Entry.audit($0, fuzzContext) }
+    let acceptable =
+        decoded.map { e in
+            e.log == "vectors/brand" && e.body.firstUnknownOrg(fuzzConsortium) == nil
+                && e.deps.allSatisfy { fuzzConsortium.member($0.org) != nil }
+        } ?? false
+    if (audited != nil) != acceptable { fatalError("Entry.audit and Entry.decode disagree") }
     if let j = try? JSON.parse(bytes) {
         guard let again = try? JSON.parse(j.serialized), again == j else { fatalError("JSON round trip failed") }
     }

@@ -11,7 +11,8 @@ import ProvLedger
 enum Bench {
     static func run(_ a: [String]) throws -> Int32 {
         guard let which = a.first, ["append", "ingest", "verify", "parts"].contains(which) else {
-            throw UsageError("usage: prov bench append|ingest|verify|parts --entries N [--dir DIR] [--runs R] [--group G]")
+            throw UsageError(
+                "usage: prov bench append|ingest|verify|parts --entries N [--dir DIR] [--runs R] [--group G]")
         }
         if which == "parts" { return try parts(Array(a.dropFirst())) }
         let args = try Arguments(Array(a.dropFirst()), options: ["entries", "dir", "runs", "group"], flags: ["keep"])
@@ -233,7 +234,8 @@ enum Bench {
         let pool = try bodyPool(f)
         let lines = (0..<1000).map { Array(eventLine($0).utf8) }
         let entries = pool.enumerated().map { i, b in
-            Entry(log: "bench/brand", seq: UInt64(i + 1), prev: SHA256.hash("p"), hlc: HLC(wall: 1, counter: 0), body: b)
+            Entry(
+                log: "bench/brand", seq: UInt64(i + 1), prev: SHA256.hash("p"), hlc: HLC(wall: 1, counter: 0), body: b)
         }
         let encoded = entries.map(\.encoded)
         var results: [JSONMember] = []
@@ -260,6 +262,10 @@ enum Bench {
         let leaf = SHA256.hash("leaf")
         time("merkle_append") { _ in frontier.append(leaf) }
         try time("entry_decode") { i in sink &+= Int(try Entry.decode(encoded[i % 1000]).seq) }
+        let ctx = AuditContext(consortium: f.consortium, org: "brand")
+        try time("entry_audit") { i in
+            sink &+= Int(try encoded[i % 1000].withUnsafeBytes { try Entry.audit($0, ctx) }.seq)
+        }
         try time("json_parse") { i in
             let v = try JSON.parse(lines[i % 1000])
             if case .object(let m) = v { sink &+= m.count }

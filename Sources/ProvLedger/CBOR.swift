@@ -305,7 +305,8 @@ package struct CBORReader {
         return (major, v, start)
     }
 
-    mutating func expect(_ major: UInt8, _ what: String) throws(CBORError) -> UInt64 {
+    @inline(__always)
+    mutating func expect(_ major: UInt8, _ what: StaticString) throws(CBORError) -> UInt64 {
         let (m, v, start) = try readHead()
         guard m == major else {
             offset = start
@@ -314,6 +315,7 @@ package struct CBORReader {
         return v
     }
 
+    @inline(__always)
     package mutating func readUnsigned() throws(CBORError) -> UInt64 { try expect(0, "an unsigned integer") }
 
     package mutating func readInt() throws(CBORError) -> Int64 {
@@ -333,7 +335,8 @@ package struct CBORReader {
         }
     }
 
-    mutating func readLength(_ major: UInt8, _ what: String) throws(CBORError) -> (Int, Int) {
+    @inline(__always)
+    mutating func readLength(_ major: UInt8, _ what: StaticString) throws(CBORError) -> (Int, Int) {
         let start = offset
         let v = try expect(major, what)
         guard v <= UInt64(buffer.count - offset) else {
@@ -342,12 +345,14 @@ package struct CBORReader {
         return (Int(v), start)
     }
 
+    @inline(__always)
     package mutating func readBytes() throws(CBORError) -> UnsafeRawBufferPointer {
         let (n, _) = try readLength(2, "a byte string")
         defer { offset += n }
         return UnsafeRawBufferPointer(rebasing: buffer[offset..<(offset + n)])
     }
 
+    @inline(__always)
     package mutating func readTextBytes() throws(CBORError) -> UnsafeRawBufferPointer {
         let (n, start) = try readLength(3, "a text string")
         let slice = UnsafeRawBufferPointer(rebasing: buffer[offset..<(offset + n)])
@@ -360,6 +365,7 @@ package struct CBORReader {
         String(decoding: try readTextBytes(), as: UTF8.self)
     }
 
+    @inline(__always)
     package mutating func readArrayHeader() throws(CBORError) -> Int {
         let start = offset
         let v = try expect(4, "an array")
@@ -369,6 +375,7 @@ package struct CBORReader {
         return Int(v)
     }
 
+    @inline(__always)
     package mutating func readMapHeader() throws(CBORError) -> Int {
         let start = offset
         let v = try expect(5, "a map")

@@ -18,7 +18,7 @@ struct LogScan {
     static let window = 8 << 20
 
     struct Decoded {
-        var entry: Entry?
+        var entry = AuditedEntry()
         var error: String?
         var leaf = SHA256Digest()
     }
@@ -43,6 +43,7 @@ struct LogScan {
         var pendingState: WriterState?
         var committed: UInt64 = 0
         var indexLeaves = IndexCheck(path: directory + "/index")
+        let context = AuditContext(consortium: consortium, org: member.org)
 
         for (n, name) in names.enumerated() {
             let path = segDir + "/" + name
@@ -123,13 +124,10 @@ struct LogScan {
                 }
                 // Decode and hash the batch on all cores.
                 if !batch.isEmpty {
-                    let decoded = buffer.withUnsafeBytes { raw in Self.decodeBatch(raw, batch) }
+                    let decoded = buffer.withUnsafeBytes { raw in Self.decodeBatch(raw, batch, context, consortium) }
                     for (i, d) in decoded.enumerated() {
                         if let why = d.error { throw fail(seq, "\(why) (segment \(name), byte \(batchOffsets[i]))") }
-                        let e = d.entry!
-                        if e.log != member.origin {
-                            throw fail(seq, "entry belongs to log '\(e.log)', not '\(member.origin)'")
-                        }
+                        let e = d.entry
                         if e.seq != seq {
                             throw fail(
                                 seq,
@@ -153,9 +151,6 @@ struct LogScan {
                                 throw fail(seq, "deps cites \(d.org)/\(d.seq), not past \(d.org)/\(c) cited before")
                             }
                             cited[d.org] = d.seq
-                        }
-                        if let (field, o) = e.body.firstUnknownOrg(consortium) {
-                            throw fail(seq, "body.\(field): '\(o)' is not a consortium member")
                         }
                         if let why = indexLeaves.check(seq, d.leaf) { audit.warnings.append(why) }
                         frontier.append(d.leaf)
@@ -248,14 +243,16 @@ struct LogScan {
         if let why = indexLeaves.finish(committed) { audit.warnings.append(why) }
     }
 
-    /// Decodes and hashes entries in parallel; results in input order.
-    static func decodeBatch(_ raw: UnsafeRawBufferPointer, _ batch: [(Int, Int)]) -> [Decoded] {
+    /// Checks and hashes entries in parallel; results in input order. An entry the audit rejects is decoded
+    /// in full to say exactly what is wrong with it.
+    static func decodeBatch(
+        _ raw: UnsafeRawBufferPointer, _ batch: [(Int, Int)], _ context: AuditContext, _ consortium: Consortium
+    ) -> [Decoded] {
         var out = [Decoded](repeating: Decoded(), count: batch.count)
         let workers = batch.count >= 256 ? 2 : 1
         out.withUnsafeMutableBufferPointer { results in
-            let base = results.baseAddress!
             // Safe: each worker writes a disjoint range of `results` and reads `raw`, which outlives the call.
-            nonisolated(unsafe) let resultsBase = base
+            nonisolated(unsafe) let resultsBase = results.baseAddress!
             nonisolated(unsafe) let raw = raw
             DispatchQueue.concurrentPerform(iterations: workers) { w in
                 let lo = batch.count * w / workers
@@ -263,14 +260,33 @@ struct LogScan {
                 for i in lo..<hi {
                     let (off, len) = batch[i]
                     let payload = UnsafeRawBufferPointer(rebasing: raw[off..<(off + len)])
-                    var d = Decoded()
-                    d.leaf = Merkle.leafHash(payload)
-                    do throws(LedgerError) { d.entry = try Entry.decode(payload) } catch { d.error = error.message }
-                    (resultsBase + i).initialize(to: d)
+                    let slot = resultsBase + i
+                    slot.pointee.leaf = Merkle.leafHash(payload)
+                    do {
+                        slot.pointee.entry = try Entry.audit(payload, context)
+                    } catch {
+                        slot.pointee.error = explain(payload, context, consortium, audit: error)
+                    }
                 }
             }
         }
         return out
+    }
+
+    /// The precise reason an entry failed the audit, from the full decoder.
+    static func explain(
+        _ payload: UnsafeRawBufferPointer, _ context: AuditContext, _ consortium: Consortium, audit: Error
+    ) -> String {
+        let e: Entry
+        do throws(LedgerError) { e = try Entry.decode(payload) } catch { return error.message }
+        if e.log.utf8.count != context.origin.count || Array(e.log.utf8) != context.origin {
+            return "entry belongs to log '\(e.log)', not '\(String(decoding: context.origin, as: UTF8.self))'"
+        }
+        for d in e.deps where consortium.member(d.org) == nil { return "deps cites unknown org '\(d.org)'" }
+        if let (field, o) = e.body.firstUnknownOrg(consortium) {
+            return "body.\(field): '\(o)' is not a consortium member"
+        }
+        return "entry rejected by the audit (\(audit)) though it decodes: please report this"
     }
 }
 

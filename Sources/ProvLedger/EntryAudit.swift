@@ -1,0 +1,221 @@
+import ProvCrypto
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What the verifier needs from an entry to follow the chain.
+package struct AuditedEntry: Sendable {
+    package var seq: UInt64 = 0
+    package var prev = SHA256Digest()
+    package var hlc = HLC(wall: 0, counter: 0)
+    package var deps: [EntryRef] = []
+}
+
+/// Everything `prov verify` must know about the consortium to check an entry without building it.
+package struct AuditContext: Sendable {
+    package let origin: [UInt8]
+    package let org: String
+    package let members: CodeTable
+
+    package init(consortium: Consortium, org: String) {
+        origin = Array(consortium.origin(of: org).utf8)
+        self.org = org
+        members = CodeTable(Set(consortium.members.map(\.org)))
+    }
+}
+
+/// Checks an entry's bytes against every rule `Entry.decode`, `EntryBody.validate` and the consortium membership
+/// checks apply, without building the entry: no strings, no arrays but `deps`. The audit of a whole log runs
+/// this on every entry; when it fails, the verifier decodes the entry to say precisely what is wrong. The fuzz
+/// target and the tests hold the two to the same verdict on every input.
+extension Entry {
+    package static func audit(_ raw: UnsafeRawBufferPointer, _ ctx: AuditContext) throws -> AuditedEntry {
+        guard raw.count <= maxSize else { throw field("entry", "over \(maxSize) bytes") }
+        var r = CBORReader(raw, maxDepth: 8)
+        var out = AuditedEntry()
+        guard try r.readMapHeader() == 8 else { throw field("entry", "must have exactly 8 keys") }
+        var keys = KeyOrder()
+        var body = BodyAudit()
+        var kind: Int = -1
+        for _ in 0..<8 {
+            switch try keys.next(&r, in: "entry") {
+            case .v: guard try r.readUnsigned() == formatVersion else { throw field("v", "unsupported version") }
+            case .hlc:
+                guard try r.readArrayHeader() == 2 else { throw field("hlc", "must be [wall-ms, counter]") }
+                out.hlc = HLC(wall: try r.readUnsigned(), counter: try r.readUnsigned())
+            case .log:
+                let l = try r.readTextBytes()
+                guard l.count == ctx.origin.count,
+                    ctx.origin.withUnsafeBytes({ memcmp($0.baseAddress!, l.baseAddress!, l.count) == 0 })
+                else { throw field("log", "not this log") }
+            case .seq: out.seq = try r.readUnsigned()
+            case .body: try body.read(&r, ctx)
+            case .deps:
+                let n = try r.readArrayHeader()
+                guard n <= 256 else { throw field("deps", "more than 256 heads") }
+                var previous: UnsafeRawBufferPointer?
+                for _ in 0..<n {
+                    guard try r.readArrayHeader() == 3 else { throw field("deps", "must be [org, seq, leafHash]") }
+                    let o = try r.readTextBytes()
+                    guard let org = ctx.members.lookup(o), org != ctx.org else {
+                        throw field("deps", "cites an unknown org or the entry's own log")
+                    }
+                    if let p = previous, !Self.ascending(p, o) { throw field("deps", "orgs not unique and ascending") }
+                    previous = o
+                    let seq = try r.readUnsigned()
+                    out.deps.append(EntryRef(org: org, seq: seq, leaf: try readDigest(&r, "deps")))
+                }
+            case .kind:
+                let k = try r.readTextBytes()
+                guard let name = Vocabulary.kindTable.lookup(k) else { throw field("kind", "unknown") }
+                kind = ["consent", "interaction", "share", "link", "unlink"].firstIndex(of: name)!
+            case .prev: out.prev = try readDigest(&r, "prev")
+            default: throw field("entry", "unknown key")
+            }
+        }
+        try r.expectEnd()
+        if out.seq == 0 && out.prev != .zero { throw field("prev", "entry 0 must have zero prev") }
+        try body.check(kind: kind)
+        return out
+    }
+
+    /// Bytewise order of two text strings of the same map or list (ASCII codes and org ids).
+    @inline(__always)
+    static func ascending(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        let c = memcmp(a.baseAddress!, b.baseAddress!, min(a.count, b.count))
+        return c < 0 || (c == 0 && a.count < b.count)
+    }
+}
+
+/// The body of an entry as the audit sees it: which keys were present, and the few values that rules across
+/// fields need.
+struct BodyAudit {
+    var keys: UInt64 = 0
+    var consentBasis = false
+    var occurredAt: UInt64 = 0
+    var expiresAt: UInt64?
+
+    static func f(_ name: String, _ reason: String) -> LedgerError { Entry.field("body.\(name)", reason) }
+
+    static func digest(_ r: inout CBORReader, _ name: String) throws {
+        guard try r.readBytes().count == 32 else { throw f(name, "must be 32 bytes") }
+    }
+
+    static func code(_ r: inout CBORReader, _ table: CodeTable, _ name: String) throws {
+        guard table.lookup(try r.readTextBytes()) != nil else { throw f(name, "unknown code") }
+    }
+
+    /// A list of 1–32 codes (or member orgs), unique and ascending.
+    static func codes(_ r: inout CBORReader, _ table: CodeTable, _ name: String) throws {
+        let n = try r.readArrayHeader()
+        guard n >= 1 && n <= 32 else { throw f(name, "must hold 1 to 32 items") }
+        var previous: UnsafeRawBufferPointer?
+        for _ in 0..<n {
+            let t = try r.readTextBytes()
+            guard table.lookup(t) != nil else { throw f(name, "unknown code") }
+            if let p = previous, !Entry.ascending(p, t) { throw f(name, "not unique and ascending") }
+            previous = t
+        }
+    }
+
+    static func token(_ r: inout CBORReader, max: Int, _ name: String) throws {
+        let t = try r.readTextBytes()
+        guard (1...max).contains(t.count), t.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else { throw f(name, "bad token") }
+    }
+
+    static func ref(_ r: inout CBORReader, _ ctx: AuditContext, _ name: String) throws {
+        guard try r.readArrayHeader() == 3 else { throw f(name, "must be [org, seq, leafHash]") }
+        guard ctx.members.lookup(try r.readTextBytes()) != nil else { throw f(name, "unknown org") }
+        _ = try r.readUnsigned()
+        try digest(&r, name)
+    }
+
+    mutating func read(_ r: inout CBORReader, _ ctx: AuditContext) throws {
+        let n = try r.readMapHeader()
+        var order = KeyOrder()
+        for _ in 0..<n {
+            let key = try order.next(&r, in: "body")
+            keys |= key.bit
+            switch key {
+            case .subject, .evidence, .detail: try Self.digest(&r, key.name)
+            case .event: try Self.code(&r, Vocabulary.consentEventTable, "event")
+            case .purposes: try Self.codes(&r, Vocabulary.purposeTable, "purposes")
+            case .controllers: try Self.codes(&r, ctx.members, "controllers")
+            case .recipients: try Self.codes(&r, ctx.members, "recipients")
+            case .channel: try Self.code(&r, Vocabulary.channelTable, "channel")
+            case .method: try Self.code(&r, Vocabulary.methodTable, "method")
+            case .legalBasis:
+                let t = try r.readTextBytes()
+                guard let basis = Vocabulary.legalBasisTable.lookup(t) else { throw Self.f("legalBasis", "unknown") }
+                consentBasis = basis == "dpv:Consent"
+            case .notice:
+                guard try r.readMapHeader() == 3 else { throw Self.f("notice", "must have id, sha256, version") }
+                var nk = KeyOrder()
+                guard try nk.next(&r, in: "notice") == .id else { throw Self.f("notice", "id first") }
+                try Self.token(&r, max: 64, "notice.id")
+                guard try nk.next(&r, in: "notice") == .sha256 else { throw Self.f("notice", "sha256 second") }
+                try Self.digest(&r, "notice.sha256")
+                guard try nk.next(&r, in: "notice") == .version else { throw Self.f("notice", "version third") }
+                try Self.token(&r, max: 32, "notice.version")
+            case .occurredAt: occurredAt = try r.readUnsigned()
+            case .expiresAt: expiresAt = try r.readUnsigned()
+            case .interaction: try Self.token(&r, max: 64, "interaction")
+            case .agent:
+                let an = try r.readMapHeader()
+                guard an == 2 || an == 3 else { throw Self.f("agent", "must have id, kind, onBehalfOf") }
+                var ak = KeyOrder()
+                guard try ak.next(&r, in: "agent") == .id else { throw Self.f("agent", "id first") }
+                try Self.token(&r, max: 64, "agent.id")
+                guard try ak.next(&r, in: "agent") == .kind else { throw Self.f("agent", "kind second") }
+                try Self.code(&r, Vocabulary.agentKindTable, "agent.kind")
+                if an == 3 {
+                    guard try ak.next(&r, in: "agent") == .onBehalfOf else { throw Self.f("agent", "onBehalfOf third") }
+                    guard ctx.members.lookup(try r.readTextBytes()) != nil else {
+                        throw Self.f("agent.onBehalfOf", "unknown org")
+                    }
+                }
+            case .consentRef: try Self.ref(&r, ctx, "consentRef")
+            case .derivedFrom:
+                let c = try r.readArrayHeader()
+                guard c >= 1 && c <= 64 else { throw Self.f("derivedFrom", "must hold 1 to 64 refs") }
+                for _ in 0..<c { try Self.ref(&r, ctx, "derivedFrom") }
+            case .recipient:
+                guard ctx.members.lookup(try r.readTextBytes()) != nil else { throw Self.f("recipient", "unknown org") }
+            case .dataCategories: try Self.codes(&r, Vocabulary.dataCategoryTable, "dataCategories")
+            case .subjects:
+                guard try r.readArrayHeader() == 2 else { throw Self.f("subjects", "must hold two refs") }
+                let a = try r.readBytes()
+                let b = try r.readBytes()
+                guard a.count == 32, b.count == 32, memcmp(a.baseAddress!, b.baseAddress!, 32) < 0 else {
+                    throw Self.f("subjects", "two different 32-byte refs, ascending")
+                }
+            default: throw Self.f(key.name, "unknown key")
+            }
+        }
+    }
+
+    static let required: [UInt64] = [
+        BodyFields.mask([.subject, .event, .purposes, .controllers, .channel, .method, .legalBasis, .occurredAt]),
+        BodyFields.mask([.subject, .channel, .interaction, .purposes, .legalBasis, .agent, .occurredAt]),
+        BodyFields.mask([.subject, .recipient, .purposes, .dataCategories, .occurredAt]),
+        BodyFields.mask([.subjects, .occurredAt, .evidence]),
+        BodyFields.mask([.subjects, .occurredAt]),
+    ]
+
+    static let allowed: [UInt64] = ["consent", "interaction", "share", "link", "unlink"].map {
+        BodyFields.allowed[$0]!
+    }
+
+    func check(kind: Int) throws {
+        guard kind >= 0 else { throw Self.f("kind", "missing") }
+        guard keys & ~Self.allowed[kind] == 0 else { throw Self.f("body", "field of another kind") }
+        guard keys & Self.required[kind] == Self.required[kind] else { throw Self.f("body", "required field missing") }
+        switch kind {
+        case 0: if let x = expiresAt, x <= occurredAt { throw Self.f("expiresAt", "not after occurredAt") }
+        case 1:
+            if consentBasis && keys & FieldKey.consentRef.bit == 0 { throw Self.f("consentRef", "required") }
+        default: break
+        }
+    }
+}
