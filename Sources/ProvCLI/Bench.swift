@@ -266,6 +266,13 @@ enum Bench {
         try time("entry_audit") { i in
             sink &+= Int(try encoded[i % 1000].withUnsafeBytes { try Entry.audit($0, ctx) }.seq)
         }
+        try time("cbor_skip") { i in
+            try encoded[i % 1000].withUnsafeBytes { raw in
+                var r = CBORReader(raw)
+                try r.skipValue()
+                sink &+= r.offset
+            }
+        }
         try time("json_parse") { i in
             let v = try JSON.parse(lines[i % 1000])
             if case .object(let m) = v { sink &+= m.count }

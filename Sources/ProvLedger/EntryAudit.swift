@@ -69,7 +69,13 @@ extension Entry {
             case .kind:
                 let k = try r.readTextBytes()
                 guard let name = Vocabulary.kindTable.lookup(k) else { throw field("kind", "unknown") }
-                kind = ["consent", "interaction", "share", "link", "unlink"].firstIndex(of: name)!
+                switch name {
+                case "consent": kind = 0
+                case "interaction": kind = 1
+                case "share": kind = 2
+                case "link": kind = 3
+                default: kind = 4
+                }
             case .prev: out.prev = try readDigest(&r, "prev")
             default: throw field("entry", "unknown key")
             }
@@ -98,16 +104,18 @@ struct BodyAudit {
 
     static func f(_ name: String, _ reason: String) -> LedgerError { Entry.field("body.\(name)", reason) }
 
-    static func digest(_ r: inout CBORReader, _ name: String) throws {
+    static func f(_ name: StaticString, _ reason: String) -> LedgerError { f("\(name)", reason) }
+
+    static func digest(_ r: inout CBORReader, _ name: StaticString) throws {
         guard try r.readBytes().count == 32 else { throw f(name, "must be 32 bytes") }
     }
 
-    static func code(_ r: inout CBORReader, _ table: CodeTable, _ name: String) throws {
+    static func code(_ r: inout CBORReader, _ table: CodeTable, _ name: StaticString) throws {
         guard table.lookup(try r.readTextBytes()) != nil else { throw f(name, "unknown code") }
     }
 
     /// A list of 1–32 codes (or member orgs), unique and ascending.
-    static func codes(_ r: inout CBORReader, _ table: CodeTable, _ name: String) throws {
+    static func codes(_ r: inout CBORReader, _ table: CodeTable, _ name: StaticString) throws {
         let n = try r.readArrayHeader()
         guard n >= 1 && n <= 32 else { throw f(name, "must hold 1 to 32 items") }
         var previous: UnsafeRawBufferPointer?
@@ -119,12 +127,12 @@ struct BodyAudit {
         }
     }
 
-    static func token(_ r: inout CBORReader, max: Int, _ name: String) throws {
+    static func token(_ r: inout CBORReader, max: Int, _ name: StaticString) throws {
         let t = try r.readTextBytes()
         guard (1...max).contains(t.count), t.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else { throw f(name, "bad token") }
     }
 
-    static func ref(_ r: inout CBORReader, _ ctx: AuditContext, _ name: String) throws {
+    static func ref(_ r: inout CBORReader, _ ctx: AuditContext, _ name: StaticString) throws {
         guard try r.readArrayHeader() == 3 else { throw f(name, "must be [org, seq, leafHash]") }
         guard ctx.members.lookup(try r.readTextBytes()) != nil else { throw f(name, "unknown org") }
         _ = try r.readUnsigned()
@@ -138,7 +146,9 @@ struct BodyAudit {
             let key = try order.next(&r, in: "body")
             keys |= key.bit
             switch key {
-            case .subject, .evidence, .detail: try Self.digest(&r, key.name)
+            case .subject: try Self.digest(&r, "subject")
+            case .evidence: try Self.digest(&r, "evidence")
+            case .detail: try Self.digest(&r, "detail")
             case .event: try Self.code(&r, Vocabulary.consentEventTable, "event")
             case .purposes: try Self.codes(&r, Vocabulary.purposeTable, "purposes")
             case .controllers: try Self.codes(&r, ctx.members, "controllers")

@@ -103,7 +103,12 @@ extension Entry {
         guard n <= 256 else { throw field(name, "more than 256 references") }
         var out: [EntryRef] = []
         out.reserveCapacity(n)
-        for i in 0..<n { out.append(try readRef(&r, "\(name)[\(i)]")) }
+        for i in 0..<n {
+            do { out.append(try readRef(&r, name)) } catch let e as LedgerError {
+                // Name the item only when something is wrong: formatting it every time costs more than reading it.
+                throw LedgerError(.invalidEntry, e.message.replacingOccurrences(of: name + ":", with: "\(name)[\(i)]:"))
+            }
+        }
         return out
     }
 
@@ -231,7 +236,13 @@ extension CBORReader {
         guard n <= 64 else { throw Entry.field(name, "more than 64 items") }
         var out: [String] = []
         out.reserveCapacity(n)
-        for i in 0..<n { out.append(try readCode(table, "\(name)[\(i)]", what: what)) }
+        for i in 0..<n {
+            let t = try readTextBytes()
+            guard let code = table.lookup(t) else {
+                throw Entry.field("\(name)[\(i)]", "'\(String(decoding: t, as: UTF8.self))' is not a known \(what)")
+            }
+            out.append(code)
+        }
         return out
     }
 }

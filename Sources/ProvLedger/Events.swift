@@ -252,7 +252,7 @@ public struct EventParser {
     func orgList(_ e: JSONValue, _ name: String, default def: [String]) throws(LedgerError) -> [String] {
         guard e[name] != nil else { return def }
         let list = try codeList(e, name)
-        for (i, o) in list.enumerated() { try member(o, "\(name)[\(i)]") }
+        for (i, o) in list.enumerated() where consortium.member(o) == nil { try member(o, "\(name)[\(i)]") }
         return list
     }
 
