@@ -523,9 +523,17 @@ public final class LogStore {
 
     // MARK: Appending
 
+    /// The buffer of the last group written, reused by the next one (its pages are already mapped).
+    private var spare: [UInt8] = []
+
     /// Starts a group commit at the current end of the log.
     public func beginGroup(now: UInt64) -> PendingGroup {
-        PendingGroup(origin: origin, startSize: state.frontier.size, state: state, now: now)
+        var g = PendingGroup(origin: origin, startSize: state.frontier.size, state: state, now: now)
+        var buffer = spare
+        spare = []
+        buffer.removeAll(keepingCapacity: true)
+        g.buffer = buffer
+        return g
     }
 
     /// One group commit: builds entries for `bodies` and commits them (see `commit`).
@@ -584,9 +592,11 @@ public final class LogStore {
             cp = try SignedCheckpoint.sign(
                 Checkpoint(origin: origin, size: st.frontier.size, root: st.frontier.root), with: signer)
         } catch { throw LedgerError(.io, "cannot sign checkpoint: \(error)") }
-        var buf = group.buffer
-        st.encoded.withUnsafeBytes { SegmentFormat.frame(.state, $0, into: &buf) }
-        Array(cp.serialized.utf8).withUnsafeBytes { SegmentFormat.frame(.checkpoint, $0, into: &buf) }
+        // The group's records are written as they are; the state and checkpoint records follow them.
+        var trailer = [UInt8]()
+        trailer.reserveCapacity(1024)
+        st.encoded.withUnsafeBytes { SegmentFormat.frame(.state, $0, into: &trailer) }
+        Array(cp.serialized.utf8).withUnsafeBytes { SegmentFormat.frame(.checkpoint, $0, into: &trailer) }
 
         let rolling = currentSize >= maxSegmentBytes
         let base = rolling ? SegmentFormat.magic.count : currentSize
@@ -602,14 +612,16 @@ public final class LogStore {
                 try startSegment(firstSeq: group.startSize)
                 target = self.current!
             }
-            try target.pwriteAll(buf, at: currentSize)
-            currentSize += buf.count
+            try target.pwriteAll(group.buffer, at: currentSize)
+            try target.pwriteAll(trailer, at: currentSize + group.buffer.count)
+            currentSize += group.buffer.count + trailer.count
         } catch {
             failed = error
             try? self.current?.truncate(to: before)
             throw error
         }
         state = st
+        spare = group.buffer
         return WrittenGroup(
             results: group.results, index: idx, checkpoint: cp, segment: self.current, startSize: group.startSize)
     }
