@@ -157,7 +157,7 @@ enum FieldKey: Int, CaseIterable {
     case v, hlc, log, seq, body, deps, kind, prev
     case subject, event, purposes, controllers, recipients, channel, method, legalBasis, notice, occurredAt
     case expiresAt, evidence, interaction, agent, consentRef, derivedFrom, detail, recipient, dataCategories
-    case subjects, id, sha256, version, onBehalfOf
+    case subjects, id, sha256, version, onBehalfOf, type
 
     var name: String { "\(self)" }
 
@@ -214,6 +214,7 @@ enum FieldKey: Int, CaseIterable {
         case (6, 0x7368613235360000, 0x0000000000000000): return .sha256
         case (7, 0x76657273696f6e00, 0x0000000000000000): return .version
         case (10, 0x6f6e426568616c66, 0x4f66000000000000): return .onBehalfOf
+        case (4, 0x7479706500000000, 0x0000000000000000): return .type
         default: return nil
         }
     }

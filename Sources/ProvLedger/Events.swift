@@ -16,18 +16,33 @@ public enum SubjectRef {
         let value = raw[raw.index(after: colon)...]
         switch scheme {
         case "email":
-            let v = value.lowercased()
-            let parts = v.split(separator: "@", omittingEmptySubsequences: false)
-            guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !parts[1].hasPrefix("."),
-                !parts[1].hasSuffix("."), !v.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7f })
+            // Byte by byte: ASCII letters lower-cased, one '@', a dot inside the domain, no spaces or controls.
+            var out = Array("email:".utf8)
+            out.reserveCapacity(6 + value.utf8.count)
+            var at = -1
+            for b in value.utf8 {
+                guard b > 0x20 && b != 0x7f else { return bad("'email:' needs one address like alice@example.com") }
+                if b == UInt8(ascii: "@") {
+                    guard at < 0 else { return bad("'email:' needs one address like alice@example.com") }
+                    at = out.count
+                }
+                out.append(b >= 0x41 && b <= 0x5a ? b | 0x20 : b)
+            }
+            let domain = at < 0 ? [] : out[(at + 1)...]
+            guard at > 6, domain.contains(UInt8(ascii: ".")), domain.first != UInt8(ascii: "."),
+                domain.last != UInt8(ascii: ".")
             else { return bad("'email:' needs one address like alice@example.com") }
-            return .success("email:\(v)")
+            // Non-ASCII is kept as given, apart from the lower-casing Swift does for it.
+            let text = String(decoding: out, as: UTF8.self)
+            return .success(value.utf8.allSatisfy { $0 < 0x80 } ? text : "email:" + value.lowercased())
         case "phone":
-            let digits = value.filter { !" -().".contains($0) }
-            guard digits.hasPrefix("+"), digits.dropFirst().allSatisfy({ $0.isASCII && $0.isNumber }),
-                (8...16).contains(digits.count), digits.dropFirst().first != "0"
+            var out = Array("phone:".utf8)
+            for b in value.utf8 where !" -().".utf8.contains(b) { out.append(b) }
+            let digits = out[6...]
+            guard digits.first == UInt8(ascii: "+"), (8...16).contains(digits.count),
+                digits.dropFirst().allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), digits.dropFirst().first != 0x30
             else { return bad("'phone:' needs an E.164 number like +441632960001") }
-            return .success("phone:\(digits)")
+            return .success(String(decoding: out, as: UTF8.self))
         case "cust":
             let parts = value.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
             guard parts.count == 2 else { return bad("'cust:' needs cust:<org>:<id>") }
@@ -94,19 +109,24 @@ public struct EventParser {
         self.resolve = resolve
     }
 
-    static let fieldsByType: [String: Set<String>] = [
-        "consent": [
-            "type", "subject", "event", "purposes", "controllers", "recipients", "channel", "method", "legalBasis",
-            "notice", "occurredAt", "expiresAt", "evidence",
-        ],
-        "interaction": [
-            "type", "subject", "channel", "interaction", "purposes", "legalBasis", "agent", "occurredAt",
-            "consentRef", "derivedFrom", "detail",
-        ],
-        "share": ["type", "subject", "recipient", "purposes", "dataCategories", "occurredAt", "derivedFrom"],
-        "link": ["type", "subjects", "evidence", "occurredAt"],
-        "unlink": ["type", "subjects", "evidence", "occurredAt"],
+    /// The input fields of each event type, as FieldKey bits (the names are the entry body's, plus `type`).
+    static let fieldsByType: [String: UInt64] = [
+        "consent": BodyFields.allowed["consent"]! | FieldKey.type.bit,
+        "interaction": BodyFields.allowed["interaction"]! | FieldKey.type.bit,
+        "share": BodyFields.allowed["share"]! | FieldKey.type.bit,
+        "link": BodyFields.allowed["link"]! | FieldKey.type.bit,
+        "unlink": BodyFields.allowed["unlink"]! | FieldKey.type.bit,
     ]
+
+    static func isAllowed(_ key: String, _ mask: UInt64) -> Bool {
+        var k = key
+        return k.withUTF8 { raw in
+            guard raw.count < 16 else { return false }
+            let (hi, lo) = FieldKey.pack(UnsafeRawBufferPointer(raw))
+            guard let f = FieldKey.lookup(count: raw.count, hi: hi, lo: lo) else { return false }
+            return mask & f.bit != 0
+        }
+    }
 
     /// Parses one JSON object into a validated body. Errors name the field.
     public func parse(_ event: JSONValue) throws(LedgerError) -> EntryBody {
@@ -117,7 +137,7 @@ public struct EventParser {
         guard let allowed = Self.fieldsByType[type] else {
             throw bad("type", "'\(type)' is not one of consent, interaction, share, link, unlink")
         }
-        for f in fields where !allowed.contains(f.key) {
+        for f in fields where !Self.isAllowed(f.key, allowed) {
             throw bad(f.key, "unknown field for a \(type) event")
         }
         let body: EntryBody

@@ -3,7 +3,11 @@
 package enum Timestamp {
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fff]Z` or with a `±HH:MM` offset; at most millisecond precision; years 1970–9999.
     package static func parse(_ text: String) -> UInt64? {
-        let b = Array(text.utf8)
+        var t = text
+        return t.withUTF8 { parse(bytes: $0) }
+    }
+
+    static func parse(bytes b: UnsafeBufferPointer<UInt8>) -> UInt64? {
         guard b.count >= 20 else { return nil }
         func num(_ at: Int, _ len: Int) -> Int? {
             var v = 0
