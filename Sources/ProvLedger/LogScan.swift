@@ -17,9 +17,20 @@ struct LogScan {
     /// Bytes read per window; records never exceed `SegmentFormat.maxPayload`.
     static let window = 8 << 20
 
+    /// A record found in the read window: its type, where its payload lies in the buffer, where the record
+    /// starts in the file, and for an entry its slot among the decoded entries.
+    struct Record {
+        var type: RecordType
+        var payload: Int
+        var length: Int
+        var fileOffset: Int
+        var slot: Int
+    }
+
     struct Decoded {
         var entry = AuditedEntry()
         var error: String?
+        var badChecksum = false
         var leaf = SHA256Digest()
     }
 
@@ -44,6 +55,85 @@ struct LogScan {
         var committed: UInt64 = 0
         var indexLeaves = IndexCheck(path: directory + "/index")
         let context = AuditContext(consortium: consortium, org: member.org)
+        var decoded: [Decoded] = []
+
+        /// The in-order checks of one decoded entry: seq, chain, clock, citations, Merkle frontier.
+        func follow(_ d: Decoded) throws {
+            let e = d.entry
+            if e.seq != seq {
+                throw fail(
+                    seq,
+                    e.seq > seq
+                        ? "found seq \(e.seq) where seq \(seq) belongs: entries \(seq)..\(e.seq - 1) are missing or out of order"
+                        : "found seq \(e.seq) again where seq \(seq) belongs: entries reordered or duplicated"
+                )
+            }
+            if e.prev != prev {
+                throw fail(
+                    seq,
+                    "prev is not the leaf hash of seq \(seq - 1): the chain is broken (an entry before it was changed, removed or reordered)"
+                )
+            }
+            if let h = hlc, e.hlc <= h { throw fail(seq, "hlc \(e.hlc) does not advance past \(h)") }
+            for d in e.deps {
+                guard consortium.member(d.org) != nil else { throw fail(seq, "deps cites unknown org '\(d.org)'") }
+                if let c = cited[d.org], d.seq <= c {
+                    throw fail(seq, "deps cites \(d.org)/\(d.seq), not past \(d.org)/\(c) cited before")
+                }
+                cited[d.org] = d.seq
+            }
+            if let why = indexLeaves.check(seq, d.leaf) { audit.warnings.append(why) }
+            frontier.append(d.leaf)
+            prev = d.leaf
+            hlc = e.hlc
+            seq += 1
+        }
+
+        /// A state record must describe the entries before it; a checkpoint must sign their root.
+        func nonEntry(_ type: RecordType, _ payload: [UInt8], _ recordOffset: Int, _ name: String) throws {
+            switch type {
+            case .state:
+                let st: WriterState
+                do { st = try payload.withUnsafeBytes { try WriterState(decoding: $0) } } catch {
+                    throw fail(nil, "state record at byte \(recordOffset) of \(name) is malformed")
+                }
+                guard st.frontier.size == seq, st.frontier.root == frontier.root, st.lastLeaf == prev else {
+                    throw fail(
+                        seq == 0 ? nil : seq - 1,
+                        "state record after it disagrees with the entries (size \(st.frontier.size)): the segment was modified"
+                    )
+                }
+                pendingState = st
+            case .checkpoint:
+                let cp: SignedCheckpoint
+                do { cp = try SignedCheckpoint(parsing: String(decoding: payload, as: UTF8.self)) } catch {
+                    throw fail(nil, "checkpoint record at byte \(recordOffset) of \(name): \(error.message)")
+                }
+                if let why = cp.signatureFailure(key: member.key) {
+                    throw fail(nil, "checkpoint at size \(cp.checkpoint.size): \(why)")
+                }
+                guard cp.checkpoint.size == seq else {
+                    throw fail(nil, "checkpoint is signed for size \(cp.checkpoint.size) but \(seq) entries precede it")
+                }
+                let root = frontier.root
+                guard cp.checkpoint.root == root else {
+                    throw fail(
+                        nil,
+                        "checkpoint at size \(seq) has root \(cp.checkpoint.root.hex) but the entries give \(root.hex)"
+                    )
+                }
+                guard pendingState != nil else {
+                    throw fail(nil, "checkpoint at size \(seq) has no state record before it")
+                }
+                pendingState = nil
+                audit.checkpoints += 1
+                audit.roots[seq] = root
+                audit.latest = cp.checkpoint
+                committed = seq
+            case .entry:
+                break
+            }
+        }
 
         for (n, name) in names.enumerated() {
             let path = segDir + "/" + name
@@ -87,16 +177,15 @@ struct LogScan {
                     have += got
                     if got < want { eof = true }
                 }
-                // Parse records in this window; entries go to a batch, other records end it.
-                var batch: [(Int, Int)] = []  // (payload offset, length) in buffer
-                var batchOffsets: [Int] = []  // file offsets of the records
-                var nonEntry: (RecordType, Int, Int, Int)?  // type, payload offset, length, record file offset
+                // Parse every whole record in the buffer; entry checksums are left to the decoders.
+                var records: [Record] = []
+                var batch: [(Int, Int)] = []  // (payload offset, length) in buffer of each entry
                 var damage: (String, Int)?
                 var atEnd = false
                 buffer.withUnsafeBytes { raw in
                     let buf = UnsafeRawBufferPointer(rebasing: raw[0..<have])
-                    while batch.count < 4096 {
-                        switch SegmentFormat.record(in: buf, at: pos) {
+                    while true {
+                        switch SegmentFormat.record(in: buf, at: pos, checksum: false) {
                         case .end:
                             atEnd = true
                             return
@@ -109,105 +198,54 @@ struct LogScan {
                             damage = (why, fileOffset + pos)
                             return
                         case .record(let type, let payload, let next):
-                            let payloadOffset = payload.baseAddress! - buf.baseAddress!
-                            if type == .entry {
-                                batch.append((payloadOffset, payload.count))
-                                batchOffsets.append(fileOffset + pos)
-                                pos = next
-                            } else {
-                                nonEntry = (type, payloadOffset, payload.count, fileOffset + pos)
-                                pos = next
+                            if type != .entry && !SegmentFormat.checksumMatches(payload) {
+                                damage = (SegmentFormat.checksumMismatch, fileOffset + pos)
                                 return
                             }
+                            let payloadOffset = payload.baseAddress! - buf.baseAddress!
+                            records.append(
+                                Record(
+                                    type: type, payload: payloadOffset, length: payload.count,
+                                    fileOffset: fileOffset + pos,
+                                    slot: type == .entry ? batch.count : -1))
+                            if type == .entry { batch.append((payloadOffset, payload.count)) }
+                            pos = next
                         }
                     }
                 }
-                // Decode and hash the batch on all cores.
-                if !batch.isEmpty {
-                    let decoded = buffer.withUnsafeBytes { raw in Self.decodeBatch(raw, batch, context, consortium) }
-                    for (i, d) in decoded.enumerated() {
-                        if let why = d.error { throw fail(seq, "\(why) (segment \(name), byte \(batchOffsets[i]))") }
-                        let e = d.entry
-                        if e.seq != seq {
-                            throw fail(
-                                seq,
-                                e.seq > seq
-                                    ? "found seq \(e.seq) where seq \(seq) belongs: entries \(seq)..\(e.seq - 1) are missing or out of order"
-                                    : "found seq \(e.seq) again where seq \(seq) belongs: entries reordered or duplicated"
-                            )
+                // Entries are checked and hashed on every core while this thread follows the chain in order.
+                if decoded.count < batch.count { decoded = [Decoded](repeating: Decoded(), count: batch.count) }
+                try buffer.withUnsafeBytes { raw in
+                    try decoded.withUnsafeMutableBufferPointer { results in
+                        let job = DecodeJob(
+                            raw: raw, batch: batch, results: results.baseAddress!, context: context,
+                            consortium: consortium)
+                        let worker = DispatchGroup()
+                        if job.chunks > 1 { DispatchQueue.global().async(group: worker) { job.work() } }
+                        defer {
+                            job.cancel()
+                            worker.wait()
                         }
-                        if e.prev != prev {
-                            throw fail(
-                                seq,
-                                "prev is not the leaf hash of seq \(seq - 1): the chain is broken (an entry before it was changed, removed or reordered)"
-                            )
-                        }
-                        if let h = hlc, e.hlc <= h { throw fail(seq, "hlc \(e.hlc) does not advance past \(h)") }
-                        for d in e.deps {
-                            guard consortium.member(d.org) != nil else {
-                                throw fail(seq, "deps cites unknown org '\(d.org)'")
+                        records: for r in records {
+                            guard r.type == .entry else {
+                                try nonEntry(
+                                    r.type, Array(raw[r.payload..<(r.payload + r.length)]), r.fileOffset, name)
+                                continue
                             }
-                            if let c = cited[d.org], d.seq <= c {
-                                throw fail(seq, "deps cites \(d.org)/\(d.seq), not past \(d.org)/\(c) cited before")
+                            job.waitFor(slot: r.slot)
+                            let d = results[r.slot]
+                            if d.badChecksum {
+                                // The records after it are not trusted: the damage report below decides.
+                                damage = (SegmentFormat.checksumMismatch, r.fileOffset)
+                                break records
                             }
-                            cited[d.org] = d.seq
+                            if let why = d.error { throw fail(seq, "\(why) (segment \(name), byte \(r.fileOffset))") }
+                            try follow(d)
                         }
-                        if let why = indexLeaves.check(seq, d.leaf) { audit.warnings.append(why) }
-                        frontier.append(d.leaf)
-                        prev = d.leaf
-                        hlc = e.hlc
-                        seq += 1
-                    }
-                    audit.entries = seq
-                    progress?(member.org, seq)
-                }
-                if let (type, off, len, recordOffset) = nonEntry {
-                    let payload = buffer.withUnsafeBytes { Array($0[off..<(off + len)]) }
-                    switch type {
-                    case .state:
-                        let st: WriterState
-                        do { st = try payload.withUnsafeBytes { try WriterState(decoding: $0) } } catch {
-                            throw fail(nil, "state record at byte \(recordOffset) of \(name) is malformed")
-                        }
-                        guard st.frontier.size == seq, st.frontier.root == frontier.root, st.lastLeaf == prev else {
-                            throw fail(
-                                seq == 0 ? nil : seq - 1,
-                                "state record after it disagrees with the entries (size \(st.frontier.size)): the segment was modified"
-                            )
-                        }
-                        pendingState = st
-                    case .checkpoint:
-                        let cp: SignedCheckpoint
-                        do { cp = try SignedCheckpoint(parsing: String(decoding: payload, as: UTF8.self)) } catch {
-                            throw fail(nil, "checkpoint record at byte \(recordOffset) of \(name): \(error.message)")
-                        }
-                        if let why = cp.signatureFailure(key: member.key) {
-                            throw fail(nil, "checkpoint at size \(cp.checkpoint.size): \(why)")
-                        }
-                        guard cp.checkpoint.size == seq else {
-                            throw fail(
-                                nil, "checkpoint is signed for size \(cp.checkpoint.size) but \(seq) entries precede it"
-                            )
-                        }
-                        let root = frontier.root
-                        guard cp.checkpoint.root == root else {
-                            throw fail(
-                                nil,
-                                "checkpoint at size \(seq) has root \(cp.checkpoint.root.hex) but the entries give \(root.hex)"
-                            )
-                        }
-                        guard pendingState != nil else {
-                            throw fail(nil, "checkpoint at size \(seq) has no state record before it")
-                        }
-                        pendingState = nil
-                        audit.checkpoints += 1
-                        audit.roots[seq] = root
-                        audit.latest = cp.checkpoint
-                        committed = seq
-                    case .entry:
-                        break
                     }
                 }
+                audit.entries = seq
+                progress?(member.org, seq)
                 if let (why, at) = damage {
                     // A crash leaves at most one damaged record, at the very end of the last segment: a partial
                     // one, or a whole-length one whose bytes did not all reach the disk. The writer cuts it on
@@ -243,36 +281,6 @@ struct LogScan {
         if let why = indexLeaves.finish(committed) { audit.warnings.append(why) }
     }
 
-    /// Checks and hashes entries in parallel; results in input order. An entry the audit rejects is decoded
-    /// in full to say exactly what is wrong with it.
-    static func decodeBatch(
-        _ raw: UnsafeRawBufferPointer, _ batch: [(Int, Int)], _ context: AuditContext, _ consortium: Consortium
-    ) -> [Decoded] {
-        var out = [Decoded](repeating: Decoded(), count: batch.count)
-        let workers = batch.count >= 256 ? 2 : 1
-        out.withUnsafeMutableBufferPointer { results in
-            // Safe: each worker writes a disjoint range of `results` and reads `raw`, which outlives the call.
-            nonisolated(unsafe) let resultsBase = results.baseAddress!
-            nonisolated(unsafe) let raw = raw
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                let lo = batch.count * w / workers
-                let hi = batch.count * (w + 1) / workers
-                for i in lo..<hi {
-                    let (off, len) = batch[i]
-                    let payload = UnsafeRawBufferPointer(rebasing: raw[off..<(off + len)])
-                    let slot = resultsBase + i
-                    slot.pointee.leaf = Merkle.leafHash(payload)
-                    do {
-                        slot.pointee.entry = try Entry.audit(payload, context)
-                    } catch {
-                        slot.pointee.error = explain(payload, context, consortium, audit: error)
-                    }
-                }
-            }
-        }
-        return out
-    }
-
     /// The precise reason an entry failed the audit, from the full decoder.
     static func explain(
         _ payload: UnsafeRawBufferPointer, _ context: AuditContext, _ consortium: Consortium, audit: Error
@@ -287,6 +295,100 @@ struct LogScan {
             return "body.\(field): '\(o)' is not a consortium member"
         }
         return "entry rejected by the audit (\(audit)) though it decodes: please report this"
+    }
+}
+
+/// The entries of one read window, checked and hashed in chunks by a worker thread and by the scanning thread
+/// whenever the entry it needs next is not ready: both cores stay busy, and results are read in order.
+final class DecodeJob: @unchecked Sendable {
+    // Safe: `results` slots of a chunk are written by the one thread that claimed it, and read only after
+    // `finish` published the chunk under `lock`; `raw` and `results` outlive the job (the scan waits for the worker).
+    let raw: UnsafeRawBufferPointer
+    let batch: [(Int, Int)]
+    let results: UnsafeMutablePointer<LogScan.Decoded>
+    let context: AuditContext
+    let consortium: Consortium
+    let chunk = 256
+    let chunks: Int
+    private let lock = NSCondition()
+    private var nextClaim = 0
+    private var done: [Bool]
+
+    init(
+        raw: UnsafeRawBufferPointer, batch: [(Int, Int)], results: UnsafeMutablePointer<LogScan.Decoded>,
+        context: AuditContext, consortium: Consortium
+    ) {
+        self.raw = raw
+        self.batch = batch
+        self.results = results
+        self.context = context
+        self.consortium = consortium
+        chunks = (batch.count + chunk - 1) / chunk
+        done = [Bool](repeating: false, count: chunks)
+    }
+
+    private func claim() -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard nextClaim < chunks else { return nil }
+        nextClaim += 1
+        return nextClaim - 1
+    }
+
+    private func run(_ c: Int) {
+        for i in (c * chunk)..<min(batch.count, (c + 1) * chunk) {
+            let (off, len) = batch[i]
+            let payload = UnsafeRawBufferPointer(rebasing: raw[off..<(off + len)])
+            let slot = results + i
+            slot.pointee = LogScan.Decoded()
+            guard SegmentFormat.checksumMatches(payload) else {
+                slot.pointee.badChecksum = true
+                continue
+            }
+            slot.pointee.leaf = Merkle.leafHash(payload)
+            do {
+                slot.pointee.entry = try Entry.audit(payload, context)
+            } catch {
+                slot.pointee.error = LogScan.explain(payload, context, consortium, audit: error)
+            }
+        }
+        lock.lock()
+        done[c] = true
+        lock.broadcast()
+        lock.unlock()
+    }
+
+    /// The worker's loop: claim chunks in order until none is left.
+    func work() {
+        while let c = claim() { run(c) }
+    }
+
+    /// Returns once the entry in `slot` is decoded, decoding chunks on this thread meanwhile.
+    func waitFor(slot: Int) {
+        let c = slot / chunk
+        while true {
+            lock.lock()
+            if done[c] {
+                lock.unlock()
+                return
+            }
+            if nextClaim < chunks {
+                nextClaim += 1
+                let mine = nextClaim - 1
+                lock.unlock()
+                run(mine)
+            } else {
+                lock.wait()
+                lock.unlock()
+            }
+        }
+    }
+
+    /// No more chunks are started; the caller then waits for the worker to finish its current one.
+    func cancel() {
+        lock.lock()
+        nextClaim = chunks
+        lock.unlock()
     }
 }
 

@@ -42,8 +42,9 @@ package enum SegmentFormat {
         return String(repeating: "0", count: 20 - s.count) + s + ".seg"
     }
 
-    /// Parses one record at `offset`. Returns nil at a clean end of data; throws a description of the damage.
-    package static func record(in buf: UnsafeRawBufferPointer, at offset: Int) -> RecordParse {
+    /// Parses one record at `offset`: `.end` at a clean end of data, `.damaged` with a description of the damage.
+    /// With `checksum: false` the record's CRC is left for the caller to check with `checksumMatches`.
+    package static func record(in buf: UnsafeRawBufferPointer, at offset: Int, checksum: Bool = true) -> RecordParse {
         if offset == buf.count { return .end }
         guard buf.count - offset >= headerSize else { return .damaged("partial record header") }
         let p = buf.baseAddress! + offset
@@ -55,14 +56,21 @@ package enum SegmentFormat {
             | Int(p.load(fromByteOffset: 3, as: UInt8.self)) << 8 | Int(p.load(fromByteOffset: 4, as: UInt8.self))
         guard len <= maxPayload else { return .damaged("record length \(len) is over the limit") }
         guard buf.count - offset - headerSize >= len else { return .damaged("partial record (\(len) bytes announced)") }
+        let payload = UnsafeRawBufferPointer(start: p + headerSize, count: len)
+        if checksum && !checksumMatches(payload) { return .damaged(checksumMismatch) }
+        return .record(type, payload, offset + headerSize + len)
+    }
+
+    package static let checksumMismatch = "record checksum mismatch"
+
+    /// Whether the CRC-32C in the header before `payload` covers its first five bytes and the payload.
+    package static func checksumMatches(_ payload: UnsafeRawBufferPointer) -> Bool {
+        let p = payload.baseAddress! - headerSize
         let stored =
             UInt32(p.load(fromByteOffset: 5, as: UInt8.self)) << 24
             | UInt32(p.load(fromByteOffset: 6, as: UInt8.self)) << 16
             | UInt32(p.load(fromByteOffset: 7, as: UInt8.self)) << 8 | UInt32(p.load(fromByteOffset: 8, as: UInt8.self))
-        let payload = UnsafeRawBufferPointer(start: p + headerSize, count: len)
-        let crc = CRC32C.checksum(payload, seed: CRC32C.checksum(UnsafeRawBufferPointer(start: p, count: 5)))
-        guard crc == stored else { return .damaged("record checksum mismatch") }
-        return .record(type, payload, offset + headerSize + len)
+        return CRC32C.checksum(payload, seed: CRC32C.checksum(UnsafeRawBufferPointer(start: p, count: 5))) == stored
     }
 
     package enum RecordParse {

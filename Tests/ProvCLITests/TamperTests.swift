@@ -89,6 +89,34 @@ import Testing
         #expect(r.stderr.contains("brand"), "\(r.stderr)")
     }
 
+    /// Entries far into a log are checked by the verifier's worker thread; its findings must be as precise.
+    @Test func damageDeepInALargeLogIsReportedAtItsEntry() throws {
+        let c = try CLIConsortium()
+        defer { c.remove() }
+        for g in 0..<2 {
+            let r = try c.append(Events.lines(1500, from: g * 1500))
+            try #require(r.status == 0, "\(r.stderr)")
+        }
+        #expect(try c.verify().status == 0)
+        var seg = try Segment(c.data + "/brand/segments/" + SegmentFormat.segmentName(firstSeq: 0))
+        let original = seg
+        let i = seg.entryIndex(2345)
+        seg.records[i].payload[seg.records[i].payload.count - 1] ^= 0x01
+        try seg.write()
+        try expectFailure(c, contains: ["brand seq 2345: prev is not the leaf hash of seq 2344"])
+
+        try original.write()
+        #expect(try c.verify().status == 0)
+        var raw = try [UInt8](Data(contentsOf: URL(fileURLWithPath: seg.path)))
+        var offset = 8
+        for r in original.records[..<original.entryIndex(1777)] { offset += SegmentFormat.headerSize + r.payload.count }
+        raw[offset + SegmentFormat.headerSize + 20] ^= 0x04
+        try Data(raw).write(to: URL(fileURLWithPath: seg.path))
+        try expectFailure(
+            c,
+            contains: ["brand seq 1777: record checksum mismatch at byte \(offset) of segment", "modified or damaged"])
+    }
+
     @Test func removedEntryIsReported() throws {
         var (c, seg) = try makeLog()
         defer { c.remove() }
