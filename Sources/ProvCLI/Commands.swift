@@ -68,12 +68,23 @@ public enum Prov {
         }
     }
 
-    static func out(_ s: String) {
-        FileHandle.standardOutput.write(Data((s + "\n").utf8))
-    }
+    static func out(_ s: String) { write(1, s + "\n") }
 
-    static func err(_ s: String) {
-        FileHandle.standardError.write(Data((s + "\n").utf8))
+    static func err(_ s: String) { write(2, s + "\n") }
+
+    /// Writes all of `text` to a file descriptor. A reader that went away (`prov ... | head -1`) or any other
+    /// write error ends the output, not the process: SIGPIPE is ignored and the error dropped.
+    static func write(_ fd: Int32, _ text: String) {
+        var text = text
+        text.withUTF8 { b in
+            var done = 0
+            while done < b.count {
+                let n = Glibc.write(fd, b.baseAddress! + done, b.count - done)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return }
+                done += n
+            }
+        }
     }
 
     /// A structured log line on stderr (JSON Lines).
@@ -174,21 +185,22 @@ public enum Prov {
         var text = ""
         text.reserveCapacity(results.count * 80)
         for r in results { text += "\(r.seq) \(r.leaf.hex)\n" }
-        FileHandle.standardOutput.write(Data(text.utf8))
+        write(1, text)
         return 0
     }
 
     /// Streams standard input: whatever whole lines have arrived are committed as one group, acknowledged on
     /// stdout once durable. While more input is waiting, the next group is parsed during the previous group's
-    /// fsync; when input goes quiet, the last group is flushed at once. A bad group is reported and appends
-    /// nothing; the stream goes on.
+    /// fsync; when input goes quiet, the last group is flushed at once. Each line stands alone: a bad line is
+    /// reported on stderr with its line number in the stream and appended nowhere; the stream goes on, and the
+    /// exit status is 2 if any line was rejected.
     static func follow(_ ingestor: Ingestor) throws -> Int32 {
         let committer = PipelinedCommitter(store: ingestor.store, signer: ingestor.signer)
         func emit(_ results: [(seq: UInt64, leaf: SHA256Digest)]) {
             guard !results.isEmpty else { return }
             var text = ""
             for r in results { text += "\(r.seq) \(r.leaf.hex)\n" }
-            FileHandle.standardOutput.write(Data(text.utf8))
+            write(1, text)
         }
         func inputWaiting() -> Bool {
             var p = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
@@ -197,6 +209,17 @@ public enum Prov {
         var carry: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         var failures = 0
+        var nextLine = 1
+        func commit(_ lines: [UInt8]) throws {
+            let group = try withRawBytes(lines) { raw throws(LedgerError) in
+                try ingestor.prepare(raw, now: Ingestor.now(), firstLine: nextLine) { error in
+                    failures += 1
+                    log("error", "rejected, not appended: \(error.message)")
+                }
+            }
+            nextLine += lines.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+            emit(try committer.submit(group))
+        }
         while true {
             if !inputWaiting() { emit(try committer.flush()) }
             let n = chunk.withUnsafeMutableBytes { Glibc.read(0, $0.baseAddress!, $0.count) }
@@ -206,17 +229,10 @@ public enum Prov {
             guard let lastNewline = carry.lastIndex(of: UInt8(ascii: "\n")) else { continue }
             let lines = Array(carry[...lastNewline])
             carry.removeFirst(lastNewline + 1)
-            do {
-                let group = try withRawBytes(lines) { raw throws(LedgerError) in
-                    try ingestor.prepare(raw, now: Ingestor.now())
-                }
-                emit(try committer.submit(group))
-            } catch {
-                guard error.code == .invalidEvent else { throw error }
-                failures += 1
-                log("error", "group rejected, nothing of it appended: \(error.message)")
-            }
+            try commit(lines)
         }
+        // A last line without a newline still counts.
+        if !carry.isEmpty { try commit(carry) }
         emit(try committer.flush())
         return failures == 0 ? 0 : 2
     }
@@ -227,7 +243,7 @@ public enum Prov {
         let args = try Arguments(a, options: ["dir", "org"])
         let store = try openReader(args)
         guard let cp = store.latest else { throw LedgerError(.io, "log \(store.org) has no checkpoint yet") }
-        FileHandle.standardOutput.write(Data(cp.serialized.utf8))
+        write(1, cp.serialized)
         return 0
     }
 
@@ -253,7 +269,7 @@ public enum Prov {
             throw UsageError("--seq must be a non-negative integer")
         }
         let store = try openReader(args)
-        FileHandle.standardOutput.write(Data(try store.receipt(seq).serialized.utf8))
+        write(1, try store.receipt(seq).serialized)
         return 0
     }
 
@@ -262,7 +278,11 @@ public enum Prov {
         let consortium = try Consortium.load(try args.required("consortium"))
         guard args.positionals.count == 1 else { throw UsageError("give exactly one receipt file") }
         let text = String(decoding: try readFile(args.positionals[0]), as: UTF8.self)
-        let receipt = try Receipt(parsing: text)
+        // A receipt that does not even parse fails verification like one whose proof is wrong.
+        let receipt: Receipt
+        do { receipt = try Receipt(parsing: text) } catch {
+            throw LedgerError(.verificationFailed, "receipt \(args.positionals[0]) is malformed: \(error.message)")
+        }
         let v = try receipt.verify(consortium: consortium)
         let cp = receipt.checkpoint.checkpoint
         out(
@@ -320,10 +340,10 @@ final class Progress: @unchecked Sendable {
     func update(_ text: String) {
         guard enabled, Date().timeIntervalSince(last) > 0.2 else { return }
         last = Date()
-        FileHandle.standardError.write(Data("\r\u{1B}[K\(text)".utf8))
+        Prov.write(2, "\r\u{1B}[K\(text)")
     }
 
     func clear() {
-        if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if enabled { Prov.write(2, "\r\u{1B}[K") }
     }
 }

@@ -469,8 +469,9 @@ package struct CBORReader {
                 return .null
             case 0xf7: throw CBORError(.unsupportedType, offset, "undefined is not used")
             default:
-                _ = try readHead()
-                throw CBORError(.unsupportedType, offset, "simple value \(b & 0x1f) is not used")
+                let at = offset
+                _ = try readHead()  // floats and breaks get their own error
+                throw CBORError(.unsupportedType, at, "simple value \(b & 0x1f) is not used")
             }
         }
     }

@@ -153,6 +153,13 @@ public struct Receipt: Sendable, Equatable {
             throw fail("entry belongs to log '\(e.log)', the checkpoint to '\(cp.origin)'")
         }
         guard e.seq == index else { throw fail("entry has seq \(e.seq) but the receipt says index \(index)") }
+        // The same rule `prov verify` applies: every org an entry names is a member.
+        for d in e.deps where consortium.member(d.org) == nil {
+            throw fail("\(member.org) seq \(index): deps cites unknown org '\(d.org)'")
+        }
+        if let (field, o) = e.body.firstUnknownOrg(consortium) {
+            throw fail("\(member.org) seq \(index): body.\(field): '\(o)' is not a consortium member")
+        }
         let leaf = Merkle.leafHash(entry)
         if let why = Merkle.inclusionFailure(leaf: leaf, index: index, size: cp.size, proof: proof, root: cp.root) {
             throw fail("\(member.org) seq \(index): \(why)")

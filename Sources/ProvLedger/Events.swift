@@ -50,7 +50,9 @@ public enum SubjectRef {
                 return bad("'cust:' names org '\(parts[0])', which is not a consortium member")
             }
             guard (1...64).contains(parts[1].utf8.count),
-                parts[1].utf8.allSatisfy({ Vocabulary.isLowerAlnum($0 | 0x20) || "._-".utf8.contains($0) })
+                parts[1].utf8.allSatisfy({
+                    ($0 >= 0x41 && $0 <= 0x5a) || Vocabulary.isLowerAlnum($0) || "._-".utf8.contains($0)
+                })
             else { return bad("'cust:' id must be 1-64 of A-Z a-z 0-9 . _ -") }
             return .success("cust:\(parts[0]):\(parts[1])")
         case "device":
@@ -79,7 +81,9 @@ public enum SubjectRef {
         else { return nil }
         let std = b.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/") + "="
         guard let data = Data(base64Encoded: std) else { return nil }
-        return SHA256Digest(bytes: data)
+        // The last character carries two unused bits: only the form `text(_:)` writes names the ref.
+        guard let ref = SHA256Digest(bytes: data), Self.text(ref) == text else { return nil }
+        return ref
     }
 }
 
@@ -146,7 +150,7 @@ public struct EventParser {
             body = .consent(
                 ConsentBody(
                     subject: try subject(event, "subject"), event: try string(event, "event"),
-                    purposes: try codeList(event, "purposes"),
+                    purposes: try codeList(event, "purposes", known: Vocabulary.purposes, what: "DPV purpose"),
                     controllers: try orgList(event, "controllers", default: [org]),
                     recipients: try orgList(event, "recipients", default: []), channel: try string(event, "channel"),
                     method: try string(event, "method"), legalBasis: try string(event, "legalBasis"),
@@ -166,7 +170,8 @@ public struct EventParser {
             body = .interaction(
                 InteractionBody(
                     subject: s, channel: try string(event, "channel"), interaction: try string(event, "interaction"),
-                    purposes: try codeList(event, "purposes"), legalBasis: try string(event, "legalBasis"),
+                    purposes: try codeList(event, "purposes", known: Vocabulary.purposes, what: "DPV purpose"),
+                    legalBasis: try string(event, "legalBasis"),
                     agent: try agent(event), occurredAt: try time(event, "occurredAt"), consentRef: consentRef,
                     derivedFrom: try references(event, "derivedFrom"), detail: try optionalDigest(event, "detail")))
         case "share":
@@ -175,7 +180,9 @@ public struct EventParser {
             body = .share(
                 ShareBody(
                     subject: try subject(event, "subject"), recipient: recipient,
-                    purposes: try codeList(event, "purposes"), dataCategories: try codeList(event, "dataCategories"),
+                    purposes: try codeList(event, "purposes", known: Vocabulary.purposes, what: "DPV purpose"),
+                    dataCategories: try codeList(
+                        event, "dataCategories", known: Vocabulary.dataCategories, what: "DPV data category"),
                     occurredAt: try time(event, "occurredAt"), derivedFrom: try references(event, "derivedFrom")))
         default:
             guard let list = event["subjects"]?.arrayValue, list.count == 2 else {
@@ -253,7 +260,10 @@ public struct EventParser {
         guard consortium.member(o) != nil else { throw bad(name, "'\(o)' is not a consortium member") }
     }
 
-    func codeList(_ e: JSONValue, _ name: String) throws(LedgerError) -> [String] {
+    /// A list of codes, checked in the order given (so an error names the input's index), returned sorted.
+    func codeList(
+        _ e: JSONValue, _ name: String, known: Set<String>? = nil, what: String = "", orgs: Bool = false
+    ) throws(LedgerError) -> [String] {
         guard let v = e[name] else { throw bad(name, "missing") }
         guard let list = v.arrayValue else { throw bad(name, "must be an array of strings, got \(v.typeName)") }
         guard list.count <= 32 else { throw bad(name, "more than 32 items") }
@@ -262,6 +272,8 @@ public struct EventParser {
             guard let s = item.stringValue, s.utf8.count <= 128 else {
                 throw bad("\(name)[\(i)]", "must be a string of at most 128 bytes")
             }
+            if let known, !known.contains(s) { throw bad("\(name)[\(i)]", "'\(s)' is not a known \(what)") }
+            if orgs { try member(s, "\(name)[\(i)]") }
             out.append(s)
         }
         out.sort()
@@ -271,9 +283,7 @@ public struct EventParser {
 
     func orgList(_ e: JSONValue, _ name: String, default def: [String]) throws(LedgerError) -> [String] {
         guard e[name] != nil else { return def }
-        let list = try codeList(e, name)
-        for (i, o) in list.enumerated() where consortium.member(o) == nil { try member(o, "\(name)[\(i)]") }
-        return list
+        return try codeList(e, name, orgs: true)
     }
 
     func notice(_ e: JSONValue) throws(LedgerError) -> Notice? {

@@ -33,11 +33,22 @@ public final class Ingestor {
             dataDirectory: dataDirectory, consortium: consortium.name, org: member.org, writable: true, log: log)
     }
 
-    /// Parses every line of `input` into one pending group. Throws on the first bad line; nothing is written.
-    public func prepare(_ input: UnsafeRawBufferPointer, now: UInt64) throws(LedgerError) -> PendingGroup {
+    /// Groups prepared here that the store may have written but not yet acknowledged (a pipelined commit
+    /// writes the next group during the previous one's fsync): references into them resolve from here.
+    private var recent: [(start: UInt64, leaves: [SHA256Digest], bodies: [EntryBody])] = []
+
+    /// Parses every line of `input` into one pending group. Throws on the first bad line and nothing is
+    /// written, unless `onBadLine` is given: then a bad line is reported to it and left out, and the good
+    /// lines make the group. Line numbers in errors start at `firstLine`.
+    public func prepare(
+        _ input: UnsafeRawBufferPointer, now: UInt64, firstLine: Int = 1, onBadLine: ((LedgerError) -> Void)? = nil
+    ) throws(LedgerError) -> PendingGroup {
         var group = store.beginGroup(now: now)
         let own = store.org
         let storeSize = store.size
+        let startSize = group.startSize
+        recent.removeAll { $0.start >= startSize || $0.start + UInt64($0.leaves.count) <= storeSize }
+        let recent = self.recent
         var others: [String: LogStore] = [:]
         // Entries of this group so far, for references to them; kept apart from `group` so that reading them
         // does not copy the group's buffers.
@@ -55,8 +66,15 @@ public final class Ingestor {
                     guard let leaf = try? store.leafHash(seq), let e = try? store.entry(seq) else { return nil }
                     return ReferencedEntry(leaf: leaf, kind: e.body.kind, subjects: e.body.subjects)
                 }
-                guard seq >= storeSize, seq - storeSize < pending.leaves.count else { return nil }
-                let i = Int(seq - storeSize)
+                if seq < startSize {
+                    guard let g = recent.first(where: { seq >= $0.start && seq - $0.start < $0.leaves.count }) else {
+                        return nil
+                    }
+                    let i = Int(seq - g.start)
+                    return ReferencedEntry(leaf: g.leaves[i], kind: g.bodies[i].kind, subjects: g.bodies[i].subjects)
+                }
+                guard seq - startSize < pending.leaves.count else { return nil }
+                let i = Int(seq - startSize)
                 return ReferencedEntry(
                     leaf: pending.leaves[i], kind: pending.bodies[i].kind, subjects: pending.bodies[i].subjects)
             }
@@ -72,7 +90,7 @@ public final class Ingestor {
         let parser = EventParser(consortium: consortium, org: own, linkKey: linkKey, resolve: resolve)
         let (deps, citedHLC) = heads(cited: store.state.cited)
         var first = true
-        var line = 0
+        var line = firstLine - 1
         var start = 0
         let bytes = input
         while start < bytes.count {
@@ -84,22 +102,29 @@ public final class Ingestor {
             defer { start = end + 1 }
             let text = UnsafeRawBufferPointer(rebasing: bytes[start..<lineEnd])
             if text.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
-            guard text.count <= Self.maxLineBytes else {
-                throw LedgerError(.invalidEvent, "line \(line): longer than \(Self.maxLineBytes) bytes")
-            }
-            let value: JSONValue
-            do { value = try JSON.parse(text, maxDepth: 8, maxSize: Self.maxLineBytes) } catch {
-                throw LedgerError(.invalidEvent, "line \(line): not valid JSON: \(error)")
-            }
             let body: EntryBody
-            do { body = try parser.parse(value) } catch {
-                throw LedgerError(.invalidEvent, "line \(line): \(error.message)")
+            do throws(LedgerError) {
+                guard text.count <= Self.maxLineBytes else {
+                    throw LedgerError(.invalidEvent, "line \(line): longer than \(Self.maxLineBytes) bytes")
+                }
+                let value: JSONValue
+                do { value = try JSON.parse(text, maxDepth: 8, maxSize: Self.maxLineBytes) } catch {
+                    throw LedgerError(.invalidEvent, "line \(line): not valid JSON: \(error)")
+                }
+                do { body = try parser.parse(value) } catch {
+                    throw LedgerError(.invalidEvent, "line \(line): \(error.message)")
+                }
+            } catch {
+                guard let onBadLine else { throw error }
+                onBadLine(error)
+                continue
             }
             let added = group.add(body, deps: first ? deps : [], citedHLC: first ? citedHLC : nil)
             pending.leaves.append(added.leaf)
             pending.bodies.append(body)
             first = false
         }
+        if !pending.leaves.isEmpty { self.recent.append((startSize, pending.leaves, pending.bodies)) }
         return group
     }
 

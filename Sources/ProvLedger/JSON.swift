@@ -150,6 +150,7 @@ struct JSONParser {
         guard depth <= maxDepth else { throw error(.depthExceeded, "nesting deeper than \(maxDepth)") }
         i += 1
         var members: [JSONMember] = []
+        var seen: Set<String> = []
         skipSpace()
         if i < b.count && b[i] == UInt8(ascii: "}") {
             i += 1
@@ -161,8 +162,16 @@ struct JSONParser {
             guard b[i] == UInt8(ascii: "\"") else { throw error(.unexpectedCharacter, "expected a quoted member name") }
             let keyAt = i
             let key = try string()
-            for m in members where m.key == key {
-                throw error(.duplicateKey, "duplicate key \"\(key)\"", at: keyAt)
+            // Small objects (events) compare in place; large ones keep a set, so no input costs n² comparisons.
+            if members.count < 16 {
+                for m in members where m.key == key {
+                    throw error(.duplicateKey, "duplicate key \"\(key)\"", at: keyAt)
+                }
+            } else {
+                if seen.isEmpty { seen = Set(members.map(\.key)) }
+                guard seen.insert(key).inserted else {
+                    throw error(.duplicateKey, "duplicate key \"\(key)\"", at: keyAt)
+                }
             }
             skipSpace()
             guard i < b.count else { throw error(.unexpectedEnd, "input ends inside an object") }

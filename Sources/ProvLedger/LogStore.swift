@@ -230,6 +230,10 @@ public final class LogStore {
             index = try FileHandleFD(path: indexPath, flags: O_RDONLY)
         }
         var indexCount = UInt64((try index?.size ?? 0) / SegmentFormat.indexRecordSize)
+        // What this log has acknowledged, as far as the files written after each acknowledgement tell: a
+        // writer cuts nothing below it.
+        let acknowledged = useIndex ? max(indexCount, claimedSize() ?? 0) : acknowledgedFloor
+        acknowledgedFloor = acknowledged
 
         // Scan from just after the last indexed entry when the index agrees with the segment there: what follows
         // is that group's state and checkpoint, then any groups the index missed, then perhaps a torn tail.
@@ -304,6 +308,18 @@ public final class LogStore {
             dataEnd = (si, bytes.count)
         }
 
+        if writable && (committed?.count ?? 0) < acknowledged && indexCount == 0 {
+            let at = damage.map {
+                "\($0) at byte \(dataEnd.offset) of segment \(segments[min(dataEnd.segment, segments.count - 1)].path)"
+            }
+            throw LedgerError(
+                .io,
+                "log \(org): the segments hold \(committed?.count ?? 0) entries in whole group commits, but \(acknowledged) "
+                    + "were acknowledged (index and checkpoint files)"
+                    + (at.map { "; \($0)" } ?? "; segment data is missing")
+                    + ": the log was damaged or rolled back after it was written. Nothing was cut. "
+                    + "Run prov verify; restore the log from a node that holds it")
+        }
         guard let commit = committed else {
             if indexCount > 0 {
                 // The index runs ahead of the whole group commits in the segments (a segment lost data it had
@@ -350,6 +366,17 @@ public final class LogStore {
             indexedCount = indexCount
         }
     }
+
+    /// The size the `checkpoint` file claims for this log, if it holds a checkpoint of this log's origin.
+    private func claimedSize() -> UInt64? {
+        guard let text = try? String(contentsOfFile: checkpointPath, encoding: .utf8),
+            let cp = try? SignedCheckpoint(parsing: text), cp.checkpoint.origin == origin
+        else { return nil }
+        return cp.checkpoint.size
+    }
+
+    /// The acknowledged size found on open, kept across a rebuild of the index.
+    private var acknowledgedFloor: UInt64 = 0
 
     /// Cuts whatever follows the last whole group commit: entries never acknowledged, and damaged bytes.
     private func cutTail(

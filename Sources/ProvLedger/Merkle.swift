@@ -115,7 +115,10 @@ package enum Merkle {
             guard proof.isEmpty else { return "consistency proof between equal sizes must be empty" }
             return oldRoot == newRoot ? nil : "two different root hashes for tree size \(oldSize)"
         }
-        if oldSize == 0 { return proof.isEmpty ? nil : "consistency proof from an empty tree must be empty" }
+        if oldSize == 0 {
+            guard proof.isEmpty else { return "consistency proof from an empty tree must be empty" }
+            return oldRoot == emptyRoot ? nil : "the old root is not the root of an empty tree"
+        }
         guard !proof.isEmpty else { return "consistency proof is empty" }
         var path = proof[...]
         // If the old size is a power of two, the old root is the first node of the path.

@@ -54,7 +54,8 @@ package enum Timestamp {
         guard i == b.count else { return nil }
         let days = daysFromCivil(year, month, day)
         let seconds = days * 86400 + hour * 3600 + minute * 60 + second - offsetMinutes * 60
-        guard seconds >= 0 else { return nil }
+        // The instant itself must lie in 1970–9999 (UTC), whatever the offset it was written with.
+        guard seconds >= 0, seconds < 253_402_300_800 else { return nil }
         return UInt64(seconds) * 1000 + UInt64(millis)
     }
 

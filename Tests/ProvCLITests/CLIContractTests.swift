@@ -65,6 +65,43 @@ import Testing
         #expect(v.stdout.contains("brand: OK: 8 entries, 2 checkpoints verified"))
     }
 
+    /// `prov verify-receipt` on receipts changed in transit: exit 1 and a message naming what failed.
+    @Test func tamperedReceiptsFailVerification() throws {
+        let c = try CLIConsortium()
+        defer { c.remove() }
+        _ = try c.append(Events.lines(8))
+        let good = try prov(["receipt", "--dir", c.data, "--org", "brand", "--seq", "5"]).stdout
+        let lines = good.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        func check(_ changed: [String], _ expected: String) throws {
+            let path = c.dir.path + "/changed.tlog-proof"
+            try changed.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+            let r = try prov(["verify-receipt", "--consortium", c.consortium, path])
+            #expect(r.status == 1, "exit \(r.status): \(r.stderr)")
+            #expect(r.stderr.contains(expected), "missing '\(expected)' in: \(r.stderr)")
+            #expect(!r.stdout.contains("OK"))
+        }
+        var l = lines
+        l[3] = SHA256.hash("x").base64
+        try check(l, "receipt: brand seq 5: inclusion proof does not lead to the checkpoint's root hash")
+        l = lines
+        l[2] = "index 6"
+        try check(l, "receipt: entry has seq 5 but the receipt says index 6")
+        var entry = Array(Data(base64Encoded: String(lines[1].dropFirst(6)))!)
+        entry[entry.count - 3] ^= 0x01
+        l = lines
+        l[1] = "extra " + Data(entry).base64EncodedString()
+        try check(l, "receipt: brand seq 5: inclusion proof does not lead to the checkpoint's root hash")
+        let sigLine = lines.firstIndex { $0.hasPrefix("\u{2014}") }!
+        var parts = lines[sigLine].split(separator: " ").map(String.init)
+        var sig = Array(Data(base64Encoded: parts[parts.count - 1])!)
+        sig[10] ^= 0x01
+        parts[parts.count - 1] = Data(sig).base64EncodedString()
+        l = lines
+        l[sigLine] = parts.joined(separator: " ")
+        try check(l, "checkpoint signature by acme/brand does not verify against its consortium key")
+        try check(Array(lines.prefix(3)), "is malformed")
+    }
+
     @Test func badInputAppendsNothingAndNamesLineAndField() throws {
         let c = try CLIConsortium()
         defer { c.remove() }
@@ -82,6 +119,23 @@ import Testing
         #expect(garbage.stderr.contains("line 1: not valid JSON"))
         let v = try c.verify()
         #expect(v.stdout.contains("brand: OK: 2 entries"))
+    }
+
+    /// In `--follow` each line stands alone: a bad one is reported with its line number in the stream and
+    /// left out, the others are appended; a last line without a newline is appended too.
+    @Test func followRejectsBadLinesAloneAndTakesAnUnterminatedLastLine() throws {
+        let c = try CLIConsortium()
+        defer { c.remove() }
+        let bad = Events.consent(9).replacingOccurrences(of: "dpv:DirectMarketing", with: "dpv:Gossip")
+        let input = Events.lines(3) + bad + "\n" + Events.consent(4)  // no newline at the end
+        let r = try c.append(input, extra: ["--follow"])
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(
+            r.stderr.contains("line 4: field 'purposes[0]': 'dpv:Gossip' is not a known DPV purpose"), "\(r.stderr)")
+        let acked = r.stdout.split(separator: "\n").map { $0.split(separator: " ")[0] }
+        #expect(acked == ["0", "1", "2", "3"], "\(r.stdout)")
+        let v = try c.verify()
+        #expect(v.stdout.contains("brand: OK: 4 entries"), "\(v.stdout)")
     }
 
     @Test func rawIdentifiersAreNotWrittenAnywhere() throws {

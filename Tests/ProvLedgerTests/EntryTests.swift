@@ -116,6 +116,26 @@ import Testing
             "field 'purposes[0]': 'dpv:Spamming' is not a known DPV purpose"
         ),
         (
+            #"{"type":"consent","subject":"email:a@example.com","event":"give","purposes":["dpv:Zzz","dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#,
+            "field 'purposes[0]': 'dpv:Zzz' is not a known DPV purpose"
+        ),
+        (
+            #"{"type":"consent","subject":"email:a@example.com","event":"give","purposes":["dpv:DirectMarketing"],"controllers":["zeta","brand"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#,
+            "field 'controllers[0]': 'zeta' is not a consortium member"
+        ),
+        (
+            #"{"type":"consent","subject":"cust:brand:a\u0011b","event":"give","purposes":["dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#,
+            "field 'subject': 'cust:' id must be 1-64 of A-Z a-z 0-9 . _ -"
+        ),
+        (
+            #"{"type":"consent","subject":"email:a@example.com","event":"give","purposes":["dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"9999-12-31T23:59:59-01:00"}"#,
+            "field 'occurredAt': '9999-12-31T23:59:59-01:00' is not an RFC 3339 time"
+        ),
+        (
+            #"{"type":"consent","subject":"ref:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB","event":"give","purposes":["dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#,
+            "field 'subject': 'ref:' must be followed by 43 base64url characters"
+        ),
+        (
             #"{"type":"consent","subject":"email:a@example.com","event":"give","purposes":["dpv:DirectMarketing"],"channel":"fax","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#,
             "field 'channel': 'fax' is not a known channel"
         ),

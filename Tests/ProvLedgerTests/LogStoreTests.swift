@@ -79,24 +79,65 @@ import Testing
         #expect(throws: LedgerError.self) { try ing.append(Array(wrong.utf8)) }
     }
 
+    /// A pipelined commit writes a group and parses the next during its fsync: references from the next group
+    /// into the written, not yet acknowledged one resolve to the very entries they name.
+    @Test func referencesIntoAGroupStillBeingSynced() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ing = try ingestor(dir)
+        _ = try ing.append(Array(Events.lines(5).utf8))
+        let first = try withRawBytes(Array((Events.consent(100) + "\n" + Events.consent(101) + "\n").utf8)) {
+            raw throws(LedgerError) in try ing.prepare(raw, now: Ingestor.now())
+        }
+        let written = try ing.store.write(first, signer: ing.signer)
+        #expect(ing.store.size == 5)  // written, not acknowledged
+        let use =
+            #"{"type":"interaction","subject":"email:user100@example.com","channel":"email","interaction":"newsletter","purposes":["dpv:DirectMarketing"],"legalBasis":"dpv:Consent","agent":{"id":"mailer","kind":"software"},"occurredAt":"2026-11-24T11:00:00Z","consentRef":{"org":"brand","seq":6}}"#
+        let next = try withRawBytes(Array((use + "\n").utf8)) { raw throws(LedgerError) in
+            try ing.prepare(raw, now: Ingestor.now())
+        }
+        try LogStore.sync(written)
+        let acked = try ing.store.acknowledge(written)
+        #expect(acked.map(\.seq) == [5, 6])
+        _ = try ing.store.commit(next, signer: ing.signer)
+        guard case .interaction(let b) = try ing.store.entry(7).body else {
+            Issue.record("not an interaction")
+            return
+        }
+        #expect(b.consentRef == EntryRef(org: "brand", seq: 6, leaf: acked[1].leaf))
+        // Past the written group there is nothing to refer to yet.
+        let ahead = use.replacingOccurrences(of: #""seq":6"#, with: #""seq":9"#)
+        let e = ledgerError { _ = try ing.append(Array(ahead.utf8)) }
+        #expect(e?.message.contains("no entry brand/9") == true, "\(String(describing: e))")
+    }
+
     /// Cuts a log's last segment at every byte of its last group commit (and appends garbage), as a crash or a
     /// full disk would leave it: each time the writer reopens at the last whole group, says so, and appends on.
     @Test func tornTailIsCutBackToLastWholeGroup() throws {
         let dir = try makeTempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
+        // The files a crash in the middle of the second group's fsync leaves: the first group acknowledged
+        // (index and checkpoint file), the second written in part.
+        let indexPath = dir.path + "/brand/index"
+        let checkpointPath = dir.path + "/brand/checkpoint"
+        let (ackedIndex, ackedCheckpoint): (Data, Data)
         do {
             let ing = try ingestor(dir)
             _ = try ing.append(Array(Events.lines(4).utf8))
+            ackedIndex = try Data(contentsOf: URL(fileURLWithPath: indexPath))
+            ackedCheckpoint = try Data(contentsOf: URL(fileURLWithPath: checkpointPath))
             _ = try ing.append(Array(Events.lines(3, from: 4).utf8))
         }
         let seg = dir.path + "/brand/segments/" + SegmentFormat.segmentName(firstSeq: 0)
         let full = try Data(contentsOf: URL(fileURLWithPath: seg))
-        let index = try Data(contentsOf: URL(fileURLWithPath: dir.path + "/brand/index"))
+        let index = try Data(contentsOf: URL(fileURLWithPath: indexPath))
+        let checkpoint = try Data(contentsOf: URL(fileURLWithPath: checkpointPath))
         var cuts = Array(stride(from: full.count - 1, to: full.count - 1200, by: -37))
         cuts.append(full.count - 1)
         for cut in cuts {
             try full.prefix(cut).write(to: URL(fileURLWithPath: seg))
-            try index.write(to: URL(fileURLWithPath: dir.path + "/brand/index"))
+            try ackedIndex.write(to: URL(fileURLWithPath: indexPath))
+            try ackedCheckpoint.write(to: URL(fileURLWithPath: checkpointPath))
             var logged: [String] = []
             let store = try LogStore(
                 dataDirectory: dir.path, consortium: "acme", org: "brand", writable: true, log: { logged.append($0) })
@@ -111,13 +152,45 @@ import Testing
         }
         // Garbage after a whole log is cut too, and appending carries on from there.
         try (full + Data([0x01, 0x00, 0x00, 0x10, 0x00, 1, 2, 3, 4, 5, 6])).write(to: URL(fileURLWithPath: seg))
-        try index.write(to: URL(fileURLWithPath: dir.path + "/brand/index"))
+        try index.write(to: URL(fileURLWithPath: indexPath))
+        try checkpoint.write(to: URL(fileURLWithPath: checkpointPath))
         let ing = try ingestor(dir)
         #expect(ing.store.size == 7)
         _ = try ing.append(Array(Events.lines(2, from: 7).utf8))
         #expect(ing.store.size == 9)
         let audit = Verifier(consortium: t.consortium).verifyLog(directory: dir.path + "/brand", org: "brand")
         #expect(audit.ok && audit.entries == 9 && audit.warnings.isEmpty, "\(audit)")
+    }
+
+    /// Damage inside acknowledged groups is no torn tail: with the index lost, the writer must not take it for
+    /// one and cut the groups after it. It refuses to open, says why, and leaves every byte where it was.
+    @Test func damageBeforeAcknowledgedGroupsIsNeverCut() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        do {
+            let ing = try ingestor(dir)
+            for g in 0..<3 { _ = try ing.append(Array(Events.lines(4, from: g * 4).utf8)) }
+        }
+        let seg = dir.path + "/brand/segments/" + SegmentFormat.segmentName(firstSeq: 0)
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: seg)))
+        bytes[bytes.count / 3] ^= 0x40  // inside the first group
+        try Data(bytes).write(to: URL(fileURLWithPath: seg))
+        try FileManager.default.removeItem(atPath: dir.path + "/brand/index")
+        let e = ledgerError { _ = try ingestor(dir) }
+        #expect(e?.code == .io)
+        #expect(
+            e?.message.contains(
+                "log brand: the segments hold 4 entries in whole group commits, but 12 were acknowledged")
+                == true, "\(String(describing: e))")
+        #expect(e?.message.contains("record checksum mismatch at byte ") == true)
+        #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: seg))) == bytes)
+        // A segment cut short behind the acknowledged size is refused the same way (it would fork the log).
+        bytes[bytes.count / 3] ^= 0x40
+        try Data(bytes.prefix(bytes.count * 2 / 3)).write(to: URL(fileURLWithPath: seg))
+        let cut = ledgerError { _ = try ingestor(dir) }
+        #expect(cut?.message.contains("but 12 were acknowledged") == true, "\(String(describing: cut))")
+        #expect(cut?.message.contains("Nothing was cut") == true, "\(String(describing: cut))")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: seg)).count == bytes.count * 2 / 3)
     }
 
     @Test func lostIndexIsRebuilt() throws {

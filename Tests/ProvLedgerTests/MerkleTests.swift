@@ -97,4 +97,15 @@ import Testing
             }
         }
     }
+
+    @Test func consistencyFromTheEmptyTreeNeedsTheEmptyRoot() {
+        let all = Self.leaves(5)
+        let newRoot = Self.referenceRoot(all[...])
+        #expect(
+            Merkle.consistencyFailure(oldSize: 0, newSize: 5, oldRoot: Merkle.emptyRoot, newRoot: newRoot, proof: [])
+                == nil)
+        #expect(
+            Merkle.consistencyFailure(oldSize: 0, newSize: 5, oldRoot: SHA256.hash("x"), newRoot: newRoot, proof: [])
+                == "the old root is not the root of an empty tree")
+    }
 }
