@@ -59,6 +59,10 @@ struct LogScan {
 
         /// The in-order checks of one decoded entry: seq, chain, clock, citations, Merkle frontier.
         func follow(_ d: Decoded) throws {
+            // A group is its entries, then one state record, then its checkpoint: nothing in between.
+            if pendingState != nil {
+                throw fail(seq, "entry between a group's state record and its checkpoint: the segment was modified")
+            }
             let e = d.entry
             if e.seq != seq {
                 throw fail(
@@ -93,6 +97,12 @@ struct LogScan {
         func nonEntry(_ type: RecordType, _ payload: [UInt8], _ recordOffset: Int, _ name: String) throws {
             switch type {
             case .state:
+                guard pendingState == nil else {
+                    throw fail(nil, "two state records at byte \(recordOffset) of \(name): the segment was modified")
+                }
+                guard seq > committed else {
+                    throw fail(nil, "state record at byte \(recordOffset) of \(name) closes a group without entries")
+                }
                 let st: WriterState
                 do { st = try payload.withUnsafeBytes { try WriterState(decoding: $0) } } catch {
                     throw fail(nil, "state record at byte \(recordOffset) of \(name) is malformed")

@@ -117,6 +117,17 @@ import Testing
             contains: ["brand seq 1777: record checksum mismatch at byte \(offset) of segment", "modified or damaged"])
     }
 
+    /// A group's state and checkpoint records copied again after it: a group without entries, which no writer
+    /// makes.
+    @Test func repeatedCheckpointWithoutEntriesIsReported() throws {
+        var (c, seg) = try makeLog()
+        defer { c.remove() }
+        let i = seg.entryIndex(19) + 1
+        seg.records.insert(contentsOf: seg.records[i...(i + 1)], at: i + 2)
+        try seg.write()
+        try expectFailure(c, contains: ["brand: state record at byte", "closes a group without entries"])
+    }
+
     @Test func removedEntryIsReported() throws {
         var (c, seg) = try makeLog()
         defer { c.remove() }
