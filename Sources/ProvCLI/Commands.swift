@@ -318,7 +318,9 @@ public enum Prov {
                 out("\(a.org): FAILED after \(a.entries) entries: \(f)")
             } else {
                 let latest = a.latest.map { "latest checkpoint size \($0.size) root \($0.root.hex)" } ?? "no checkpoint"
-                out("\(a.org): OK: \(a.entries) entries, \(a.checkpoints) checkpoints verified, \(latest)")
+                out(
+                    "\(a.org): OK: \(a.entries) entries, \(a.checkpoints) checkpoints verified, "
+                        + "\(a.referencesChecked) references checked, \(latest)")
             }
         }
         let total = audits.reduce(UInt64(0)) { $0 + $1.entries }

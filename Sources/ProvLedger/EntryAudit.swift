@@ -10,6 +10,8 @@ package struct AuditedEntry: Sendable {
     package var prev = SHA256Digest()
     package var hlc = HLC(wall: 0, counter: 0)
     package var deps: [EntryRef] = []
+    /// The body's `consentRef` and `derivedFrom` references, with the field each came from.
+    package var refs: [(field: String, ref: EntryRef)] = []
 }
 
 /// Everything `prov verify` must know about the consortium to check an entry without building it.
@@ -83,6 +85,7 @@ extension Entry {
         try r.expectEnd()
         if out.seq == 0 && out.prev != .zero { throw field("prev", "entry 0 must have zero prev") }
         try body.check(kind: kind)
+        out.refs = body.refs
         return out
     }
 
@@ -101,6 +104,7 @@ struct BodyAudit {
     var consentBasis = false
     var occurredAt: UInt64 = 0
     var expiresAt: UInt64?
+    var refs: [(field: String, ref: EntryRef)] = []
 
     static func f(_ name: String, _ reason: String) -> LedgerError { Entry.field("body.\(name)", reason) }
 
@@ -132,11 +136,13 @@ struct BodyAudit {
         guard (1...max).contains(t.count), t.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else { throw f(name, "bad token") }
     }
 
-    static func ref(_ r: inout CBORReader, _ ctx: AuditContext, _ name: StaticString) throws {
+    static func ref(_ r: inout CBORReader, _ ctx: AuditContext, _ name: StaticString) throws -> EntryRef {
         guard try r.readArrayHeader() == 3 else { throw f(name, "must be [org, seq, leafHash]") }
-        guard ctx.members.lookup(try r.readTextBytes()) != nil else { throw f(name, "unknown org") }
-        _ = try r.readUnsigned()
-        try digest(&r, name)
+        guard let org = ctx.members.lookup(try r.readTextBytes()) else { throw f(name, "unknown org") }
+        let seq = try r.readUnsigned()
+        let leaf = try r.readBytes()
+        guard leaf.count == 32 else { throw f(name, "must be 32 bytes") }
+        return EntryRef(org: org, seq: seq, leaf: SHA256Digest(copying: leaf.baseAddress!))
     }
 
     mutating func read(_ r: inout CBORReader, _ ctx: AuditContext) throws {
@@ -185,11 +191,11 @@ struct BodyAudit {
                         throw Self.f("agent.onBehalfOf", "unknown org")
                     }
                 }
-            case .consentRef: try Self.ref(&r, ctx, "consentRef")
+            case .consentRef: refs.append(("consentRef", try Self.ref(&r, ctx, "consentRef")))
             case .derivedFrom:
                 let c = try r.readArrayHeader()
                 guard c >= 1 && c <= 64 else { throw Self.f("derivedFrom", "must hold 1 to 64 refs") }
-                for _ in 0..<c { try Self.ref(&r, ctx, "derivedFrom") }
+                for _ in 0..<c { refs.append(("derivedFrom", try Self.ref(&r, ctx, "derivedFrom"))) }
             case .recipient:
                 guard ctx.members.lookup(try r.readTextBytes()) != nil else { throw Self.f("recipient", "unknown org") }
             case .dataCategories: try Self.codes(&r, Vocabulary.dataCategoryTable, "dataCategories")

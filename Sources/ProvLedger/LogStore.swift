@@ -229,7 +229,7 @@ public final class LogStore {
         } else if useIndex && FileManager.default.fileExists(atPath: indexPath) {
             index = try FileHandleFD(path: indexPath, flags: O_RDONLY)
         }
-        var indexCount = UInt64((try index?.size ?? 0) / SegmentFormat.indexRecordSize)
+        var indexCount = useIndex ? UInt64((try index?.size ?? 0) / SegmentFormat.indexRecordSize) : 0
         // What this log has acknowledged, as far as the files written after each acknowledgement tell: a
         // writer cuts nothing below it.
         let acknowledged = useIndex ? max(indexCount, claimedSize() ?? 0) : acknowledgedFloor
@@ -308,7 +308,8 @@ public final class LogStore {
             dataEnd = (si, bytes.count)
         }
 
-        if writable && (committed?.count ?? 0) < acknowledged && indexCount == 0 {
+        // (With the index trusted and no whole group after it, the scan is redone without the index first.)
+        if writable && (committed?.count ?? 0) < acknowledged && (committed != nil || indexCount == 0) {
             let at = damage.map {
                 "\($0) at byte \(dataEnd.offset) of segment \(segments[min(dataEnd.segment, segments.count - 1)].path)"
             }
@@ -324,8 +325,9 @@ public final class LogStore {
             if indexCount > 0 {
                 // The index runs ahead of the whole group commits in the segments (a segment lost data it had
                 // acknowledged, or the index was copied from elsewhere): trust only the segments.
+                // The index file is left as it is until the segments are found to hold what it claims.
                 log("log \(org): index runs past the last whole group commit; rebuilding it from the segments")
-                if writable { try index?.truncate(to: 0) } else { index = nil }
+                if !writable { index = nil }
                 pendingIndex = []
                 indexedCount = 0
                 segments = []

@@ -18,6 +18,12 @@ public struct LogAudit: Sendable {
     public var warnings: [String] = []
     /// Roots recomputed at each stored checkpoint's size.
     var roots: [UInt64: SHA256Digest] = [:]
+    /// References (`deps`, `consentRef`, `derivedFrom`) whose cited leaf hash was compared with the cited entry.
+    public var referencesChecked = 0
+    /// Leaf hashes of the entries, while the logs of a directory are cross-checked.
+    var leaves: [SHA256Digest] = []
+    /// References to other logs, checked once every log of the directory is verified.
+    var foreignRefs: [(seq: UInt64, field: String, ref: EntryRef)] = []
     public var ok: Bool { failure == nil }
 }
 
@@ -47,7 +53,52 @@ public struct Verifier {
         guard !folders.isEmpty else {
             throw LedgerError(.io, "no logs in \(dataDirectory) (no <org>/segments folders)")
         }
-        return folders.map { verifyLog(directory: dataDirectory + "/" + $0, org: $0) }
+        var audits = folders.map { verifyLog(directory: dataDirectory + "/" + $0, org: $0) }
+        Self.crossCheck(&audits)
+        return audits
+    }
+
+    /// Every reference from one log to another log of the directory must name that log's entry by its leaf
+    /// hash: a mismatch means one of the two logs is not what was cited (a fork, or a false reference).
+    /// References to logs that are absent, failed, or shorter here (a replica behind) are counted, not judged.
+    static func crossCheck(_ audits: inout [LogAudit]) {
+        var index: [String: Int] = [:]
+        for (i, a) in audits.enumerated() { index[a.org] = i }
+        for i in audits.indices where audits[i].failure == nil {
+            var absent: [String: Int] = [:]
+            var ahead: [String: Int] = [:]
+            for (seq, field, ref) in audits[i].foreignRefs {
+                guard let j = index[ref.org], audits[j].failure == nil else {
+                    absent[ref.org, default: 0] += 1
+                    continue
+                }
+                guard ref.seq < audits[j].entries else {
+                    ahead[ref.org, default: 0] += 1
+                    continue
+                }
+                let actual = audits[j].leaves[Int(ref.seq)]
+                guard actual == ref.leaf else {
+                    audits[i].failure =
+                        "\(audits[i].org) seq \(seq): \(field) cites \(ref.org)/\(ref.seq) with leaf \(ref.leaf.hex), but "
+                        + "\(ref.org)/\(ref.seq) here has leaf \(actual.hex): one of the two logs is not what was cited"
+                    break
+                }
+                audits[i].referencesChecked += 1
+            }
+            for (org, n) in absent.sorted(by: { $0.key < $1.key }) {
+                audits[i].warnings.append(
+                    "\(n) references to \(org)'s log not checked: it is not in this directory or did not verify")
+            }
+            for (org, n) in ahead.sorted(by: { $0.key < $1.key }) {
+                audits[i].warnings.append(
+                    "\(n) references to \(org) entries past the \(audits[index[org]!].entries) here not checked "
+                        + "(a replica behind?)")
+            }
+        }
+        for i in audits.indices {
+            audits[i].leaves = []
+            audits[i].foreignRefs = []
+        }
     }
 
     public func verifyLog(directory: String, org: String) -> LogAudit {

@@ -172,7 +172,11 @@ import Testing
             for g in 0..<3 { _ = try ing.append(Array(Events.lines(4, from: g * 4).utf8)) }
         }
         let seg = dir.path + "/brand/segments/" + SegmentFormat.segmentName(firstSeq: 0)
-        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: seg)))
+        let indexPath = dir.path + "/brand/index"
+        let checkpointPath = dir.path + "/brand/checkpoint"
+        let original = try Data(contentsOf: URL(fileURLWithPath: seg))
+        let fullIndex = try Data(contentsOf: URL(fileURLWithPath: indexPath))
+        var bytes = [UInt8](original)
         bytes[bytes.count / 3] ^= 0x40  // inside the first group
         try Data(bytes).write(to: URL(fileURLWithPath: seg))
         try FileManager.default.removeItem(atPath: dir.path + "/brand/index")
@@ -191,6 +195,25 @@ import Testing
         #expect(cut?.message.contains("but 12 were acknowledged") == true, "\(String(describing: cut))")
         #expect(cut?.message.contains("Nothing was cut") == true, "\(String(describing: cut))")
         #expect(try Data(contentsOf: URL(fileURLWithPath: seg)).count == bytes.count * 2 / 3)
+
+        // An index that lags (4 entries) over a segment cut inside acknowledged groups: the checkpoint file
+        // still says 12, and the writer trusts the index only as far as it goes.
+        try Data(fullIndex.prefix(4 * SegmentFormat.indexRecordSize)).write(to: URL(fileURLWithPath: indexPath))
+        let lagging = ledgerError { _ = try ingestor(dir) }
+        #expect(lagging?.message.contains("but 12 were acknowledged") == true, "\(String(describing: lagging))")
+
+        // Without the checkpoint file, the full index is the evidence: a refused open leaves it in place, so the
+        // next open is refused too.
+        try fullIndex.write(to: URL(fileURLWithPath: indexPath))
+        try FileManager.default.removeItem(atPath: checkpointPath)
+        for _ in 0..<2 {
+            let again = ledgerError { _ = try ingestor(dir) }
+            #expect(again?.message.contains("but 12 were acknowledged") == true, "\(String(describing: again))")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: indexPath)) == fullIndex)
+        }
+        // Put back whole, the log opens with everything.
+        try original.write(to: URL(fileURLWithPath: seg))
+        #expect(try ingestor(dir).store.size == 12)
     }
 
     @Test func lostIndexIsRebuilt() throws {
