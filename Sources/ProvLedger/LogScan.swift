@@ -85,12 +85,12 @@ struct LogScan {
                     throw fail(seq, "deps cites \(d.org)/\(d.seq), not past \(d.org)/\(c) cited before")
                 }
                 cited[d.org] = d.seq
-                audit.foreignRefs.append((seq, "deps", d))
+                audit.foreignRefs.append((seq, e.hlc, "deps", d))
             }
             // References into this log name earlier entries by their leaf hash; others are checked at the end.
             for (field, ref) in e.refs {
                 guard ref.org == member.org else {
-                    audit.foreignRefs.append((seq, field, ref))
+                    audit.foreignRefs.append((seq, e.hlc, field, ref))
                     continue
                 }
                 guard ref.seq < seq else {
@@ -106,6 +106,7 @@ struct LogScan {
                 audit.referencesChecked += 1
             }
             audit.leaves.append(d.leaf)
+            audit.hlcs.append(e.hlc)
             if let why = indexLeaves.check(seq, d.leaf) { audit.warnings.append(why) }
             frontier.append(d.leaf)
             prev = d.leaf
@@ -165,13 +166,14 @@ struct LogScan {
             }
         }
 
-        // One leaf hash per entry is kept for the reference checks: reserve for the most entries the segments can
+        // One leaf hash and clock per entry are kept for the reference checks: reserve for the most entries the segments can
         // hold (a record takes at least 64 bytes), so the array never grows by copying; untouched pages cost no
         // memory.
         let segmentBytes = names.reduce(0) {
             $0 + Int((try? FileManager.default.attributesOfItem(atPath: segDir + "/" + $1)[.size] as? Int) ?? 0)
         }
         audit.leaves.reserveCapacity(segmentBytes / 64)
+        audit.hlcs.reserveCapacity(segmentBytes / 64)
 
         for (n, name) in names.enumerated() {
             let path = segDir + "/" + name

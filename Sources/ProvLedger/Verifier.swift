@@ -20,10 +20,11 @@ public struct LogAudit: Sendable {
     var roots: [UInt64: SHA256Digest] = [:]
     /// References (`deps`, `consentRef`, `derivedFrom`) whose cited leaf hash was compared with the cited entry.
     public var referencesChecked = 0
-    /// Leaf hashes of the entries, while the logs of a directory are cross-checked.
+    /// Leaf hashes and clocks of the entries, while the logs of a directory are cross-checked.
     var leaves: [SHA256Digest] = []
-    /// References to other logs, checked once every log of the directory is verified.
-    var foreignRefs: [(seq: UInt64, field: String, ref: EntryRef)] = []
+    var hlcs: [HLC] = []
+    /// References to other logs, with the citing entry's clock, checked once every log of the directory is verified.
+    var foreignRefs: [(seq: UInt64, hlc: HLC, field: String, ref: EntryRef)] = []
     public var ok: Bool { failure == nil }
 }
 
@@ -67,7 +68,7 @@ public struct Verifier {
         for i in audits.indices where audits[i].failure == nil {
             var absent: [String: Int] = [:]
             var ahead: [String: Int] = [:]
-            for (seq, field, ref) in audits[i].foreignRefs {
+            for (seq, hlc, field, ref) in audits[i].foreignRefs {
                 guard let j = index[ref.org], audits[j].failure == nil else {
                     absent[ref.org, default: 0] += 1
                     continue
@@ -81,6 +82,14 @@ public struct Verifier {
                     audits[i].failure =
                         "\(audits[i].org) seq \(seq): \(field) cites \(ref.org)/\(ref.seq) with leaf \(ref.leaf.hex), but "
                         + "\(ref.org)/\(ref.seq) here has leaf \(actual.hex): one of the two logs is not what was cited"
+                    break
+                }
+                // DESIGN.md: a log's clock is at least every clock it has cited.
+                let cited = audits[j].hlcs[Int(ref.seq)]
+                if field == "deps" && hlc < cited {
+                    audits[i].failure =
+                        "\(audits[i].org) seq \(seq): hlc \(hlc) is behind hlc \(cited) of \(ref.org)/\(ref.seq), which it "
+                        + "cites in deps: its clock went back past what it had seen"
                     break
                 }
                 audits[i].referencesChecked += 1
@@ -97,6 +106,7 @@ public struct Verifier {
         }
         for i in audits.indices {
             audits[i].leaves = []
+            audits[i].hlcs = []
             audits[i].foreignRefs = []
         }
     }

@@ -108,6 +108,17 @@ import Testing
         #expect(
             audits["retail"]?.failure?.hasPrefix("retail seq 0: deps cites brand/2 with leaf ") == true, "\(audits)")
 
+        // A true head whose clock is ahead of the entry citing it: the citing log's clock went backwards.
+        let dir3 = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir3) }
+        let later = try ingestor(dir3, "brand").append(
+            Array(Events.lines(3).utf8), now: Ingestor.now() + 3_600_000)
+        let r3 = try ingestor(dir3, "retail")
+        try appendRaw(r3, try interaction(consentRef: nil), deps: [EntryRef(org: "brand", seq: 2, leaf: later[2].leaf)])
+        audits = try verify(dir3)
+        let f = audits["retail"]?.failure ?? ""
+        #expect(f.hasPrefix("retail seq 0: hlc ") && f.contains(" of brand/2, which it cites in deps"), "\(f)")
+
         // Without brand's log here, nothing can be compared: counted as a warning, not a failure.
         try FileManager.default.removeItem(atPath: dir.path + "/brand")
         audits = try verify(dir)
