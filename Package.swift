@@ -19,7 +19,7 @@ let package = Package(
         // Ledger core: CBOR, JSON, entries, Merkle proofs, checkpoints, storage, verifier. No networking.
         .target(name: "ProvLedger", dependencies: ["ProvCrypto", "CShims"]),
         // The commands behind the `prov` executable, so tests can call them directly.
-        .target(name: "ProvCLI", dependencies: ["ProvLedger", "ProvCrypto"]),
+        .target(name: "ProvCLI", dependencies: ["ProvLedger", "ProvCrypto", "CShims"]),
         .executableTarget(name: "prov", dependencies: ["ProvCLI"]),
         // libFuzzer target over the decoders (see Specs/fuzzing.md); a replay tool when built without -DFUZZING.
         .executableTarget(name: "Fuzz", dependencies: ["ProvLedger", "ProvCLI"]),

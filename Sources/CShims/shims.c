@@ -5,7 +5,11 @@
 #include "CShims.h"
 
 #include <openssl/crypto.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 void prov_sha256(const void *data, size_t len, uint8_t out[32]) {
     SHA256_CTX ctx;
@@ -130,3 +134,38 @@ uint32_t prov_crc32c(uint32_t crc, const void *data, size_t len) {
 }
 
 void prov_openssl_free(void *ptr) { OPENSSL_free(ptr); }
+
+static int prov_stop_pipe[2] = {-1, -1};
+
+static void prov_on_stop(int sig) {
+    (void)sig;
+    int saved = errno;
+    char b = 1;
+    ssize_t ignored = write(prov_stop_pipe[1], &b, 1);
+    (void)ignored;
+    errno = saved;
+}
+
+int prov_stop_signals_install(void) {
+    if (prov_stop_pipe[0] < 0) {
+        if (pipe(prov_stop_pipe) != 0) return -1;
+        for (int i = 0; i < 2; i++) {
+            fcntl(prov_stop_pipe[i], F_SETFD, FD_CLOEXEC);
+            fcntl(prov_stop_pipe[i], F_SETFL, O_NONBLOCK);
+        }
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = prov_on_stop;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    // A parent may have started us with them blocked (the mask survives exec).
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    return prov_stop_pipe[0];
+}

@@ -1,3 +1,4 @@
+import CShims
 import Foundation
 import ProvCrypto
 import ProvLedger
@@ -220,19 +221,77 @@ public enum Prov {
             nextLine += lines.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
             emit(try committer.submit(group))
         }
+        // SIGTERM and SIGINT stop the stream cleanly: every whole line read is committed and acknowledged
+        // before exit. The wait for input also waits for them.
+        let stopFD = prov_stop_signals_install()
+        var stopped = false
+        var skipping = false
         while true {
-            if !inputWaiting() { emit(try committer.flush()) }
+            if !inputWaiting() {
+                emit(try committer.flush())
+                var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0)]
+                if stopFD >= 0 { fds.append(pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)) }
+                if poll(&fds, nfds_t(fds.count), -1) < 0 && errno != EINTR {
+                    throw LedgerError(.io, "waiting for input: \(String(cString: strerror(errno)))")
+                }
+            }
+            if stopFD >= 0 {
+                var p = pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)
+                if poll(&p, 1, 0) > 0 {
+                    stopped = true
+                    break
+                }
+            }
             let n = chunk.withUnsafeMutableBytes { Glibc.read(0, $0.baseAddress!, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
             carry += chunk[0..<n]
-            guard let lastNewline = carry.lastIndex(of: UInt8(ascii: "\n")) else { continue }
+            if skipping {
+                // The rest of an over-long line, already reported, up to its newline.
+                guard let end = carry.firstIndex(of: UInt8(ascii: "\n")) else {
+                    carry.removeAll(keepingCapacity: true)
+                    continue
+                }
+                carry.removeFirst(end + 1)
+                skipping = false
+                nextLine += 1
+            }
+            guard let lastNewline = carry.lastIndex(of: UInt8(ascii: "\n")) else {
+                if carry.count > Ingestor.maxLineBytes {
+                    // Not buffered without end: reported now, skipped up to its newline.
+                    failures += 1
+                    log(
+                        "error",
+                        "rejected, not appended: line \(nextLine): longer than \(Ingestor.maxLineBytes) bytes")
+                    carry.removeAll(keepingCapacity: true)
+                    skipping = true
+                }
+                continue
+            }
             let lines = Array(carry[...lastNewline])
             carry.removeFirst(lastNewline + 1)
             try commit(lines)
         }
-        // A last line without a newline still counts.
-        if !carry.isEmpty { try commit(carry) }
+        if stopped {
+            // What was sent before the signal is still taken: the input already waiting is read, its whole lines
+            // committed. An unfinished line may be cut anywhere: it is not guessed at.
+            while !skipping && inputWaiting() {
+                let n = chunk.withUnsafeMutableBytes { Glibc.read(0, $0.baseAddress!, $0.count) }
+                if n <= 0 { break }
+                carry += chunk[0..<n]
+            }
+            if !skipping, let lastNewline = carry.lastIndex(of: UInt8(ascii: "\n")) {
+                let lines = Array(carry[...lastNewline])
+                carry.removeFirst(lastNewline + 1)
+                try commit(lines)
+            }
+            log(
+                "info",
+                "stopping on signal: every whole line read is committed"
+                    + (carry.isEmpty ? "" : "; \(carry.count) bytes of an unfinished last line dropped"))
+        } else if !carry.isEmpty && !skipping {
+            try commit(carry)  // at end of input, a last line without a newline still counts
+        }
         emit(try committer.flush())
         return failures == 0 ? 0 : 2
     }

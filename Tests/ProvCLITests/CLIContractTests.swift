@@ -138,6 +138,18 @@ import Testing
         #expect(v.stdout.contains("brand: OK: 4 entries"), "\(v.stdout)")
     }
 
+    /// A line longer than the limit, without a newline for megabytes, is reported and skipped in `--follow`; the
+    /// lines around it are appended.
+    @Test func followSkipsAnEndlessLine() throws {
+        let c = try CLIConsortium()
+        defer { c.remove() }
+        let long = String(repeating: "x", count: 3 << 20)
+        let r = try c.append(Events.lines(2) + long + "\n" + Events.lines(1, from: 2), extra: ["--follow"])
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(r.stderr.contains("line 3: longer than 65536 bytes"), "\(r.stderr)")
+        #expect(r.stdout.split(separator: "\n").count == 3, "\(r.stdout)")
+    }
+
     @Test func rawIdentifiersAreNotWrittenAnywhere() throws {
         let c = try CLIConsortium()
         defer { c.remove() }

@@ -105,3 +105,49 @@ struct SplitMix64: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// `prov append --follow` stopped with SIGTERM: every whole line it read is committed and acknowledged, an
+/// unfinished line is dropped with a log line saying so, and it exits 0.
+@Suite struct StopTests {
+    @Test func sigtermFlushesWholeLinesAndExitsCleanly() throws {
+        signal(SIGPIPE, SIG_IGN)
+        let c = try CLIConsortium()
+        defer { c.remove() }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: provPath)
+        p.arguments = [
+            "append", "--dir", c.data, "--key", c.key("brand"), "--consortium", c.consortium, "--link-key", c.linkKey,
+            "--follow",
+        ]
+        let inp = Pipe()
+        let out = Pipe()
+        let err = Pipe()
+        p.standardInput = inp
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        // If SIGTERM were ignored the test would wait forever: end it after a minute, and fail below.
+        let pid = p.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + 60) { kill(pid, SIGKILL) }
+
+        // Five lines, then wait until all five are acknowledged: the process is then waiting for input.
+        try inp.fileHandleForWriting.write(contentsOf: Data(Events.lines(5).utf8))
+        var acks = Data()
+        while acks.reduce(0, { $1 == 10 ? $0 + 1 : $0 }) < 5 {
+            let d = out.fileHandleForReading.availableData
+            try #require(!d.isEmpty, "prov exited early")
+            acks.append(d)
+        }
+        // Half a line, then SIGTERM.
+        try inp.fileHandleForWriting.write(contentsOf: Data(Events.consent(5).prefix(40).utf8))
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(p.terminationReason == .exit && p.terminationStatus == 0, "\(p.terminationStatus): \(stderr)")
+        #expect(stderr.contains("stopping on signal"), "\(stderr)")
+        #expect(stderr.contains("40 bytes of an unfinished last line dropped"), "\(stderr)")
+        let v = try c.verify()
+        #expect(v.stdout.contains("brand: OK: 5 entries"), "\(v.stdout)")
+    }
+}

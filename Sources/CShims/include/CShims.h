@@ -33,4 +33,8 @@ uint32_t prov_crc32c(uint32_t crc, const void *data, size_t len);
 /// OPENSSL_free is a macro.
 void prov_openssl_free(void *ptr);
 
+/// Makes SIGTERM and SIGINT write one byte to a pipe (the self-pipe trick, safe whichever thread takes the
+/// signal) and returns the pipe's read end to poll beside the input; -1 if the pipe cannot be made.
+int prov_stop_signals_install(void);
+
 #endif
