@@ -12,8 +12,11 @@ public struct Arguments {
     public private(set) var flags: Set<String> = []
     public private(set) var positionals: [String] = []
 
-    /// Parses `args` given the option names that take a value and the switches.
-    public init(_ args: [String], options valued: Set<String>, flags switches: Set<String> = []) throws(UsageError) {
+    /// Parses `args` given the option names that take a value, the switches, and how many positionals the
+    /// command takes at most (an argument left over, such as a file given without its option, is a usage error).
+    public init(
+        _ args: [String], options valued: Set<String>, flags switches: Set<String> = [], positionals most: Int = 0
+    ) throws(UsageError) {
         var i = 0
         while i < args.count {
             let a = args[i]
@@ -45,6 +48,9 @@ public struct Arguments {
                 positionals.append(a)
             }
             i += 1
+        }
+        if positionals.count > most {
+            throw UsageError("unexpected argument '\(positionals[most])' (options are written --name value)")
         }
     }
 

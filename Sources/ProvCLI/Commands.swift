@@ -2,6 +2,7 @@ import CShims
 import Foundation
 import ProvCrypto
 import ProvLedger
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -29,6 +30,15 @@ public enum Prov {
 
     /// Runs one command; returns the exit code.
     public static func main(_ args: [String]) -> Int32 {
+        let status = run(args)
+        if status == 0 && outputFailed.load(ordering: .relaxed) {
+            err("prov: error: standard output could not be written (\(String(cString: strerror(errno))))")
+            return 2
+        }
+        return status
+    }
+
+    static func run(_ args: [String]) -> Int32 {
         signal(SIGPIPE, SIG_IGN)
         guard let command = args.first else {
             err(usage)
@@ -82,11 +92,18 @@ public enum Prov {
             while done < b.count {
                 let n = Glibc.write(fd, b.baseAddress! + done, b.count - done)
                 if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return }
+                if n <= 0 {
+                    // A reader that left is not an error of ours; a full disk or an I/O error is (exit 2).
+                    if fd == 1 && !(n < 0 && errno == EPIPE) { outputFailed.store(true, ordering: .relaxed) }
+                    return
+                }
                 done += n
             }
         }
     }
+
+    /// Set when standard output could not be written (other than a closed pipe): the command then exits 2.
+    static let outputFailed = Atomic<Bool>(false)
 
     /// A structured log line on stderr (JSON Lines).
     static func log(_ level: String, _ msg: String) {
@@ -98,8 +115,13 @@ public enum Prov {
     }
 
     static func readFile(_ path: String) throws -> [UInt8] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw LedgerError(.io, "\(path): no such file")
+        }
+        guard !isDirectory.boolValue else { throw LedgerError(.io, "\(path) is a directory, not a file") }
         guard let d = FileManager.default.contents(atPath: path) else {
-            throw LedgerError(.io, "cannot read \(path)")
+            throw LedgerError(.io, "cannot read \(path) (permissions?)")
         }
         return Array(d)
     }
@@ -147,14 +169,21 @@ public enum Prov {
                 Consortium.Member(
                     org: org, name: display[org] ?? org, origin: "\(name)/\(org)", key: key, peer: nil, api: nil))
         }
+        for org in display.keys where !members.contains(where: { $0.org == org }) {
+            throw UsageError("--display names '\(org)', which is not given with --member")
+        }
         let c = try Consortium(name: name, members: members)
-        if FileManager.default.fileExists(atPath: linkPath) {
-            _ = try LinkKey.load(linkPath)
+        guard !FileManager.default.fileExists(atPath: outPath) else {
+            throw LedgerError(.io, "\(outPath) exists: a consortium descriptor is not overwritten; remove it first")
+        }
+        let existingLinkKey = FileManager.default.fileExists(atPath: linkPath)
+        if existingLinkKey { _ = try LinkKey.load(linkPath) }
+        try c.write(to: outPath)
+        if existingLinkKey {
             err("prov: using the existing linking key \(linkPath)")
         } else {
             try LinkKey.create(linkPath)
         }
-        try c.write(to: outPath)
         out("wrote \(outPath): consortium \(name) with \(members.count) members")
         return 0
     }
@@ -310,14 +339,37 @@ public enum Prov {
     static func openReader(_ args: Arguments) throws -> LogStore {
         let dir = try args.required("dir")
         let org = try args.required("org")
-        let cpPath = "\(dir)/\(org)/checkpoint"
-        var consortiumName = "unknown"
-        if let text = try? String(contentsOfFile: cpPath, encoding: .utf8),
-            let first = text.split(separator: "\n").first,
-            let slash = first.lastIndex(of: "/")
-        {
-            consortiumName = String(first[..<slash])
+        guard Vocabulary.isOrgID(org) else {
+            throw UsageError("--org must be an org id (1-32 of a-z 0-9 -), got '\(org)'")
         }
+        // The log's origin names its consortium: from the checkpoint file, or from the first entry when that
+        // file is missing or torn.
+        var origin: String?
+        if let text = try? String(contentsOfFile: "\(dir)/\(org)/checkpoint", encoding: .utf8),
+            let first = text.split(separator: "\n").first
+        {
+            origin = String(first)
+        }
+        if origin == nil || origin?.hasSuffix("/" + org) != true {
+            let segDir = "\(dir)/\(org)/segments"
+            if let first = (try? FileManager.default.contentsOfDirectory(atPath: segDir))?.filter({
+                $0.hasSuffix(".seg")
+            })
+            .min(),
+                let head = try? FileHandleFD(path: segDir + "/" + first, flags: O_RDONLY).read(
+                    count: SegmentFormat.magic.count + SegmentFormat.headerSize + Entry.maxSize, at: 0)
+            {
+                head.withUnsafeBytes { buf in
+                    if case .record(.entry, let payload, _) = SegmentFormat.record(
+                        in: buf, at: SegmentFormat.magic.count),
+                        let e = try? Entry.decode(payload)
+                    {
+                        origin = e.log
+                    }
+                }
+            }
+        }
+        let consortiumName = origin.flatMap { o in o.lastIndex(of: "/").map { String(o[..<$0]) } } ?? "unknown"
         return try LogStore(
             dataDirectory: dir, consortium: consortiumName, org: org, writable: false, log: { log("warn", $0) })
     }
@@ -333,7 +385,7 @@ public enum Prov {
     }
 
     static func verifyReceipt(_ a: [String]) throws -> Int32 {
-        let args = try Arguments(a, options: ["consortium"])
+        let args = try Arguments(a, options: ["consortium"], positionals: 1)
         let consortium = try Consortium.load(try args.required("consortium"))
         guard args.positionals.count == 1 else { throw UsageError("give exactly one receipt file") }
         let text = String(decoding: try readFile(args.positionals[0]), as: UTF8.self)
@@ -355,13 +407,22 @@ public enum Prov {
     // MARK: verify
 
     static func verify(_ a: [String]) throws -> Int32 {
-        let args = try Arguments(a, options: ["consortium", "checkpoint"])
+        let args = try Arguments(a, options: ["consortium", "checkpoint"], positionals: 1)
         let consortium = try Consortium.load(try args.required("consortium"))
         guard args.positionals.count == 1 else { throw UsageError("give exactly one data directory") }
         var verifier = Verifier(consortium: consortium)
         for path in args.all("checkpoint") {
-            verifier.trustedCheckpoints.append(
-                try SignedCheckpoint(parsing: String(decoding: try readFile(path), as: UTF8.self)))
+            let cp: SignedCheckpoint
+            do { cp = try SignedCheckpoint(parsing: String(decoding: try readFile(path), as: UTF8.self)) } catch let e
+                as LedgerError
+            { throw LedgerError(.io, "--checkpoint \(path): \(e.message)") }
+            guard consortium.member(origin: cp.checkpoint.origin) != nil else {
+                throw LedgerError(
+                    .io,
+                    "--checkpoint \(path) is for log '\(cp.checkpoint.origin)', not a log of consortium \(consortium.name)"
+                )
+            }
+            verifier.trustedCheckpoints.append(cp)
         }
         let progress = Progress(enabled: isatty(2) != 0)
         verifier.progress = { org, n in progress.update("verifying \(org): \(n) entries") }
@@ -369,9 +430,14 @@ public enum Prov {
         let audits = try verifier.verify(dataDirectory: args.positionals[0])
         progress.clear()
         var failed = false
+        var unreadable = false
         for a in audits {
             for w in a.warnings { err("prov: warning: \(a.org): \(w)") }
-            if let f = a.failure {
+            if let f = a.failure, a.failureIsIO {
+                unreadable = true
+                err("prov: error: \(f)")
+                out("\(a.org): NOT VERIFIED, cannot be read: \(f)")
+            } else if let f = a.failure {
                 failed = true
                 err("prov: verification failed: \(f)")
                 out("\(a.org): FAILED after \(a.entries) entries: \(f)")
@@ -382,11 +448,14 @@ public enum Prov {
                         + "\(a.referencesChecked) references checked, \(latest)")
             }
         }
+        for m in consortium.members where !audits.contains(where: { $0.org == m.org }) {
+            out("\(m.org): no log in this directory")
+        }
         let total = audits.reduce(UInt64(0)) { $0 + $1.entries }
         let secs = Date().timeIntervalSince(start)
-        out(
-            "\(failed ? "FAILED" : "OK"): \(audits.count) logs, \(total) entries in \(String(format: "%.2f", secs)) s")
-        return failed ? 1 : 0
+        let verdict = failed ? "FAILED" : unreadable ? "INCOMPLETE" : "OK"
+        out("\(verdict): \(audits.count) logs, \(total) entries in \(String(format: "%.2f", secs)) s")
+        return failed ? 1 : unreadable ? 2 : 0
     }
 }
 

@@ -39,6 +39,9 @@ public enum SecretFile {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw CryptoError(.keyFileIO, "cannot stat \(path)") }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw CryptoError(.keyFileIO, "\(path) is not a regular file (a directory?); give the key file itself")
+        }
         let mode = st.st_mode & 0o777
         guard mode & 0o077 == 0 else {
             throw CryptoError(

@@ -127,8 +127,15 @@ public struct Consortium: Sendable {
 
     public static func load(_ path: String) throws -> Consortium {
         let data: Data
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw LedgerError(.config, "consortium descriptor \(path): no such file")
+        }
+        guard !isDirectory.boolValue else {
+            throw LedgerError(.config, "consortium descriptor \(path) is a directory, not a file")
+        }
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw LedgerError(.config, "cannot read consortium descriptor \(path): \(error.localizedDescription)")
+            throw LedgerError(.config, "cannot read consortium descriptor \(path) (permissions?)")
         }
         do {
             return try Consortium(json: try JSON.parse(Array(data)))

@@ -40,6 +40,9 @@ struct LogScan {
 
     func run(_ audit: inout LogAudit) throws {
         let segDir = directory + "/segments"
+        guard access(directory, R_OK | X_OK) == 0, access(segDir, R_OK | X_OK) == 0 || errno == ENOENT else {
+            throw LedgerError(.io, "\(member.org): cannot read \(segDir): \(String(cString: strerror(errno)))")
+        }
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: segDir)) ?? []).filter {
             $0.hasSuffix(".seg")
         }

@@ -200,9 +200,18 @@ public final class LogStore {
         self.writable = writable
         let fm = FileManager.default
         if writable {
+            var isDirectory: ObjCBool = false
+            if fm.fileExists(atPath: dataDirectory, isDirectory: &isDirectory), !isDirectory.boolValue {
+                throw LedgerError(.io, "data directory \(dataDirectory) is a file, not a directory")
+            }
+            let created = !fm.fileExists(atPath: dataDirectory)
             do { try fm.createDirectory(atPath: directory + "/segments", withIntermediateDirectories: true) } catch {
                 throw LedgerError(.io, "cannot create \(directory): \(error.localizedDescription)")
             }
+            // Whatever the umask: others may read a log, only its writer may change it.
+            if created { chmod(dataDirectory, 0o755) }
+            chmod(directory, 0o755)
+            chmod(directory + "/segments", 0o755)
             lock = try DirectoryLock(directory: directory)
         } else {
             guard fm.fileExists(atPath: directory) else {

@@ -14,6 +14,8 @@ public struct LogAudit: Sendable {
     public var latest: Checkpoint?
     /// The first inconsistency found; the audit of this log stops there.
     public var failure: String?
+    /// The failure is that the log could not be read (permissions, I/O), not that it is wrong.
+    public var failureIsIO = false
     /// Things worth knowing that are not tampering: an unfinished group commit after a crash, a stale index.
     public var warnings: [String] = []
     /// Roots recomputed at each stored checkpoint's size.
@@ -46,7 +48,13 @@ public struct Verifier {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: dataDirectory) else {
             throw LedgerError(.io, "cannot read data directory \(dataDirectory)")
         }
-        return names.filter { FileManager.default.fileExists(atPath: "\(dataDirectory)/\($0)/segments") }.sorted()
+        // Every folder is a log: one that cannot be read is reported, not skipped.
+        return names.filter { name in
+            var isDirectory: ObjCBool = false
+            return !name.hasPrefix(".")
+                && FileManager.default.fileExists(atPath: "\(dataDirectory)/\(name)", isDirectory: &isDirectory)
+                && isDirectory.boolValue
+        }.sorted()
     }
 
     public func verify(dataDirectory: String) throws(LedgerError) -> [LogAudit] {
@@ -55,6 +63,19 @@ public struct Verifier {
             throw LedgerError(.io, "no logs in \(dataDirectory) (no <org>/segments folders)")
         }
         var audits = folders.map { verifyLog(directory: dataDirectory + "/" + $0, org: $0) }
+        // A checkpoint the auditor kept for a log that is not here: the whole log is missing.
+        for t in trustedCheckpoints {
+            guard let m = consortium.member(origin: t.checkpoint.origin), !folders.contains(m.org) else { continue }
+            var a = LogAudit(org: m.org)
+            if let why = t.signatureFailure(key: m.key) {
+                a.failure = "\(m.org): a trusted checkpoint: \(why)"
+            } else if t.checkpoint.size > 0 {
+                a.failure =
+                    "\(m.org): rollback: a trusted checkpoint is signed for size \(t.checkpoint.size) but there is no log "
+                    + "for \(m.org) in \(dataDirectory): entries 0..\(t.checkpoint.size - 1) are missing"
+            }
+            audits.append(a)
+        }
         Self.crossCheck(&audits)
         return audits
     }
@@ -117,23 +138,30 @@ public struct Verifier {
             audit.failure = "folder '\(org)' is not the log of any member of consortium \(consortium.name)"
             return audit
         }
+        // The log's own claim is read before its segments: a writer appending meanwhile only adds entries
+        // after it, so a live log is never taken for a rolled-back one.
+        let claimText = try? String(contentsOfFile: directory + "/checkpoint", encoding: .utf8)
         do {
             try LogScan(member: member, consortium: consortium, directory: directory, progress: progress).run(&audit)
-            try checkClaims(&audit, member: member, directory: directory)
+            try checkClaims(&audit, member: member, directory: directory, claimText: claimText)
         } catch let e as LedgerError {
-            audit.failure = e.message
+            audit.failure = e.message.hasPrefix(org) ? e.message : "\(org): \(e.message)"
+            audit.failureIsIO = e.code == .io
         } catch {
-            audit.failure = "\(error)"
+            audit.failure = "\(org): \(error)"
+            audit.failureIsIO = true
         }
         return audit
     }
 
     /// The newest checkpoint the directory claims (`checkpoint` file), and the auditor's own, must be covered by
     /// the entries and agree with the roots recomputed from them.
-    private func checkClaims(_ audit: inout LogAudit, member: Consortium.Member, directory: String) throws {
+    private func checkClaims(
+        _ audit: inout LogAudit, member: Consortium.Member, directory: String, claimText: String?
+    ) throws {
         var claims: [(String, SignedCheckpoint)] = []
         let path = directory + "/checkpoint"
-        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+        if let text = claimText {
             // The file is a copy of the newest checkpoint record, overwritten in place; one that does not parse
             // is a torn write (the writer rewrites it on open). One that parses must be signed and covered.
             if let cp = try? SignedCheckpoint(parsing: text) {

@@ -150,6 +150,98 @@ import Testing
         #expect(r.stdout.split(separator: "\n").count == 3, "\(r.stdout)")
     }
 
+    /// Mistakes an operator makes get exit 2 and a message, never a silent success.
+    @Test func leftoverArgumentsOverwritesAndFullDisksAreErrors() throws {
+        let c = try CLIConsortium()
+        defer { c.remove() }
+        // A file given without --input.
+        let r = try prov([
+            "append", "--dir", c.data, "--key", c.key("brand"), "--consortium", c.consortium, "--link-key", c.linkKey,
+            "events.jsonl",
+        ])
+        #expect(r.status == 2 && r.stderr.contains("unexpected argument 'events.jsonl'"), "\(r.stderr)")
+        // An existing descriptor is not overwritten.
+        let again = try prov([
+            "consortium", "init", "--name", "acme", "--member", "brand=x", "--out", c.consortium, "--link-key",
+            c.linkKey,
+        ])
+        #expect(again.status == 2, "\(again.stderr)")
+        let vk = try prov(["keygen", "--org", "brand", "--consortium", "acme", "--out", c.dir.path + "/b2.key"])
+        let init2 = try prov([
+            "consortium", "init", "--name", "acme", "--member", "brand=" + vk.stdout.trimmingCharacters(in: .newlines),
+            "--out", c.consortium, "--link-key", c.linkKey,
+        ])
+        #expect(init2.status == 2 && init2.stderr.contains("is not overwritten"), "\(init2.stderr)")
+        #expect(try Consortium.load(c.consortium).members.count == 2)
+        // Output that cannot be written (a full disk) fails the command.
+        _ = try c.append(Events.lines(2))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: provPath)
+        p.arguments = ["checkpoint", "--dir", c.data, "--org", "brand"]
+        p.standardOutput = FileHandle(forWritingAtPath: "/dev/full")
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 2)
+    }
+
+    /// A checkpoint the auditor kept for a log that is gone from the directory: the whole log was rolled back.
+    @Test func keptCheckpointOfAMissingLogIsRollback() throws {
+        let c = try CLIConsortium()
+        defer { c.remove() }
+        _ = try c.append(Events.lines(3))
+        _ = try c.append(Events.lines(2), org: "retail")
+        let kept = c.dir.path + "/retail.cp"
+        try prov(["checkpoint", "--dir", c.data, "--org", "retail"]).stdout.write(
+            toFile: kept, atomically: true, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: c.data + "/retail")
+        let plain = try c.verify()
+        #expect(plain.status == 0 && plain.stdout.contains("retail: no log in this directory"), "\(plain.stdout)")
+        let r = try c.verify(["--checkpoint", kept])
+        #expect(r.status == 1, "\(r.stdout)")
+        #expect(
+            r.stderr.contains(
+                "retail: rollback: a trusted checkpoint is signed for size 2 but there is no log for retail"),
+            "\(r.stderr)")
+    }
+
+    /// Verifying a log while `append --follow` writes to it: the log's checkpoint file is read before its
+    /// segments, so new entries never look like a rollback.
+    @Test func verifyOfALiveLogPasses() throws {
+        signal(SIGPIPE, SIG_IGN)
+        let c = try CLIConsortium()
+        defer { c.remove() }
+        _ = try c.append(Events.lines(10))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: provPath)
+        p.arguments = [
+            "append", "--dir", c.data, "--key", c.key("brand"), "--consortium", c.consortium, "--link-key", c.linkKey,
+            "--follow",
+        ]
+        let inp = Pipe()
+        p.standardInput = inp
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let writer = inp.fileHandleForWriting
+        let feeder = Thread {
+            var n = 10
+            while true {
+                do { try writer.write(contentsOf: Data(Events.lines(50, from: n).utf8)) } catch { break }
+                n += 50
+            }
+        }
+        feeder.start()
+        for _ in 0..<15 {
+            let v = try c.verify()
+            #expect(v.status == 0, "\(v.stderr)")
+        }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        try? writer.close()
+    }
+
     @Test func rawIdentifiersAreNotWrittenAnywhere() throws {
         let c = try CLIConsortium()
         defer { c.remove() }
