@@ -121,8 +121,9 @@ public struct Verifier {
             }
             for (org, n) in ahead.sorted(by: { $0.key < $1.key }) {
                 audits[i].warnings.append(
-                    "\(n) references to \(org) entries past the \(audits[index[org]!].entries) here not checked "
-                        + "(a replica behind?)")
+                    "\(n) references to \(org) entries past the \(audits[index[org]!].entries) here not checked: "
+                        + "this copy of \(org)'s log is behind what \(audits[i].org) saw, or was rolled back "
+                        + "(verify it with --checkpoint and a newer checkpoint of \(org))")
             }
         }
         for i in audits.indices {
