@@ -418,7 +418,7 @@ extension EntryBody {
             guard list.count <= 32 else { throw f(name, "more than 32 items") }
             for (i, c) in list.enumerated() {
                 guard !checkCodes || set.contains(c) else {
-                    throw f("\(name)[\(i)]", "'\(c)' is not a known \(what)")
+                    throw f("\(name)[\(i)]", "\(LedgerError.shown(c)) is not a known \(what)")
                 }
                 if i > 0 && list[i - 1] >= c { throw f(name, "must be unique and in ascending order") }
             }
@@ -427,12 +427,16 @@ extension EntryBody {
             guard allowEmpty || !list.isEmpty else { throw f(name, "must not be empty") }
             guard list.count <= 32 else { throw f(name, "more than 32 items") }
             for (i, c) in list.enumerated() {
-                guard Vocabulary.isOrgID(c) else { throw f("\(name)[\(i)]", "'\(c)' is not an org id") }
+                guard Vocabulary.isOrgID(c) else {
+                    throw f("\(name)[\(i)]", "\(LedgerError.shown(c)) is not an org id")
+                }
                 if i > 0 && list[i - 1] >= c { throw f(name, "must be unique and in ascending order") }
             }
         }
         func one(_ value: String, _ name: String, in set: Set<String>, what: String) throws(LedgerError) {
-            guard !checkCodes || set.contains(value) else { throw f(name, "'\(value)' is not a known \(what)") }
+            guard !checkCodes || set.contains(value) else {
+                throw f(name, "\(LedgerError.shown(value)) is not a known \(what)")
+            }
         }
         switch self {
         case .consent(let b):
@@ -460,14 +464,16 @@ extension EntryBody {
             guard Vocabulary.isToken(b.agent.id) else { throw f("agent.id", "must be 1-64 printable characters") }
             try one(b.agent.kind, "agent.kind", in: Vocabulary.agentKinds, what: "agent kind")
             if let o = b.agent.onBehalfOf, !Vocabulary.isOrgID(o) {
-                throw f("agent.onBehalfOf", "'\(o)' is not an org id")
+                throw f("agent.onBehalfOf", "\(LedgerError.shown(o)) is not an org id")
             }
             if b.legalBasis == "dpv:Consent" && b.consentRef == nil {
                 throw f("consentRef", "required when legalBasis is dpv:Consent")
             }
             guard b.derivedFrom.count <= 64 else { throw f("derivedFrom", "more than 64 references") }
         case .share(let b):
-            guard Vocabulary.isOrgID(b.recipient) else { throw f("recipient", "'\(b.recipient)' is not an org id") }
+            guard Vocabulary.isOrgID(b.recipient) else {
+                throw f("recipient", "\(LedgerError.shown(b.recipient)) is not an org id")
+            }
             try codes(b.purposes, "purposes", in: Vocabulary.purposes, what: "DPV purpose")
             try codes(b.dataCategories, "dataCategories", in: Vocabulary.dataCategories, what: "DPV data category")
             guard b.derivedFrom.count <= 64 else { throw f("derivedFrom", "more than 64 references") }

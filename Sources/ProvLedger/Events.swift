@@ -1,6 +1,31 @@
 import Foundation
 import ProvCrypto
 
+extension LedgerError {
+    /// How an error message may show an input value: quoted when it cannot carry a customer identifier (1–64 of
+    /// `A-Z a-z 0-9 : . _ -`, so no `@` or `+`, and no run of 6 or more digits), otherwise described by its size
+    /// only. Error output ends up in logs, where raw emails, phone numbers and customer ids must never go.
+    static func shown(_ value: some StringProtocol) -> String {
+        isShowable(value) ? "'\(value)'" : "a value of \(value.utf8.count) bytes"
+    }
+
+    /// True when `shown(_:)` quotes `value`.
+    static func isShowable(_ value: some StringProtocol) -> Bool {
+        guard (1...64).contains(value.utf8.count) else { return false }
+        var digits = 0
+        for b in value.utf8 {
+            let isDigit = b >= 0x30 && b <= 0x39
+            guard isDigit || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || ":._-".utf8.contains(b) else {
+                return false
+            }
+            digits = isDigit ? digits + 1 : 0
+            // Six digits in a row may be part of a phone number or a customer number.
+            if digits >= 6 { return false }
+        }
+        return true
+    }
+}
+
 /// Turns identifiers into subject refs. The raw identifier is normalised, MACed with the consortium linking key,
 /// and dropped: only the ref goes further (Specs/events.md §Subjects).
 public enum SubjectRef {
@@ -47,6 +72,10 @@ public enum SubjectRef {
             let parts = value.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
             guard parts.count == 2 else { return bad("'cust:' needs cust:<org>:<id>") }
             guard consortium.member(parts[0]) != nil else {
+                // The org part is quoted only when it has the form of an org id: it may be a mistyped identifier.
+                guard Vocabulary.isOrgID(String(parts[0])), LedgerError.isShowable(parts[0]) else {
+                    return bad("'cust:' names an org that is not a consortium member")
+                }
                 return bad("'cust:' names org '\(parts[0])', which is not a consortium member")
             }
             guard (1...64).contains(parts[1].utf8.count),
@@ -62,6 +91,11 @@ public enum SubjectRef {
             else { return bad("'device:' id must be 1-128 of a-z 0-9 : . _ -") }
             return .success("device:\(v)")
         default:
+            // The scheme is quoted only when it looks like one (1-16 lower-case letters): anything before the first
+            // ':' may be part of an identifier.
+            guard (1...16).contains(scheme.utf8.count), scheme.utf8.allSatisfy({ $0 >= 0x61 && $0 <= 0x7a }) else {
+                return bad("unknown identifier scheme (email, phone, cust, device, ref)")
+            }
             return bad("unknown identifier scheme '\(scheme):' (email, phone, cust, device, ref)")
         }
     }
@@ -139,10 +173,10 @@ public struct EventParser {
         }
         guard let type = event["type"]?.stringValue else { throw bad("type", "missing or not a string") }
         guard let allowed = Self.fieldsByType[type] else {
-            throw bad("type", "'\(type)' is not one of consent, interaction, share, link, unlink")
+            throw bad("type", "\(LedgerError.shown(type)) is not one of consent, interaction, share, link, unlink")
         }
         for f in fields where !Self.isAllowed(f.key, allowed) {
-            throw bad(f.key, "unknown field for a \(type) event")
+            throw unknownField(in: nil, f.key, "for a \(type) event")
         }
         let body: EntryBody
         switch type {
@@ -169,7 +203,8 @@ public struct EventParser {
             }
             body = .interaction(
                 InteractionBody(
-                    subject: s, channel: try string(event, "channel"), interaction: try string(event, "interaction"),
+                    subject: s, channel: try string(event, "channel"),
+                    interaction: try label(try string(event, "interaction"), "interaction"),
                     purposes: try codeList(event, "purposes", known: Vocabulary.purposes, what: "DPV purpose"),
                     legalBasis: try string(event, "legalBasis"),
                     agent: try agent(event), occurredAt: try time(event, "occurredAt"), consentRef: consentRef,
@@ -211,6 +246,37 @@ public struct EventParser {
         LedgerError(.invalidEvent, "field '\(field)': \(reason)")
     }
 
+    /// Free-text labels (an interaction name, an agent id, a notice id or version) are written to the log as
+    /// they are: one that could be an e-mail address or a phone number (an `@`, a `+`, or seven digits in a row)
+    /// is refused, so no raw identifier reaches the ledger through them.
+    @discardableResult
+    func label(_ value: String, _ name: String) throws(LedgerError) -> String {
+        var digits = 0
+        for b in value.utf8 {
+            digits = b >= 0x30 && b <= 0x39 ? digits + 1 : 0
+            guard b != UInt8(ascii: "@"), b != UInt8(ascii: "+"), digits < 7 else {
+                throw bad(
+                    name,
+                    "looks like an e-mail address or phone number ('@', '+' or 7 digits in a row): use an id that "
+                        + "names no customer")
+            }
+        }
+        return value
+    }
+
+    /// An input value as an error message may show it (`LedgerError.shown`).
+    func shown(_ value: some StringProtocol) -> String { LedgerError.shown(value) }
+
+    /// A field name the input should not have: named when it is showable (a key may be anything, an email too).
+    func unknownField(in parent: String?, _ key: String, _ context: String = "") -> LedgerError {
+        let suffix = context.isEmpty ? "" : " " + context
+        guard LedgerError.isShowable(key) else {
+            let what = "unknown field with a name of \(key.utf8.count) bytes\(suffix)"
+            return parent.map { bad($0, what) } ?? LedgerError(.invalidEvent, "an event has an \(what)")
+        }
+        return bad(parent.map { "\($0).\(key)" } ?? key, "unknown field\(suffix)")
+    }
+
     func string(_ e: JSONValue, _ name: String) throws(LedgerError) -> String {
         guard let v = e[name] else { throw bad(name, "missing") }
         guard let s = v.stringValue else { throw bad(name, "must be a string, got \(v.typeName)") }
@@ -221,14 +287,14 @@ public struct EventParser {
     func time(_ e: JSONValue, _ name: String) throws(LedgerError) -> UInt64 {
         let s = try string(e, name)
         guard let t = Timestamp.parse(s) else {
-            throw bad(name, "'\(s)' is not an RFC 3339 time like 2026-11-24T10:00:00Z (at most milliseconds)")
+            throw bad(name, "\(shown(s)) is not an RFC 3339 time like 2026-11-24T10:00:00Z (at most milliseconds)")
         }
         return t
     }
 
     func digest(_ v: JSONValue?, _ name: String) throws(LedgerError) -> SHA256Digest {
         guard let s = v?.stringValue else { throw bad(name, "must be a string of 64 hex digits") }
-        guard let d = SHA256Digest(hex: s) else { throw bad(name, "'\(s.prefix(70))' is not 64 hex digits") }
+        guard let d = SHA256Digest(hex: s) else { throw bad(name, "\(shown(s)) is not 64 hex digits") }
         return d
     }
 
@@ -257,7 +323,7 @@ public struct EventParser {
     }
 
     func member(_ o: String, _ name: String) throws(LedgerError) {
-        guard consortium.member(o) != nil else { throw bad(name, "'\(o)' is not a consortium member") }
+        guard consortium.member(o) != nil else { throw bad(name, "\(shown(o)) is not a consortium member") }
     }
 
     /// A list of codes, checked in the order given (so an error names the input's index), returned sorted.
@@ -272,12 +338,12 @@ public struct EventParser {
             guard let s = item.stringValue, s.utf8.count <= 128 else {
                 throw bad("\(name)[\(i)]", "must be a string of at most 128 bytes")
             }
-            if let known, !known.contains(s) { throw bad("\(name)[\(i)]", "'\(s)' is not a known \(what)") }
+            if let known, !known.contains(s) { throw bad("\(name)[\(i)]", "\(shown(s)) is not a known \(what)") }
             if orgs { try member(s, "\(name)[\(i)]") }
             out.append(s)
         }
         out.sort()
-        for i in out.indices.dropFirst() where out[i] == out[i - 1] { throw bad(name, "lists '\(out[i])' twice") }
+        for i in out.indices.dropFirst() where out[i] == out[i - 1] { throw bad(name, "lists \(shown(out[i])) twice") }
         return out
     }
 
@@ -290,11 +356,13 @@ public struct EventParser {
         guard let v = e["notice"] else { return nil }
         guard let fields = v.objectValue else { throw bad("notice", "must be an object {id, version, sha256}") }
         for f in fields where !["id", "version", "sha256"].contains(f.key) {
-            throw bad("notice.\(f.key)", "unknown field")
+            throw unknownField(in: "notice", f.key)
         }
         guard let id = v["id"]?.stringValue, let version = v["version"]?.stringValue else {
             throw bad("notice", "needs string fields id and version")
         }
+        try label(id, "notice.id")
+        try label(version, "notice.version")
         return Notice(id: id, version: version, sha256: try digest(v["sha256"], "notice.sha256"))
     }
 
@@ -303,9 +371,10 @@ public struct EventParser {
             throw bad("agent", "missing or not an object {id, kind, onBehalfOf}")
         }
         for f in fields where !["id", "kind", "onBehalfOf"].contains(f.key) {
-            throw bad("agent.\(f.key)", "unknown field")
+            throw unknownField(in: "agent", f.key)
         }
         guard let id = v["id"]?.stringValue else { throw bad("agent.id", "missing or not a string") }
+        try label(id, "agent.id")
         guard let kind = v["kind"]?.stringValue else { throw bad("agent.kind", "missing or not a string") }
         var onBehalfOf: String?
         if let o = v["onBehalfOf"] {
@@ -318,7 +387,7 @@ public struct EventParser {
 
     func reference(_ v: JSONValue, _ name: String) throws(LedgerError) -> (EntryRef, ReferencedEntry) {
         guard let fields = v.objectValue else { throw bad(name, "must be an object {org, seq}") }
-        for f in fields where !["org", "seq"].contains(f.key) { throw bad("\(name).\(f.key)", "unknown field") }
+        for f in fields where !["org", "seq"].contains(f.key) { throw unknownField(in: name, f.key) }
         guard let o = v["org"]?.stringValue else { throw bad("\(name).org", "missing or not a string") }
         try member(o, "\(name).org")
         guard let seq = v["seq"]?.int64Value, seq >= 0 else {

@@ -116,6 +116,14 @@ import Testing
             "field 'purposes[0]': 'dpv:Spamming' is not a known DPV purpose"
         ),
         (
+            #"{"type":"interaction","subject":"email:a@example.com","channel":"web","interaction":"visit","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"jane.doe@brand.example","kind":"person"},"occurredAt":"2026-11-24T10:00:00Z"}"#,
+            "field 'agent.id': looks like an e-mail address or phone number"
+        ),
+        (
+            #"{"type":"interaction","subject":"email:a@example.com","channel":"voice","interaction":"call-+441632960001","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"a1","kind":"person"},"occurredAt":"2026-11-24T10:00:00Z"}"#,
+            "field 'interaction': looks like an e-mail address or phone number"
+        ),
+        (
             #"{"type":"consent","subject":"email:a@example.com","event":"give","purposes":["dpv:Zzz","dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#,
             "field 'purposes[0]': 'dpv:Zzz' is not a known DPV purpose"
         ),
