@@ -60,7 +60,7 @@ public struct Verifier {
     public func verify(dataDirectory: String) throws(LedgerError) -> [LogAudit] {
         let folders = try Self.logFolders(in: dataDirectory)
         guard !folders.isEmpty else {
-            throw LedgerError(.io, "no logs in \(dataDirectory) (no <org>/segments folders)")
+            throw LedgerError(.io, "no logs in \(dataDirectory): it holds no <org> folders")
         }
         var audits = folders.map { verifyLog(directory: dataDirectory + "/" + $0, org: $0) }
         // A checkpoint the auditor kept for a log that is not here: the whole log is missing.
