@@ -32,7 +32,7 @@ public enum Prov {
     public static func main(_ args: [String]) -> Int32 {
         let status = run(args)
         if status == 0 && outputFailed.load(ordering: .relaxed) {
-            err("prov: error: standard output could not be written (\(String(cString: strerror(errno))))")
+            log("error", "standard output could not be written (\(String(cString: strerror(errno))))")
             return 2
         }
         return status
@@ -65,16 +65,17 @@ public enum Prov {
             default: throw UsageError("unknown command '\(command)'")
             }
         } catch let e as UsageError {
-            err("prov: \(e.message)\n\n\(usage)")
+            log("error", "usage: \(e.message) (prov help shows the commands)")
+            if isatty(2) != 0 { err("\n" + usage) }
             return 2
         } catch let e as LedgerError {
-            err("prov: \(e.code == .verificationFailed ? "verification failed" : "error"): \(e.message)")
+            log("error", (e.code == .verificationFailed ? "verification failed: " : "") + e.message)
             return e.code == .verificationFailed ? 1 : 2
         } catch let e as CryptoError {
-            err("prov: error: \(e.reason)")
+            log("error", e.reason)
             return 2
         } catch {
-            err("prov: error: \(error)")
+            log("error", "\(error)")
             return 2
         }
     }
@@ -105,8 +106,12 @@ public enum Prov {
     /// Set when standard output could not be written (other than a closed pipe): the command then exits 2.
     static let outputFailed = Atomic<Bool>(false)
 
-    /// A structured log line on stderr (JSON Lines).
+    /// A log line on stderr. On a terminal, `prov: level: message` for a person; otherwise one JSON object per line for a log collector.
     static func log(_ level: String, _ msg: String) {
+        if isatty(2) != 0 {
+            err("prov: \(level): \(msg)")
+            return
+        }
         let v = JSONValue.object([
             JSONMember("ts", .string(Timestamp.format(UInt64(Date().timeIntervalSince1970 * 1000)))),
             JSONMember("level", .string(level)), JSONMember("msg", .string(msg)),
@@ -180,7 +185,7 @@ public enum Prov {
         if existingLinkKey { _ = try LinkKey.load(linkPath) }
         try c.write(to: outPath)
         if existingLinkKey {
-            err("prov: using the existing linking key \(linkPath)")
+            log("info", "using the existing linking key \(linkPath)")
         } else {
             try LinkKey.create(linkPath)
         }
@@ -432,14 +437,14 @@ public enum Prov {
         var failed = false
         var unreadable = false
         for a in audits {
-            for w in a.warnings { err("prov: warning: \(a.org): \(w)") }
+            for w in a.warnings { log("warn", "\(a.org): \(w)") }
             if let f = a.failure, a.failureIsIO {
                 unreadable = true
-                err("prov: error: \(f)")
+                log("error", f)
                 out("\(a.org): NOT VERIFIED, cannot be read: \(f)")
             } else if let f = a.failure {
                 failed = true
-                err("prov: verification failed: \(f)")
+                log("error", "verification failed: \(f)")
                 out("\(a.org): FAILED after \(a.entries) entries: \(f)")
             } else {
                 let latest = a.latest.map { "latest checkpoint size \($0.size) root \($0.root.hex)" } ?? "no checkpoint"
