@@ -109,7 +109,7 @@ public enum Prov {
     /// A log line on stderr. On a terminal, `prov: level: message` for a person; otherwise one JSON object per line for a log collector.
     static func log(_ level: String, _ msg: String) {
         if isatty(2) != 0 {
-            err("prov: \(level): \(msg)")
+            err("prov: \(level == "warn" ? "warning" : level): \(msg)")
             return
         }
         let v = JSONValue.object([
