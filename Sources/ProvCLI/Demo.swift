@@ -87,8 +87,8 @@ enum Demo {
         let v = try Receipt(parsing: receipt.serialized).verify(consortium: consortium)
         Prov.out("receipt \(receiptPath): verifies offline: \(v.entry.org) seq \(v.entry.seq), \(v.entry.body.kind)")
         Prov.out("")
-        Prov.out("try: prov verify --consortium \(home)/consortium.json \(data)")
-        Prov.out("     prov verify-receipt --consortium \(home)/consortium.json \(receiptPath)")
+        Prov.out("try: swift run prov verify --consortium \(home)/consortium.json \(data)")
+        Prov.out("     swift run prov verify-receipt --consortium \(home)/consortium.json \(receiptPath)")
         return failed ? 1 : 0
     }
 

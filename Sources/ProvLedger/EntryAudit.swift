@@ -6,10 +6,13 @@ import ProvCrypto
 
 /// What the verifier needs from an entry to follow the chain.
 package struct AuditedEntry: Sendable {
+    package static let kindNames = ["consent", "interaction", "share", "link", "unlink"]
     package var seq: UInt64 = 0
     package var prev = SHA256Digest()
     package var hlc = HLC(wall: 0, counter: 0)
     package var deps: [EntryRef] = []
+    /// 0 consent, 1 interaction, 2 share, 3 link, 4 unlink.
+    package var kind: UInt8 = 0
     /// The body's `consentRef` and `derivedFrom` references, with the field each came from.
     package var refs: [(field: String, ref: EntryRef)] = []
 }
@@ -85,6 +88,7 @@ extension Entry {
         try r.expectEnd()
         if out.seq == 0 && out.prev != .zero { throw field("prev", "entry 0 must have zero prev") }
         try body.check(kind: kind)
+        out.kind = UInt8(kind)
         out.refs = body.refs
         return out
     }

@@ -197,7 +197,8 @@ public struct EventParser {
             if event["consentRef"] != nil {
                 let (ref, target) = try reference(event["consentRef"]!, "consentRef")
                 guard target.kind == "consent" else {
-                    throw bad("consentRef", "\(ref) is a \(target.kind) entry, not a consent entry")
+                    throw bad(
+                        "consentRef", "\(ref) is \(Vocabulary.withArticle(target.kind)) entry, not a consent entry")
                 }
                 consentRef = ref
             }

@@ -106,10 +106,12 @@ struct LogScan {
                         "\(field) cites \(ref.org)/\(ref.seq) with leaf \(ref.leaf.hex), but that entry's leaf is \(actual.hex)"
                     )
                 }
+                if let why = Verifier.kindMismatch(field, ref, audit.kinds[Int(ref.seq)]) { throw fail(seq, why) }
                 audit.referencesChecked += 1
             }
             audit.leaves.append(d.leaf)
             audit.hlcs.append(e.hlc)
+            audit.kinds.append(e.kind)
             if let why = indexLeaves.check(seq, d.leaf) { audit.warnings.append(why) }
             frontier.append(d.leaf)
             prev = d.leaf
@@ -169,7 +171,7 @@ struct LogScan {
             }
         }
 
-        // One leaf hash and clock per entry are kept for the reference checks: reserve for the most entries the segments can
+        // One leaf hash, clock and kind per entry are kept for the reference checks: reserve for the most entries the segments can
         // hold (a record takes at least 64 bytes), so the array never grows by copying; untouched pages cost no
         // memory.
         let segmentBytes = names.reduce(0) {
@@ -177,6 +179,7 @@ struct LogScan {
         }
         audit.leaves.reserveCapacity(segmentBytes / 64)
         audit.hlcs.reserveCapacity(segmentBytes / 64)
+        audit.kinds.reserveCapacity(segmentBytes / 64)
 
         for (n, name) in names.enumerated() {
             let path = segDir + "/" + name

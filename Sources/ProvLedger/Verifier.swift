@@ -25,6 +25,7 @@ public struct LogAudit: Sendable {
     /// Leaf hashes and clocks of the entries, while the logs of a directory are cross-checked.
     var leaves: [SHA256Digest] = []
     var hlcs: [HLC] = []
+    var kinds: [UInt8] = []
     /// References to other logs, with the citing entry's clock, checked once every log of the directory is verified.
     var foreignRefs: [(seq: UInt64, hlc: HLC, field: String, ref: EntryRef)] = []
     public var ok: Bool { failure == nil }
@@ -80,6 +81,14 @@ public struct Verifier {
         return audits
     }
 
+    /// A `consentRef` must name a consent entry.
+    static func kindMismatch(_ field: String, _ ref: EntryRef, _ kind: UInt8) -> String? {
+        guard field == "consentRef", kind != 0 else { return nil }
+        return
+            "consentRef cites \(ref.org)/\(ref.seq), which is \(Vocabulary.withArticle(AuditedEntry.kindNames[Int(kind)])) entry, "
+            + "not a consent entry"
+    }
+
     /// Every reference from one log to another log of the directory must name that log's entry by its leaf
     /// hash: a mismatch means one of the two logs is not what was cited (a fork, or a false reference).
     /// References to logs that are absent, failed, or shorter here (a replica behind) are counted, not judged.
@@ -103,6 +112,10 @@ public struct Verifier {
                     audits[i].failure =
                         "\(audits[i].org) seq \(seq): \(field) cites \(ref.org)/\(ref.seq) with leaf \(ref.leaf.hex), but "
                         + "\(ref.org)/\(ref.seq) here has leaf \(actual.hex): one of the two logs is not what was cited"
+                    break
+                }
+                if let why = Self.kindMismatch(field, ref, audits[j].kinds[Int(ref.seq)]) {
+                    audits[i].failure = "\(audits[i].org) seq \(seq): \(why)"
                     break
                 }
                 // DESIGN.md: a log's clock is at least every clock it has cited.
@@ -129,6 +142,7 @@ public struct Verifier {
         for i in audits.indices {
             audits[i].leaves = []
             audits[i].hlcs = []
+            audits[i].kinds = []
             audits[i].foreignRefs = []
         }
     }

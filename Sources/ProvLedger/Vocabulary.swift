@@ -74,6 +74,11 @@ package enum Vocabulary {
         return (1...max).contains(u.count) && u.allSatisfy { $0 > 0x20 && $0 < 0x7f }
     }
 
+    /// "a consent", "an interaction": for messages naming an entry kind.
+    static func withArticle(_ kind: String) -> String {
+        (kind.first.map { "aeiou".contains($0) } ?? false ? "an " : "a ") + kind
+    }
+
     @inline(__always) static func isLowerAlnum(_ c: UInt8) -> Bool {
         (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
     }

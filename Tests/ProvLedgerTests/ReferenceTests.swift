@@ -72,6 +72,25 @@ import Testing
             a.failure
                 == "brand seq 4: consentRef cites brand/2 with leaf \(lie.hex), but that entry's leaf is \(acks[2].leaf.hex)"
         )
+        // A consentRef to an entry that is not a consent (seq 1 is an interaction), with its true leaf hash.
+        let dir3 = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir3) }
+        let b3 = try ingestor(dir3, "brand")
+        let acks3 = try b3.append(Array(Events.lines(2).utf8))
+        try appendRaw(b3, try interaction(consentRef: EntryRef(org: "brand", seq: 1, leaf: acks3[1].leaf)))
+        let a3 = try #require(try verify(dir3)["brand"])
+        #expect(
+            a3.failure == "brand seq 2: consentRef cites brand/1, which is an interaction entry, not a consent entry")
+        // Into another (valid) log, the same.
+        let dir4 = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir4) }
+        let acks4 = try ingestor(dir4, "brand").append(Array(Events.lines(2).utf8))
+        let r4 = try ingestor(dir4, "retail")
+        try appendRaw(r4, try interaction(consentRef: EntryRef(org: "brand", seq: 1, leaf: acks4[1].leaf)))
+        #expect(
+            try verify(dir4)["retail"]?.failure
+                == "retail seq 0: consentRef cites brand/1, which is an interaction entry, not a consent entry")
+
         // Citing an entry that comes later is refused too.
         let dir2 = try makeTempDir()
         defer { try? FileManager.default.removeItem(at: dir2) }
