@@ -61,61 +61,71 @@ struct LogScan {
         var decoded: [Decoded] = []
 
         /// The in-order checks of one decoded entry: seq, chain, clock, citations, Merkle frontier.
-        func follow(_ d: Decoded) throws {
+        func follow(_ d: UnsafePointer<Decoded>) throws {
+            // Fields are read in place: the slot's arrays are neither copied nor retained.
             // A group is its entries, then one state record, then its checkpoint: nothing in between.
             if pendingState != nil {
                 throw fail(seq, "entry between a group's state record and its checkpoint: the segment was modified")
             }
-            let e = d.entry
-            if e.seq != seq {
+            let entrySeq = d.pointee.entry.seq
+            if entrySeq != seq {
                 throw fail(
                     seq,
-                    e.seq > seq
-                        ? "found seq \(e.seq) where seq \(seq) belongs: entries \(seq)..\(e.seq - 1) are missing or out of order"
-                        : "found seq \(e.seq) again where seq \(seq) belongs: entries reordered or duplicated"
+                    entrySeq > seq
+                        ? "found seq \(entrySeq) where seq \(seq) belongs: entries \(seq)..\(entrySeq - 1) are missing or out of order"
+                        : "found seq \(entrySeq) again where seq \(seq) belongs: entries reordered or duplicated"
                 )
             }
-            if e.prev != prev {
+            if d.pointee.entry.prev != prev {
                 throw fail(
                     seq,
                     "prev is not the leaf hash of seq \(seq - 1): the chain is broken (an entry before it was changed, removed or reordered)"
                 )
             }
-            if let h = hlc, e.hlc <= h { throw fail(seq, "hlc \(e.hlc) does not advance past \(h)") }
-            for d in e.deps {
-                guard consortium.member(d.org) != nil else { throw fail(seq, "deps cites unknown org '\(d.org)'") }
-                if let c = cited[d.org], d.seq <= c {
-                    throw fail(seq, "deps cites \(d.org)/\(d.seq), not past \(d.org)/\(c) cited before")
+            let entryHLC = d.pointee.entry.hlc
+            if let h = hlc, entryHLC <= h { throw fail(seq, "hlc \(entryHLC) does not advance past \(h)") }
+            if !d.pointee.entry.deps.isEmpty {
+                for dep in d.pointee.entry.deps {
+                    guard consortium.member(dep.org) != nil else {
+                        throw fail(seq, "deps cites unknown org '\(dep.org)'")
+                    }
+                    if let c = cited[dep.org], dep.seq <= c {
+                        throw fail(seq, "deps cites \(dep.org)/\(dep.seq), not past \(dep.org)/\(c) cited before")
+                    }
+                    cited[dep.org] = dep.seq
+                    audit.foreignRefs.append((seq, entryHLC, "deps", dep))
                 }
-                cited[d.org] = d.seq
-                audit.foreignRefs.append((seq, e.hlc, "deps", d))
             }
             // References into this log name earlier entries by their leaf hash; others are checked at the end.
-            for (field, ref) in e.refs {
-                guard ref.org == member.org else {
-                    audit.foreignRefs.append((seq, e.hlc, field, ref))
-                    continue
+            if !d.pointee.entry.refs.isEmpty {
+                for (field, ref) in d.pointee.entry.refs {
+                    guard ref.org == member.org else {
+                        audit.foreignRefs.append((seq, entryHLC, field, ref))
+                        continue
+                    }
+                    guard ref.seq < seq else {
+                        throw fail(
+                            seq, "\(field) cites \(ref.org)/\(ref.seq), which is not an earlier entry of this log")
+                    }
+                    let actual = audit.leaves[Int(ref.seq)]
+                    guard actual == ref.leaf else {
+                        throw fail(
+                            seq,
+                            "\(field) cites \(ref.org)/\(ref.seq) with leaf \(ref.leaf.hex), but that entry's leaf is \(actual.hex)"
+                        )
+                    }
+                    if let why = Verifier.kindMismatch(field, ref, audit.kinds[Int(ref.seq)]) { throw fail(seq, why) }
+                    audit.referencesChecked += 1
                 }
-                guard ref.seq < seq else {
-                    throw fail(seq, "\(field) cites \(ref.org)/\(ref.seq), which is not an earlier entry of this log")
-                }
-                let actual = audit.leaves[Int(ref.seq)]
-                guard actual == ref.leaf else {
-                    throw fail(
-                        seq,
-                        "\(field) cites \(ref.org)/\(ref.seq) with leaf \(ref.leaf.hex), but that entry's leaf is \(actual.hex)"
-                    )
-                }
-                if let why = Verifier.kindMismatch(field, ref, audit.kinds[Int(ref.seq)]) { throw fail(seq, why) }
-                audit.referencesChecked += 1
             }
-            audit.leaves.append(d.leaf)
-            audit.hlcs.append(e.hlc)
-            audit.kinds.append(e.kind)
-            if let why = indexLeaves.check(seq, d.leaf) { audit.warnings.append(why) }
-            frontier.append(d.leaf)
-            prev = d.leaf
-            hlc = e.hlc
+            let leaf = d.pointee.leaf
+            audit.leaves.append(leaf)
+            audit.hlcs.append(entryHLC)
+            audit.kinds.append(d.pointee.entry.kind)
+            if let why = indexLeaves.check(seq, leaf) { audit.warnings.append(why) }
+            frontier.append(leaf)
+            prev = leaf
+            hlc = entryHLC
             seq += 1
         }
 
@@ -279,13 +289,15 @@ struct LogScan {
                                 continue
                             }
                             job.waitFor(slot: r.slot)
-                            let d = results[r.slot]
-                            if d.badChecksum {
+                            let d = UnsafePointer(results.baseAddress! + r.slot)
+                            if d.pointee.badChecksum {
                                 // The records after it are not trusted: the damage report below decides.
                                 damage = (SegmentFormat.checksumMismatch, r.fileOffset)
                                 break records
                             }
-                            if let why = d.error { throw fail(seq, "\(why) (segment \(name), byte \(r.fileOffset))") }
+                            if let why = d.pointee.error {
+                                throw fail(seq, "\(why) (segment \(name), byte \(r.fileOffset))")
+                            }
                             try follow(d)
                         }
                     }
