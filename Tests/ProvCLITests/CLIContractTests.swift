@@ -212,16 +212,7 @@ import Testing
         let c = try CLIConsortium()
         defer { c.remove() }
         _ = try c.append(Events.lines(10))
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: provPath)
-        p.arguments = [
-            "append", "--dir", c.data, "--key", c.key("brand"), "--consortium", c.consortium, "--link-key", c.linkKey,
-            "--follow",
-        ]
-        let inp = Pipe()
-        p.standardInput = inp
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
+        let (p, inp) = c.follow()
         try p.run()
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         let writer = inp.fileHandleForWriting

@@ -16,17 +16,9 @@ import Testing
         var eventNumber = 0
         let rounds = 30
         for round in 0..<rounds {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: provPath)
-            p.arguments = [
-                "append", "--dir", c.data, "--key", c.key("brand"), "--consortium", c.consortium, "--link-key",
-                c.linkKey, "--follow",
-            ]
-            let inp = Pipe()
+            let (p, inp) = c.follow()
             let out = Pipe()
-            p.standardInput = inp
             p.standardOutput = out
-            p.standardError = FileHandle.nullDevice
             try p.run()
             defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
 
@@ -113,16 +105,9 @@ struct SplitMix64: RandomNumberGenerator {
         signal(SIGPIPE, SIG_IGN)
         let c = try CLIConsortium()
         defer { c.remove() }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: provPath)
-        p.arguments = [
-            "append", "--dir", c.data, "--key", c.key("brand"), "--consortium", c.consortium, "--link-key", c.linkKey,
-            "--follow",
-        ]
-        let inp = Pipe()
+        let (p, inp) = c.follow()
         let out = Pipe()
         let err = Pipe()
-        p.standardInput = inp
         p.standardOutput = out
         p.standardError = err
         try p.run()

@@ -94,6 +94,21 @@ struct CLIConsortium {
     }
 
     func remove() { try? FileManager.default.removeItem(at: dir) }
+
+    /// A `prov append --follow` process for `org`, not yet started, reading a pipe; its outputs are discarded
+    /// unless set.
+    func follow(org: String = "brand") -> (process: Process, input: Pipe) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: provPath)
+        p.arguments = [
+            "append", "--dir", data, "--key", key(org), "--consortium", consortium, "--link-key", linkKey, "--follow",
+        ]
+        let input = Pipe()
+        p.standardInput = input
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        return (p, input)
+    }
 }
 
 enum Events {
