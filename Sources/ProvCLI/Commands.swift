@@ -200,10 +200,17 @@ public enum Prov {
         let consortium = try Consortium.load(try args.required("consortium"))
         let signer = try SigningKeyFile.read(try args.required("key"))
         let linkKey = try LinkKey.load(try args.required("link-key"))
+        let dir = try args.required("dir")
+        // A log this command creates and then appends nothing to (bad input, empty input) is removed again:
+        // a rejected batch leaves no trace.
+        let logDir = consortium.member(origin: signer.name).map { dir + "/" + $0.org }
+        let isNew = logDir.map { !FileManager.default.fileExists(atPath: $0) } ?? false
         let ingestor = try Ingestor(
-            dataDirectory: try args.required("dir"), consortium: consortium, signer: signer, linkKey: linkKey,
-            log: { log("warn", $0) })
-        defer { ingestor.store.close() }
+            dataDirectory: dir, consortium: consortium, signer: signer, linkKey: linkKey, log: { log("warn", $0) })
+        defer {
+            ingestor.store.close()
+            if isNew, ingestor.store.size == 0, let logDir { try? FileManager.default.removeItem(atPath: logDir) }
+        }
         if args.flags.contains("follow") {
             guard try args.optional("input") == nil else {
                 throw UsageError("--follow reads standard input; drop --input")

@@ -117,6 +117,10 @@ import Testing
         let garbage = try c.append("{\"type\":\"consent\",\n")
         #expect(garbage.status == 2)
         #expect(garbage.stderr.contains("line 1: not valid JSON"))
+        // A rejected first batch of another org leaves no log behind.
+        let retail = try c.append(bad, org: "retail")
+        #expect(retail.status == 2)
+        #expect(!FileManager.default.fileExists(atPath: c.data + "/retail"))
         let v = try c.verify()
         #expect(v.stdout.contains("brand: OK: 2 entries"))
     }
