@@ -244,14 +244,11 @@ public enum Prov {
             for r in results { text += "\(r.seq) \(r.leaf.hex)\n" }
             write(1, text)
         }
-        func inputWaiting() -> Bool {
-            var p = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
-            return poll(&p, 1, 0) > 0
-        }
         var carry: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         var failures = 0
         var nextLine = 1
+        var skipping = false  // inside a line over the limit, already reported, up to its newline
         func commit(_ lines: [UInt8]) throws {
             let group = try withRawBytes(lines) { raw throws(LedgerError) in
                 try ingestor.prepare(raw, now: Ingestor.now(), firstLine: nextLine) { error in
@@ -262,36 +259,13 @@ public enum Prov {
             nextLine += lines.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
             emit(try committer.submit(group))
         }
-        // SIGTERM and SIGINT stop the stream cleanly: every whole line read is committed and acknowledged
-        // before exit. The wait for input also waits for them.
-        let stopFD = prov_stop_signals_install()
-        var stopped = false
-        var skipping = false
-        while true {
-            if !inputWaiting() {
-                emit(try committer.flush())
-                var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0)]
-                if stopFD >= 0 { fds.append(pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)) }
-                if poll(&fds, nfds_t(fds.count), -1) < 0 && errno != EINTR {
-                    throw LedgerError(.io, "waiting for input: \(String(cString: strerror(errno)))")
-                }
-            }
-            if stopFD >= 0 {
-                var p = pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)
-                if poll(&p, 1, 0) > 0 {
-                    stopped = true
-                    break
-                }
-            }
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(0, $0.baseAddress!, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
+        /// Takes the `n` bytes just read: the whole lines so far are committed as one group, the rest waits.
+        func take(_ n: Int) throws {
             carry += chunk[0..<n]
             if skipping {
-                // The rest of an over-long line, already reported, up to its newline.
                 guard let end = carry.firstIndex(of: UInt8(ascii: "\n")) else {
                     carry.removeAll(keepingCapacity: true)
-                    continue
+                    return
                 }
                 carry.removeFirst(end + 1)
                 skipping = false
@@ -307,29 +281,53 @@ public enum Prov {
                     carry.removeAll(keepingCapacity: true)
                     skipping = true
                 }
-                continue
+                return
             }
             let lines = Array(carry[...lastNewline])
             carry.removeFirst(lastNewline + 1)
             try commit(lines)
         }
-        if stopped {
-            // What was sent before the signal is still taken: the input already waiting is read, its whole lines
-            // committed. An unfinished line may be cut anywhere: it is not guessed at.
-            while !skipping && inputWaiting() {
-                let n = chunk.withUnsafeMutableBytes { Glibc.read(0, $0.baseAddress!, $0.count) }
-                if n <= 0 { break }
-                carry += chunk[0..<n]
+        func read() -> Int { chunk.withUnsafeMutableBytes { Glibc.read(0, $0.baseAddress!, $0.count) } }
+
+        // SIGTERM and SIGINT stop the stream cleanly: every whole line sent before them is committed and
+        // acknowledged before exit. Input and the stop signals are waited for together (poll ignores fd -1).
+        var fds = [
+            pollfd(fd: 0, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: prov_stop_signals_install(), events: Int16(POLLIN), revents: 0),
+        ]
+        var stopped = false
+        while true {
+            if poll(&fds, 2, 0) == 0 {
+                // Nothing waiting: acknowledge what is durable, then sleep until input or a signal comes.
+                emit(try committer.flush())
+                if poll(&fds, 2, -1) < 0 {
+                    guard errno == EINTR else {
+                        throw LedgerError(.io, "waiting for input: \(String(cString: strerror(errno)))")
+                    }
+                    continue
+                }
             }
-            if !skipping, let lastNewline = carry.lastIndex(of: UInt8(ascii: "\n")) {
-                let lines = Array(carry[...lastNewline])
-                carry.removeFirst(lastNewline + 1)
-                try commit(lines)
+            if fds[1].revents != 0 {
+                stopped = true
+                break
+            }
+            let n = read()
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            try take(n)
+        }
+        if stopped {
+            // What was sent before the signal is still taken. An unfinished line may be cut anywhere: it is not
+            // guessed at.
+            while poll(&fds, 1, 0) > 0 {
+                let n = read()
+                if n <= 0 { break }
+                try take(n)
             }
             log(
                 "info",
                 "stopping on signal: every whole line read is committed"
-                    + (carry.isEmpty ? "" : "; \(carry.count) bytes of an unfinished last line dropped"))
+                    + (carry.isEmpty || skipping ? "" : "; \(carry.count) bytes of an unfinished last line dropped"))
         } else if !carry.isEmpty && !skipping {
             try commit(carry)  // at end of input, a last line without a newline still counts
         }

@@ -9,20 +9,25 @@ extension LedgerError {
         isShowable(value) ? "'\(value)'" : "a value of \(value.utf8.count) bytes"
     }
 
-    /// True when `shown(_:)` quotes `value`.
+    /// True when `shown(_:)` quotes `value`. Six digits in a row may be part of a phone or customer number.
     static func isShowable(_ value: some StringProtocol) -> Bool {
-        guard (1...64).contains(value.utf8.count) else { return false }
-        var digits = 0
-        for b in value.utf8 {
-            let isDigit = b >= 0x30 && b <= 0x39
-            guard isDigit || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || ":._-".utf8.contains(b) else {
-                return false
+        (1...64).contains(value.utf8.count)
+            && value.utf8.allSatisfy {
+                ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x61 && $0 <= 0x7a)
+                    || ":._-".utf8.contains($0)
             }
-            digits = isDigit ? digits + 1 : 0
-            // Six digits in a row may be part of a phone number or a customer number.
-            if digits >= 6 { return false }
+            && !mayHoldIdentifier(value, digits: 6)
+    }
+
+    /// Whether `value` could carry an e-mail address or a phone number: an `@`, a `+`, or `digits` digits in a row.
+    static func mayHoldIdentifier(_ value: some StringProtocol, digits limit: Int) -> Bool {
+        var run = 0
+        for b in value.utf8 {
+            if b == UInt8(ascii: "@") || b == UInt8(ascii: "+") { return true }
+            run = b >= 0x30 && b <= 0x39 ? run + 1 : 0
+            if run >= limit { return true }
         }
-        return true
+        return false
     }
 }
 
@@ -252,15 +257,11 @@ public struct EventParser {
     /// is refused, so no raw identifier reaches the ledger through them.
     @discardableResult
     func label(_ value: String, _ name: String) throws(LedgerError) -> String {
-        var digits = 0
-        for b in value.utf8 {
-            digits = b >= 0x30 && b <= 0x39 ? digits + 1 : 0
-            guard b != UInt8(ascii: "@"), b != UInt8(ascii: "+"), digits < 7 else {
-                throw bad(
-                    name,
-                    "looks like an e-mail address or phone number ('@', '+' or 7 digits in a row): use an id that "
-                        + "names no customer")
-            }
+        guard !LedgerError.mayHoldIdentifier(value, digits: 7) else {
+            throw bad(
+                name,
+                "looks like an e-mail address or phone number ('@', '+' or 7 digits in a row): use an id that "
+                    + "names no customer")
         }
         return value
     }

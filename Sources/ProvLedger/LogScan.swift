@@ -107,14 +107,13 @@ struct LogScan {
                         throw fail(
                             seq, "\(field) cites \(ref.org)/\(ref.seq), which is not an earlier entry of this log")
                     }
-                    let actual = audit.leaves[Int(ref.seq)]
-                    guard actual == ref.leaf else {
-                        throw fail(
-                            seq,
-                            "\(field) cites \(ref.org)/\(ref.seq) with leaf \(ref.leaf.hex), but that entry's leaf is \(actual.hex)"
-                        )
+                    let k = Int(ref.seq)
+                    if let why = Verifier.referenceFailure(
+                        field, ref, citingHLC: entryHLC, leaf: audit.leaves[k], kind: audit.kinds[k],
+                        hlc: audit.hlcs[k], sameLog: true)
+                    {
+                        throw fail(seq, why)
                     }
-                    if let why = Verifier.kindMismatch(field, ref, audit.kinds[Int(ref.seq)]) { throw fail(seq, why) }
                     audit.referencesChecked += 1
                 }
             }
@@ -360,7 +359,7 @@ struct LogScan {
 /// whenever the entry it needs next is not ready: both cores stay busy, and results are read in order.
 final class DecodeJob: @unchecked Sendable {
     // Safe: `results` slots of a chunk are written by the one thread that claimed it, and read only after
-    // `finish` published the chunk under `lock`; `raw` and `results` outlive the job (the scan waits for the worker).
+    // `run` marked the chunk done under `lock`; `raw` and `results` outlive the job (the scan waits for the worker).
     let raw: UnsafeRawBufferPointer
     let batch: [(Int, Int)]
     let results: UnsafeMutablePointer<LogScan.Decoded>

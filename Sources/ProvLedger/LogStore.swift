@@ -224,7 +224,9 @@ public final class LogStore {
 
     // MARK: Recovery
 
-    private func recover(log: (String) -> Void, useIndex: Bool = true) throws(LedgerError) {
+    /// `floor`: nil on open; on the rescan without the index, the acknowledged size the first pass found.
+    private func recover(log: (String) -> Void, floor: UInt64? = nil) throws(LedgerError) {
+        let useIndex = floor == nil
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: segmentDirectory)) ?? [])
             .filter { $0.hasSuffix(".seg") }.sorted()
         for n in names {
@@ -241,8 +243,7 @@ public final class LogStore {
         var indexCount = useIndex ? UInt64((try index?.size ?? 0) / SegmentFormat.indexRecordSize) : 0
         // What this log has acknowledged, as far as the files written after each acknowledgement tell: a
         // writer cuts nothing below it.
-        let acknowledged = useIndex ? max(indexCount, claimedSize() ?? 0) : acknowledgedFloor
-        acknowledgedFloor = acknowledged
+        let acknowledged = floor ?? max(indexCount, claimedSize() ?? 0)
 
         // Scan from just after the last indexed entry when the index agrees with the segment there: what follows
         // is that group's state and checkpoint, then any groups the index missed, then perhaps a torn tail.
@@ -340,7 +341,7 @@ public final class LogStore {
                 pendingIndex = []
                 indexedCount = 0
                 segments = []
-                return try recover(log: log, useIndex: false)
+                return try recover(log: log, floor: acknowledged)
             }
             size = 0
             if writable {
@@ -385,9 +386,6 @@ public final class LogStore {
         else { return nil }
         return cp.checkpoint.size
     }
-
-    /// The acknowledged size found on open, kept across a rebuild of the index.
-    private var acknowledgedFloor: UInt64 = 0
 
     /// Cuts whatever follows the last whole group commit: entries never acknowledged, and damaged bytes.
     private func cutTail(

@@ -64,16 +64,14 @@ public struct Verifier {
             throw LedgerError(.io, "no logs in \(dataDirectory): it holds no <org> folders")
         }
         var audits = folders.map { verifyLog(directory: dataDirectory + "/" + $0, org: $0) }
-        // A checkpoint the auditor kept for a log that is not here: the whole log is missing.
-        for t in trustedCheckpoints {
-            guard let m = consortium.member(origin: t.checkpoint.origin), !folders.contains(m.org) else { continue }
+        // A member the auditor kept a checkpoint for, with no log here, is audited as an empty log: the same
+        // claim checks then find a rollback unless the checkpoint is of the empty tree.
+        for m in consortium.members
+        where !folders.contains(m.org) && trustedCheckpoints.contains(where: { $0.checkpoint.origin == m.origin }) {
             var a = LogAudit(org: m.org)
-            if let why = t.signatureFailure(key: m.key) {
-                a.failure = "\(m.org): a trusted checkpoint: \(why)"
-            } else if t.checkpoint.size > 0 {
-                a.failure =
-                    "\(m.org): rollback: a trusted checkpoint is signed for size \(t.checkpoint.size) but there is no log "
-                    + "for \(m.org) in \(dataDirectory): entries 0..\(t.checkpoint.size - 1) are missing"
+            a.warnings.append("no log folder for \(m.org) in \(dataDirectory)")
+            do { try checkClaims(&a, member: m, directory: dataDirectory + "/" + m.org, claimText: nil) } catch {
+                a.failure = error.message
             }
             audits.append(a)
         }
@@ -81,12 +79,28 @@ public struct Verifier {
         return audits
     }
 
-    /// A `consentRef` must name a consent entry.
-    static func kindMismatch(_ field: String, _ ref: EntryRef, _ kind: UInt8) -> String? {
-        guard field == "consentRef", kind != 0 else { return nil }
-        return
-            "consentRef cites \(ref.org)/\(ref.seq), which is \(Vocabulary.withArticle(AuditedEntry.kindNames[Int(kind)])) entry, "
-            + "not a consent entry"
+    /// What is wrong with a reference, given the entry it names (its leaf hash, kind and clock), or nil: the
+    /// leaf hash must match, a `consentRef` must name a consent, and an entry's clock is at least the clock of
+    /// every head it cites in `deps` (DESIGN.md). The same rules hold within a log and between logs.
+    static func referenceFailure(
+        _ field: String, _ ref: EntryRef, citingHLC: HLC, leaf: SHA256Digest, kind: UInt8, hlc: HLC, sameLog: Bool
+    ) -> String? {
+        let named = "\(ref.org)/\(ref.seq)"
+        guard leaf == ref.leaf else {
+            return sameLog
+                ? "\(field) cites \(named) with leaf \(ref.leaf.hex), but that entry's leaf is \(leaf.hex)"
+                : "\(field) cites \(named) with leaf \(ref.leaf.hex), but \(named) here has leaf \(leaf.hex): one of the "
+                    + "two logs is not what was cited"
+        }
+        if field == "consentRef" && kind != 0 {
+            return "consentRef cites \(named), which is "
+                + "\(Vocabulary.withArticle(AuditedEntry.kindNames[Int(kind)])) entry, not a consent entry"
+        }
+        if field == "deps" && citingHLC < hlc {
+            return "hlc \(citingHLC) is behind hlc \(hlc) of \(named), which it cites in deps: its clock went back "
+                + "past what it had seen"
+        }
+        return nil
     }
 
     /// Every reference from one log to another log of the directory must name that log's entry by its leaf
@@ -107,23 +121,12 @@ public struct Verifier {
                     ahead[ref.org, default: 0] += 1
                     continue
                 }
-                let actual = audits[j].leaves[Int(ref.seq)]
-                guard actual == ref.leaf else {
-                    audits[i].failure =
-                        "\(audits[i].org) seq \(seq): \(field) cites \(ref.org)/\(ref.seq) with leaf \(ref.leaf.hex), but "
-                        + "\(ref.org)/\(ref.seq) here has leaf \(actual.hex): one of the two logs is not what was cited"
-                    break
-                }
-                if let why = Self.kindMismatch(field, ref, audits[j].kinds[Int(ref.seq)]) {
+                let k = Int(ref.seq)
+                if let why = Self.referenceFailure(
+                    field, ref, citingHLC: hlc, leaf: audits[j].leaves[k], kind: audits[j].kinds[k],
+                    hlc: audits[j].hlcs[k], sameLog: false)
+                {
                     audits[i].failure = "\(audits[i].org) seq \(seq): \(why)"
-                    break
-                }
-                // DESIGN.md: a log's clock is at least every clock it has cited.
-                let cited = audits[j].hlcs[Int(ref.seq)]
-                if field == "deps" && hlc < cited {
-                    audits[i].failure =
-                        "\(audits[i].org) seq \(seq): hlc \(hlc) is behind hlc \(cited) of \(ref.org)/\(ref.seq), which it "
-                        + "cites in deps: its clock went back past what it had seen"
                     break
                 }
                 audits[i].referencesChecked += 1
@@ -173,7 +176,7 @@ public struct Verifier {
     /// the entries and agree with the roots recomputed from them.
     private func checkClaims(
         _ audit: inout LogAudit, member: Consortium.Member, directory: String, claimText: String?
-    ) throws {
+    ) throws(LedgerError) {
         var claims: [(String, SignedCheckpoint)] = []
         let path = directory + "/checkpoint"
         if let text = claimText {
