@@ -177,12 +177,14 @@ public final class LogStore {
     public var maxSegmentBytes = 512 << 20
 
     private let lock: DirectoryLock?
-    private var segments: [(firstSeq: UInt64, path: String)] = []
+    var segments: [(firstSeq: UInt64, path: String)] = []
     private var current: FileHandleFD?
     private var currentSize = 0
     private var readers: [UInt64: FileHandleFD] = [:]
-    private var index: FileHandleFD?
+    var index: FileHandleFD?
     private var failed: LedgerError?
+    /// Tile hashes above level 0 (opened on first use).
+    var tiles: TileStore?
 
     var segmentDirectory: String { directory + "/segments" }
     var indexPath: String { directory + "/index" }
@@ -220,6 +222,44 @@ public final class LogStore {
             lock = nil
         }
         try recover(log: log)
+        if writable { try repairTiles() }
+    }
+
+    /// The tile store of this log.
+    func tileStore() throws(LedgerError) -> TileStore {
+        if let tiles { return tiles }
+        let t = try TileStore(logDirectory: directory, writable: writable)
+        tiles = t
+        return t
+    }
+
+    /// Brings the tile store in line with the log: cut what lies past `size` (a torn tail was cut), and
+    /// compute what a crash between a commit and its tile write left out, from the level below.
+    private func repairTiles() throws(LedgerError) {
+        let t = try tileStore()
+        try t.truncate(size: size)
+        var level = 1
+        while size >> UInt64(8 * level) > 0 {
+            let want = size >> UInt64(8 * level)
+            var have = try t.count(level)
+            while have < want {
+                let n = min(want - have, 4096)
+                var out: [TileHash] = []
+                out.reserveCapacity(Int(n))
+                let below = (have * 256)..<((have + n) * 256)
+                let hashes = level == 1 ? try leafHashes(below) : try t.hashes(level: level - 1, below)
+                for b in 0..<Int(n) {
+                    var layer = Array(hashes[(b * 256)..<(b * 256 + 256)])
+                    while layer.count > 1 {
+                        layer = stride(from: 0, to: layer.count, by: 2).map { SHA256.node(layer[$0], layer[$0 + 1]) }
+                    }
+                    out.append(TileHash(level: level, index: have + UInt64(b), hash: layer[0]))
+                }
+                try t.write(out)
+                have += n
+            }
+            level += 1
+        }
     }
 
     // MARK: Recovery
@@ -453,7 +493,7 @@ public final class LogStore {
 
     // MARK: Reading
 
-    private func segmentIndex(for seq: UInt64) -> Int? {
+    func segmentIndex(for seq: UInt64) -> Int? {
         var lo = 0
         var hi = segments.count - 1
         guard hi >= 0, segments[0].firstSeq <= seq else { return nil }
@@ -464,7 +504,7 @@ public final class LogStore {
         return lo
     }
 
-    private func reader(_ segment: Int) throws(LedgerError) -> FileHandleFD {
+    func reader(_ segment: Int) throws(LedgerError) -> FileHandleFD {
         if let f = readers[segments[segment].firstSeq] { return f }
         let f = try FileHandleFD(path: segments[segment].path, flags: O_RDONLY)
         readers[segments[segment].firstSeq] = f
@@ -476,7 +516,7 @@ public final class LogStore {
         withUnsafeBytes(of: offset.littleEndian) { out.appendRaw($0) }
     }
 
-    private func indexRecord(_ seq: UInt64) throws(LedgerError) -> (SHA256Digest, UInt64) {
+    func indexRecord(_ seq: UInt64) throws(LedgerError) -> (SHA256Digest, UInt64) {
         if seq >= indexedCount, !pendingIndex.isEmpty, seq - indexedCount < pendingIndex.count {
             let r = pendingIndex[Int(seq - indexedCount)]
             return (r.leaf, r.offset)
@@ -519,7 +559,7 @@ public final class LogStore {
         return out
     }
 
-    private var indexedCountOnDisk: UInt64 { writable || pendingIndex.isEmpty ? size : indexedCount }
+    var indexedCountOnDisk: UInt64 { writable || pendingIndex.isEmpty ? size : indexedCount }
 
     /// The canonical bytes of entry `seq`, checked against the record checksum and the indexed leaf hash.
     public func entryBytes(_ seq: UInt64) throws(LedgerError) -> [UInt8] {
@@ -560,8 +600,7 @@ public final class LogStore {
         guard seq < cp.checkpoint.size else {
             throw LedgerError(.io, "log \(org) has no entry \(seq): the latest checkpoint covers \(cp.checkpoint.size)")
         }
-        let leaves = try leafHashes(count: cp.checkpoint.size)
-        let proof = Merkle.inclusionProof(index: Int(seq), leaves: leaves[...])
+        let proof = try inclusionProof(index: seq, size: cp.checkpoint.size)
         return Receipt(entry: try entryBytes(seq), index: seq, proof: proof, checkpoint: cp)
     }
 
@@ -613,12 +652,13 @@ public final class LogStore {
         fileprivate let checkpoint: SignedCheckpoint?
         fileprivate let segment: FileHandleFD?
         fileprivate let startSize: UInt64
+        fileprivate var tiles: [TileHash] = []
     }
 
     /// The first half of a commit: signs the group's checkpoint and writes the group, without fsync. The next
     /// group may be built and written at once; nothing is acknowledged before `sync` and `acknowledge`.
     public func write(_ group: PendingGroup, signer: NoteSigner) throws(LedgerError) -> WrittenGroup {
-        guard writable, let current else { throw LedgerError(.io, "log \(org) is open read-only") }
+        guard writable, current != nil else { throw LedgerError(.io, "log \(org) is open read-only") }
         if let failed { throw LedgerError(.io, "log \(org) failed earlier (\(failed.message)); reopen it") }
         guard signer.name == origin else {
             throw LedgerError(.config, "the signing key is for '\(signer.name)', not for log '\(origin)'")
@@ -636,6 +676,30 @@ public final class LogStore {
             cp = try SignedCheckpoint.sign(
                 Checkpoint(origin: origin, size: st.frontier.size, root: st.frontier.root), with: signer)
         } catch { throw LedgerError(.io, "cannot sign checkpoint: \(error)") }
+        return try write(group, checkpoint: cp)
+    }
+
+    /// Writes a group closed by a checkpoint signed elsewhere: a copy of another company's log, whose entries
+    /// the caller verified (`PendingGroup.addVerified`) and whose checkpoint signs exactly the group's end.
+    public func write(_ group: PendingGroup, checkpoint cp: SignedCheckpoint) throws(LedgerError) -> WrittenGroup {
+        guard writable, current != nil else { throw LedgerError(.io, "log \(org) is open read-only") }
+        if let failed { throw LedgerError(.io, "log \(org) failed earlier (\(failed.message)); reopen it") }
+        guard group.startSize == state.frontier.size, group.origin == origin else {
+            throw LedgerError(
+                .io, "log \(org): group was prepared at size \(group.startSize), the log is at \(state.frontier.size)")
+        }
+        guard !group.results.isEmpty else {
+            return WrittenGroup(results: [], index: [], checkpoint: nil, segment: nil, startSize: group.startSize)
+        }
+        let st = group.state
+        guard cp.checkpoint.origin == origin, cp.checkpoint.size == st.frontier.size,
+            cp.checkpoint.root == st.frontier.root
+        else {
+            throw LedgerError(
+                .invalidEntry,
+                "log \(org): the checkpoint for size \(cp.checkpoint.size) does not sign the group's end (size \(st.frontier.size))"
+            )
+        }
         // The group's records are written as they are; the state and checkpoint records follow them.
         var trailer = [UInt8]()
         trailer.reserveCapacity(1024)
@@ -651,11 +715,8 @@ public final class LogStore {
         }
         let before = currentSize
         do {
-            var target = current
-            if rolling {
-                try startSegment(firstSeq: group.startSize)
-                target = self.current!
-            }
+            if rolling { try startSegment(firstSeq: group.startSize) }
+            let target = self.current!
             try target.pwriteAll(group.buffer, at: currentSize)
             try target.pwriteAll(trailer, at: currentSize + group.buffer.count)
             currentSize += group.buffer.count + trailer.count
@@ -667,7 +728,8 @@ public final class LogStore {
         state = st
         spare = group.buffer
         return WrittenGroup(
-            results: group.results, index: idx, checkpoint: cp, segment: self.current, startSize: group.startSize)
+            results: group.results, index: idx, checkpoint: cp, segment: self.current, startSize: group.startSize,
+            tiles: group.tiles)
     }
 
     /// The second half: fdatasync of the group's segment. Safe to call from another thread while the next
@@ -692,6 +754,8 @@ public final class LogStore {
         size = cp.checkpoint.size
         latest = cp
         writeCheckpointFile(cp)
+        // A cache like the index: a failed write is repaired from the index on the next open.
+        if !w.tiles.isEmpty { try? tileStore().write(w.tiles) }
         return w.results
     }
 
@@ -714,6 +778,7 @@ public final class LogStore {
     /// Flushes the index (it is a cache rebuilt from the segments, so appends do not wait for it).
     public func close() {
         try? index?.sync()
+        tiles?.sync()
     }
 }
 
@@ -730,6 +795,8 @@ public struct PendingGroup {
     public private(set) var results: [(seq: UInt64, leaf: SHA256Digest)] = []
     /// The bodies added, for references within the group.
     public private(set) var bodies: [EntryBody] = []
+    /// Tile hashes the group's leaves complete.
+    var tiles: [TileHash] = []
     private var scratch = CBORWriter(reservingCapacity: 512)
 
     init(origin: String, startSize: UInt64, state: WriterState, now: UInt64) {
@@ -751,6 +818,25 @@ public struct PendingGroup {
         bodies.reserveCapacity(n)
     }
 
+    /// Adds an entry of another company's log, already verified by the caller (canonical bytes, chain, clock,
+    /// citations): the bytes are stored as they are and the writer state follows them.
+    public mutating func addVerified(_ raw: UnsafeRawBufferPointer, leaf: SHA256Digest, hlc: HLC, deps: [EntryRef]) {
+        offsets.append(buffer.count)
+        SegmentFormat.frame(.entry, raw, into: &buffer)
+        state.hlc = hlc
+        state.frontier.append(leaf, completing: &tiles)
+        state.lastLeaf = leaf
+        for d in deps { state.cited[d.org] = max(state.cited[d.org] ?? 0, d.seq) }
+        results.append((state.frontier.size - 1, leaf))
+    }
+
+    /// The writer state after the entries added so far: size, frontier, last leaf, clock and citations.
+    public var size: UInt64 { state.frontier.size }
+    public var lastLeaf: SHA256Digest { state.lastLeaf }
+    public var lastHLC: HLC { state.hlc }
+    public var root: SHA256Digest { state.frontier.root }
+    public func cited(_ org: String) -> UInt64? { state.cited[org] }
+
     /// Builds the next entry from `body`.
     @discardableResult
     public mutating func add(_ body: EntryBody, deps: [EntryRef] = [], citedHLC: HLC? = nil) -> (
@@ -766,7 +852,7 @@ public struct PendingGroup {
             SegmentFormat.frame(.entry, raw, into: &buffer)
             return Merkle.leafHash(raw)
         }
-        state.frontier.append(leaf)
+        state.frontier.append(leaf, completing: &tiles)
         state.lastLeaf = leaf
         for d in deps { state.cited[d.org] = max(state.cited[d.org] ?? 0, d.seq) }
         results.append((seq, leaf))

@@ -1,0 +1,214 @@
+import Foundation
+import ProvCrypto
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What a replica knows of an entry of another log, for the checks of references into it.
+public struct KnownEntry: Sendable {
+    public var leaf: SHA256Digest
+    public var kind: UInt8
+    public var hlc: HLC
+
+    public init(leaf: SHA256Digest, kind: UInt8, hlc: HLC) {
+        self.leaf = leaf
+        self.kind = kind
+        self.hlc = hlc
+    }
+}
+
+/// Extends a copy of another company's log with entries received from a peer. Every entry is checked as
+/// `prov verify` checks it (canonical encoding, entry and body rules, membership, seq, chain, clock, citations,
+/// references into this log and, where the cited log is held here, into others) before it joins the pending
+/// group; the group is written only when a checkpoint validly signed by the log's owner signs exactly its end.
+/// Nothing unverified is stored, and nothing is acknowledged before its fsync.
+public final class ReplicaWriter {
+    public let store: LogStore
+    public let member: Consortium.Member
+    let consortium: Consortium
+    let context: AuditContext
+    private var group: PendingGroup
+    /// Kinds and clocks of the pending entries, for reference checks into the group.
+    private var pendingInfo: [(kind: UInt8, hlc: HLC)] = []
+
+    public init(store: LogStore, consortium: Consortium) throws(LedgerError) {
+        guard let member = consortium.member(store.org) else {
+            throw LedgerError(.config, "log \(store.org) is not a member of consortium \(consortium.name)")
+        }
+        self.store = store
+        self.member = member
+        self.consortium = consortium
+        self.context = AuditContext(consortium: consortium, org: member.org)
+        self.group = store.beginGroup(now: 0)
+    }
+
+    /// Entries checked and waiting for a checkpoint.
+    public var pending: Int { group.count }
+    /// The size the copy reaches once the pending entries are committed.
+    public var pendingSize: UInt64 { group.size }
+    public var pendingRoot: SHA256Digest { group.root }
+
+    /// Drops the pending entries (a peer served something wrong, or the pull was given up).
+    public func reset() {
+        group = store.beginGroup(now: 0)
+        pendingInfo.removeAll()
+    }
+
+    func fail(_ seq: UInt64, _ what: String) -> LedgerError {
+        LedgerError(.verificationFailed, "\(member.org) seq \(seq): \(what)")
+    }
+
+    /// Checks entry `raw` as the next entry of the copy and adds it to the pending group. `known` answers for
+    /// entries of other logs held here (nil when not held or not that far): references into them are checked
+    /// by leaf hash, kind and clock, the way `prov verify` checks references between the logs of a directory.
+    public func add(_ raw: UnsafeRawBufferPointer, known: (String, UInt64) -> KnownEntry?) throws(LedgerError) {
+        let seq = group.size
+        guard raw.count <= Entry.maxSize else { throw fail(seq, "entry of \(raw.count) bytes, over \(Entry.maxSize)") }
+        let e: AuditedEntry
+        do { e = try Entry.audit(raw, context) } catch {
+            throw fail(seq, LogScan.explain(raw, context, consortium, audit: error))
+        }
+        guard e.seq == seq else {
+            throw fail(
+                seq,
+                e.seq > seq
+                    ? "found seq \(e.seq) where seq \(seq) belongs: entries \(seq)..\(e.seq - 1) are missing or out of order"
+                    : "found seq \(e.seq) again where seq \(seq) belongs: entries reordered or duplicated")
+        }
+        guard e.prev == group.lastLeaf else {
+            throw fail(seq, "prev is not the leaf hash of seq \(Int64(seq) - 1): the chain is broken")
+        }
+        if seq > 0, e.hlc <= group.lastHLC {
+            throw fail(seq, "hlc \(e.hlc) does not advance past \(group.lastHLC)")
+        }
+        for dep in e.deps {
+            if let c = group.cited(dep.org), dep.seq <= c {
+                throw fail(seq, "deps cites \(dep.org)/\(dep.seq), not past \(dep.org)/\(c) cited before")
+            }
+            if let k = known(dep.org, dep.seq),
+                let why = Verifier.referenceFailure(
+                    "deps", dep, citingHLC: e.hlc, leaf: k.leaf, kind: k.kind, hlc: k.hlc, sameLog: false)
+            {
+                throw fail(seq, why)
+            }
+        }
+        for (field, ref) in e.refs {
+            if ref.org == member.org {
+                guard ref.seq < seq else {
+                    throw fail(seq, "\(field) cites \(ref.org)/\(ref.seq), which is not an earlier entry of this log")
+                }
+                let k = try ownEntry(ref.seq)
+                if let why = Verifier.referenceFailure(
+                    field, ref, citingHLC: e.hlc, leaf: k.leaf, kind: k.kind, hlc: k.hlc, sameLog: true)
+                {
+                    throw fail(seq, why)
+                }
+            } else if let k = known(ref.org, ref.seq),
+                let why = Verifier.referenceFailure(
+                    field, ref, citingHLC: e.hlc, leaf: k.leaf, kind: k.kind, hlc: k.hlc, sameLog: false)
+            {
+                throw fail(seq, why)
+            }
+        }
+        group.addVerified(raw, leaf: Merkle.leafHash(raw), hlc: e.hlc, deps: e.deps)
+        pendingInfo.append((e.kind, e.hlc))
+    }
+
+    /// An earlier entry of this log: committed (from the store) or pending.
+    private func ownEntry(_ seq: UInt64) throws(LedgerError) -> KnownEntry {
+        if seq < store.size {
+            let e = try store.entry(seq)
+            let kind = UInt8(AuditedEntry.kindNames.firstIndex(of: e.body.kind) ?? 0)
+            return KnownEntry(leaf: try store.leafHash(seq), kind: kind, hlc: e.hlc)
+        }
+        let i = Int(seq - store.size)
+        return KnownEntry(leaf: group.results[i].leaf, kind: pendingInfo[i].kind, hlc: pendingInfo[i].hlc)
+    }
+
+    /// Writes the pending group closed by `checkpoint`, which must be validly signed by the log's owner and
+    /// sign exactly the pending entries' end; fsyncs; returns the new size. On a mismatch nothing is written
+    /// and the pending entries are dropped.
+    @discardableResult
+    public func commit(_ checkpoint: SignedCheckpoint) throws(LedgerError) -> UInt64 {
+        defer { reset() }
+        guard checkpoint.checkpoint.origin == member.origin else {
+            throw LedgerError(
+                .verificationFailed,
+                "checkpoint origin '\(checkpoint.checkpoint.origin)' is not the log '\(member.origin)'")
+        }
+        if let why = checkpoint.signatureFailure(key: member.key) {
+            throw LedgerError(
+                .verificationFailed, "\(member.org): checkpoint at size \(checkpoint.checkpoint.size): \(why)")
+        }
+        guard group.count > 0 else { return store.size }
+        guard checkpoint.checkpoint.size == group.size else {
+            throw LedgerError(
+                .verificationFailed,
+                "\(member.org): checkpoint is signed for size \(checkpoint.checkpoint.size) but the entries end at \(group.size)"
+            )
+        }
+        guard checkpoint.checkpoint.root == group.root else {
+            throw LedgerError(
+                .verificationFailed,
+                "\(member.org): checkpoint at size \(group.size) has root \(checkpoint.checkpoint.root.hex) but the entries give \(group.root.hex)"
+            )
+        }
+        _ = try store.commit(group, checkpoint: checkpoint)
+        return store.size
+    }
+}
+
+extension LogStore {
+    /// Writes, fsyncs and acknowledges a group closed by a checkpoint signed elsewhere.
+    public func commit(_ group: PendingGroup, checkpoint: SignedCheckpoint) throws(LedgerError) -> [(
+        seq: UInt64, leaf: SHA256Digest
+    )] {
+        let w = try write(group, checkpoint: checkpoint)
+        do throws(LedgerError) { try Self.sync(w) } catch {
+            fail(error)
+            throw error
+        }
+        return try acknowledge(w)
+    }
+
+    /// The stored checkpoint with the smallest size at least `n` (n ≥ 1): the end of the group that holds entry
+    /// n−1, found by reading forward from that entry's record. A group too long to read quickly answers with the
+    /// latest checkpoint instead. Nil when `n` is past the log's size.
+    public func checkpoint(atLeast n: UInt64) throws(LedgerError) -> SignedCheckpoint? {
+        guard n <= size, let latest else { return nil }
+        if n == size || n == 0 { return latest }
+        let seq = n - 1
+        guard let si = segmentIndex(for: seq) else { return latest }
+        let f = try reader(si)
+        var offset = Int(try indexRecord(seq).1)
+        let fileSize = try f.size
+        let limit = offset + (64 << 20)
+        var buffer: [UInt8] = []
+        var bufferStart = offset
+        while offset < fileSize && offset < limit {
+            if offset + SegmentFormat.headerSize > bufferStart + buffer.count {
+                bufferStart = offset
+                buffer = try f.read(count: 1 << 20, at: offset)
+                guard buffer.count >= SegmentFormat.headerSize else { break }
+            }
+            let at = offset - bufferStart
+            let type = buffer[at]
+            let len =
+                Int(buffer[at + 1]) << 24 | Int(buffer[at + 2]) << 16 | Int(buffer[at + 3]) << 8 | Int(buffer[at + 4])
+            if type == RecordType.checkpoint.rawValue {
+                let rec = try f.read(count: SegmentFormat.headerSize + len, at: offset)
+                return try withRawBytes(rec) { buf throws(LedgerError) -> SignedCheckpoint? in
+                    guard case .record(.checkpoint, let payload, _) = SegmentFormat.record(in: buf, at: 0) else {
+                        throw LedgerError(
+                            .invalidEntry,
+                            "log \(org): damaged checkpoint record at byte \(offset) of \(segments[si].path)")
+                    }
+                    return try SignedCheckpoint(parsing: String(decoding: payload, as: UTF8.self))
+                }
+            }
+            offset += SegmentFormat.headerSize + len
+        }
+        return latest
+    }
+}
