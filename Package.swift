@@ -18,6 +18,9 @@ let package = Package(
         .target(name: "ProvCrypto", dependencies: ["COpenSSL", "CShims"]),
         // Ledger core: CBOR, JSON, entries, Merkle proofs, checkpoints, storage, verifier. No networking.
         .target(name: "ProvLedger", dependencies: ["ProvCrypto", "CShims"]),
+        // The node daemon's parts: configuration, logs held, group commit for the API, tlog-tiles and
+        // tlog-witness endpoints, replication. Transport-neutral; provd puts it behind real sockets.
+        .target(name: "ProvNode", dependencies: ["ProvLedger", "ProvCrypto"]),
         // The commands behind the `prov` executable, so tests can call them directly.
         .target(name: "ProvCLI", dependencies: ["ProvLedger", "ProvCrypto", "CShims"]),
         .executableTarget(name: "prov", dependencies: ["ProvCLI"]),
@@ -28,6 +31,7 @@ let package = Package(
             name: "ProvCryptoTests", dependencies: ["ProvCrypto"], exclude: ["Vectors"]),
         .testTarget(
             name: "ProvLedgerTests", dependencies: ["ProvLedger", "ProvCrypto"], exclude: ["Vectors"]),
+        .testTarget(name: "ProvNodeTests", dependencies: ["ProvNode", "ProvLedger", "ProvCrypto"]),
         .testTarget(
             name: "ProvCLITests", dependencies: ["ProvCLI", "ProvLedger", "ProvCrypto"]),
     ],

@@ -131,6 +131,12 @@ public struct ReferencedEntry: Sendable {
     public var leaf: SHA256Digest
     public var kind: String
     public var subjects: [SHA256Digest]
+
+    public init(leaf: SHA256Digest, kind: String, subjects: [SHA256Digest]) {
+        self.leaf = leaf
+        self.kind = kind
+        self.subjects = subjects
+    }
 }
 
 /// Parses and validates JSON input events (Specs/events.md) into entry bodies. Nothing is written here: the

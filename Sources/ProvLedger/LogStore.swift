@@ -786,7 +786,7 @@ public final class LogStore {
 /// later entries of the same group can refer to earlier ones by leaf hash.
 public struct PendingGroup {
     let origin: String
-    let startSize: UInt64
+    package let startSize: UInt64
     package private(set) var state: WriterState
     let now: UInt64
     /// Framed entry records, and each record's offset in `buffer`.
@@ -836,6 +836,27 @@ public struct PendingGroup {
     public var lastHLC: HLC { state.hlc }
     public var root: SHA256Digest { state.frontier.root }
     public func cited(_ org: String) -> UInt64? { state.cited[org] }
+
+    /// A point in the group to go back to: the entries added after it can be dropped again (a request whose
+    /// later event turned out bad, when several requests share one group commit).
+    public struct Mark: Sendable {
+        fileprivate let buffer: Int
+        fileprivate let count: Int
+        fileprivate let tiles: Int
+        fileprivate let state: WriterState
+    }
+
+    public var mark: Mark { Mark(buffer: buffer.count, count: results.count, tiles: tiles.count, state: state) }
+
+    /// Drops every entry added since `mark`.
+    public mutating func rollback(to mark: Mark) {
+        buffer.removeSubrange(mark.buffer...)
+        offsets.removeSubrange(mark.count...)
+        results.removeSubrange(mark.count...)
+        if bodies.count > mark.count { bodies.removeSubrange(mark.count...) }
+        tiles.removeSubrange(mark.tiles...)
+        state = mark.state
+    }
 
     /// Builds the next entry from `body`.
     @discardableResult

@@ -75,7 +75,7 @@ public struct TileAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Canonical decimal: digits, no sign, no leading zero.
-    static func decimal(_ s: some StringProtocol) -> UInt64? {
+    package static func decimal(_ s: some StringProtocol) -> UInt64? {
         guard !s.isEmpty, s.count <= 20, s.allSatisfy({ $0.isASCII && $0.isNumber }),
             s.count == 1 || s.first != "0"
         else { return nil }

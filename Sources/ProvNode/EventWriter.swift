@@ -1,0 +1,195 @@
+import Dispatch
+import Foundation
+import ProvCrypto
+import ProvLedger
+
+/// The own log's writer: requests from every API connection are queued, and whatever is waiting when the
+/// writer is free becomes one group commit (one checkpoint, one fdatasync). A request is all or nothing: its
+/// events are validated in order against the group being built, and a bad one drops the request's events from
+/// the group (the others stay). The group's fsync overlaps building the next group; answers go out only after
+/// the fsync, in order.
+///
+/// `@unchecked Sendable`: the queue and flags are guarded by `cond`; the group being built and `recent` belong to
+/// the writer thread; the fsync queue touches only what each closure captured.
+final class EventWriter: @unchecked Sendable {
+    enum Outcome: Sendable {
+        case appended([(seq: UInt64, leaf: SHA256Digest)])
+        /// Item `index` of the request is bad: nothing of the request was appended.
+        case rejected(index: Int, message: String)
+        /// The log could not be written: nothing of the request is acknowledged.
+        case failed(String)
+    }
+
+    struct Submission: Sendable {
+        var items: [JSONValue]
+        var respond: @Sendable (Outcome) -> Void
+        var queued: DispatchTime
+    }
+
+    weak var node: Node?
+    private let cond = NSCondition()
+    private var queue: [Submission] = []
+    private var stopping = false
+    private var finished = false
+    private var thread: Thread?
+    private let fsync = DispatchQueue(label: "provd.own-log.fsync")
+    /// Groups written but not yet acknowledged: references into them resolve from here.
+    private var recent: [(start: UInt64, leaves: [SHA256Digest], bodies: [EntryBody])] = []
+    /// When the own log last cited the other logs' heads (for heads-only entries).
+    private var lastCited = DispatchTime.now()
+
+    /// Most events taken into one group.
+    static let maxGroup = 4096
+
+    func start() {
+        let t = Thread { [self] in run() }
+        t.name = "provd-writer"
+        thread = t
+        t.start()
+    }
+
+    func submit(_ items: [JSONValue], respond: @escaping @Sendable (Outcome) -> Void) {
+        cond.lock()
+        if stopping {
+            cond.unlock()
+            respond(.failed("the node is stopping"))
+            return
+        }
+        queue.append(Submission(items: items, respond: respond, queued: .now()))
+        cond.signal()
+        cond.unlock()
+    }
+
+    /// Finishes what was queued (those groups are committed and answered), then returns.
+    func stop() {
+        cond.lock()
+        stopping = true
+        cond.broadcast()
+        while !finished && thread != nil { cond.wait() }
+        cond.unlock()
+        fsync.sync {}
+    }
+
+    private func run() {
+        while true {
+            cond.lock()
+            while queue.isEmpty && !stopping { cond.wait() }
+            if queue.isEmpty && stopping {
+                finished = true
+                cond.broadcast()
+                cond.unlock()
+                return
+            }
+            var batch: [Submission] = []
+            var n = 0
+            while let s = queue.first, batch.isEmpty || n + s.items.count <= Self.maxGroup {
+                batch.append(queue.removeFirst())
+                n += s.items.count
+            }
+            cond.unlock()
+            commit(batch)
+        }
+    }
+
+    /// Builds one group from `batch`, writes it, and hands its fsync to the fsync queue, which answers.
+    private func commit(_ batch: [Submission]) {
+        guard let node else { return }
+        let own = node.own
+        let now = Ingestor.now()
+        var group = own.beginGroup(now: now)
+        let startSize = group.startSize
+        let storeSize = own.head.size
+        recent.removeAll { $0.start + UInt64($0.leaves.count) <= storeSize }
+        final class Pending {
+            var leaves: [SHA256Digest] = []
+            var bodies: [EntryBody] = []
+        }
+        let pending = Pending()
+        let recent = self.recent
+        let ownOrg = node.config.org
+        let resolve: (String, UInt64) -> ReferencedEntry? = { org, seq in
+            guard org == ownOrg else { return node.referenced(org, seq) }
+            if seq < storeSize { return node.referenced(org, seq) }
+            if seq < startSize {
+                guard let g = recent.first(where: { seq >= $0.start && seq - $0.start < $0.leaves.count }) else {
+                    return nil
+                }
+                let i = Int(seq - g.start)
+                return ReferencedEntry(leaf: g.leaves[i], kind: g.bodies[i].kind, subjects: g.bodies[i].subjects)
+            }
+            guard seq - startSize < pending.leaves.count else { return nil }
+            let i = Int(seq - startSize)
+            return ReferencedEntry(
+                leaf: pending.leaves[i], kind: pending.bodies[i].kind, subjects: pending.bodies[i].subjects)
+        }
+        let parser = EventParser(consortium: node.consortium, org: ownOrg, linkKey: node.linkKey, resolve: resolve)
+        let (deps, citedHLC) = node.heads { group.cited($0) }
+        var accepted: [(Submission, Range<Int>)] = []
+        var rejected: [(Submission, Outcome)] = []
+        for s in batch {
+            let mark = group.mark
+            let first = group.count
+            var failure: Outcome?
+            for (i, item) in s.items.enumerated() {
+                do throws(LedgerError) {
+                    let body = try parser.parse(item)
+                    let isFirst = group.count == 0
+                    let r = group.add(body, deps: isFirst ? deps : [], citedHLC: isFirst ? citedHLC : nil)
+                    pending.leaves.append(r.leaf)
+                    pending.bodies.append(body)
+                } catch {
+                    failure = .rejected(index: i, message: error.message)
+                    break
+                }
+            }
+            if let failure {
+                group.rollback(to: mark)
+                pending.leaves.removeSubrange(first...)
+                pending.bodies.removeSubrange(first...)
+                rejected.append((s, failure))
+                node.metrics.reject("invalid-event")
+            } else {
+                accepted.append((s, first..<group.count))
+            }
+        }
+        for (s, outcome) in rejected { s.respond(outcome) }
+        guard group.count > 0 else { return }
+        if !deps.isEmpty { lastCited = .now() }
+        let written: LogStore.WrittenGroup
+        do throws(LedgerError) { written = try own.write(group, signer: node.signer) } catch {
+            node.log.error("cannot write the own log", ["error": error.message])
+            for (s, _) in accepted { s.respond(.failed(error.message)) }
+            return
+        }
+        self.recent.append((startSize, pending.leaves, pending.bodies))
+        let metrics = node.metrics
+        let log = node.log
+        let results = group.results
+        let answers = accepted
+        fsync.async {
+            do throws(LedgerError) {
+                try LogStore.sync(written)
+            } catch {
+                own.fail(error)
+                log.error(
+                    "fsync of the own log failed: nothing more is appended until restart", ["error": error.message])
+                for (s, _) in answers { s.respond(.failed(error.message)) }
+                return
+            }
+            do throws(LedgerError) {
+                _ = try own.acknowledge(written)
+            } catch {
+                // The segment is durable: the entries are committed; only a cache update failed.
+                log.warn("group committed, but a cache file was not updated", ["error": error.message])
+            }
+            metrics.appends.add(UInt64(results.count), ordering: .relaxed)
+            metrics.groupCommits.add(1, ordering: .relaxed)
+            if let first = answers.first {
+                metrics.observeCommit(
+                    seconds: Double(DispatchTime.now().uptimeNanoseconds - first.0.queued.uptimeNanoseconds) / 1e9)
+            }
+            for (s, range) in answers { s.respond(.appended(Array(results[range]))) }
+            node.logMoved(node.config.org)
+        }
+    }
+}

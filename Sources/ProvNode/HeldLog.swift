@@ -1,0 +1,162 @@
+import Foundation
+import ProvCrypto
+import ProvLedger
+
+/// One log this node holds: its own company's (written from the API) or a copy of another member's (written by
+/// replication). Every node reads and serves both kinds the same way.
+///
+/// `@unchecked Sendable`: the store and every mutable field are touched only while `lock` is held; a catch-up
+/// additionally holds `syncLock`, so at most one pull extends a copy at a time.
+final class HeldLog: @unchecked Sendable {
+    let member: Consortium.Member
+    let isOwn: Bool
+    private let lock = NSLock()
+    private let store: LogStore
+    /// Extends the copy (nil for the node's own log); used only while `syncLock` is held.
+    let replica: ReplicaWriter?
+    let syncLock = NSLock()
+    /// Set when two validly signed checkpoints of this log disagree: the copy then takes nothing more.
+    private var frozenReason: String?
+    /// The newest own checkpoint with the cosignatures collected for it.
+    private var cosigned: SignedCheckpoint?
+    /// Waiters for the log to reach a size (a deferred add-checkpoint answer).
+    private var waiters: [(size: UInt64, call: @Sendable (Bool) -> Void)] = []
+
+    var org: String { member.org }
+
+    init(member: Consortium.Member, store: LogStore, consortium: Consortium, isOwn: Bool) throws(LedgerError) {
+        self.member = member
+        self.store = store
+        self.isOwn = isOwn
+        replica = isOwn ? nil : try ReplicaWriter(store: store, consortium: consortium)
+        cosigned = try? SignedCheckpoint(parsing: String(contentsOfFile: cosignedPath, encoding: .utf8))
+        if let c = cosigned, c.checkpoint.origin != member.origin || c.checkpoint.size > store.size {
+            cosigned = nil
+        }
+    }
+
+    var cosignedPath: String { store.directory + "/cosigned" }
+
+    /// Runs `body` with the store while holding the lock.
+    func read<T>(_ body: (LogStore) throws(LedgerError) -> T) throws(LedgerError) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(store)
+    }
+
+    /// The log's head: size, latest checkpoint, last leaf and clock.
+    var head: Head {
+        lock.lock()
+        defer { lock.unlock() }
+        return Head(size: store.size, checkpoint: store.latest, lastLeaf: store.state.lastLeaf, hlc: store.state.hlc)
+    }
+
+    struct Head: Sendable {
+        var size: UInt64
+        var checkpoint: SignedCheckpoint?
+        var lastLeaf: SHA256Digest
+        var hlc: HLC
+    }
+
+    var frozen: String? {
+        lock.lock()
+        defer { lock.unlock() }
+        return frozenReason
+    }
+
+    func freeze(_ reason: String) {
+        lock.lock()
+        if frozenReason == nil { frozenReason = reason }
+        lock.unlock()
+    }
+
+    /// A group of the own log: written under the lock, synced without it, acknowledged under it again.
+    func write(_ group: PendingGroup, signer: NoteSigner) throws(LedgerError) -> LogStore.WrittenGroup {
+        lock.lock()
+        defer { lock.unlock() }
+        return try store.write(group, signer: signer)
+    }
+
+    func acknowledge(_ w: LogStore.WrittenGroup) throws(LedgerError) -> [(seq: UInt64, leaf: SHA256Digest)] {
+        lock.lock()
+        let r: [(seq: UInt64, leaf: SHA256Digest)]
+        do throws(LedgerError) { r = try store.acknowledge(w) } catch {
+            lock.unlock()
+            throw error
+        }
+        let size = store.size
+        let ready = waiters.filter { $0.size <= size }
+        waiters.removeAll { $0.size <= size }
+        lock.unlock()
+        for w in ready { w.call(true) }
+        return r
+    }
+
+    func fail(_ e: LedgerError) {
+        lock.lock()
+        store.fail(e)
+        lock.unlock()
+    }
+
+    func beginGroup(now: UInt64) -> PendingGroup {
+        lock.lock()
+        defer { lock.unlock() }
+        return store.beginGroup(now: now)
+    }
+
+    /// Commits the replica's pending entries under `checkpoint` (the caller holds `syncLock`).
+    func commitReplica(_ checkpoint: SignedCheckpoint) throws(LedgerError) -> UInt64 {
+        guard let replica else { throw LedgerError(.config, "log \(org) is this node's own log") }
+        lock.lock()
+        let size: UInt64
+        do throws(LedgerError) { size = try replica.commit(checkpoint) } catch {
+            lock.unlock()
+            throw error
+        }
+        let ready = waiters.filter { $0.size <= size }
+        waiters.removeAll { $0.size <= size }
+        lock.unlock()
+        for w in ready { w.call(true) }
+        return size
+    }
+
+    /// Calls `call(true)` once the log holds `size` entries (at once if it does), or `call(false)` on `cancel`.
+    func whenSize(_ size: UInt64, _ call: @escaping @Sendable (Bool) -> Void) {
+        lock.lock()
+        if store.size >= size {
+            lock.unlock()
+            call(true)
+            return
+        }
+        waiters.append((size, call))
+        lock.unlock()
+    }
+
+    /// Ends every waiter for a size above what the log holds (a pull failed, or the node stops).
+    func cancelWaiters(above size: UInt64? = nil) {
+        lock.lock()
+        let gone = waiters.filter { size == nil || $0.size > size! }
+        waiters.removeAll { size == nil || $0.size > size! }
+        lock.unlock()
+        for w in gone { w.call(false) }
+    }
+
+    /// Keeps the cosignatures `lines` for own checkpoint `cp` when it is the newest cosigned one; the file is
+    /// replaced atomically.
+    func addCosignatures(_ signatures: [NoteSignature], for cp: SignedCheckpoint) {
+        lock.lock()
+        defer { lock.unlock() }
+        var base = cosigned
+        if base == nil || base!.checkpoint.size < cp.checkpoint.size { base = cp }
+        guard var note = base, note.checkpoint == cp.checkpoint else { return }
+        for s in signatures where !note.note.signatures.contains(s) { note.note.signatures.append(s) }
+        cosigned = note
+        try? FileHandleFD.writeAtomically(cosignedPath, Array(note.serialized.utf8))
+    }
+
+    var latestCosigned: SignedCheckpoint? {
+        lock.lock()
+        defer { lock.unlock() }
+        return cosigned
+    }
+}

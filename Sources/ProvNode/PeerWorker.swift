@@ -1,0 +1,476 @@
+import Dispatch
+import Foundation
+import ProvCrypto
+import ProvLedger
+
+/// Replication with one peer (Specs/protocol.md §5). Two threads, each with its own connection:
+///
+/// - the **pusher** sends `add-checkpoint` for every log that moved here (own commits, and copies that moved:
+///   relay), and keeps the cosignatures of the own log;
+/// - the **puller** catches copies up from the peer (asked by an `add-checkpoint`, or when the periodic sync
+///   finds the peer ahead), verifying every entry and committing only under the owner's signed checkpoints.
+///
+/// The two never wait for each other, so two nodes pushing to each other at once cannot deadlock: a push waits
+/// for the other node's puller, which only reads.
+///
+/// `@unchecked Sendable`: every mutable field is guarded by `cond`; each link is used by its own thread only.
+final class PeerWorker: @unchecked Sendable {
+    unowned let node: Node
+    let org: String
+    private let cond = NSCondition()
+    private var address: String
+    private var pushWanted = Set<String>()
+    private var pullWanted: [String: SignedCheckpoint?] = [:]
+    private var seen: [String: UInt64] = [:]
+    private var knownSize: [String: UInt64] = [:]
+    private var connected = false
+    private var lastSeen: UInt64?
+    private var stopping = false
+    private var running = 0
+    private var nextSync = DispatchTime.now()
+    /// After a peer served something wrong, pulls from it wait until then.
+    private var distrustUntil = DispatchTime(uptimeNanoseconds: 0)
+    private var pushLink: PeerLink?
+    private var pullLink: PeerLink?
+    private var addressGeneration = 0
+
+    /// Entries per catch-up chunk at most: a chunk is one group commit, under a checkpoint the peer stores.
+    static let chunk: UInt64 = 65_536
+
+    init(node: Node, org: String, address: String) {
+        self.node = node
+        self.org = org
+        self.address = address
+    }
+
+    struct Snapshot {
+        var connected: Bool
+        var lastSeen: UInt64?
+        var address: String
+    }
+
+    var snapshot: Snapshot {
+        cond.lock()
+        defer { cond.unlock() }
+        return Snapshot(connected: connected, lastSeen: lastSeen, address: address)
+    }
+
+    func seenSize(_ log: String) -> UInt64 {
+        cond.lock()
+        defer { cond.unlock() }
+        return seen[log] ?? 0
+    }
+
+    func start() {
+        for name in ["push", "pull"] {
+            cond.lock()
+            running += 1
+            cond.unlock()
+            let t = Thread { [self] in
+                if name == "push" { pushLoop() } else { pullLoop() }
+                cond.lock()
+                running -= 1
+                cond.broadcast()
+                cond.unlock()
+            }
+            t.name = "provd-\(name)-\(org)"
+            t.start()
+        }
+        wantSync()
+    }
+
+    func stop() {
+        cond.lock()
+        stopping = true
+        cond.broadcast()
+        while running > 0 { cond.wait() }
+        cond.unlock()
+        pushLink?.close()
+        pullLink?.close()
+    }
+
+    func setAddress(_ a: String) {
+        cond.lock()
+        if a != address {
+            address = a
+            addressGeneration += 1
+            nextSync = .now()
+            cond.broadcast()
+        }
+        cond.unlock()
+    }
+
+    func wantPush(_ log: String) {
+        cond.lock()
+        pushWanted.insert(log)
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    /// Pull `log` from this peer up to `target` (nil: up to whatever checkpoint the peer serves).
+    func wantPull(_ log: String, _ target: SignedCheckpoint?) {
+        cond.lock()
+        if let t = target, let existing = pullWanted[log] ?? nil, existing.checkpoint.size >= t.checkpoint.size {
+        } else {
+            pullWanted[log] = target
+        }
+        distrustUntil = min(distrustUntil, .now())
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    func wantSync() {
+        cond.lock()
+        nextSync = .now()
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    /// The link for one thread, made anew when the address changed.
+    private func link(_ which: ReferenceWritableKeyPath<PeerWorker, PeerLink?>, generation: inout Int) -> PeerLink {
+        cond.lock()
+        let a = address
+        let g = addressGeneration
+        cond.unlock()
+        if let l = self[keyPath: which], g == generation { return l }
+        self[keyPath: which]?.close()
+        let l = node.makeLink(org, a)
+        self[keyPath: which] = l
+        generation = g
+        return l
+    }
+
+    private func mark(connected ok: Bool) {
+        cond.lock()
+        if ok {
+            if !connected { node.log.info("peer connected", ["peer": org, "address": address]) }
+            lastSeen = UInt64(Date().timeIntervalSince1970 * 1000)
+        } else if connected {
+            node.log.warn("peer unreachable", ["peer": org, "address": address])
+        }
+        connected = ok
+        cond.unlock()
+    }
+
+    // MARK: Push
+
+    private func pushLoop() {
+        var generation = -1
+        while true {
+            cond.lock()
+            while pushWanted.isEmpty && !stopping { cond.wait() }
+            if stopping {
+                cond.unlock()
+                return
+            }
+            let logs = pushWanted
+            pushWanted.removeAll()
+            cond.unlock()
+            var retry = false
+            for log in logs.sorted() {
+                let l = link(\.pushLink, generation: &generation)
+                do {
+                    if try !push(log, over: l) { retry = true }
+                    mark(connected: true)
+                } catch {
+                    mark(connected: false)
+                    l.close()
+                    retry = true
+                }
+            }
+            if retry {
+                // Try again later (the peer is down or busy): a pause, unless stopping.
+                cond.lock()
+                for log in logs { pushWanted.insert(log) }
+                _ = cond.wait(until: Date().addingTimeInterval(0.5))
+                cond.unlock()
+            }
+        }
+    }
+
+    /// Sends the newest checkpoint of `log` held here. Returns false when it should be tried again later.
+    private func push(_ log: String, over link: PeerLink) throws -> Bool {
+        guard let held = node.logs[log], held.frozen == nil, let cp = held.head.checkpoint else { return true }
+        cond.lock()
+        var old = knownSize[log] ?? 0
+        cond.unlock()
+        for _ in 0..<3 {
+            if old > cp.checkpoint.size { break }
+            if old == cp.checkpoint.size, seenSize(log) == old, old > 0 { return true }
+            let proof = try held.read { store throws(LedgerError) in
+                try store.consistencyProof(old: old, new: cp.checkpoint.size)
+            }
+            let body = AddCheckpoint(old: old, proof: proof, checkpoint: cp).serialized
+            node.metrics.pushes.add(1, ordering: .relaxed)
+            let r = try link.request("POST", "/add-checkpoint", body: body, contentType: "text/plain; charset=utf-8")
+            switch r.status {
+            case 200:
+                setKnown(log, cp.checkpoint.size)
+                if held.isOwn, let member = node.consortium.member(org) {
+                    let sigs = verifiedCosignatures(r.body, by: member.key, for: cp.checkpoint)
+                    if sigs.isEmpty {
+                        node.log.warn("peer answered add-checkpoint without a valid cosignature", ["peer": org])
+                    } else {
+                        held.addCosignatures(sigs, for: cp)
+                    }
+                }
+                return true
+            case 409:
+                guard let text = String(validating: r.body, as: UTF8.self),
+                    let size = TileAddress.decimal(text.trimmingCharacters(in: .newlines))
+                else {
+                    node.log.warn("peer answered 409 without its size", ["peer": org, "log": log])
+                    return false
+                }
+                setKnown(log, size)
+                if size > cp.checkpoint.size {
+                    // The peer holds more than this node: fetch it from there.
+                    wantPull(log, nil)
+                    return true
+                }
+                old = size
+            case 503:
+                return false
+            default:
+                node.log.warn(
+                    "peer refused add-checkpoint",
+                    ["peer": org, "log": log, "status": "\(r.status)", "reason": Self.reason(r.body)])
+                return true
+            }
+        }
+        return true
+    }
+
+    private func setKnown(_ log: String, _ size: UInt64) {
+        cond.lock()
+        knownSize[log] = size
+        seen[log] = max(seen[log] ?? 0, size)
+        cond.unlock()
+    }
+
+    static func reason(_ body: [UInt8]) -> String {
+        let s = String(decoding: body.prefix(300), as: UTF8.self)
+        if let v = try? JSON.parse(s), let e = v["error"]?.stringValue { return e }
+        return s.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    // MARK: Pull
+
+    private func pullLoop() {
+        var generation = -1
+        while true {
+            cond.lock()
+            while !stopping && (pullWanted.isEmpty || DispatchTime.now() < distrustUntil)
+                && DispatchTime.now() < nextSync
+            {
+                let wake = pullWanted.isEmpty ? nextSync : min(nextSync, distrustUntil)
+                let seconds = Double(wake.uptimeNanoseconds &- DispatchTime.now().uptimeNanoseconds) / 1e9
+                _ = cond.wait(until: Date().addingTimeInterval(max(0.001, min(seconds, 60))))
+            }
+            if stopping {
+                cond.unlock()
+                return
+            }
+            let syncing = DispatchTime.now() >= nextSync
+            if syncing {
+                nextSync = DispatchTime.now() + .milliseconds(node.config.syncIntervalMs)
+            }
+            let pulls = DispatchTime.now() >= distrustUntil ? pullWanted : [:]
+            for k in pulls.keys { pullWanted.removeValue(forKey: k) }
+            cond.unlock()
+
+            let l = link(\.pullLink, generation: &generation)
+            do {
+                for (log, target) in pulls.sorted(by: { $0.key < $1.key }) { try catchUp(log, target, over: l) }
+                if syncing {
+                    for m in node.consortium.members { try sync(m.org, over: l) }
+                }
+                mark(connected: true)
+            } catch let e as PeerMisbehaved {
+                node.metrics.reject("peer-bad-data")
+                node.log.error(
+                    "peer served data that does not verify; nothing of it was stored; disconnecting",
+                    ["peer": org, "log": e.log, "reason": e.reason])
+                l.close()
+                cond.lock()
+                distrustUntil = .now() + .seconds(2)
+                cond.unlock()
+                node.logs[e.log]?.cancelWaiters(above: node.logs[e.log]?.head.size)
+            } catch {
+                mark(connected: false)
+                l.close()
+                for log in pulls.keys { node.logs[log]?.cancelWaiters(above: node.logs[log]?.head.size) }
+                cond.lock()
+                // Unreachable: try the sync again after a short pause rather than a whole interval.
+                nextSync = min(nextSync, .now() + .milliseconds(min(500, node.config.syncIntervalMs)))
+                cond.unlock()
+            }
+        }
+    }
+
+    struct PeerMisbehaved: Error {
+        var log: String
+        var reason: String
+    }
+
+    /// The peer's checkpoint of `log`, checked against the owner's key; nil when it holds none.
+    private func fetchCheckpoint(_ log: String, _ path: String, over link: PeerLink) throws -> SignedCheckpoint? {
+        let r = try link.request("GET", "/logs/\(log)/\(path)", body: nil, contentType: nil)
+        if r.status == 404 { return nil }
+        guard r.status == 200 else {
+            throw PeerMisbehaved(log: log, reason: "GET \(path) answered \(r.status)")
+        }
+        guard let member = node.consortium.member(log) else { return nil }
+        let cp: SignedCheckpoint
+        do { cp = try SignedCheckpoint(parsing: String(decoding: r.body, as: UTF8.self)) } catch {
+            throw PeerMisbehaved(log: log, reason: "its \(path) does not parse: \(error.message)")
+        }
+        if let why = cp.signatureFailure(key: member.key) {
+            throw PeerMisbehaved(log: log, reason: "its \(path): \(why)")
+        }
+        // Keep only the owner's signature: cosignature lines are the peer's own business.
+        var stored = cp
+        stored.note.signatures = stored.note.signatures.filter {
+            $0.name == member.origin && $0.keyID == member.key.keyID
+        }
+        return stored
+    }
+
+    /// Compares the peer's copy of `log` with this node's: fetch what it has more, push what it lacks, and keep
+    /// evidence when the two disagree.
+    private func sync(_ log: String, over link: PeerLink) throws {
+        guard let held = node.logs[log] else { return }
+        let mine = held.head
+        guard let theirs = try fetchCheckpoint(log, "checkpoint", over: link) else {
+            if mine.size > 0 && log != org { wantPush(log) }
+            return
+        }
+        cond.lock()
+        seen[log] = max(seen[log] ?? 0, theirs.checkpoint.size)
+        knownSize[log] = theirs.checkpoint.size
+        cond.unlock()
+        if theirs.checkpoint.size <= mine.size {
+            try checkAgainstOwnCopy(held, theirs)
+            if theirs.checkpoint.size < mine.size && log != org { wantPush(log) }
+            return
+        }
+        if held.isOwn {
+            node.log.error(
+                "a peer holds a longer history of this node's own log, signed with its key",
+                ["peer": org, "size": "\(theirs.checkpoint.size)", "held": "\(mine.size)"])
+            return
+        }
+        try catchUp(log, theirs, over: link)
+    }
+
+    /// A signed checkpoint at or below the size held here must have the root of the tree held here at its size.
+    private func checkAgainstOwnCopy(_ held: HeldLog, _ theirs: SignedCheckpoint) throws {
+        let s = theirs.checkpoint.size
+        let root = try held.read { store throws(LedgerError) in try store.subtreeRoot(0..<s) }
+        guard root != theirs.checkpoint.root, let ours = held.head.checkpoint else { return }
+        node.equivocation(
+            held, ours: ours, theirs: theirs, source: org, why: "the tree held here has another root at size \(s)")
+    }
+
+    /// Brings the copy of `log` up to `target` (or the peer's checkpoint) from this peer, chunk by chunk: each
+    /// chunk ends at a checkpoint the peer stores, its entries come from entry bundles, and it is committed only
+    /// when every entry verified and the root matches that checkpoint.
+    private func catchUp(_ log: String, _ target: SignedCheckpoint?, over link: PeerLink) throws {
+        guard let held = node.logs[log], !held.isOwn, held.frozen == nil, let replica = held.replica else { return }
+        var goal = target
+        if goal == nil { goal = try fetchCheckpoint(log, "checkpoint", over: link) }
+        guard let goal else { return }
+        held.syncLock.lock()
+        defer { held.syncLock.unlock() }
+        replica.reset()
+        if goal.checkpoint.size <= held.head.size {
+            try checkAgainstOwnCopy(held, goal)
+            return
+        }
+        var stored: UInt64 = 0
+        while held.head.size < goal.checkpoint.size && !isStopping {
+            let m = held.head.size
+            let want = min(goal.checkpoint.size, m + Self.chunk)
+            var chunkEnd = goal
+            if want < goal.checkpoint.size, let cp = try fetchCheckpoint(log, "checkpoints/\(want)", over: link),
+                cp.checkpoint.size >= want, cp.checkpoint.size <= goal.checkpoint.size
+            {
+                chunkEnd = cp
+            }
+            let c = chunkEnd.checkpoint.size
+            var bundle = m / 256
+            while bundle * 256 < c {
+                let width = min(256, c - bundle * 256)
+                let t = TileAddress(level: nil, index: bundle, width: Int(width))
+                let r = try link.request("GET", "/logs/\(log)/\(t)", body: nil, contentType: nil)
+                guard r.status == 200 else {
+                    replica.reset()
+                    throw PeerMisbehaved(
+                        log: log, reason: "GET \(t) answered \(r.status) though its checkpoint covers it")
+                }
+                do {
+                    try Self.forEachEntry(r.body, first: bundle * 256, expected: Int(width)) { seq, raw in
+                        guard seq >= m else { return }
+                        try replica.add(raw) { o, s in node.known(o, s) }
+                    }
+                } catch let e as LedgerError {
+                    replica.reset()
+                    throw PeerMisbehaved(log: log, reason: "\(t): \(e.message)")
+                }
+                bundle += 1
+            }
+            do {
+                _ = try held.commitReplica(chunkEnd)
+            } catch {
+                replica.reset()
+                if error.code == .verificationFailed {
+                    throw PeerMisbehaved(log: log, reason: error.message)
+                }
+                throw error
+            }
+            stored += c - m
+            node.metrics.entriesReplicated.add(c - m, ordering: .relaxed)
+        }
+        if stored > 0 {
+            node.metrics.pulls.add(1, ordering: .relaxed)
+            node.log.info(
+                "copy verified and stored",
+                ["log": log, "peer": org, "entries": "\(stored)", "size": "\(held.head.size)"])
+            node.logMoved(log, except: org)
+        }
+    }
+
+    private var isStopping: Bool {
+        cond.lock()
+        defer { cond.unlock() }
+        return stopping
+    }
+
+    /// Splits an entry bundle (uint16 length-prefixed entries); it must hold exactly `expected` entries.
+    static func forEachEntry(
+        _ bundle: [UInt8], first: UInt64, expected: Int, _ body: (UInt64, UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        try bundle.withUnsafeBytes { b in
+            var at = 0
+            var n = 0
+            while at < b.count {
+                guard at + 2 <= b.count else {
+                    throw LedgerError(.verificationFailed, "entry bundle ends inside a length prefix")
+                }
+                let len = Int(b[at]) << 8 | Int(b[at + 1])
+                guard at + 2 + len <= b.count else {
+                    throw LedgerError(.verificationFailed, "entry bundle ends inside entry \(first + UInt64(n))")
+                }
+                guard n < expected else {
+                    throw LedgerError(.verificationFailed, "entry bundle holds more than \(expected) entries")
+                }
+                try body(first + UInt64(n), UnsafeRawBufferPointer(rebasing: b[(at + 2)..<(at + 2 + len)]))
+                at += 2 + len
+                n += 1
+            }
+            guard n == expected else {
+                throw LedgerError(.verificationFailed, "entry bundle holds \(n) entries, not \(expected)")
+            }
+        }
+    }
+}

@@ -1,0 +1,239 @@
+import Foundation
+import ProvCrypto
+import ProvLedger
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Routing of every request the node answers (Specs/protocol.md §3–§6).
+extension Node {
+    /// Answers `req` through `respond`, now or later (an `add-checkpoint` or an append waits for a commit).
+    public func handle(_ req: NodeRequest, respond: @escaping @Sendable (NodeResponse) -> Void) {
+        let path = req.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        let parts = Array(path)
+        if case .api = req.listener {
+            if req.method == "GET" && req.path == "/healthz" { return respond(.text(200, "ok")) }
+            guard let role = role(req.authorization) else {
+                metrics.reject("unauthorized")
+                return respond(
+                    .error(401, "a bearer token is required (Authorization: Bearer <token>)")
+                        .with(header: ("WWW-Authenticate", "Bearer")))
+            }
+            if parts.first == "logs" { return respond(readLog(req, Array(parts.dropFirst()))) }
+            switch (req.method, req.path) {
+            case ("POST", "/v1/events"):
+                guard role == .app else {
+                    metrics.reject("forbidden")
+                    return respond(.error(403, "the auditor token is read-only"))
+                }
+                return appendEvents(req.body, respond: respond)
+            case ("GET", "/v1/status"): return respond(.json(200, status()))
+            case ("GET", "/metrics"):
+                return respond(
+                    NodeResponse(
+                        status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
+                        body: Array(exposition().utf8)))
+            default:
+                return respond(notFound(req))
+            }
+        }
+        // The peer listener: the caller is a member, authenticated by its key in the TLS handshake.
+        guard case .peer(let caller) = req.listener else { return }
+        if parts.first == "logs" { return respond(readLog(req, Array(parts.dropFirst()))) }
+        if req.method == "POST" && req.path == "/add-checkpoint" {
+            return addCheckpoint(req.body, from: caller, respond: respond)
+        }
+        respond(notFound(req))
+    }
+
+    enum Role { case app, auditor }
+
+    /// The role of a bearer token; tokens are compared in constant time.
+    func role(_ authorization: String?) -> Role? {
+        guard let a = authorization, a.hasPrefix("Bearer ") else { return nil }
+        let given = Array(a.dropFirst(7).utf8)
+        if constantTimeEqual(given, Array(config.token.utf8)) { return .app }
+        if constantTimeEqual(given, Array(config.auditorToken.utf8)) { return .auditor }
+        return nil
+    }
+
+    func notFound(_ req: NodeRequest) -> NodeResponse {
+        metrics.reject("not-found")
+        return .error(404, "no route for \(req.method) \(req.path.prefix(100))")
+    }
+
+    // MARK: tlog-tiles read API
+
+    /// `GET /logs/<org>/checkpoint`, `…/checkpoints/<N>`, `…/tile/<L>/<N>[.p/<W>]`, `…/tile/entries/<N>[.p/<W>]`.
+    func readLog(_ req: NodeRequest, _ parts: [Substring]) -> NodeResponse {
+        guard req.method == "GET" || req.method == "HEAD" else {
+            metrics.reject("method-not-allowed")
+            return .error(405, "logs are read with GET").with(header: ("Allow", "GET, HEAD"))
+        }
+        guard let org = parts.first, let held = logs[String(org)] else {
+            metrics.reject("not-found")
+            return .error(404, "this node holds no log by that name")
+        }
+        let rest = parts.dropFirst().joined(separator: "/")
+        if rest == "checkpoint" {
+            guard let cp = servedCheckpoint(held) else { return .error(404, "log \(held.org) has no checkpoint yet") }
+            return NodeResponse(
+                status: 200, contentType: "text/plain; charset=utf-8", headers: [("Cache-Control", "no-store")],
+                body: Array(cp.serialized.utf8))
+        }
+        if rest.hasPrefix("checkpoints/") {
+            guard let n = TileAddress.decimal(rest.dropFirst("checkpoints/".count)), n > 0 else {
+                return .error(400, "checkpoints/<N> takes a size N ≥ 1 in canonical decimal")
+            }
+            do {
+                guard let cp = try held.read({ store throws(LedgerError) in try store.checkpoint(atLeast: n) }) else {
+                    return .error(404, "log \(held.org) has no checkpoint of size \(n) or more here")
+                }
+                return NodeResponse(
+                    status: 200, contentType: "text/plain; charset=utf-8", headers: [("Cache-Control", "no-store")],
+                    body: Array(cp.serialized.utf8))
+            } catch {
+                log.error("cannot read a stored checkpoint", ["log": held.org, "error": error.message])
+                return .error(500, "log \(held.org): stored data cannot be read")
+            }
+        }
+        guard let t = TileAddress(path: rest) else {
+            metrics.reject("bad-request")
+            return .error(400, "not a tlog-tiles path: tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>]")
+        }
+        let size = held.head.size
+        let levelShift = UInt64(8 * (t.level ?? 0))
+        // A tile exists once the tree is large enough: full when 256 hashes of its level exist, partial (of
+        // width W) when the tree has exactly that many at its level so far or more.
+        let available = size >> levelShift
+        guard t.range.upperBound <= available else {
+            return .error(404, "log \(held.org) has no \(t) yet (size \(size))")
+        }
+        do {
+            let bytes = try held.read { store throws(LedgerError) in try store.tile(t) }
+            return .bytes(bytes, immutable: true)
+        } catch {
+            log.error("cannot serve a tile", ["log": held.org, "tile": t.description, "error": error.message])
+            return .error(500, "log \(held.org): stored data cannot be read")
+        }
+    }
+
+    /// The checkpoint served for a log: the owner's signed checkpoint at the size held here, with this node's
+    /// cosignature (the tlog-mirror statement that it holds and verified that history) and, for the own log,
+    /// the cosignatures collected from peers.
+    func servedCheckpoint(_ held: HeldLog) -> SignedCheckpoint? {
+        guard var cp = held.head.checkpoint else { return nil }
+        if held.isOwn {
+            if let c = held.latestCosigned, c.checkpoint == cp.checkpoint { cp = c }
+            return cp
+        }
+        if let sig = try? signer.cosign(checkpointText: cp.checkpoint.text, time: UInt64(Date().timeIntervalSince1970))
+        {
+            cp.note.signatures.append(sig)
+        }
+        return cp
+    }
+
+    // MARK: Append
+
+    /// `POST /v1/events`: one event object or an array of them; answered after the fsync.
+    func appendEvents(_ body: [UInt8], respond: @escaping @Sendable (NodeResponse) -> Void) {
+        let value: JSONValue
+        do { value = try JSON.parse(body, maxDepth: 10, maxSize: 16 << 20) } catch {
+            metrics.reject("bad-request")
+            return respond(.error(400, "the body is not valid JSON: \(error)"))
+        }
+        let items: [JSONValue]
+        switch value {
+        case .array(let a): items = a
+        case .object: items = [value]
+        default:
+            metrics.reject("bad-request")
+            return respond(.error(400, "the body must be one event object or an array of events"))
+        }
+        guard items.count <= 100_000 else {
+            metrics.reject("too-large")
+            return respond(.error(413, "at most 100000 events per request"))
+        }
+        guard !items.isEmpty else { return respond(.json(200, .array([]))) }
+        let org = config.org
+        writer.submit(items) { outcome in
+            switch outcome {
+            case .appended(let r):
+                respond(
+                    .json(
+                        200,
+                        .array(
+                            r.map {
+                                .object([
+                                    JSONMember("org", .string(org)), JSONMember("seq", .number(String($0.seq))),
+                                    JSONMember("leafHash", .string($0.leaf.hex)),
+                                ])
+                            })))
+            case .rejected(let index, let message):
+                respond(
+                    .error(
+                        400, "event \(index): \(message); nothing of this request was appended",
+                        [JSONMember("index", .number(String(index)))]))
+            case .failed(let message):
+                respond(.error(503, "not appended: \(message)"))
+            }
+        }
+    }
+
+    // MARK: Status and metrics
+
+    func status() -> JSONValue {
+        var logMembers: [JSONMember] = []
+        for org in logs.keys.sorted() {
+            let held = logs[org]!
+            let h = held.head
+            var fields = [
+                JSONMember("size", .number(String(h.size))),
+                JSONMember("root", .string((h.checkpoint?.checkpoint.root ?? Merkle.emptyRoot).base64)),
+                JSONMember("checkpoint", h.checkpoint.map { .string($0.serialized) } ?? .null),
+            ]
+            if let f = held.frozen { fields.append(JSONMember("frozen", .string(f))) }
+            logMembers.append(JSONMember(org, .object(fields)))
+        }
+        let peers: [JSONValue] = workers.keys.sorted().map { org in
+            let s = workers[org]!.snapshot
+            return .object([
+                JSONMember("org", .string(org)), JSONMember("connected", .bool(s.connected)),
+                JSONMember("lastSeen", s.lastSeen.map { .string(Timestamp.format($0)) } ?? .null),
+                JSONMember("address", .string(s.address)),
+            ])
+        }
+        return .object([
+            JSONMember("org", .string(config.org)), JSONMember("consortium", .string(consortium.name)),
+            JSONMember("logs", .object(logMembers)), JSONMember("peers", .array(peers)),
+        ])
+    }
+
+    func exposition() -> String {
+        let l = logs.keys.sorted().map { org -> (org: String, size: UInt64, seen: UInt64) in
+            let size = logs[org]!.head.size
+            let seen = workers.values.map { $0.seenSize(org) }.max() ?? 0
+            return (org, size, max(seen, size))
+        }
+        let p = workers.keys.sorted().map { ($0, workers[$0]!.snapshot.connected) }
+        return metrics.exposition(org: config.org, logs: l, peers: p, transport: transportCounters())
+    }
+}
+
+extension NodeResponse {
+    func with(header: (String, String)) -> NodeResponse {
+        var r = self
+        r.headers.append(header)
+        return r
+    }
+}
+
+/// Compares two byte strings without stopping at the first difference (bearer tokens).
+func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    guard a.count == b.count else { return false }
+    var d: UInt8 = 0
+    for i in 0..<a.count { d |= a[i] ^ b[i] }
+    return d == 0
+}

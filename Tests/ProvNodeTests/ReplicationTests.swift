@@ -1,0 +1,120 @@
+import Foundation
+import ProvCrypto
+import ProvLedger
+import Testing
+
+@testable import ProvNode
+
+/// Replication between nodes in one process (no sockets): convergence, relay, catch-up after a crash, lying
+/// peers and equivocation.
+@Suite(.serialized) struct ReplicationTests {
+    @Test func threeNodesConvergeAndEveryCopyVerifies() throws {
+        let net = try InMemoryConsortium()
+        defer { net.stopAll() }
+        try net.startAll()
+        for (i, org) in net.orgs.enumerated() {
+            for k in 0..<3 {
+                let r = try #require(net.post(org, Ev.batch(10 + i, org: org, from: k * 100)))
+                #expect(r.status == 200, "\(String(decoding: r.body, as: UTF8.self))")
+            }
+        }
+        let want = ["brand": UInt64(30), "retail": 33, "care": 36]
+        #expect(net.wait { net.converged(want) }, "heads: \(net.heads())")
+        net.stopNodes()
+        let consortium = try Consortium.load(net.dir.path + "/consortium.json")
+        for org in net.orgs {
+            let audits = try Verifier(consortium: consortium).verify(dataDirectory: net.configs[org]!.dataDirectory)
+            #expect(audits.allSatisfy { $0.failure == nil }, "\(org): \(audits.map { $0.failure ?? "ok" })")
+            #expect(audits.map(\.entries).reduce(0, +) == 99)
+        }
+    }
+
+    @Test func aNodeWithOnePeerGetsTheThirdLogThroughIt() throws {
+        let net = try InMemoryConsortium(peers: ["brand": ["retail"], "retail": ["brand", "care"], "care": ["retail"]])
+        defer { net.stopAll() }
+        try net.startAll()
+        #expect(net.post("brand", Ev.batch(25, org: "brand"))?.status == 200)
+        #expect(net.wait { net.converged(["brand": 25]) }, "heads: \(net.heads())")
+        #expect(net.node("care").logs["brand"]!.head.size == 25)
+    }
+
+    @Test func aRestartedNodeCatchesUpAndNothingAcknowledgedIsLost() throws {
+        let net = try InMemoryConsortium()
+        defer { net.stopAll() }
+        try net.startAll()
+        #expect(net.post("brand", Ev.batch(5, org: "brand"))?.status == 200)
+        #expect(net.wait { net.converged(["brand": 5]) })
+        net.kill("care")
+        for k in 1...4 { #expect(net.post("brand", Ev.batch(50, org: "brand", from: k * 100))?.status == 200) }
+        #expect(net.post("retail", Ev.batch(7, org: "retail"))?.status == 200)
+        try net.start("care")
+        #expect(net.wait { net.converged(["brand": 205, "retail": 7]) }, "heads: \(net.heads())")
+    }
+
+    @Test func aPeerServingATamperedBundleIsRejectedAndNothingOfItIsStored() throws {
+        let net = try InMemoryConsortium(peers: ["brand": [], "retail": ["brand"], "care": []])
+        defer { net.stopAll() }
+        // brand's bundles are changed on their way to retail: one byte of the last entry.
+        net.tamper.withLock {
+            $0 = { from, path, r in
+                guard from == "brand", path.contains("/tile/entries/"), r.status == 200 else { return r }
+                var t = r
+                t.body[t.body.count - 3] ^= 0x20
+                return t
+            }
+        }
+        try net.startAll()
+        #expect(net.post("brand", Ev.batch(12, org: "brand"))?.status == 200)
+        // retail sees brand's checkpoint at every sync and refuses what it is served, every time.
+        #expect(net.wait(timeout: 10) { net.node("retail").metrics.rejections["peer-bad-data", default: 0] >= 2 })
+        #expect(net.node("retail").logs["brand"]!.head.size == 0)
+        // Once the path is clean, the same copy is fetched and verifies.
+        net.tamper.withLock { $0 = nil }
+        #expect(net.wait { net.node("retail").logs["brand"]!.head.size == 12 })
+    }
+
+    @Test func aCheckpointSignedByAnotherKeyIsRefused() throws {
+        let net = try InMemoryConsortium()
+        defer { net.stopAll() }
+        try net.startAll()
+        let retail = net.node("retail")
+        let forger = try NoteSigner(name: "acme/brand", privateKey: .generate())
+        let cp = try SignedCheckpoint.sign(
+            Checkpoint(origin: "acme/brand", size: 3, root: SHA256.hash("x")), with: forger)
+        let body = AddCheckpoint(old: 0, proof: [], checkpoint: cp).serialized
+        let r = try #require(
+            InMemoryConsortium.call(
+                retail, NodeRequest(listener: .peer(org: "care"), method: "POST", path: "/add-checkpoint", body: body)))
+        #expect(r.status == 403)
+        #expect(String(decoding: r.body, as: UTF8.self).contains("does not verify"))
+        #expect(retail.logs["brand"]!.head.size == 0)
+    }
+
+    @Test func twoSignedRootsForOneSizeFreezeTheCopyAndKeepTheEvidence() throws {
+        let net = try InMemoryConsortium()
+        defer { net.stopAll() }
+        try net.startAll()
+        #expect(net.post("brand", Ev.batch(4, org: "brand"))?.status == 200)
+        #expect(net.wait { net.converged(["brand": 4]) })
+        // brand's key signs a second, different tree of the same size.
+        let brandKey = try SigningKeyFile.read(net.configs["brand"]!.keyPath)
+        let fork = try SignedCheckpoint.sign(
+            Checkpoint(origin: "acme/brand", size: 4, root: SHA256.hash("another history")), with: brandKey)
+        let retail = net.node("retail")
+        let r = try #require(
+            InMemoryConsortium.call(
+                retail,
+                NodeRequest(
+                    listener: .peer(org: "care"), method: "POST", path: "/add-checkpoint",
+                    body: AddCheckpoint(old: 4, proof: [], checkpoint: fork).serialized)))
+        #expect(r.status == 422)
+        let frozen = try #require(retail.logs["brand"]!.frozen)
+        let evidence = try String(contentsOfFile: frozen, encoding: .utf8)
+        #expect(evidence.contains(fork.serialized))
+        #expect(evidence.contains(retail.logs["brand"]!.head.checkpoint!.serialized))
+        // The copy takes nothing more of brand's log.
+        #expect(net.post("brand", Ev.batch(2, org: "brand", from: 50))?.status == 200)
+        #expect(net.wait { net.node("care").logs["brand"]!.head.size == 6 })
+        #expect(retail.logs["brand"]!.head.size == 4)
+    }
+}
