@@ -22,7 +22,7 @@ let package = Package(
         // tlog-witness endpoints, replication. Transport-neutral; provd puts it behind real sockets.
         .target(name: "ProvNode", dependencies: ["ProvLedger", "ProvCrypto"]),
         // The commands behind the `prov` executable, so tests can call them directly.
-        .target(name: "ProvCLI", dependencies: ["ProvLedger", "ProvCrypto", "CShims"]),
+        .target(name: "ProvCLI", dependencies: ["ProvLedger", "ProvCrypto", "ProvNode", "CShims"]),
         .executableTarget(name: "prov", dependencies: ["ProvCLI"]),
         // libFuzzer target over the decoders (see Specs/fuzzing.md); a replay tool when built without -DFUZZING.
         .executableTarget(name: "Fuzz", dependencies: ["ProvLedger", "ProvCLI"]),

@@ -23,6 +23,7 @@ public enum Prov {
           verify --consortium FILE [--checkpoint FILE ...] DATADIR
           bench append|ingest|verify --entries N [--dir DIR] [--runs R]
           vectors --out DIR
+          nodes init --dir DIR --orgs ORG1,ORG2,... [--consortium NAME] [--base-port PORT]
           demo [--nodes DIR]            the local consortium of Nodes/members.json doing a day's work
 
         Exit codes: 0 success, 1 verification failed, 2 usage, input or I/O error.
@@ -59,6 +60,7 @@ public enum Prov {
             case "bench": return try Bench.run(rest)
             case "vectors": return try Vectors.run(rest)
             case "demo": return try Demo.run(rest)
+            case "nodes": return try nodes(rest)
             case "help", "--help", "-h":
                 out(usage)
                 return 0
