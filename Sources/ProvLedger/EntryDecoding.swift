@@ -469,12 +469,13 @@ extension EntryBody {
             try one(b.legalBasis, "legalBasis", in: Vocabulary.legalBases, what: "DPV legal basis")
             if let n = b.notice {
                 guard Vocabulary.isCode(n.id) else {
-                    throw f("notice.id", "\(LedgerError.shown(n.id)) is not a code (1-64 of a-z 0-9 . _ -)")
+                    throw f("notice.id", "\(LedgerError.shownCode(n.id)) is not a code (1-64 of a-z 0-9 . _ -)")
                 }
                 guard Vocabulary.isNoticeVersion(n.version) else {
                     throw f(
                         "notice.version",
-                        "\(LedgerError.shown(n.version)) is not a version: 1-4 groups of 1-4 digits, such as 7 or 2.1")
+                        "a value of \(n.version.utf8.count) bytes is not a version: 1-4 groups of 1-4 digits separated "
+                            + "by dots, such as 7 or 2.1")
                 }
             }
             try time(b.occurredAt, "occurredAt")
@@ -485,7 +486,7 @@ extension EntryBody {
         case .interaction(let b):
             try one(b.channel, "channel", in: Vocabulary.channels, what: "channel")
             guard Vocabulary.isCode(b.interaction) else {
-                throw f("interaction", "\(LedgerError.shown(b.interaction)) is not a code (1-64 of a-z 0-9 . _ -)")
+                throw f("interaction", "\(LedgerError.shownCode(b.interaction)) is not a code (1-64 of a-z 0-9 . _ -)")
             }
             try codes(b.purposes, "purposes", in: Vocabulary.purposes, what: "DPV purpose")
             try one(b.legalBasis, "legalBasis", in: Vocabulary.legalBases, what: "DPV legal basis")
@@ -497,7 +498,7 @@ extension EntryBody {
                 throw f("agent.id", "a person agent is a 32-byte ref (a keyed pseudonym), never a name")
             case (.name(let n), _):
                 guard Vocabulary.isCode(n) else {
-                    throw f("agent.id", "\(LedgerError.shown(n)) is not a code (1-64 of a-z 0-9 . _ -)")
+                    throw f("agent.id", "\(LedgerError.shownCode(n)) is not a code (1-64 of a-z 0-9 . _ -)")
                 }
             }
             if let o = b.agent.onBehalfOf, !Vocabulary.isOrgID(o) {

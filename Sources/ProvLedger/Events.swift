@@ -19,6 +19,13 @@ extension LedgerError {
             && !mayHoldIdentifier(value, digits: 6)
     }
 
+    /// `shown(_:)` for a value that should be a vocabulary code: quoted only when it has the form of one (lower
+    /// case, starting with a letter), so that a name, an e-mail address or a phone number put where a code
+    /// belongs is described by its size only.
+    static func shownCode(_ value: some StringProtocol) -> String {
+        Vocabulary.isCode(String(value)) ? shown(value) : "a value of \(value.utf8.count) bytes"
+    }
+
     /// Whether `value` could carry an e-mail address or a phone number: an `@`, a `+`, or `digits` digits in a row.
     static func mayHoldIdentifier(_ value: some StringProtocol, digits limit: Int) -> Bool {
         var run = 0
@@ -264,7 +271,7 @@ public struct EventParser {
     {
         guard declared.contains(value) else {
             let list = declared.isEmpty ? "it declares none" : "it declares " + declared.joined(separator: ", ")
-            throw bad(name, "\(shown(value)) is not \(what) of the consortium's vocabulary (\(list))")
+            throw bad(name, "\(LedgerError.shownCode(value)) is not \(what) of the consortium's vocabulary (\(list))")
         }
         return value
     }
@@ -370,7 +377,8 @@ public struct EventParser {
         guard Vocabulary.isNoticeVersion(version) else {
             throw bad(
                 "notice.version",
-                "\(shown(version)) is not a version: 1-4 groups of 1-4 digits separated by dots, such as 7 or 2.1")
+                "a value of \(version.utf8.count) bytes is not a version: 1-4 groups of 1-4 digits separated by "
+                    + "dots, such as 7 or 2.1")
         }
         return Notice(id: id, version: version, sha256: try digest(v["sha256"], "notice.sha256"))
     }
