@@ -217,9 +217,7 @@ public struct EventParser {
             body = .interaction(
                 InteractionBody(
                     subject: s, channel: try string(event, "channel"),
-                    interaction: try vocabularyCode(
-                        try string(event, "interaction"), "interaction", consortium.vocabulary.interactions,
-                        what: "an interaction type"),
+                    interaction: try interaction(event),
                     purposes: try codeList(event, "purposes", known: Vocabulary.purposes, what: "DPV purpose"),
                     legalBasis: try string(event, "legalBasis"),
                     agent: try agent(event), occurredAt: try time(event, "occurredAt"), consentRef: consentRef,
@@ -266,10 +264,11 @@ public struct EventParser {
 
     /// A code that must be in one list of the consortium's vocabulary (Specs/format.md §9.1): nothing free-form
     /// reaches the ledger. The message lists the declared codes, which are public.
-    func vocabularyCode(_ value: String, _ name: String, _ declared: [String], what: String) throws(LedgerError)
-        -> String
-    {
-        guard declared.contains(value) else {
+    func vocabularyCode(
+        _ value: String, _ name: String, _ known: Bool, _ declared: @autoclosure () -> [String], what: String
+    ) throws(LedgerError) -> String {
+        guard known else {
+            let declared = declared()
             let list = declared.isEmpty ? "it declares none" : "it declares " + declared.joined(separator: ", ")
             throw bad(name, "\(LedgerError.shownCode(value)) is not \(what) of the consortium's vocabulary (\(list))")
         }
@@ -364,6 +363,13 @@ public struct EventParser {
         return try codeList(e, name, orgs: true)
     }
 
+    func interaction(_ e: JSONValue) throws(LedgerError) -> String {
+        let v = try string(e, "interaction")
+        return try vocabularyCode(
+            v, "interaction", consortium.vocabulary.isInteraction(v), consortium.vocabulary.interactions,
+            what: "an interaction type")
+    }
+
     func notice(_ e: JSONValue) throws(LedgerError) -> Notice? {
         guard let v = e["notice"] else { return nil }
         guard let fields = v.objectValue else { throw bad("notice", "must be an object {id, version, sha256}") }
@@ -373,7 +379,8 @@ public struct EventParser {
         guard let id = v["id"]?.stringValue, let version = v["version"]?.stringValue else {
             throw bad("notice", "needs string fields id and version")
         }
-        _ = try vocabularyCode(id, "notice.id", consortium.vocabulary.notices, what: "a notice")
+        _ = try vocabularyCode(
+            id, "notice.id", consortium.vocabulary.isNotice(id), consortium.vocabulary.notices, what: "a notice")
         guard Vocabulary.isNoticeVersion(version) else {
             throw bad(
                 "notice.version",
@@ -416,7 +423,8 @@ public struct EventParser {
         } else {
             id = .name(
                 try vocabularyCode(
-                    raw, "agent.id", consortium.vocabulary.agents(kind: kind), what: "a \(kind) agent"))
+                    raw, "agent.id", consortium.vocabulary.isAgent(raw, kind: kind),
+                    consortium.vocabulary.agents(kind: kind), what: "a \(kind) agent"))
         }
         var onBehalfOf: String?
         if let o = v["onBehalfOf"] {
