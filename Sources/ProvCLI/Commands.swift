@@ -179,12 +179,7 @@ public enum Prov {
         }
         var vocabulary = ConsortiumVocabulary.standard
         if let path = try args.optional("vocabulary") {
-            // The same object as the descriptor's `vocabulary` (Specs/format.md §9.1).
-            do { vocabulary = try ConsortiumVocabulary(json: try JSON.parse(try readFile(path))) } catch let e
-                as JSONError
-            { throw LedgerError(.config, "--vocabulary \(path): not valid JSON: \(e)") } catch let e as LedgerError
-                where e.code == .config
-            { throw LedgerError(.config, "--vocabulary \(path): \(e.message)") }
+            vocabulary = try ConsortiumVocabulary(parsing: try readFile(path), source: "--vocabulary \(path)")
         }
         _ = try Consortium(name: name, members: members, vocabulary: vocabulary)
         guard !FileManager.default.fileExists(atPath: outPath) else {

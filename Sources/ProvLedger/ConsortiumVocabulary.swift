@@ -102,6 +102,14 @@ public struct ConsortiumVocabulary: Sendable, Equatable {
         ])
     }
 
+    /// Parses a vocabulary file (`prov consortium init --vocabulary FILE`): one JSON object of the form of the
+    /// descriptor's `vocabulary`. Errors start with `source`.
+    public init(parsing bytes: [UInt8], source: String) throws(LedgerError) {
+        let json: JSONValue
+        do { json = try JSON.parse(bytes) } catch { throw LedgerError(.config, "\(source): not valid JSON: \(error)") }
+        do { try self.init(json: json) } catch { throw LedgerError(.config, "\(source): \(error.message)") }
+    }
+
     /// Reads the vocabulary object; every field is required and no other is allowed. `path` names the object in
     /// messages (`vocabulary` in a descriptor).
     public init(json: JSONValue, path: String = "vocabulary") throws(LedgerError) {
