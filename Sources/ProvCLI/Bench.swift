@@ -104,8 +104,8 @@ enum Bench {
                     Consortium.Member(
                         org: org, name: org, origin: "bench/\(org)", key: k.verifierKey, peer: nil, api: nil))
             }
-            consortium = try Consortium(name: "bench", members: members)
             linkKey = try LinkKey(bytes: SecureRandom.bytes(32))
+            consortium = try Consortium(name: "bench", members: members, linkKeyFingerprint: linkKey.fingerprint)
         }
     }
 
@@ -124,7 +124,7 @@ enum Bench {
                 #"{"type":"consent","subject":"cust:brand:c\#(i)","event":"withdraw","purposes":["dpv:DirectMarketing","dpv:Personalisation"],"channel":"app","method":"app-toggle","legalBasis":"dpv:Consent","occurredAt":"\#(t)"}"#
         default:
             return
-                #"{"type":"interaction","subject":"email:customer\#(i)@example.com","channel":"chat","interaction":"bot-session","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:LegitimateInterest","agent":{"id":"bot-1","kind":"software","onBehalfOf":"brand"},"occurredAt":"\#(t)"}"#
+                #"{"type":"interaction","subject":"email:customer\#(i)@example.com","channel":"chat","interaction":"bot-session","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:LegitimateInterest","agent":{"id":"chatbot","kind":"software","onBehalfOf":"brand"},"occurredAt":"\#(t)"}"#
         }
     }
 

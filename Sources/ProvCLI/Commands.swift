@@ -15,7 +15,7 @@ public enum Prov {
         usage: prov <command> [options]
 
           keygen --org ORG --consortium NAME --out KEYFILE
-          consortium init --name NAME --member ORG=VKEY [--member ...] [--display ORG=NAME ...] --out FILE --link-key LINKFILE
+          consortium init --name NAME --member ORG=VKEY [--member ...] [--display ORG=NAME ...] [--vocabulary FILE] --out FILE --link-key LINKFILE
           append --dir DATADIR --key KEYFILE --consortium FILE --link-key LINKFILE [--input EVENTS.jsonl] [--follow]
           checkpoint --dir DATADIR --org ORG
           receipt --dir DATADIR --org ORG --seq N
@@ -152,7 +152,7 @@ public enum Prov {
     // MARK: consortium init
 
     static func consortiumInit(_ a: [String]) throws -> Int32 {
-        let args = try Arguments(a, options: ["name", "member", "display", "out", "link-key"])
+        let args = try Arguments(a, options: ["name", "member", "display", "vocabulary", "out", "link-key"])
         let name = try args.required("name")
         let outPath = try args.required("out")
         let linkPath = try args.required("link-key")
@@ -179,18 +179,25 @@ public enum Prov {
         for org in display.keys where !members.contains(where: { $0.org == org }) {
             throw UsageError("--display names '\(org)', which is not given with --member")
         }
-        let c = try Consortium(name: name, members: members)
+        var vocabulary = ConsortiumVocabulary.standard
+        if let path = try args.optional("vocabulary") {
+            vocabulary = try ConsortiumVocabulary(parsing: try readFile(path), source: "--vocabulary \(path)")
+        }
+        _ = try Consortium(name: name, members: members, vocabulary: vocabulary)
         guard !FileManager.default.fileExists(atPath: outPath) else {
             throw LedgerError(.io, "\(outPath) exists: a consortium descriptor is not overwritten; remove it first")
         }
-        let existingLinkKey = FileManager.default.fileExists(atPath: linkPath)
-        if existingLinkKey { _ = try LinkKey.load(linkPath) }
-        try c.write(to: outPath)
-        if existingLinkKey {
+        // The descriptor carries the linking key's fingerprint, so the key is made (or read) first.
+        let linkKey: LinkKey
+        if FileManager.default.fileExists(atPath: linkPath) {
+            linkKey = try LinkKey.load(linkPath)
             log("info", "using the existing linking key \(linkPath)")
         } else {
-            try LinkKey.create(linkPath)
+            linkKey = try LinkKey.create(linkPath)
         }
+        let c = try Consortium(
+            name: name, members: members, linkKeyFingerprint: linkKey.fingerprint, vocabulary: vocabulary)
+        try c.write(to: outPath)
         out("wrote \(outPath): consortium \(name) with \(members.count) members")
         return 0
     }
@@ -396,9 +403,21 @@ public enum Prov {
         return 0
     }
 
+    /// A descriptor without `linkKeyFingerprint` verifies logs as well as any (nothing here uses the linking key),
+    /// but `prov append` refuses it: the auditor is told, once.
+    static func warnIfNoFingerprint(_ consortium: Consortium, _ path: String) {
+        guard consortium.linkKeyFingerprint == nil else { return }
+        log(
+            "warn",
+            "consortium descriptor \(path) has no linkKeyFingerprint (written by an older prov): prov append refuses "
+                + "it, since a wrong linking key could not be told from the consortium's; whoever holds the linking "
+                + "key adds the value prov append prints")
+    }
+
     static func verifyReceipt(_ a: [String]) throws -> Int32 {
         let args = try Arguments(a, options: ["consortium"], positionals: 1)
         let consortium = try Consortium.load(try args.required("consortium"))
+        warnIfNoFingerprint(consortium, try args.required("consortium"))
         guard args.positionals.count == 1 else { throw UsageError("give exactly one receipt file") }
         let text = String(decoding: try readFile(args.positionals[0]), as: UTF8.self)
         // A receipt that does not even parse fails verification like one whose proof is wrong.
@@ -421,6 +440,7 @@ public enum Prov {
     static func verify(_ a: [String]) throws -> Int32 {
         let args = try Arguments(a, options: ["consortium", "checkpoint"], positionals: 1)
         let consortium = try Consortium.load(try args.required("consortium"))
+        warnIfNoFingerprint(consortium, try args.required("consortium"))
         guard args.positionals.count == 1 else { throw UsageError("give exactly one data directory") }
         var verifier = Verifier(consortium: consortium)
         for path in args.all("checkpoint") {

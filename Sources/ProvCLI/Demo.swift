@@ -35,17 +35,17 @@ enum Demo {
                 Prov.out("made signing key \(path)")
             }
         }
+        let linkPath = home + "/keys/link.key"
+        if !fm.fileExists(atPath: linkPath) { try LinkKey.create(linkPath) }
+        let linkKey = try LinkKey.load(linkPath)
         let consortium = try Consortium(
             name: name,
             members: specs.map {
                 Consortium.Member(
                     org: $0.org, name: $0.name, origin: "\(name)/\($0.org)", key: signers[$0.org]!.verifierKey,
                     peer: $0.peer, api: $0.api)
-            })
+            }, linkKeyFingerprint: linkKey.fingerprint)
         try consortium.write(to: home + "/consortium.json")
-        let linkPath = home + "/keys/link.key"
-        if !fm.fileExists(atPath: linkPath) { try LinkKey.create(linkPath) }
-        let linkKey = try LinkKey.load(linkPath)
         let data = home + "/data"
 
         // A day of work per company. The brand collects consent first, so the others can rely on it.
@@ -130,20 +130,20 @@ enum Demo {
                     #"{"type":"link","subjects":["\#(email)","\#(phone)"],"evidence":"\#(SHA256.hash("kyc \(c)").hex)","occurredAt":"\#(now)"}"#
                 )
                 lines.append(
-                    #"{"type":"interaction","subject":"\#(email)","channel":"app","interaction":"login","purposes":["dpv:ServiceProvision"],"legalBasis":"dpv:Contract","agent":{"id":"brand-app","kind":"software","onBehalfOf":"brand"},"occurredAt":"\#(now)"}"#
+                    #"{"type":"interaction","subject":"\#(email)","channel":"app","interaction":"login","purposes":["dpv:ServiceProvision"],"legalBasis":"dpv:Contract","agent":{"id":"mobile-app","kind":"software","onBehalfOf":"brand"},"occurredAt":"\#(now)"}"#
                 )
             case "care":
                 let consentRef = brandConsent[c].map { #","consentRef":{"org":"brand","seq":\#($0)}"# } ?? ""
                 let basis = consentRef.isEmpty ? "dpv:LegitimateInterest" : "dpv:Consent"
                 lines.append(
-                    #"{"type":"interaction","subject":"\#(phone)","channel":"voice","interaction":"retention-call","purposes":["dpv:DirectMarketing"],"legalBasis":"\#(basis)","agent":{"id":"agent-\#(c % 7)","kind":"person","onBehalfOf":"brand"},"occurredAt":"\#(now)"\#(consentRef)}"#
+                    #"{"type":"interaction","subject":"\#(phone)","channel":"voice","interaction":"retention-call","purposes":["dpv:DirectMarketing"],"legalBasis":"\#(basis)","agent":{"id":"E-\#(1001 + c % 7)","kind":"person","onBehalfOf":"brand"},"occurredAt":"\#(now)"\#(consentRef)}"#
                 )
                 lines.append(
-                    #"{"type":"interaction","subject":"\#(email)","channel":"chat","interaction":"bot-session","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"care-bot","kind":"software","onBehalfOf":"brand"},"occurredAt":"\#(now)"}"#
+                    #"{"type":"interaction","subject":"\#(email)","channel":"chat","interaction":"bot-session","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"chatbot","kind":"software","onBehalfOf":"brand"},"occurredAt":"\#(now)"}"#
                 )
             case "retail":
                 lines.append(
-                    #"{"type":"interaction","subject":"\#(email)","channel":"store","interaction":"purchase","purposes":["dpv:SellProducts"],"legalBasis":"dpv:Contract","agent":{"id":"till-\#(c % 4)","kind":"device","onBehalfOf":"retail"},"occurredAt":"\#(now)"}"#
+                    #"{"type":"interaction","subject":"\#(email)","channel":"store","interaction":"purchase","purposes":["dpv:SellProducts"],"legalBasis":"dpv:Contract","agent":{"id":"store-till","kind":"device","onBehalfOf":"retail"},"occurredAt":"\#(now)"}"#
                 )
                 if c % 4 == 0 {
                     lines.append(
@@ -152,11 +152,11 @@ enum Demo {
                 }
             case "bank":
                 lines.append(
-                    #"{"type":"interaction","subject":"cust:bank:C\#(1000 + c)","channel":"app","interaction":"card-payment","purposes":["dpv:PaymentManagement","dpv:FraudPreventionAndDetection"],"legalBasis":"dpv:Contract","agent":{"id":"bank-core","kind":"software","onBehalfOf":"bank"},"occurredAt":"\#(now)"}"#
+                    #"{"type":"interaction","subject":"cust:bank:C\#(1000 + c)","channel":"app","interaction":"card-payment","purposes":["dpv:PaymentManagement","dpv:FraudPreventionAndDetection"],"legalBasis":"dpv:Contract","agent":{"id":"core-banking","kind":"software","onBehalfOf":"bank"},"occurredAt":"\#(now)"}"#
                 )
             default:
                 lines.append(
-                    #"{"type":"interaction","subject":"\#(phone)","channel":"sms","interaction":"service-notice","purposes":["dpv:ServiceProvision"],"legalBasis":"dpv:Contract","agent":{"id":"sms-gw","kind":"software","onBehalfOf":"\#(org)"},"occurredAt":"\#(now)"}"#
+                    #"{"type":"interaction","subject":"\#(phone)","channel":"sms","interaction":"service-notice","purposes":["dpv:ServiceProvision"],"legalBasis":"dpv:Contract","agent":{"id":"sms-gateway","kind":"software","onBehalfOf":"\#(org)"},"occurredAt":"\#(now)"}"#
                 )
                 if c % 5 == 0 {
                     lines.append(

@@ -24,7 +24,7 @@ public enum Vectors {
         ),
         (
             "interaction-voice-contract",
-            #"{"type":"interaction","subject":"phone:+44 1632 960001","channel":"voice","interaction":"support-call","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"agent-42","kind":"person","onBehalfOf":"brand"},"occurredAt":"2026-11-24T10:05:00Z","detail":"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"}"#
+            #"{"type":"interaction","subject":"phone:+44 1632 960001","channel":"voice","interaction":"support-call","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"E-4711","kind":"person","onBehalfOf":"brand"},"occurredAt":"2026-11-24T10:05:00Z","detail":"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"}"#
         ),
         (
             "interaction-email-consent",
@@ -48,7 +48,7 @@ public enum Vectors {
         ),
         (
             "interaction-iot-device",
-            #"{"type":"interaction","subject":"device:Thermostat-77","channel":"iot","interaction":"telemetry-upload","purposes":["dpv:ServiceProvision"],"legalBasis":"dpv:Contract","agent":{"id":"thermostat-fw","kind":"device"},"occurredAt":"2026-11-24T11:50:00Z","derivedFrom":[{"org":"brand","seq":1},{"org":"brand","seq":4}]}"#
+            #"{"type":"interaction","subject":"device:Thermostat-77","channel":"iot","interaction":"telemetry-upload","purposes":["dpv:ServiceProvision"],"legalBasis":"dpv:Contract","agent":{"id":"thermostat","kind":"device"},"occurredAt":"2026-11-24T11:50:00Z","derivedFrom":[{"org":"brand","seq":1},{"org":"brand","seq":4}]}"#
         ),
     ]
 
@@ -60,7 +60,7 @@ public enum Vectors {
                     org: org, name: org.capitalized, origin: "vectors/\(org)", key: try signer(org).verifierKey,
                     peer: nil,
                     api: nil)
-            })
+            }, linkKeyFingerprint: try LinkKey(bytes: linkKeyBytes).fingerprint)
     }
 
     static func run(_ a: [String]) throws -> Int32 {

@@ -181,3 +181,16 @@ public enum Hex {
         }
     }
 }
+
+/// Standard base64 (RFC 4648 §4), decoded strictly: only the one text that encoding the bytes gives back is
+/// accepted. Foundation's decoder also takes padding bits that are not zero (`AB==` for the byte 0x00), which
+/// would give one value several texts: a signed note or receipt could then be changed without changing what it
+/// proves.
+public enum Base64 {
+    public static func decodeCanonical(_ text: some StringProtocol) -> [UInt8]? {
+        guard let d = Data(base64Encoded: String(text)) else { return nil }
+        let bytes = [UInt8](d)
+        guard d.base64EncodedString().utf8.elementsEqual(text.utf8) else { return nil }
+        return bytes
+    }
+}

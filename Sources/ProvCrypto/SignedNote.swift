@@ -33,8 +33,8 @@ public struct NoteVerifierKey: Sendable, Equatable, CustomStringConvertible {
         guard parts[1].count == 8, let idBytes = Hex.decode(parts[1]) else {
             throw CryptoError(.invalidKey, "verifier key id must be 8 hex digits, got '\(parts[1])'")
         }
-        guard let blob = Data(base64Encoded: String(parts[2])), blob.count == 33,
-            let type = NoteSignatureType(rawValue: blob[blob.startIndex])
+        guard let blob = Base64.decodeCanonical(parts[2]), blob.count == 33,
+            let type = NoteSignatureType(rawValue: blob[0])
         else {
             throw CryptoError(.invalidKey, "verifier key for '\(name)' is not base64 of an Ed25519 key")
         }
@@ -124,10 +124,17 @@ public struct SignedNote: Sendable, Equatable {
                 throw CryptoError(.malformedNote, "signature line does not start with '\u{2014} ': \(line.prefix(40))")
             }
             let fields = line.dropFirst(2).split(separator: " ", omittingEmptySubsequences: false)
-            guard fields.count == 2, let blob = Data(base64Encoded: String(fields[1])), blob.count > 4 else {
+            guard fields.count == 2, Data(base64Encoded: String(fields[1])) != nil else {
                 throw CryptoError(.malformedNote, "signature line is not 'name base64': \(line.prefix(60))")
             }
-            let bytes = Array(blob)
+            // Only canonical base64: padding bits that are not zero would give one signature several texts.
+            guard let bytes = Base64.decodeCanonical(fields[1]) else {
+                throw CryptoError(
+                    .malformedNote, "signature by \(fields[0]) is not canonical base64 (its padding bits are not zero)")
+            }
+            guard bytes.count > 4 else {
+                throw CryptoError(.malformedNote, "signature by \(fields[0]) is shorter than a key ID and a signature")
+            }
             let id = bytes.prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
             sigs.append(NoteSignature(name: String(fields[0]), keyID: id, signature: Array(bytes.dropFirst(4))))
         }

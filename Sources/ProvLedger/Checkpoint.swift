@@ -104,11 +104,12 @@ public struct Receipt: Sendable, Equatable {
         guard head.first == Substring(Self.header) else { throw bad("first line must be '\(Self.header)'") }
         var i = 1
         var extra: [UInt8]?
+        // Every base64 text is the canonical one, so a receipt has one text form (Specs/format.md §8.2).
         if i < head.count, head[i].hasPrefix("extra ") {
-            guard let d = Data(base64Encoded: String(head[i].dropFirst(6))) else {
-                throw bad("extra line is not base64")
+            guard let d = Base64.decodeCanonical(head[i].dropFirst(6)) else {
+                throw bad("extra line is not canonical base64")
             }
-            extra = Array(d)
+            extra = d
             i += 1
         }
         guard let entry = extra else { throw bad("no 'extra' line with the entry bytes") }
@@ -118,8 +119,8 @@ public struct Receipt: Sendable, Equatable {
         i += 1
         var proof: [SHA256Digest] = []
         while i < head.count {
-            guard let d = Data(base64Encoded: String(head[i])), let h = SHA256Digest(bytes: d) else {
-                throw bad("proof line \(i + 1) is not base64 of a 32-byte hash")
+            guard let d = Base64.decodeCanonical(head[i]), let h = SHA256Digest(bytes: d) else {
+                throw bad("proof line \(i + 1) is not canonical base64 of a 32-byte hash")
             }
             proof.append(h)
             i += 1
@@ -153,13 +154,9 @@ public struct Receipt: Sendable, Equatable {
             throw fail("entry belongs to log '\(e.log)', the checkpoint to '\(cp.origin)'")
         }
         guard e.seq == index else { throw fail("entry has seq \(e.seq) but the receipt says index \(index)") }
-        // The same rule `prov verify` applies: every org an entry names is a member.
-        for d in e.deps where consortium.member(d.org) == nil {
-            throw fail("\(member.org) seq \(index): deps cites unknown org '\(d.org)'")
-        }
-        if let (field, o) = e.body.firstUnknownOrg(consortium) {
-            throw fail("\(member.org) seq \(index): body.\(field): '\(o)' is not a consortium member")
-        }
+        // The same rule `prov verify` applies: every org an entry names is a member, every code of the
+        // consortium's vocabulary is declared there.
+        if let why = e.consortiumFailure(consortium) { throw fail("\(member.org) seq \(index): \(why)") }
         let leaf = Merkle.leafHash(entry)
         if let why = Merkle.inclusionFailure(leaf: leaf, index: index, size: cp.size, proof: proof, root: cp.root) {
             throw fail("\(member.org) seq \(index): \(why)")

@@ -39,16 +39,49 @@ public struct EntryRef: Sendable, Hashable, CustomStringConvertible {
 
 /// The notice a consent was given against (ISO/IEC TS 27560 "notice").
 public struct Notice: Sendable, Equatable {
+    /// A notice id of the consortium's vocabulary.
     public var id: String
+    /// Digits and dots, such as `7` or `2.1`.
     public var version: String
     public var sha256: SHA256Digest
+
+    public init(id: String, version: String, sha256: SHA256Digest) {
+        self.id = id
+        self.version = version
+        self.sha256 = sha256
+    }
 }
 
-/// Who acted (W3C PROV agent), and for which company.
+/// Who acted (W3C PROV agent), and for which company. A person is stored as a keyed pseudonym of their employee
+/// id, never by name; software and devices by a name from the consortium's vocabulary.
 public struct Agent: Sendable, Equatable {
-    public var id: String
+    /// A person's ref, or the name of a software or device agent.
+    public enum ID: Sendable, Hashable, CustomStringConvertible {
+        /// A person: HMAC of the employee id under the agent-ref key (Specs/format.md §5.4).
+        case ref(SHA256Digest)
+        /// A software or device agent: a code of the consortium vocabulary.
+        case name(String)
+
+        /// `ref:<base64url>` for a person (the text form of subject refs), the name otherwise.
+        public var description: String {
+            switch self {
+            case .ref(let r): SubjectRef.text(r)
+            case .name(let n): n
+            }
+        }
+    }
+
+    public var id: ID
+    /// `person`, `software` or `device`.
     public var kind: String
+    /// The member the agent acted for, when not the log's own org.
     public var onBehalfOf: String?
+
+    public init(id: ID, kind: String, onBehalfOf: String? = nil) {
+        self.id = id
+        self.kind = kind
+        self.onBehalfOf = onBehalfOf
+    }
 }
 
 /// A consent event (ISO/IEC TS 27560 consent record fields).
@@ -270,7 +303,10 @@ extension EntryBody {
             w.writeKey("agent")
             w.writeMapHeader(b.agent.onBehalfOf == nil ? 2 : 3)
             w.writeKey("id")
-            w.writeText(b.agent.id)
+            switch b.agent.id {
+            case .ref(let r): Entry.writeDigest(r, into: &w)
+            case .name(let n): w.writeText(n)
+            }
             w.writeKey("kind")
             w.writeText(b.agent.kind)
             if let o = b.agent.onBehalfOf {

@@ -22,11 +22,21 @@ package struct AuditContext: Sendable {
     package let origin: [UInt8]
     package let org: String
     package let members: CodeTable
+    /// The consortium's vocabulary (Specs/format.md §9.1).
+    package let interactions: CodeTable
+    package let notices: CodeTable
+    package let softwareAgents: CodeTable
+    package let deviceAgents: CodeTable
 
     package init(consortium: Consortium, org: String) {
         origin = Array(consortium.origin(of: org).utf8)
         self.org = org
         members = CodeTable(Set(consortium.members.map(\.org)))
+        let v = consortium.vocabulary
+        interactions = CodeTable(Set(v.interactions))
+        notices = CodeTable(Set(v.notices))
+        softwareAgents = CodeTable(Set(v.softwareAgents))
+        deviceAgents = CodeTable(Set(v.deviceAgents))
     }
 }
 
@@ -135,9 +145,10 @@ struct BodyAudit {
         }
     }
 
-    static func token(_ r: inout CBORReader, max: Int, _ name: StaticString) throws {
-        let t = try r.readTextBytes()
-        guard (1...max).contains(t.count), t.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else { throw f(name, "bad token") }
+    static func time(_ r: inout CBORReader, _ name: StaticString) throws -> UInt64 {
+        let t = try r.readUnsigned()
+        guard t < Timestamp.end else { throw f(name, "not before the year 10000") }
+        return t
     }
 
     static func ref(_ r: inout CBORReader, _ ctx: AuditContext, _ name: StaticString) throws -> EntryRef {
@@ -173,22 +184,32 @@ struct BodyAudit {
                 guard try r.readMapHeader() == 3 else { throw Self.f("notice", "must have id, sha256, version") }
                 var nk = KeyOrder()
                 guard try nk.next(&r, in: "notice") == .id else { throw Self.f("notice", "id first") }
-                try Self.token(&r, max: 64, "notice.id")
+                try Self.code(&r, ctx.notices, "notice.id")
                 guard try nk.next(&r, in: "notice") == .sha256 else { throw Self.f("notice", "sha256 second") }
                 try Self.digest(&r, "notice.sha256")
                 guard try nk.next(&r, in: "notice") == .version else { throw Self.f("notice", "version third") }
-                try Self.token(&r, max: 32, "notice.version")
-            case .occurredAt: occurredAt = try r.readUnsigned()
-            case .expiresAt: expiresAt = try r.readUnsigned()
-            case .interaction: try Self.token(&r, max: 64, "interaction")
+                guard Vocabulary.isNoticeVersion(try r.readTextBytes()) else { throw Self.f("notice.version", "bad") }
+            case .occurredAt: occurredAt = try Self.time(&r, "occurredAt")
+            case .expiresAt: expiresAt = try Self.time(&r, "expiresAt")
+            case .interaction: try Self.code(&r, ctx.interactions, "interaction")
             case .agent:
                 let an = try r.readMapHeader()
                 guard an == 2 || an == 3 else { throw Self.f("agent", "must have id, kind, onBehalfOf") }
                 var ak = KeyOrder()
                 guard try ak.next(&r, in: "agent") == .id else { throw Self.f("agent", "id first") }
-                try Self.token(&r, max: 64, "agent.id")
+                // A person's ref or an agent's name; the kind after it decides which it must be.
+                let isRef = try r.peekMajorType() == 2
+                let id = isRef ? try r.readBytes() : try r.readTextBytes()
                 guard try ak.next(&r, in: "agent") == .kind else { throw Self.f("agent", "kind second") }
-                try Self.code(&r, Vocabulary.agentKindTable, "agent.kind")
+                guard let kind = Vocabulary.agentKindTable.lookup(try r.readTextBytes()) else {
+                    throw Self.f("agent.kind", "unknown code")
+                }
+                switch kind {
+                case "person": guard isRef && id.count == 32 else { throw Self.f("agent.id", "a person is a ref") }
+                case "software":
+                    guard !isRef && ctx.softwareAgents.lookup(id) != nil else { throw Self.f("agent.id", "unknown") }
+                default: guard !isRef && ctx.deviceAgents.lookup(id) != nil else { throw Self.f("agent.id", "unknown") }
+                }
                 if an == 3 {
                     guard try ak.next(&r, in: "agent") == .onBehalfOf else { throw Self.f("agent", "onBehalfOf third") }
                     guard ctx.members.lookup(try r.readTextBytes()) != nil else {
@@ -201,7 +222,9 @@ struct BodyAudit {
                 guard c >= 1 && c <= 64 else { throw Self.f("derivedFrom", "must hold 1 to 64 refs") }
                 for _ in 0..<c { refs.append(("derivedFrom", try Self.ref(&r, ctx, "derivedFrom"))) }
             case .recipient:
-                guard ctx.members.lookup(try r.readTextBytes()) != nil else { throw Self.f("recipient", "unknown org") }
+                guard let o = ctx.members.lookup(try r.readTextBytes()), o != ctx.org else {
+                    throw Self.f("recipient", "unknown org or the log's own")
+                }
             case .dataCategories: try Self.codes(&r, Vocabulary.dataCategoryTable, "dataCategories")
             case .subjects:
                 guard try r.readArrayHeader() == 2 else { throw Self.f("subjects", "must hold two refs") }

@@ -78,7 +78,18 @@ extension Entry {
         }
         let body = try fields.body(kind: kind)
         try body.validate(codes: false)
+        if case .share(let b) = body, b.recipient == log[log.index(after: slash)...] {
+            throw field("body.recipient", "'\(b.recipient)' is the log's own org: a share goes to another member")
+        }
         return Entry(log: log, seq: seq, prev: prev, hlc: hlc, deps: deps, body: body)
+    }
+
+    /// The first value the consortium does not know (an org in `deps` or the body that is not a member, a code
+    /// outside its vocabulary), as `prov verify` reports it after `<org> seq <n>: `; nil when there is none. Together
+    /// with `decode` and the log's origin, this is every rule `Entry.audit` applies to one entry.
+    public func consortiumFailure(_ c: Consortium) -> String? {
+        for d in deps where c.member(d.org) == nil { return "deps cites unknown org \(LedgerError.shown(d.org))" }
+        return body.consortiumFailure(c)
     }
 
     static func field(_ name: String, _ reason: String) -> LedgerError {
@@ -315,7 +326,13 @@ struct BodyFields {
                 guard an == 2 || an == 3 else { throw f("agent", "must have id, kind and optionally onBehalfOf") }
                 var ak = KeyOrder()
                 guard try ak.next(&r, in: "agent") == .id else { throw f("agent", "first key must be id") }
-                let id = try r.readText()
+                // A person is a 32-byte ref, software and devices a name: which one, the kind says after it.
+                let id: Agent.ID
+                switch try r.peekMajorType() {
+                case 2: id = .ref(try Entry.readDigest(&r, "body.agent.id"))
+                case 3: id = .name(try r.readText())
+                default: throw f("agent.id", "must be a 32-byte ref (a person) or a text name (software, device)")
+                }
                 guard try ak.next(&r, in: "agent") == .kind else { throw f("agent", "second key must be kind") }
                 let kind = try r.readCode(Vocabulary.agentKindTable, "body.agent.kind", what: "agent kind")
                 var onBehalfOf: String?
@@ -433,6 +450,9 @@ extension EntryBody {
                 if i > 0 && list[i - 1] >= c { throw f(name, "must be unique and in ascending order") }
             }
         }
+        func time(_ t: UInt64, _ name: String) throws(LedgerError) {
+            guard t < Timestamp.end else { throw f(name, "\(t) ms is not before the year 10000") }
+        }
         func one(_ value: String, _ name: String, in set: Set<String>, what: String) throws(LedgerError) {
             guard !checkCodes || set.contains(value) else {
                 throw f(name, "\(LedgerError.shown(value)) is not a known \(what)")
@@ -448,27 +468,46 @@ extension EntryBody {
             try one(b.method, "method", in: Vocabulary.collectionMethods, what: "collection method")
             try one(b.legalBasis, "legalBasis", in: Vocabulary.legalBases, what: "DPV legal basis")
             if let n = b.notice {
-                guard Vocabulary.isToken(n.id) else { throw f("notice.id", "must be 1-64 printable characters") }
-                guard Vocabulary.isToken(n.version, max: 32) else {
-                    throw f("notice.version", "must be 1-32 printable characters")
+                guard Vocabulary.isCode(n.id) else {
+                    throw f("notice.id", "\(LedgerError.shownCode(n.id)) is not a code (1-64 of a-z 0-9 . _ -)")
+                }
+                guard Vocabulary.isNoticeVersion(n.version) else {
+                    throw f(
+                        "notice.version",
+                        "a value of \(n.version.utf8.count) bytes is not a version: 1-4 groups of 1-4 digits separated "
+                            + "by dots, such as 7 or 2.1")
                 }
             }
-            if let x = b.expiresAt, x <= b.occurredAt { throw f("expiresAt", "must be after occurredAt") }
+            try time(b.occurredAt, "occurredAt")
+            if let x = b.expiresAt {
+                try time(x, "expiresAt")
+                if x <= b.occurredAt { throw f("expiresAt", "must be after occurredAt") }
+            }
         case .interaction(let b):
             try one(b.channel, "channel", in: Vocabulary.channels, what: "channel")
-            guard Vocabulary.isToken(b.interaction) else {
-                throw f("interaction", "must be 1-64 printable characters without spaces")
+            guard Vocabulary.isCode(b.interaction) else {
+                throw f("interaction", "\(LedgerError.shownCode(b.interaction)) is not a code (1-64 of a-z 0-9 . _ -)")
             }
             try codes(b.purposes, "purposes", in: Vocabulary.purposes, what: "DPV purpose")
             try one(b.legalBasis, "legalBasis", in: Vocabulary.legalBases, what: "DPV legal basis")
-            guard Vocabulary.isToken(b.agent.id) else { throw f("agent.id", "must be 1-64 printable characters") }
             try one(b.agent.kind, "agent.kind", in: Vocabulary.agentKinds, what: "agent kind")
+            switch (b.agent.id, b.agent.kind) {
+            case (.ref, "person"): break
+            case (.ref, _): throw f("agent.id", "a \(b.agent.kind) agent is named by a code, not a ref")
+            case (.name, "person"):
+                throw f("agent.id", "a person agent is a 32-byte ref (a keyed pseudonym), never a name")
+            case (.name(let n), _):
+                guard Vocabulary.isCode(n) else {
+                    throw f("agent.id", "\(LedgerError.shownCode(n)) is not a code (1-64 of a-z 0-9 . _ -)")
+                }
+            }
             if let o = b.agent.onBehalfOf, !Vocabulary.isOrgID(o) {
                 throw f("agent.onBehalfOf", "\(LedgerError.shown(o)) is not an org id")
             }
             if b.legalBasis == "dpv:Consent" && b.consentRef == nil {
                 throw f("consentRef", "required when legalBasis is dpv:Consent")
             }
+            try time(b.occurredAt, "occurredAt")
             guard b.derivedFrom.count <= 64 else { throw f("derivedFrom", "more than 64 references") }
         case .share(let b):
             guard Vocabulary.isOrgID(b.recipient) else {
@@ -477,35 +516,42 @@ extension EntryBody {
             try codes(b.purposes, "purposes", in: Vocabulary.purposes, what: "DPV purpose")
             try codes(b.dataCategories, "dataCategories", in: Vocabulary.dataCategories, what: "DPV data category")
             guard b.derivedFrom.count <= 64 else { throw f("derivedFrom", "more than 64 references") }
+            try time(b.occurredAt, "occurredAt")
         case .link(let b), .unlink(let b):
             guard b.subjects.count == 2, b.subjects[0] < b.subjects[1] else {
                 throw f("subjects", "must be two different refs in ascending byte order")
             }
             if case .link = self, b.evidence == nil { throw f("evidence", "required for a link") }
+            try time(b.occurredAt, "occurredAt")
         }
     }
 
-    /// The first org id the body names that is not a consortium member, with its field.
-    public func firstUnknownOrg(_ c: Consortium) -> (field: String, org: String)? {
-        func check(_ list: [String], _ field: String) -> (String, String)? {
-            for o in list where c.member(o) == nil { return (field, o) }
-            return nil
+    /// The first field whose value the consortium does not know: an org that is not a member, or an interaction
+    /// type, notice id or agent name outside the consortium's vocabulary. Nil when every value is known. The
+    /// message is as `prov verify` prints it after `<org> seq <n>: `.
+    public func consortiumFailure(_ c: Consortium) -> String? {
+        for (field, o) in namedOrgs where c.member(o) == nil {
+            return "body.\(field): \(LedgerError.shown(o)) is not a consortium member"
         }
+        let v = c.vocabulary
         switch self {
         case .consent(let b):
-            return check(b.controllers, "controllers") ?? check(b.recipients, "recipients")
+            if let n = b.notice, !v.isNotice(n.id) {
+                return "body.notice.id: \(LedgerError.shown(n.id)) is not a notice of the consortium's vocabulary"
+            }
         case .interaction(let b):
-            for r in b.derivedFrom where c.member(r.org) == nil { return ("derivedFrom", r.org) }
-            if let o = b.agent.onBehalfOf, c.member(o) == nil { return ("agent.onBehalfOf", o) }
-            if let r = b.consentRef, c.member(r.org) == nil { return ("consentRef", r.org) }
-            return nil
-        case .share(let b):
-            if c.member(b.recipient) == nil { return ("recipient", b.recipient) }
-            for r in b.derivedFrom where c.member(r.org) == nil { return ("derivedFrom", r.org) }
-            return nil
-        case .link, .unlink:
-            return nil
+            if !v.isInteraction(b.interaction) {
+                return "body.interaction: \(LedgerError.shown(b.interaction)) is not an interaction type of the "
+                    + "consortium's vocabulary"
+            }
+            if case .name(let n) = b.agent.id, !v.isAgent(n, kind: b.agent.kind) {
+                return "body.agent.id: \(LedgerError.shown(n)) is not a \(b.agent.kind) agent of the consortium's "
+                    + "vocabulary"
+            }
+        case .share, .link, .unlink:
+            break
         }
+        return nil
     }
 
     /// Every org id the body names, with the field that names it, for membership checks.

@@ -36,7 +36,9 @@ extension Entry {
             if let x = b.expiresAt { body.append(JSONMember("expiresAt", time(x))) }
             if let e = b.evidence { body.append(JSONMember("evidence", .string(e.hex))) }
         case .interaction(let b):
-            var agent = [JSONMember("id", .string(b.agent.id)), JSONMember("kind", .string(b.agent.kind))]
+            var agent = [
+                JSONMember("id", .string(b.agent.id.description)), JSONMember("kind", .string(b.agent.kind)),
+            ]
             if let o = b.agent.onBehalfOf { agent.append(JSONMember("onBehalfOf", .string(o))) }
             body = [
                 JSONMember("subject", .string(SubjectRef.text(b.subject))), JSONMember("channel", .string(b.channel)),

@@ -19,6 +19,13 @@ extension LedgerError {
             && !mayHoldIdentifier(value, digits: 6)
     }
 
+    /// `shown(_:)` for a value that should be a vocabulary code: quoted only when it has the form of one (lower
+    /// case, starting with a letter), so that a name, an e-mail address or a phone number put where a code
+    /// belongs is described by its size only.
+    static func shownCode(_ value: some StringProtocol) -> String {
+        Vocabulary.isCode(String(value)) ? shown(value) : "a value of \(value.utf8.count) bytes"
+    }
+
     /// Whether `value` could carry an e-mail address or a phone number: an `@`, a `+`, or `digits` digits in a row.
     static func mayHoldIdentifier(_ value: some StringProtocol, digits limit: Int) -> Bool {
         var run = 0
@@ -216,7 +223,7 @@ public struct EventParser {
             body = .interaction(
                 InteractionBody(
                     subject: s, channel: try string(event, "channel"),
-                    interaction: try label(try string(event, "interaction"), "interaction"),
+                    interaction: try interaction(event),
                     purposes: try codeList(event, "purposes", known: Vocabulary.purposes, what: "DPV purpose"),
                     legalBasis: try string(event, "legalBasis"),
                     agent: try agent(event), occurredAt: try time(event, "occurredAt"), consentRef: consentRef,
@@ -224,6 +231,9 @@ public struct EventParser {
         case "share":
             let recipient = try string(event, "recipient")
             try member(recipient, "recipient")
+            guard recipient != org else {
+                throw bad("recipient", "'\(org)' is the appending org: a share records data passed to another member")
+            }
             body = .share(
                 ShareBody(
                     subject: try subject(event, "subject"), recipient: recipient,
@@ -258,16 +268,15 @@ public struct EventParser {
         LedgerError(.invalidEvent, "field '\(field)': \(reason)")
     }
 
-    /// Free-text labels (an interaction name, an agent id, a notice id or version) are written to the log as
-    /// they are: one that could be an e-mail address or a phone number (an `@`, a `+`, or seven digits in a row)
-    /// is refused, so no raw identifier reaches the ledger through them.
-    @discardableResult
-    func label(_ value: String, _ name: String) throws(LedgerError) -> String {
-        guard !LedgerError.mayHoldIdentifier(value, digits: 7) else {
-            throw bad(
-                name,
-                "looks like an e-mail address or phone number ('@', '+' or 7 digits in a row): use an id that "
-                    + "names no customer")
+    /// A code that must be in one list of the consortium's vocabulary (Specs/format.md §9.1): nothing free-form
+    /// reaches the ledger. The message lists the declared codes, which are public.
+    func vocabularyCode(
+        _ value: String, _ name: String, _ known: Bool, _ declared: @autoclosure () -> [String], what: String
+    ) throws(LedgerError) -> String {
+        guard known else {
+            let declared = declared()
+            let list = declared.isEmpty ? "it declares none" : "it declares " + declared.joined(separator: ", ")
+            throw bad(name, "\(LedgerError.shownCode(value)) is not \(what) of the consortium's vocabulary (\(list))")
         }
         return value
     }
@@ -360,6 +369,13 @@ public struct EventParser {
         return try codeList(e, name, orgs: true)
     }
 
+    func interaction(_ e: JSONValue) throws(LedgerError) -> String {
+        let v = try string(e, "interaction")
+        return try vocabularyCode(
+            v, "interaction", consortium.vocabulary.isInteraction(v), consortium.vocabulary.interactions,
+            what: "an interaction type")
+    }
+
     func notice(_ e: JSONValue) throws(LedgerError) -> Notice? {
         guard let v = e["notice"] else { return nil }
         guard let fields = v.objectValue else { throw bad("notice", "must be an object {id, version, sha256}") }
@@ -369,8 +385,14 @@ public struct EventParser {
         guard let id = v["id"]?.stringValue, let version = v["version"]?.stringValue else {
             throw bad("notice", "needs string fields id and version")
         }
-        try label(id, "notice.id")
-        try label(version, "notice.version")
+        _ = try vocabularyCode(
+            id, "notice.id", consortium.vocabulary.isNotice(id), consortium.vocabulary.notices, what: "a notice")
+        guard Vocabulary.isNoticeVersion(version) else {
+            throw bad(
+                "notice.version",
+                "a value of \(version.utf8.count) bytes is not a version: 1-4 groups of 1-4 digits separated by "
+                    + "dots, such as 7 or 2.1")
+        }
         return Notice(id: id, version: version, sha256: try digest(v["sha256"], "notice.sha256"))
     }
 
@@ -381,9 +403,35 @@ public struct EventParser {
         for f in fields where !["id", "kind", "onBehalfOf"].contains(f.key) {
             throw unknownField(in: "agent", f.key)
         }
-        guard let id = v["id"]?.stringValue else { throw bad("agent.id", "missing or not a string") }
-        try label(id, "agent.id")
+        guard let raw = v["id"]?.stringValue else { throw bad("agent.id", "missing or not a string") }
         guard let kind = v["kind"]?.stringValue else { throw bad("agent.kind", "missing or not a string") }
+        guard Vocabulary.agentKinds.contains(kind) else {
+            throw bad("agent.kind", "\(shown(kind)) is not a known agent kind")
+        }
+        let id: Agent.ID
+        if kind == "person" {
+            // A person is personal data like a customer: the employee id is pseudonymised, scoped to the org
+            // that records the act, and dropped (Specs/events.md §4.1).
+            if raw.hasPrefix("ref:") {
+                guard let r = SubjectRef.parse(raw) else {
+                    throw bad("agent.id", "'ref:' must be followed by 43 base64url characters")
+                }
+                id = .ref(r)
+            } else {
+                guard Vocabulary.isEmployeeID(raw) else {
+                    throw bad(
+                        "agent.id",
+                        "a person is given by their employee id, 1-64 of A-Z a-z 0-9 . _ - (stored as a keyed "
+                            + "pseudonym, never as given), or by a ref:")
+                }
+                id = .ref(linkKey.agentRef(org: org, employeeID: raw))
+            }
+        } else {
+            id = .name(
+                try vocabularyCode(
+                    raw, "agent.id", consortium.vocabulary.isAgent(raw, kind: kind),
+                    consortium.vocabulary.agents(kind: kind), what: "a \(kind) agent"))
+        }
         var onBehalfOf: String?
         if let o = v["onBehalfOf"] {
             guard let s = o.stringValue else { throw bad("agent.onBehalfOf", "must be a string") }

@@ -25,6 +25,9 @@ public final class Ingestor {
                 .config, "the signing key does not match the verifier key of \(member.org) in the consortium descriptor"
             )
         }
+        // A wrong linking key would give every customer other refs than the consortium's, for good: the log is
+        // append-only. Its fingerprint must be the descriptor's (Specs/format.md §9.2).
+        if let why = consortium.linkKeyMismatch(linkKey) { throw LedgerError(.config, why) }
         self.consortium = consortium
         self.signer = signer
         self.linkKey = linkKey

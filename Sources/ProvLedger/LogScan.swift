@@ -61,7 +61,7 @@ struct LogScan {
         var decoded: [Decoded] = []
 
         /// The in-order checks of one decoded entry: seq, chain, clock, citations, Merkle frontier.
-        func follow(_ d: UnsafePointer<Decoded>) throws {
+        func follow(_ d: UnsafePointer<Decoded>, recordOffset: Int) throws {
             // Fields are read in place: the slot's arrays are neither copied nor retained.
             // A group is its entries, then one state record, then its checkpoint: nothing in between.
             if pendingState != nil {
@@ -121,7 +121,7 @@ struct LogScan {
             audit.leaves.append(leaf)
             audit.hlcs.append(entryHLC)
             audit.kinds.append(d.pointee.entry.kind)
-            if let why = indexLeaves.check(seq, leaf) { audit.warnings.append(why) }
+            if let why = indexLeaves.check(seq, leaf, offset: recordOffset) { audit.warnings.append(why) }
             frontier.append(leaf)
             prev = leaf
             hlc = entryHLC
@@ -138,11 +138,20 @@ struct LogScan {
                 guard seq > committed else {
                     throw fail(nil, "state record at byte \(recordOffset) of \(name) closes a group without entries")
                 }
+                // Decoding includes canonical form: the one byte string the writer makes for these values (so
+                // `cited` sorted by org, each once), as for entries.
                 let st: WriterState
                 do { st = try payload.withUnsafeBytes { try WriterState(decoding: $0) } } catch {
                     throw fail(nil, "state record at byte \(recordOffset) of \(name) is malformed")
                 }
-                guard st.frontier.size == seq, st.frontier.root == frontier.root, st.lastLeaf == prev else {
+                guard st.encoded == payload else {
+                    throw fail(
+                        nil, "state record at byte \(recordOffset) of \(name) is malformed (not in canonical form)")
+                }
+                // Every value is what the entries give, `hlc` and `cited` too: recovery restores them from here.
+                guard st.frontier.size == seq, st.frontier.root == frontier.root, st.lastLeaf == prev, st.hlc == hlc,
+                    st.cited == cited
+                else {
                     throw fail(
                         seq == 0 ? nil : seq - 1,
                         "state record after it disagrees with the entries (size \(st.frontier.size)): the segment was modified"
@@ -203,15 +212,25 @@ struct LogScan {
             }
             let file = try FileHandleFD(path: path, flags: O_RDONLY)
             let fileSize = try file.size
+            let isLast = n == names.count - 1
             var header = try file.read(count: 8, at: 0)
-            guard header == SegmentFormat.magic else { throw fail(seq, "\(path) has no segment header") }
+            guard header == SegmentFormat.magic else {
+                // A crash right after a segment roll can leave the last segment shorter than its header, holding
+                // a beginning of it and nothing else; the writer removes it on open. Anything else is damage.
+                if isLast && SegmentFormat.magic.starts(with: header) {
+                    audit.warnings.append(
+                        "torn tail: segment \(name) holds \(header.count) of the 8 bytes of its header (a crash while "
+                            + "starting it), and no entries; the writer removes it on open")
+                    break
+                }
+                throw fail(seq, "\(path) has no segment header")
+            }
             header.removeAll()
             var buffer = [UInt8](repeating: 0, count: Self.window + SegmentFormat.maxPayload + SegmentFormat.headerSize)
             var fileOffset = 8  // file offset of buffer[0]
             var have = 0
             var eof = false
             var pos = 0
-            let isLast = n == names.count - 1
             while true {
                 // Refill: keep the unparsed bytes, read the next window after them.
                 if !eof && (have - pos) < Self.window {
@@ -297,7 +316,7 @@ struct LogScan {
                             if let why = d.pointee.error {
                                 throw fail(seq, "\(why) (segment \(name), byte \(r.fileOffset))")
                             }
-                            try follow(d)
+                            try follow(d, recordOffset: r.fileOffset)
                         }
                     }
                 }
@@ -335,7 +354,7 @@ struct LogScan {
                 }
             }
         }
-        if let why = indexLeaves.finish(committed) { audit.warnings.append(why) }
+        audit.warnings += indexLeaves.finish(committed)
     }
 
     /// The precise reason an entry failed the audit, from the full decoder.
@@ -347,10 +366,7 @@ struct LogScan {
         if e.log.utf8.count != context.origin.count || Array(e.log.utf8) != context.origin {
             return "entry belongs to log '\(e.log)', not '\(String(decoding: context.origin, as: UTF8.self))'"
         }
-        for d in e.deps where consortium.member(d.org) == nil { return "deps cites unknown org '\(d.org)'" }
-        if let (field, o) = e.body.firstUnknownOrg(consortium) {
-            return "body.\(field): '\(o)' is not a consortium member"
-        }
+        if let why = e.consortiumFailure(consortium) { return why }
         return "entry rejected by the audit (\(audit)) though it decodes: please report this"
     }
 }
@@ -449,21 +465,25 @@ final class DecodeJob: @unchecked Sendable {
     }
 }
 
-/// Compares the index file's leaf hashes with the recomputed ones: a stale index is worth a warning, since
-/// receipts are built from it.
+/// Compares the index file's records (leaf hash and record offset, Specs/format.md §10.6) with the entries: a
+/// stale index is worth a warning, since receipts are built from it.
 struct IndexCheck {
     let file: FileHandleFD?
     var buffer: [UInt8] = []
     var bufferStart: UInt64 = 0
     var count: UInt64 = 0
+    /// The file's size when it is not a whole number of records.
+    var ragged: Int?
     var reported = false
 
     init(path: String) {
         file = try? FileHandleFD(path: path, flags: O_RDONLY)
-        count = UInt64((try? file?.size ?? 0) ?? 0) / UInt64(SegmentFormat.indexRecordSize)
+        let bytes = (try? file?.size ?? 0) ?? 0
+        count = UInt64(bytes / SegmentFormat.indexRecordSize)
+        if bytes % SegmentFormat.indexRecordSize != 0 { ragged = bytes }
     }
 
-    mutating func check(_ seq: UInt64, _ leaf: SHA256Digest) -> String? {
+    mutating func check(_ seq: UInt64, _ leaf: SHA256Digest, offset: Int) -> String? {
         guard let file, !reported, seq < count else { return nil }
         let per = UInt64(SegmentFormat.indexRecordSize)
         if seq < bufferStart || seq >= bufferStart + UInt64(buffer.count) / per {
@@ -471,9 +491,14 @@ struct IndexCheck {
             buffer = (try? file.read(count: 65536 * Int(per), at: Int(seq * per))) ?? []
         }
         let i = Int((seq - bufferStart) * per)
-        guard i + 32 <= buffer.count else { return nil }
-        let stored = buffer.withUnsafeBytes { SHA256Digest(copying: $0.baseAddress! + i) }
-        if stored != leaf {
+        guard i + Int(per) <= buffer.count else { return nil }
+        let (stored, storedOffset) = buffer.withUnsafeBytes { b in
+            (
+                SHA256Digest(copying: b.baseAddress! + i),
+                UInt64(littleEndian: b.loadUnaligned(fromByteOffset: i + 32, as: UInt64.self))
+            )
+        }
+        if stored != leaf || storedOffset != UInt64(offset) {
             reported = true
             return
                 "index file disagrees with the entries at seq \(seq); receipts from it would not verify (the writer rebuilds it on open)"
@@ -481,10 +506,16 @@ struct IndexCheck {
         return nil
     }
 
-    mutating func finish(_ committed: UInt64) -> String? {
-        if !reported && count > committed {
-            return "index file lists \(count) entries, more than the \(committed) the checkpoints cover"
+    func finish(_ committed: UInt64) -> [String] {
+        var out: [String] = []
+        if let ragged {
+            out.append(
+                "index file is \(ragged) bytes, not a whole number of \(SegmentFormat.indexRecordSize)-byte records "
+                    + "(a torn write); the writer cuts it on open")
         }
-        return nil
+        if !reported && count > committed {
+            out.append("index file lists \(count) entries, more than the \(committed) the checkpoints cover")
+        }
+        return out
     }
 }

@@ -1,6 +1,9 @@
 /// RFC 3339 timestamps as milliseconds since the Unix epoch, UTC. Entries store the integer; input and output use
 /// the text form.
 package enum Timestamp {
+    /// 10000-01-01T00:00:00Z in milliseconds: every time the format holds is below it, on input and in entries.
+    package static let end: UInt64 = 253_402_300_800_000
+
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fff]Z` or with a `±HH:MM` offset; at most millisecond precision; years 1970–9999.
     package static func parse(_ text: String) -> UInt64? {
         var t = text
@@ -55,7 +58,7 @@ package enum Timestamp {
         let days = daysFromCivil(year, month, day)
         let seconds = days * 86400 + hour * 3600 + minute * 60 + second - offsetMinutes * 60
         // The instant itself must lie in 1970–9999 (UTC), whatever the offset it was written with.
-        guard seconds >= 0, seconds < 253_402_300_800 else { return nil }
+        guard seconds >= 0, seconds < Int(end / 1000) else { return nil }
         return UInt64(seconds) * 1000 + UInt64(millis)
     }
 

@@ -68,10 +68,49 @@ package enum Vocabulary {
         return u.allSatisfy { isLowerAlnum($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }
     }
 
-    /// A free token such as an interaction type, agent id or notice id: 1–64 printable ASCII, no space.
-    package static func isToken(_ s: String, max: Int = 64) -> Bool {
-        let u = s.utf8
-        return (1...max).contains(u.count) && u.allSatisfy { $0 > 0x20 && $0 < 0x7f }
+    /// A code of a consortium vocabulary (an interaction type, a notice id, a software or device agent's name):
+    /// 1–64 of `a-z 0-9 . _ -`, starting with a letter (Specs/format.md §4.6).
+    package static func isCode(_ s: String) -> Bool {
+        var s = s
+        return s.withUTF8 { isCode(UnsafeRawBufferPointer($0)) }
+    }
+
+    package static func isCode(_ u: UnsafeRawBufferPointer) -> Bool {
+        guard (1...64).contains(u.count), u[0] >= UInt8(ascii: "a") && u[0] <= UInt8(ascii: "z") else { return false }
+        return u.allSatisfy { isLowerAlnum($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") || $0 == 0x5f }
+    }
+
+    /// A notice version: 1 to 4 groups of 1 to 4 digits, separated by dots (`7`, `2.1`, `2026.11.24`). Short runs
+    /// of digits and nothing else, so no name, e-mail address or unbroken phone number fits (Specs/format.md §4.1).
+    package static func isNoticeVersion(_ s: String) -> Bool {
+        var s = s
+        return s.withUTF8 { isNoticeVersion(UnsafeRawBufferPointer($0)) }
+    }
+
+    package static func isNoticeVersion(_ u: UnsafeRawBufferPointer) -> Bool {
+        var groups = 1
+        var run = 0
+        for b in u {
+            if b == UInt8(ascii: ".") {
+                guard run > 0, groups < 4 else { return false }
+                groups += 1
+                run = 0
+            } else {
+                guard b >= 0x30 && b <= 0x39, run < 4 else { return false }
+                run += 1
+            }
+        }
+        return run > 0
+    }
+
+    /// An employee id as a company gives it for a person agent, before it is pseudonymised: 1–64 of
+    /// `A-Z a-z 0-9 . _ -`, case kept (Specs/events.md §4.1).
+    package static func isEmployeeID(_ s: some StringProtocol) -> Bool {
+        (1...64).contains(s.utf8.count)
+            && s.utf8.allSatisfy {
+                ($0 >= 0x41 && $0 <= 0x5a) || isLowerAlnum($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".")
+                    || $0 == 0x5f
+            }
     }
 
     /// "a consent", "an interaction": for messages naming an entry kind.

@@ -19,8 +19,7 @@ import Testing
         let audited = bytes.withUnsafeBytes { (try? Entry.audit($0, ctx)) != nil }
         let decoded =
             (try? Entry.decode(bytes)).map {
-                $0.log == "vectors/brand" && $0.body.firstUnknownOrg(c) == nil
-                    && $0.deps.allSatisfy { c.member($0.org) != nil }
+                $0.log == "vectors/brand" && $0.consortiumFailure(c) == nil
             } ?? false
         return (audited, decoded)
     }

@@ -116,12 +116,12 @@ import Testing
             "field 'purposes[0]': 'dpv:Spamming' is not a known DPV purpose"
         ),
         (
-            #"{"type":"interaction","subject":"email:a@example.com","channel":"web","interaction":"visit","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"jane.doe@brand.example","kind":"person"},"occurredAt":"2026-11-24T10:00:00Z"}"#,
-            "field 'agent.id': looks like an e-mail address or phone number"
+            #"{"type":"interaction","subject":"email:a@example.com","channel":"web","interaction":"web-visit","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"jane.doe@brand.example","kind":"person"},"occurredAt":"2026-11-24T10:00:00Z"}"#,
+            "field 'agent.id': a person is given by their employee id"
         ),
         (
             #"{"type":"interaction","subject":"email:a@example.com","channel":"voice","interaction":"call-+441632960001","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"a1","kind":"person"},"occurredAt":"2026-11-24T10:00:00Z"}"#,
-            "field 'interaction': looks like an e-mail address or phone number"
+            "field 'interaction': a value of 18 bytes is not an interaction type of the consortium's vocabulary"
         ),
         (
             #"{"type":"consent","subject":"email:a@example.com","event":"give","purposes":["dpv:Zzz","dpv:DirectMarketing"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"2026-11-24T10:00:00Z"}"#,
@@ -172,15 +172,15 @@ import Testing
             "field 'expiresAt': must be after occurredAt"
         ),
         (
-            #"{"type":"interaction","subject":"email:a@example.com","channel":"web","interaction":"visit","purposes":["dpv:DirectMarketing"],"legalBasis":"dpv:Consent","agent":{"id":"x","kind":"software"},"occurredAt":"2026-11-24T10:00:00Z"}"#,
+            #"{"type":"interaction","subject":"email:a@example.com","channel":"web","interaction":"web-visit","purposes":["dpv:DirectMarketing"],"legalBasis":"dpv:Consent","agent":{"id":"mailer","kind":"software"},"occurredAt":"2026-11-24T10:00:00Z"}"#,
             "field 'consentRef': required when legalBasis is dpv:Consent"
         ),
         (
-            #"{"type":"interaction","subject":"email:a@example.com","channel":"web","interaction":"visit","purposes":["dpv:DirectMarketing"],"legalBasis":"dpv:Consent","agent":{"id":"x","kind":"software"},"occurredAt":"2026-11-24T10:00:00Z","consentRef":{"org":"brand","seq":7}}"#,
+            #"{"type":"interaction","subject":"email:a@example.com","channel":"web","interaction":"web-visit","purposes":["dpv:DirectMarketing"],"legalBasis":"dpv:Consent","agent":{"id":"mailer","kind":"software"},"occurredAt":"2026-11-24T10:00:00Z","consentRef":{"org":"brand","seq":7}}"#,
             "field 'consentRef': no entry brand/7 on this node"
         ),
         (
-            #"{"type":"interaction","subject":"email:a@example.com","channel":"web","interaction":"visit","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"x","kind":"robot"},"occurredAt":"2026-11-24T10:00:00Z"}"#,
+            #"{"type":"interaction","subject":"email:a@example.com","channel":"web","interaction":"web-visit","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"mailer","kind":"robot"},"occurredAt":"2026-11-24T10:00:00Z"}"#,
             "field 'agent.kind': 'robot' is not a known agent kind"
         ),
         (

@@ -19,9 +19,10 @@ struct TestConsortium {
                 Consortium.Member(
                     org: org, name: org, origin: "\(name)/\(org)", key: s.verifierKey, peer: nil, api: nil))
         }
-        self.consortium = try Consortium(name: name, members: members)
+        let linkKey = try LinkKey(bytes: SecureRandom.bytes(32))
+        self.consortium = try Consortium(name: name, members: members, linkKeyFingerprint: linkKey.fingerprint)
         self.signers = signers
-        self.linkKey = try LinkKey(bytes: SecureRandom.bytes(32))
+        self.linkKey = linkKey
     }
 
     func parser(_ org: String = "brand") -> EventParser {
