@@ -228,7 +228,7 @@ public final class LogStore {
     /// The tile store of this log.
     func tileStore() throws(LedgerError) -> TileStore {
         if let tiles { return tiles }
-        let t = try TileStore(logDirectory: directory, writable: writable)
+        let t = TileStore(logDirectory: directory, writable: writable)
         tiles = t
         return t
     }

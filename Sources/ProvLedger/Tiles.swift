@@ -92,30 +92,33 @@ final class TileStore {
     private(set) var counts: [Int: UInt64] = [:]
     let writable: Bool
 
-    init(logDirectory: String, writable: Bool) throws(LedgerError) {
+    init(logDirectory: String, writable: Bool) {
         directory = logDirectory + "/tiles"
         self.writable = writable
-        if writable && !FileManager.default.fileExists(atPath: directory) {
-            guard mkdir(directory, 0o755) == 0 || errno == EEXIST else {
-                throw FileHandleFD.error("cannot create", directory)
-            }
-            chmod(directory, 0o755)
-        }
     }
 
     /// Hashes of level `level` (≥ 1) stored so far.
     func count(_ level: Int) throws(LedgerError) -> UInt64 {
         if let c = counts[level] { return c }
-        guard let f = try file(level) else { return 0 }
+        guard let f = try file(level, create: false) else { return 0 }
         let c = UInt64(try f.size / 32)
         counts[level] = c
         return c
     }
 
-    private func file(_ level: Int) throws(LedgerError) -> FileHandleFD? {
+    /// The file of a level; created (with the folder) only for a write, so a small log has no tile files.
+    private func file(_ level: Int, create: Bool) throws(LedgerError) -> FileHandleFD? {
         if let f = files[level] { return f }
         let path = "\(directory)/\(level)"
-        if !writable && !FileManager.default.fileExists(atPath: path) { return nil }
+        if !FileManager.default.fileExists(atPath: path) {
+            guard create && writable else { return nil }
+            if !FileManager.default.fileExists(atPath: directory) {
+                guard mkdir(directory, 0o755) == 0 || errno == EEXIST else {
+                    throw FileHandleFD.error("cannot create", directory)
+                }
+                chmod(directory, 0o755)
+            }
+        }
         let f = try FileHandleFD(path: path, flags: writable ? O_RDWR | O_CREAT : O_RDONLY)
         files[level] = f
         return f
@@ -126,7 +129,7 @@ final class TileStore {
         var byLevel: [Int: [TileHash]] = [:]
         for h in hashes { byLevel[h.level, default: []].append(h) }
         for (level, list) in byLevel {
-            guard let f = try file(level) else { continue }
+            guard let f = try file(level, create: true) else { continue }
             var start = list[0].index
             var run: [UInt8] = []
             func flush() throws(LedgerError) {
@@ -148,7 +151,7 @@ final class TileStore {
 
     func hashes(level: Int, _ range: Range<UInt64>) throws(LedgerError) -> [SHA256Digest] {
         guard !range.isEmpty else { return [] }
-        guard let f = try file(level), range.upperBound <= (try count(level)) else {
+        guard let f = try file(level, create: false), range.upperBound <= (try count(level)) else {
             throw LedgerError(.io, "tile level \(level) holds no hashes \(range.lowerBound)..<\(range.upperBound)")
         }
         let bytes = try f.read(count: range.count * 32, at: Int(range.lowerBound) * 32)
@@ -161,7 +164,7 @@ final class TileStore {
         var level = 1
         while level <= 7 {
             let want = size >> UInt64(8 * level)
-            if try count(level) > want, let f = try file(level) {
+            if try count(level) > want, let f = try file(level, create: false) {
                 try f.truncate(to: Int(want) * 32)
                 counts[level] = want
             }

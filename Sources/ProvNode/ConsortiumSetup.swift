@@ -49,12 +49,10 @@ public enum ConsortiumSetup {
                     org: org, name: org, origin: "\(name)/\(org)", key: signer.verifierKey,
                     peer: "127.0.0.1:\(basePort + 1 + i)", api: "127.0.0.1:\(basePort + 101 + i)"))
         }
-        let consortium: Consortium
-        do { consortium = try Consortium(name: name, members: members) } catch let e as LedgerError { throw e } catch {
-            throw LedgerError(.config, "\(error)")
-        }
         do {
             try LinkKey.create(dir + "/link.key")
+            let linkKey = try LinkKey.load(dir + "/link.key")
+            let consortium = try Consortium(name: name, members: members, linkKeyFingerprint: linkKey.fingerprint)
             try consortium.write(to: dir + "/consortium.json")
         } catch let e as LedgerError { throw e } catch { throw LedgerError(.io, "\(error)") }
 

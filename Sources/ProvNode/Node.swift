@@ -42,6 +42,7 @@ public final class Node: @unchecked Sendable {
         } catch let e as LedgerError { throw e } catch let e as CryptoError {
             throw LedgerError(.config, e.reason)
         } catch { throw LedgerError(.config, "\(error)") }
+        if let why = consortium.linkKeyMismatch(linkKey) { throw LedgerError(.config, "\(config.linkKeyPath): \(why)") }
         guard let me = consortium.member(config.org) else {
             throw LedgerError(
                 .config, "org '\(config.org)' of \(config.path) is not a member of consortium \(consortium.name)")
@@ -141,7 +142,7 @@ public final class Node: @unchecked Sendable {
         return try? held.read { store throws(LedgerError) -> KnownEntry? in
             guard seq < store.size else { return nil }
             let e = try store.entry(seq)
-            let kind = UInt8(["consent", "interaction", "share", "link", "unlink"].firstIndex(of: e.body.kind) ?? 0)
+            let kind = UInt8(AuditedEntry.kindNames.firstIndex(of: e.body.kind) ?? 0)
             return KnownEntry(leaf: try store.leafHash(seq), kind: kind, hlc: e.hlc)
         }
     }
