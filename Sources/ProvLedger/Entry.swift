@@ -132,12 +132,21 @@ public struct LinkBody: Sendable, Equatable {
     public var occurredAt: UInt64
 }
 
+/// An entry that only cites other logs' heads in `deps`: written by a node that verified other logs moving
+/// while its own company wrote nothing (Specs/protocol.md §5.4).
+public struct HeadsBody: Sendable, Equatable {
+    public var occurredAt: UInt64
+
+    public init(occurredAt: UInt64) { self.occurredAt = occurredAt }
+}
+
 public enum EntryBody: Sendable, Equatable {
     case consent(ConsentBody)
     case interaction(InteractionBody)
     case share(ShareBody)
     case link(LinkBody)
     case unlink(LinkBody)
+    case heads(HeadsBody)
 
     public var kind: String {
         switch self {
@@ -146,6 +155,7 @@ public enum EntryBody: Sendable, Equatable {
         case .share: "share"
         case .link: "link"
         case .unlink: "unlink"
+        case .heads: "heads"
         }
     }
 
@@ -155,6 +165,7 @@ public enum EntryBody: Sendable, Equatable {
         case .interaction(let b): b.occurredAt
         case .share(let b): b.occurredAt
         case .link(let b), .unlink(let b): b.occurredAt
+        case .heads(let b): b.occurredAt
         }
     }
 
@@ -165,6 +176,7 @@ public enum EntryBody: Sendable, Equatable {
         case .interaction(let b): [b.subject]
         case .share(let b): [b.subject]
         case .link(let b), .unlink(let b): b.subjects
+        case .heads: []
         }
     }
 }
@@ -174,7 +186,7 @@ public struct Entry: Sendable, Equatable {
     /// The only format version so far.
     public static let formatVersion: UInt64 = 1
     /// Upper bound on an entry's encoded size.
-    public static let maxSize = 64 * 1024
+    public static let maxSize = 65_535
 
     public var log: String
     public var seq: UInt64
@@ -362,6 +374,10 @@ extension EntryBody {
             w.writeKey("subjects")
             w.writeArrayHeader(b.subjects.count)
             for s in b.subjects { Entry.writeDigest(s, into: &w) }
+            w.writeKey("occurredAt")
+            w.writeUnsigned(b.occurredAt)
+        case .heads(let b):
+            w.writeMapHeader(1)
             w.writeKey("occurredAt")
             w.writeUnsigned(b.occurredAt)
         }

@@ -6,12 +6,12 @@ import ProvCrypto
 
 /// What the verifier needs from an entry to follow the chain.
 package struct AuditedEntry: Sendable {
-    package static let kindNames = ["consent", "interaction", "share", "link", "unlink"]
+    package static let kindNames = ["consent", "interaction", "share", "link", "unlink", "heads"]
     package var seq: UInt64 = 0
     package var prev = SHA256Digest()
     package var hlc = HLC(wall: 0, counter: 0)
     package var deps: [EntryRef] = []
-    /// 0 consent, 1 interaction, 2 share, 3 link, 4 unlink.
+    /// 0 consent, 1 interaction, 2 share, 3 link, 4 unlink, 5 heads.
     package var kind: UInt8 = 0
     /// The body's `consentRef` and `derivedFrom` references, with the field each came from.
     package var refs: [(field: String, ref: EntryRef)] = []
@@ -89,7 +89,8 @@ extension Entry {
                 case "interaction": kind = 1
                 case "share": kind = 2
                 case "link": kind = 3
-                default: kind = 4
+                case "unlink": kind = 4
+                default: kind = 5
                 }
             case .prev: out.prev = try readDigest(&r, "prev")
             default: throw field("entry", "unknown key")
@@ -97,6 +98,7 @@ extension Entry {
         }
         try r.expectEnd()
         if out.seq == 0 && out.prev != .zero { throw field("prev", "entry 0 must have zero prev") }
+        if kind == 5 && out.deps.isEmpty { throw field("deps", "a heads entry must cite at least one head") }
         try body.check(kind: kind)
         out.kind = UInt8(kind)
         out.refs = body.refs
@@ -244,9 +246,10 @@ struct BodyAudit {
         BodyFields.mask([.subject, .recipient, .purposes, .dataCategories, .occurredAt]),
         BodyFields.mask([.subjects, .occurredAt, .evidence]),
         BodyFields.mask([.subjects, .occurredAt]),
+        BodyFields.mask([.occurredAt]),
     ]
 
-    static let allowed: [UInt64] = ["consent", "interaction", "share", "link", "unlink"].map {
+    static let allowed: [UInt64] = ["consent", "interaction", "share", "link", "unlink", "heads"].map {
         BodyFields.allowed[$0]!
     }
 

@@ -78,6 +78,7 @@ extension Entry {
         }
         let body = try fields.body(kind: kind)
         try body.validate(codes: false)
+        if case .heads = body, deps.isEmpty { throw field("deps", "a heads entry must cite at least one head") }
         if case .share(let b) = body, b.recipient == log[log.index(after: slash)...] {
             throw field("body.recipient", "'\(b.recipient)' is the log's own org: a share goes to another member")
         }
@@ -377,6 +378,7 @@ struct BodyFields {
         "share": mask([.subject, .recipient, .purposes, .dataCategories, .occurredAt, .derivedFrom]),
         "link": mask([.subjects, .evidence, .occurredAt]),
         "unlink": mask([.subjects, .evidence, .occurredAt]),
+        "heads": mask([.occurredAt]),
     ]
 
     /// Assembles the body of `kind`, refusing fields of other kinds and missing required ones.
@@ -415,6 +417,8 @@ struct BodyFields {
                     purposes: try need(purposes, "purposes"),
                     dataCategories: try need(dataCategories, "dataCategories"),
                     occurredAt: try need(occurredAt, "occurredAt"), derivedFrom: derivedFrom ?? []))
+        case "heads":
+            return .heads(HeadsBody(occurredAt: try need(occurredAt, "occurredAt")))
         default:
             let b = LinkBody(
                 subjects: try need(subjects, "subjects"), evidence: evidence,
@@ -523,6 +527,8 @@ extension EntryBody {
             }
             if case .link = self, b.evidence == nil { throw f("evidence", "required for a link") }
             try time(b.occurredAt, "occurredAt")
+        case .heads(let b):
+            try time(b.occurredAt, "occurredAt")
         }
     }
 
@@ -548,7 +554,7 @@ extension EntryBody {
                 return "body.agent.id: \(LedgerError.shown(n)) is not a \(b.agent.kind) agent of the consortium's "
                     + "vocabulary"
             }
-        case .share, .link, .unlink:
+        case .share, .link, .unlink, .heads:
             break
         }
         return nil
@@ -566,7 +572,7 @@ extension EntryBody {
             return out
         case .share(let b):
             return [("recipient", b.recipient)] + b.derivedFrom.map { ("derivedFrom", $0.org) }
-        case .link, .unlink:
+        case .link, .unlink, .heads:
             return []
         }
     }

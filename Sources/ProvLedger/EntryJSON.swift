@@ -61,6 +61,8 @@ extension Entry {
             body = [JSONMember("subjects", .array(b.subjects.map { .string(SubjectRef.text($0)) }))]
             if let e = b.evidence { body.append(JSONMember("evidence", .string(e.hex))) }
             body.append(JSONMember("occurredAt", time(b.occurredAt)))
+        case .heads(let b):
+            body = [JSONMember("occurredAt", time(b.occurredAt))]
         }
         return .object([
             JSONMember("log", .string(log)), JSONMember("seq", .number(String(seq))),

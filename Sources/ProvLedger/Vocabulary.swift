@@ -52,7 +52,7 @@ package enum Vocabulary {
     }()
 
     /// Entry kinds of format version 1.
-    package static let kinds: Set<String> = ["consent", "interaction", "share", "link", "unlink"]
+    package static let kinds: Set<String> = ["consent", "interaction", "share", "link", "unlink", "heads"]
 
     /// An org id: 1–32 of `a-z 0-9 -`, starting with a letter or digit.
     package static func isOrgID(_ s: String) -> Bool {

@@ -73,7 +73,23 @@ final class EventWriter: @unchecked Sendable {
     private func run() {
         while true {
             cond.lock()
-            while queue.isEmpty && !stopping { cond.wait() }
+            while queue.isEmpty && !stopping {
+                // Nothing to write: a heads-only entry once the interval since the last citation has passed and
+                // some other log moved (checked on waking; the wait is the interval).
+                let interval = Double(node?.config.headsIntervalMs ?? 1000) / 1000
+                let due = Double(lastCited.uptimeNanoseconds) / 1e9 + interval
+                let now = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+                if now >= due {
+                    cond.unlock()
+                    writeHeads()
+                    cond.lock()
+                    if queue.isEmpty && !stopping {
+                        _ = cond.wait(until: Date().addingTimeInterval(interval))
+                    }
+                    continue
+                }
+                _ = cond.wait(until: Date().addingTimeInterval(due - now))
+            }
             if queue.isEmpty && stopping {
                 finished = true
                 cond.broadcast()
@@ -88,6 +104,39 @@ final class EventWriter: @unchecked Sendable {
             }
             cond.unlock()
             commit(batch)
+        }
+    }
+
+    /// A heads-only entry when other logs moved past what the own log cited (Specs/protocol.md §5.4).
+    private func writeHeads() {
+        guard let node else { return }
+        let own = node.own
+        var group = own.beginGroup(now: Ingestor.now())
+        let (deps, citedHLC) = node.heads { group.cited($0) }
+        lastCited = .now()
+        // Heads that only moved by other heads-only entries are not worth an entry: two idle nodes would
+        // otherwise cite each other's heads entries for ever.
+        guard !deps.isEmpty, node.anyMovedBySubstance(deps) else { return }
+        group.add(.heads(HeadsBody(occurredAt: Ingestor.now())), deps: deps, citedHLC: citedHLC)
+        let written: LogStore.WrittenGroup
+        do throws(LedgerError) { written = try own.write(group, signer: node.signer) } catch {
+            node.log.error("cannot write a heads entry to the own log", ["error": error.message])
+            return
+        }
+        recent.append((group.startSize, group.results.map(\.leaf), group.bodies))
+        let log = node.log
+        fsync.async {
+            do throws(LedgerError) { try LogStore.sync(written) } catch {
+                own.fail(error)
+                log.error("fsync of the own log failed: nothing more is appended until restart", ["error": error.message])
+                return
+            }
+            do throws(LedgerError) { _ = try own.acknowledge(written) } catch {
+                log.warn("group committed, but a cache file was not updated", ["error": error.message])
+            }
+            node.metrics.appends.add(1, ordering: .relaxed)
+            node.metrics.groupCommits.add(1, ordering: .relaxed)
+            node.logMoved(node.config.org)
         }
     }
 

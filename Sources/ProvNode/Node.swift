@@ -126,6 +126,13 @@ public final class Node: @unchecked Sendable {
         return (deps.sorted { $0.org < $1.org }, maxHLC)
     }
 
+    /// Whether any cited head is an entry other than a heads-only entry.
+    func anyMovedBySubstance(_ deps: [EntryRef]) -> Bool {
+        deps.contains { d in
+            (try? logs[d.org]?.read { store throws(LedgerError) in try store.entry(d.seq).body.kind }) != "heads"
+        }
+    }
+
     /// An entry of a log held here, for references: leaf hash, kind, subjects.
     func referenced(_ org: String, _ seq: UInt64) -> ReferencedEntry? {
         guard let held = logs[org] else { return nil }

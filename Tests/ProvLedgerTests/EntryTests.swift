@@ -32,6 +32,41 @@ import Testing
         #expect(try CBOR.decode(bytes).encoded == bytes)
     }
 
+    /// An entry bundle carries lengths as uint16 (C2SP tlog-tiles), so no entry may be longer than 65,535 bytes.
+    @Test func entriesAreAtMost65535Bytes() throws {
+        #expect(Entry.maxSize == 65_535)
+        // A well-formed map whose one text value pads it to exactly 65,536 bytes.
+        var w = CBORWriter(reservingCapacity: 70_000)
+        w.writeMapHeader(1)
+        w.writeKey("v")
+        w.writeText(String(repeating: "a", count: 65_536 - 1 - 2 - 3))
+        let big = w.bytes
+        #expect(big.count == 65_536)
+        let e = ledgerError { _ = try Entry.decode(big) }
+        #expect(e?.message.contains("65536 bytes, over 65535") == true, "\(e?.message ?? "accepted")")
+        let ctx = AuditContext(consortium: t.consortium, org: "brand")
+        #expect(throws: (any Error).self) { _ = try big.withUnsafeBytes { try Entry.audit($0, ctx) } }
+    }
+
+    /// A heads-only entry records what its writer had verified of other logs: it must cite at least one.
+    @Test func headsEntriesCiteAtLeastOneHead() throws {
+        let heads = entry(.heads(HeadsBody(occurredAt: 1_795_521_600_000)), seq: 4)
+        var w = CBORWriter(reservingCapacity: 256)
+        heads.encode(into: &w)
+        let decoded = try Entry.decode(w.bytes)
+        #expect(decoded == heads)
+        let ctx = AuditContext(consortium: t.consortium, org: "brand")
+        #expect(try w.bytes.withUnsafeBytes { try Entry.audit($0, ctx) }.kind == 5)
+        var bare = heads
+        bare.deps = []
+        var w2 = CBORWriter(reservingCapacity: 256)
+        bare.encode(into: &w2)
+        #expect(ledgerError { _ = try Entry.decode(w2.bytes) }?.message.contains("a heads entry must cite") == true)
+        #expect(throws: (any Error).self) { _ = try w2.bytes.withUnsafeBytes { try Entry.audit($0, ctx) } }
+        // Input events cannot be of kind heads.
+        #expect(ledgerError { _ = try t.body(#"{"type":"heads","occurredAt":"2026-11-24T10:00:00Z"}"#) } != nil)
+    }
+
     @Test func nonCanonicalReencodingIsRejected() throws {
         let e = entry(try t.body(Events.consent(1)))
         var bytes = e.encoded

@@ -21,13 +21,16 @@ final class InMemoryConsortium: Sendable {
 
     struct Unreachable: Error {}
 
-    init(orgs: [String] = ["brand", "retail", "care"], peers: [String: [String]] = [:]) throws {
+    init(orgs: [String] = ["brand", "retail", "care"], peers: [String: [String]] = [:], headsIntervalMs: Int = 3_600_000)
+        throws
+    {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("prov-node-\(UUID().uuidString)")
         let setup = try ConsortiumSetup.initialize(directory: dir.path, orgs: orgs, consortium: "acme", basePort: 7400)
         var configs: [String: NodeConfig] = [:]
         for org in orgs {
             var c = try NodeConfig.load(setup.nodeConfigs[org]!)
             c.syncIntervalMs = 100
+            c.headsIntervalMs = headsIntervalMs
             c.peers = peers[org]
             configs[org] = c
         }

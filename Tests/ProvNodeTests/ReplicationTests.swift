@@ -118,3 +118,43 @@ import Testing
         #expect(retail.logs["brand"]!.head.size == 4)
     }
 }
+
+/// Causal heads: what a node had verified of the other logs when it wrote.
+@Suite(.serialized) struct HeadsTests {
+    @Test func groupsCiteVerifiedHeadsAndAnIdleNodeWritesOneHeadsEntry() throws {
+        let net = try InMemoryConsortium(headsIntervalMs: 50)
+        defer { net.stopAll() }
+        try net.startAll()
+        #expect(net.post("brand", Ev.batch(3, org: "brand"))?.status == 200)
+        // retail writes nothing itself, yet its log soon says that it had verified brand's log up to seq 2.
+        let retail = net.node("retail")
+        #expect(net.wait { retail.logs["retail"]!.head.size >= 1 })
+        let e = try retail.logs["retail"]!.read { s throws(LedgerError) in try s.entry(0) }
+        #expect(e.body.kind == "heads")
+        let brandHead = try #require(retail.logs["brand"]!.head.checkpoint)
+        #expect(e.deps.map(\.org).contains("brand"))
+        #expect(e.deps.first { $0.org == "brand" }?.seq == brandHead.checkpoint.size - 1)
+        // An event of retail's own cites what moved since (care's heads entry, say), never brand again at seq 2.
+        #expect(net.post("retail", Ev.batch(1, org: "retail", from: 9))?.status == 200)
+        let size = retail.logs["retail"]!.head.size
+        let last = try retail.logs["retail"]!.read { s throws(LedgerError) in try s.entry(size - 1) }
+        #expect(last.body.kind == "consent")
+        #expect(!last.deps.contains { $0.org == "brand" && $0.seq <= e.deps.first { $0.org == "brand" }!.seq })
+        // Idle nodes do not cite each other's heads entries for ever: the logs stop growing.
+        #expect(net.wait { net.converged(["brand": 3]) })
+        let settled = net.wait(timeout: 10) {
+            let before = net.heads()
+            let again = DispatchSemaphore(value: 0)
+            _ = again.wait(timeout: .now() + 0.3)
+            let after = net.heads()
+            return before.mapValues { $0.mapValues(\.0) } == after.mapValues { $0.mapValues(\.0) }
+        }
+        #expect(settled)
+        net.stopNodes()
+        let consortium = try Consortium.load(net.dir.path + "/consortium.json")
+        for org in net.orgs {
+            let audits = try Verifier(consortium: consortium).verify(dataDirectory: net.configs[org]!.dataDirectory)
+            #expect(audits.allSatisfy { $0.failure == nil }, "\(org): \(audits.map { $0.failure ?? "ok" })")
+        }
+    }
+}
