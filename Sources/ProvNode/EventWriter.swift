@@ -128,7 +128,8 @@ final class EventWriter: @unchecked Sendable {
         fsync.async {
             do throws(LedgerError) { try LogStore.sync(written) } catch {
                 own.fail(error)
-                log.error("fsync of the own log failed: nothing more is appended until restart", ["error": error.message])
+                log.error(
+                    "fsync of the own log failed: nothing more is appended until restart", ["error": error.message])
                 return
             }
             do throws(LedgerError) { _ = try own.acknowledge(written) } catch {

@@ -21,7 +21,9 @@ final class InMemoryConsortium: Sendable {
 
     struct Unreachable: Error {}
 
-    init(orgs: [String] = ["brand", "retail", "care"], peers: [String: [String]] = [:], headsIntervalMs: Int = 3_600_000)
+    init(
+        orgs: [String] = ["brand", "retail", "care"], peers: [String: [String]] = [:], headsIntervalMs: Int = 3_600_000
+    )
         throws
     {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("prov-node-\(UUID().uuidString)")
