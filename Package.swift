@@ -18,16 +18,20 @@ let package = Package(
         .target(name: "ProvCrypto", dependencies: ["COpenSSL", "CShims"]),
         // Ledger core: CBOR, JSON, entries, Merkle proofs, checkpoints, storage, verifier. No networking.
         .target(name: "ProvLedger", dependencies: ["ProvCrypto", "CShims"]),
+        // Network: sockets, an epoll loop, TLS 1.3 pinned to Ed25519 keys, one HTTP/1.1 server and client.
+        // Knows nothing of ledgers.
+        .target(name: "ProvNet", dependencies: ["ProvCrypto", "COpenSSL", "CShims"]),
         // The commands behind the `prov` executable, so tests can call them directly.
         .target(name: "ProvCLI", dependencies: ["ProvLedger", "ProvCrypto", "CShims"]),
         .executableTarget(name: "prov", dependencies: ["ProvCLI"]),
-        // libFuzzer target over the decoders (see Specs/fuzzing.md); a replay tool when built without -DFUZZING.
-        .executableTarget(name: "Fuzz", dependencies: ["ProvLedger", "ProvCLI"]),
+        // libFuzzer target over the decoders and the HTTP parsers (see Specs/fuzzing.md); a replay tool when built without -DFUZZING.
+        .executableTarget(name: "Fuzz", dependencies: ["ProvLedger", "ProvCLI", "ProvNet"]),
 
         .testTarget(
             name: "ProvCryptoTests", dependencies: ["ProvCrypto"], exclude: ["Vectors"]),
         .testTarget(
             name: "ProvLedgerTests", dependencies: ["ProvLedger", "ProvCrypto"], exclude: ["Vectors"]),
+        .testTarget(name: "ProvNetTests", dependencies: ["ProvNet", "ProvCrypto"]),
         .testTarget(
             name: "ProvCLITests", dependencies: ["ProvCLI", "ProvLedger", "ProvCrypto"]),
     ],
