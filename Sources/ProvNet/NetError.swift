@@ -31,6 +31,8 @@ public struct NetError: Error, Equatable, CustomStringConvertible, Sendable {
         case invalidRequest
         /// The configuration cannot work (a limit of zero, no worker threads).
         case invalidConfiguration
+        /// The client was shut down (`HTTPClient.shutdown()`), during the call or before it.
+        case cancelled
         /// Another system call failed; the reason names it and the errno text.
         case io
     }

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Glibc
+import Synchronization
 import Testing
 
 @testable import ProvNet
@@ -133,6 +134,25 @@ func client(_ port: Int, _ configure: (inout HTTPClientConfiguration) -> Void = 
         #expect(String(decoding: try c.get("/second").body, as: UTF8.self) == "second")
         #expect(done.wait(timeout: .now() + 10) == .success)
         #expect(c.connectionsOpened == 2)
+    }
+
+    @Test func shutdownInterruptsABlockedCall() throws {
+        let held = HeldResponders()
+        let server = try testServer(handler: held.handler)
+        defer { server.shutdown() }
+        let c = try client(server.port) { $0.readTimeout = .seconds(60) }
+        let outcome = Mutex<NetError?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            do { _ = try c.get("/blocks") } catch let e as NetError { outcome.withLock { $0 = e } } catch {}
+            done.signal()
+        }.start()
+        let (_, responder) = try #require(held.next())  // the call is now waiting for its response
+        c.shutdown()
+        #expect(done.wait(timeout: .now() + 10) == .success)  // long before the 60 s read timeout
+        #expect(outcome.withLock { $0 }?.code == .cancelled)
+        #expect(throws: NetError(.cancelled, "")) { _ = try c.get("/later") }
+        responder.respond(.text(200, "late"))
     }
 
     @Test func responseBodyOverTheLimit() throws {

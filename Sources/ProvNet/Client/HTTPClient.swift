@@ -34,7 +34,7 @@ public struct HTTPClientConfiguration: Sendable {
 /// Calls block the calling thread until the response is read or a timeout passes: meant for dedicated threads
 /// (replication), never for the cooperative thread pool. Concurrent calls on one client take turns. Throws
 /// `NetError`: `.connectionRefused`, `.timeout`, `.tlsRefused` (with the reason), `.tls`, `.connectionClosed`,
-/// `.malformedResponse`, `.bodyTooLarge`, `.invalidRequest`, `.invalidAddress`, `.io`.
+/// `.malformedResponse`, `.bodyTooLarge`, `.invalidRequest`, `.invalidAddress`, `.cancelled`, `.io`.
 public final class HTTPClient: Sendable {
     /// The "host:port" this client dials.
     public let address: String
@@ -43,6 +43,9 @@ public final class HTTPClient: Sendable {
     private let tls: TLSContext?
     private let state = Mutex<ClientState>(ClientState())
     private let opened = Atomic<Int>(0)
+    /// An eventfd that `shutdown()` makes readable for good: every wait polls it beside the socket.
+    private let cancelFD: Int32
+    private let isShutDown = Atomic<Bool>(false)
 
     private struct ClientState: ~Copyable {
         var connection: ClientConnection?
@@ -56,7 +59,11 @@ public final class HTTPClient: Sendable {
         self.configuration = configuration
         hostHeader = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         tls = try configuration.tls.map { try TLSContext(client: $0) }
+        cancelFD = prov_eventfd()
+        guard cancelFD >= 0 else { throw NetError.posix("eventfd") }
     }
+
+    deinit { Glibc.close(cancelFD) }
 
     /// Connections this client has opened so far (1 while keep-alive holds).
     public var connectionsOpened: Int { opened.load(ordering: .relaxed) }
@@ -79,6 +86,9 @@ public final class HTTPClient: Sendable {
     public func send(method: String, target: String, headers: HTTPHeaders = [:], body: [UInt8] = []) throws
         -> HTTPResponse
     {
+        guard !isShutDown.load(ordering: .acquiring) else {
+            throw NetError(.cancelled, "the client for \(address) was shut down")
+        }
         let request = try serialize(method: method, target: target, headers: headers, body: body)
         let deadline = Instant.now + configuration.requestTimeout
         let idempotent = ["GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"].contains(method)
@@ -102,7 +112,9 @@ public final class HTTPClient: Sendable {
                     return response
                 } catch let stale as StaleConnection where reused {
                     s.connection = nil
-                    if !retried && (idempotent || configuration.retryNonIdempotent) {
+                    if !retried && (idempotent || configuration.retryNonIdempotent)
+                        && !isShutDown.load(ordering: .acquiring)
+                    {
                         retried = true
                         continue
                     }
@@ -121,7 +133,14 @@ public final class HTTPClient: Sendable {
         }
     }
 
-    /// Closes the kept-alive connection, if any.
+    /// Stops the client for good: a call blocked in connect, write or read fails at once with `.cancelled`, and so
+    /// does every later call. For stopping replication threads when the node shuts down.
+    public func shutdown() {
+        isShutDown.store(true, ordering: .releasing)
+        prov_eventfd_signal(cancelFD)
+    }
+
+    /// Closes the kept-alive connection, if any (waits for a call in flight to finish).
     public func close() {
         let c = state.withLock { s -> ClientConnection? in
             let c = s.connection
@@ -173,10 +192,10 @@ public final class HTTPClient: Sendable {
         for a in addresses {
             let fd: Int32
             do {
-                fd = try Sockets.connect(to: a, deadline: connectDeadline)
+                fd = try Sockets.connect(to: a, deadline: connectDeadline, cancel: cancelFD)
             } catch let e as NetError {
                 lastError = e
-                if e.code == .timeout { break }
+                if e.code == .timeout || e.code == .cancelled { break }
                 continue
             }
             opened.increment()
@@ -198,11 +217,11 @@ public final class HTTPClient: Sendable {
             switch session.handshake() {
             case .done: return
             case .wantRead:
-                guard try Sockets.waitFor(fd, events: Int16(POLLIN), deadline: deadline) else {
+                guard try Sockets.waitFor(fd, events: Int16(POLLIN), deadline: deadline, cancel: cancelFD) else {
                     throw NetError(.timeout, "the TLS handshake with \(address) timed out")
                 }
             case .wantWrite:
-                guard try Sockets.waitFor(fd, events: Int16(POLLOUT), deadline: deadline) else {
+                guard try Sockets.waitFor(fd, events: Int16(POLLOUT), deadline: deadline, cancel: cancelFD) else {
                     throw NetError(.timeout, "the TLS handshake with \(address) timed out")
                 }
             case .closed:
@@ -267,7 +286,7 @@ public final class HTTPClient: Sendable {
             case .wantWrite, .wantRead:
                 let events = { if case .wantRead = step { return Int16(POLLIN) } else { return Int16(POLLOUT) } }()
                 let wait = min(deadline, Instant.now + configuration.writeTimeout)
-                guard try Sockets.waitFor(c.fd, events: events, deadline: wait) else {
+                guard try Sockets.waitFor(c.fd, events: events, deadline: wait, cancel: cancelFD) else {
                     throw NetError(.timeout, "writing the request to \(address) timed out")
                 }
             case .closed:
@@ -298,7 +317,7 @@ public final class HTTPClient: Sendable {
             case .wantRead, .wantWrite:
                 let events = { if case .wantWrite = step { return Int16(POLLOUT) } else { return Int16(POLLIN) } }()
                 let wait = min(deadline, Instant.now + configuration.readTimeout)
-                guard try Sockets.waitFor(c.fd, events: events, deadline: wait) else {
+                guard try Sockets.waitFor(c.fd, events: events, deadline: wait, cancel: cancelFD) else {
                     throw NetError(.timeout, "\(address) did not answer in time")
                 }
             case .closed:

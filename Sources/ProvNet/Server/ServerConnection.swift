@@ -281,8 +281,8 @@ final class ServerConnection {
             close()
         case .readingHead:
             if !requestStarted && !firstRequest {
-                loop.log(.debug, .idleClosed, "closed a connection idle for \(timeouts.idle)", remote: remote)
                 close()
+                loop.log(.debug, .idleClosed, "closed a connection idle for \(timeouts.idle)", remote: remote)
             } else if !requestStarted {
                 countTimeout("no request within \(timeouts.header) of connecting")
                 close()

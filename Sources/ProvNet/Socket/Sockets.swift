@@ -57,7 +57,7 @@ enum Sockets {
     }
 
     /// Connects to `address` within `deadline`, non-blocking; returns the connected descriptor.
-    static func connect(to address: SocketAddress, deadline: Instant) throws -> Int32 {
+    static func connect(to address: SocketAddress, deadline: Instant, cancel: Int32 = -1) throws -> Int32 {
         let fd = socket(address.family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw NetError.posix("socket") }
         var ok = false
@@ -67,7 +67,7 @@ enum Sockets {
             guard errno == EINPROGRESS || errno == EINTR else {
                 throw NetError.posix("cannot connect to \(address)")
             }
-            guard try waitFor(fd, events: Int16(POLLOUT), deadline: deadline) else {
+            guard try waitFor(fd, events: Int16(POLLOUT), deadline: deadline, cancel: cancel) else {
                 throw NetError(.timeout, "connecting to \(address) timed out")
             }
             var err: Int32 = 0
@@ -81,14 +81,18 @@ enum Sockets {
     }
 
     /// Waits until `fd` is ready for `events` or `deadline` passes; false on timeout. Error and hang-up conditions
-    /// count as ready (the next read or write reports them).
-    static func waitFor(_ fd: Int32, events: Int16, deadline: Instant) throws -> Bool {
+    /// count as ready (the next read or write reports them). Throws `.cancelled` when `cancel` (an eventfd, or -1)
+    /// becomes readable first.
+    static func waitFor(_ fd: Int32, events: Int16, deadline: Instant, cancel: Int32 = -1) throws -> Bool {
         while true {
             let now = Instant.now
             if now >= deadline { return false }
-            var p = pollfd(fd: fd, events: events, revents: 0)
-            let n = poll(&p, 1, now.milliseconds(until: deadline, cap: 60_000))
-            if n > 0 { return true }
+            var p = [pollfd(fd: fd, events: events, revents: 0), pollfd(fd: cancel, events: Int16(POLLIN), revents: 0)]
+            let n = poll(&p, cancel >= 0 ? 2 : 1, now.milliseconds(until: deadline, cap: 60_000))
+            if n > 0 {
+                if cancel >= 0 && p[1].revents != 0 { throw NetError(.cancelled, "the client was shut down") }
+                return true
+            }
             if n < 0 && errno != EINTR { throw NetError.posix("poll") }
         }
     }
