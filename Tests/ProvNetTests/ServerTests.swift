@@ -184,6 +184,41 @@ final class HeldResponders: Sendable {
         #expect(called.value == 0)
     }
 
+    @Test func bodyThatNeverCompletesGets408() throws {
+        let log = EventLog()
+        let called = Count()
+        let server = try testServer({ $0.timeouts.body = .milliseconds(300) }, log: log) { _, responder in
+            called.add()
+            responder.respond(.text(200, ""))
+        }
+        defer { server.shutdown() }
+        let raw = try RawConnection(port: server.port)
+        try raw.send("POST /v1/events HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly part of it")
+        let r = try #require(try raw.readResponse())
+        #expect(r.status == 408)
+        #expect(raw.waitForClose())
+        #expect(called.value == 0)
+        #expect(server.counters.timeouts == 1)
+    }
+
+    @Test func clientThatDoesNotReadIsDroppedAfterTheWriteTimeout() throws {
+        let log = EventLog()
+        let big = [UInt8](repeating: 0x42, count: 32 * 1024 * 1024)
+        let server = try testServer({ $0.timeouts.write = .milliseconds(300) }, log: log) { _, responder in
+            responder.respond(HTTPResponse(status: 200, body: big))
+        }
+        defer { server.shutdown() }
+        let raw = try RawConnection(port: server.port, receiveBuffer: 4096)
+        try raw.send("GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+        // Never read: the server's socket buffer fills and its write stalls.
+        let event = try #require(log.wait(for: .timeout))
+        #expect(event.message.contains("did not read"))
+        #expect(server.counters.timeouts == 1)
+        #expect(server.counters.responses == 0)
+        let fresh = try HTTPClient(address: "127.0.0.1:\(server.port)")
+        #expect(try fresh.get("/big").body.count == big.count)  // others are served meanwhile
+    }
+
     @Test func idleKeptAliveConnectionIsClosed() throws {
         let log = EventLog()
         let server = try testServer({ $0.timeouts.idle = .milliseconds(200) }, log: log)

@@ -120,6 +120,21 @@ func peerClient(_ port: Int, identity: TLSIdentity?, pin: Ed25519PublicKey) thro
         #expect(server2.counters.requests == 0)
     }
 
+    @Test func silentClientIsDroppedAfterTheHandshakeTimeout() throws {
+        let keys = Keys()
+        let log = EventLog()
+        let server = try testServer(
+            {
+                $0.tls = TLSServerConfiguration(identity: keys.brand, clientKeys: .only(keys.retail.publicKey))
+                $0.timeouts.handshake = .milliseconds(300)
+            }, log: log)
+        defer { server.shutdown() }
+        let silent = try RawConnection(port: server.port)  // connects, never sends a ClientHello
+        #expect(silent.waitForClose())
+        #expect(log.wait(for: .timeout) != nil)
+        #expect(server.counters.timeouts == 1)
+    }
+
     @Test func limitsApplyOverTLS() throws {
         let keys = Keys()
         let server = try testServer({

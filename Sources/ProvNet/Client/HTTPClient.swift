@@ -260,11 +260,16 @@ public final class HTTPClient: Sendable {
         do {
             try write(c, request, deadline: deadline)
         } catch let e as NetError where e.code == .connectionClosed {
-            // The server may have answered (413) and closed while the body was on its way: read what it said.
-            if let answered = try? readResponse(c, method: method, deadline: min(deadline, Instant.now + .seconds(1))) {
+            // The server may have answered (413), or refused our certificate with an alert, and closed while the
+            // request was on its way: read what it said.
+            do {
+                let answered = try readResponse(c, method: method, deadline: min(deadline, Instant.now + .seconds(1)))
                 return (answered.0, false)
+            } catch let said as NetError where said.code == .tlsRefused || said.code == .cancelled {
+                throw said
+            } catch {
+                throw StaleConnection(error: e)
             }
-            throw StaleConnection(error: e)
         }
         return try readResponse(c, method: method, deadline: deadline)
     }
@@ -278,8 +283,7 @@ public final class HTTPClient: Sendable {
                 let n = Glibc.send(c.fd, rest.baseAddress, rest.count, Int32(MSG_NOSIGNAL))
                 if n >= 0 { return .done(n) }
                 if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return .wantWrite }
-                let e = NetError.posix("writing to \(address)")
-                return .failed(TLSFailure(kind: e.code == .connectionClosed ? .error : .error, reason: e.reason))
+                return .failed(TLSFailure(kind: .error, reason: errnoText(errno)))
             }
             switch step {
             case .done(let n): offset += n
@@ -293,7 +297,8 @@ public final class HTTPClient: Sendable {
                 throw NetError(.connectionClosed, "\(address) closed the connection while the request was sent")
             case .failed(let f):
                 if f.kind != .error { throw tlsFailure(f) }
-                throw NetError(.connectionClosed, "\(address) closed the connection while the request was sent")
+                throw NetError(
+                    .connectionClosed, "writing the request to \(address) failed (\(f.reason)): the connection is closed")
             }
         }
     }
