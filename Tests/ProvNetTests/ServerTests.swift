@@ -261,6 +261,28 @@ final class HeldResponders: Sendable {
         #expect(try raw.readResponse()?.text == "again")
     }
 
+    @Test func noBodyStatusesKeepTheConnectionInStep() throws {
+        let server = try testServer(handler: { request, responder in
+            switch request.path {
+            case "/204": responder.respond(HTTPResponse(status: 204, body: Array("dropped".utf8)))
+            case "/304": responder.respond(HTTPResponse(status: 304, body: Array("dropped".utf8)))
+            default: responder.respond(.text(200, "after"))
+            }
+        })
+        defer { server.shutdown() }
+        let raw = try RawConnection(port: server.port)
+        try raw.send(
+            "GET /204 HTTP/1.1\r\nHost: a\r\n\r\nGET /304 HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n"
+        )
+        let r204 = try #require(try raw.readResponse())
+        #expect(r204.status == 204)
+        #expect(r204.header("content-length") == nil)
+        let r304 = try #require(try raw.readResponse())
+        #expect(r304.status == 304)
+        #expect(r304.header("content-length") == nil)
+        #expect(try raw.readResponse()?.text == "after")
+    }
+
     @Test func responderReleasedUnansweredGives500() throws {
         let server = try testServer(handler: { _, _ in })
         defer { server.shutdown() }

@@ -39,7 +39,7 @@ void prov_ignore_sigpipe(void);
 uint64_t prov_monotonic_ns(void);
 
 /// TLS 1.3 only, no session tickets, no session cache, Ed25519 signatures only, partial writes and moving write
-/// buffers allowed (Swift arrays may move between retries). Returns 1 on success.
+/// buffers allowed (Swift arrays may move between retries), buffers released while idle. Returns 1 on success.
 int prov_ssl_ctx_configure_tls13(SSL_CTX *ctx);
 
 /// The SSL ex_data index ProvNet uses to reach its per-connection state from the verify callback.

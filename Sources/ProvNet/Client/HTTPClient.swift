@@ -298,7 +298,8 @@ public final class HTTPClient: Sendable {
             case .failed(let f):
                 if f.kind != .error { throw tlsFailure(f) }
                 throw NetError(
-                    .connectionClosed, "writing the request to \(address) failed (\(f.reason)): the connection is closed")
+                    .connectionClosed,
+                    "writing the request to \(address) failed (\(f.reason)): the connection is closed")
             }
         }
     }

@@ -96,8 +96,8 @@ public struct HTTPResponse: Sendable, Equatable {
     static let framingFields = ["content-length", "transfer-encoding", "connection", "date", "keep-alive"]
 
     /// The bytes of this response on an HTTP/1.1 connection: status line, the handler's fields (framing fields
-    /// dropped), Date, Content-Length (not for 204 and 304), `Connection: close` when `close`, and the body unless
-    /// the request was HEAD or the status has none. nil when a field name or value is invalid (header injection).
+    /// dropped), Date, Content-Length (not for 204 and 304, which have no body), `Connection: close` when `close`,
+    /// and the body unless the request was HEAD or the status has none. nil when a field name or value is invalid (header injection).
     package func serialized(headRequest: Bool, close: Bool, date: String) -> [UInt8]? {
         guard (200...999).contains(status) else { return nil }
         let noBody = status == 204 || status == 304
@@ -113,7 +113,7 @@ public struct HTTPResponse: Sendable, Equatable {
             out += "\r\n".utf8
         }
         out += "Date: \(date)\r\n".utf8
-        if status != 204 { out += "Content-Length: \(noBody ? 0 : body.count)\r\n".utf8 }
+        if !noBody { out += "Content-Length: \(body.count)\r\n".utf8 }
         if close { out += "Connection: close\r\n".utf8 }
         out += "\r\n".utf8
         if !headRequest && !noBody { out += body }
