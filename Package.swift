@@ -5,6 +5,7 @@ let package = Package(
     name: "ProvenanceLedger",
     products: [
         .executable(name: "prov", targets: ["prov"]),
+        .executable(name: "provd", targets: ["provd"]),
         .library(name: "ProvLedger", targets: ["ProvLedger"]),
     ],
     targets: [
@@ -18,20 +19,26 @@ let package = Package(
         .target(name: "ProvCrypto", dependencies: ["COpenSSL", "CShims"]),
         // Ledger core: CBOR, JSON, entries, Merkle proofs, checkpoints, storage, verifier. No networking.
         .target(name: "ProvLedger", dependencies: ["ProvCrypto", "CShims"]),
+        // Network: sockets, an epoll loop, TLS 1.3 pinned to Ed25519 keys, one HTTP/1.1 server and client.
+        // Knows nothing of ledgers.
+        .target(name: "ProvNet", dependencies: ["ProvCrypto", "COpenSSL", "CShims"]),
         // The node daemon's parts: configuration, logs held, group commit for the API, tlog-tiles and
-        // tlog-witness endpoints, replication. Transport-neutral; provd puts it behind real sockets.
-        .target(name: "ProvNode", dependencies: ["ProvLedger", "ProvCrypto"]),
+        // tlog-witness endpoints, replication; NodeServer puts them behind ProvNet's listeners.
+        .target(name: "ProvNode", dependencies: ["ProvLedger", "ProvCrypto", "ProvNet", "CShims"]),
         // The commands behind the `prov` executable, so tests can call them directly.
-        .target(name: "ProvCLI", dependencies: ["ProvLedger", "ProvCrypto", "ProvNode", "CShims"]),
+        .target(name: "ProvCLI", dependencies: ["ProvLedger", "ProvCrypto", "ProvNode", "ProvNet", "CShims"]),
         .executableTarget(name: "prov", dependencies: ["ProvCLI"]),
-        // libFuzzer target over the decoders (see Specs/fuzzing.md); a replay tool when built without -DFUZZING.
-        .executableTarget(name: "Fuzz", dependencies: ["ProvLedger", "ProvCLI"]),
+        .executableTarget(name: "provd", dependencies: ["ProvNode", "CShims"]),
+        // libFuzzer target over the decoders and the HTTP parsers (see Specs/fuzzing.md); a replay tool when built
+        // without -DFUZZING.
+        .executableTarget(name: "Fuzz", dependencies: ["ProvLedger", "ProvCLI", "ProvNet"]),
 
         .testTarget(
             name: "ProvCryptoTests", dependencies: ["ProvCrypto"], exclude: ["Vectors"]),
         .testTarget(
             name: "ProvLedgerTests", dependencies: ["ProvLedger", "ProvCrypto"], exclude: ["Vectors"]),
-        .testTarget(name: "ProvNodeTests", dependencies: ["ProvNode", "ProvLedger", "ProvCrypto"]),
+        .testTarget(name: "ProvNetTests", dependencies: ["ProvNet", "ProvCrypto"]),
+        .testTarget(name: "ProvNodeTests", dependencies: ["ProvNode", "ProvNet", "ProvLedger", "ProvCrypto"]),
         .testTarget(
             name: "ProvCLITests", dependencies: ["ProvCLI", "ProvLedger", "ProvCrypto"]),
     ],

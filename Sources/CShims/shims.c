@@ -138,9 +138,8 @@ void prov_openssl_free(void *ptr) { OPENSSL_free(ptr); }
 static int prov_stop_pipe[2] = {-1, -1};
 
 static void prov_on_stop(int sig) {
-    (void)sig;
     int saved = errno;
-    char b = 1;
+    char b = sig == SIGHUP ? 'H' : 'T';
     ssize_t ignored = write(prov_stop_pipe[1], &b, 1);
     (void)ignored;
     errno = saved;
@@ -168,4 +167,20 @@ int prov_stop_signals_install(void) {
     sigaddset(&set, SIGINT);
     sigprocmask(SIG_UNBLOCK, &set, NULL);
     return prov_stop_pipe[0];
+}
+
+int prov_hangup_signal_install(void) {
+    int fd = prov_stop_signals_install();
+    if (fd < 0) return -1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = prov_on_stop;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &sa, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    return fd;
 }

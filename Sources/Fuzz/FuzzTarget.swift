@@ -5,7 +5,7 @@ import ProvLedger
 nonisolated(unsafe) let fuzzConsortium = try! Vectors.consortium()
 nonisolated(unsafe) let fuzzContext = AuditContext(consortium: fuzzConsortium, org: "brand")
 
-/// One fuzz input through every decoder that reads untrusted bytes. Whatever a decoder accepts must re-encode to
+/// One fuzz input through every decoder that reads untrusted bytes, and the HTTP parsers (FuzzHTTP.swift). Whatever a decoder accepts must re-encode to
 /// the same bytes (one byte form per value), and nothing may crash.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
@@ -35,6 +35,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         var off = 0
         while case .record(_, _, let next) = SegmentFormat.record(in: raw, at: off) { off = next }
     }
+    fuzzHTTP(bytes)
     return 0
 }
 

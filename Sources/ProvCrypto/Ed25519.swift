@@ -34,6 +34,12 @@ public final class Ed25519PrivateKey: @unchecked Sendable {
 
     deinit { EVP_PKEY_free(pkey) }
 
+    /// Runs `body` with the OpenSSL key object, for the TLS layer (certificates and handshakes). The pointer is valid
+    /// for the call only; OpenSSL functions that keep the key (`SSL_CTX_use_PrivateKey`) take their own reference.
+    package func withEVPKey<R>(_ body: (OpaquePointer) throws -> R) rethrows -> R {
+        try withExtendedLifetime(self) { try body(pkey) }
+    }
+
     /// PureEdDSA signature over `message` (64 bytes).
     public func sign(_ message: UnsafeRawBufferPointer) throws -> [UInt8] {
         ERR_clear_error()

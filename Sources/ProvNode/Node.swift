@@ -102,10 +102,13 @@ public final class Node: @unchecked Sendable {
         guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
         writer.stop()
         for w in workers.values { w.stop() }
-        for l in logs.values {
-            l.cancelWaiters()
-            _ = try? l.read { store throws(LedgerError) in store.close() }
-        }
+        for l in logs.values { l.cancelWaiters() }
+    }
+
+    /// Closes every log (after `stop`, once no request is served any more).
+    public func close() {
+        stop()
+        for l in logs.values { _ = try? l.read { store throws(LedgerError) in store.close() } }
         log.info("node stopped", ["org": config.org])
     }
 

@@ -82,11 +82,14 @@ final class PeerWorker: @unchecked Sendable {
     func stop() {
         cond.lock()
         stopping = true
+        let links = [pushLink, pullLink]
         cond.broadcast()
+        cond.unlock()
+        // A thread blocked in a call to the peer is woken at once.
+        for l in links { l?.interrupt() }
+        cond.lock()
         while running > 0 { cond.wait() }
         cond.unlock()
-        pushLink?.close()
-        pullLink?.close()
     }
 
     func setAddress(_ a: String) {
@@ -132,11 +135,14 @@ final class PeerWorker: @unchecked Sendable {
         let a = address
         let g = addressGeneration
         cond.unlock()
+        cond.lock()
+        defer { cond.unlock() }
         if let l = self[keyPath: which], g == generation { return l }
         self[keyPath: which]?.close()
         let l = node.makeLink(org, a)
         self[keyPath: which] = l
         generation = g
+        if stopping { l.interrupt() }
         return l
     }
 

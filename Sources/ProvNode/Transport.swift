@@ -96,9 +96,11 @@ public struct PeerResponse: Sendable {
 
 /// A client connection to one peer's listener, used by one thread at a time. It reconnects by itself after a
 /// failure; `close` drops the connection (after a peer misbehaved).
-public protocol PeerLink: AnyObject {
+public protocol PeerLink: AnyObject, Sendable {
     func request(_ method: String, _ path: String, body: [UInt8]?, contentType: String?) throws -> PeerResponse
     func close()
+    /// Makes a call blocked in this link fail at once, from any thread (the node is stopping).
+    func interrupt()
 }
 
 /// Makes links to a peer: the member's org and its `host:port`.

@@ -63,7 +63,7 @@ final class InMemoryConsortium: Sendable {
     func kill(_ org: String) {
         down.withLock { _ = $0.insert(org) }
         let n = nodes.withLock { $0.removeValue(forKey: org) }
-        n?.stop()
+        n?.close()
     }
 
     func node(_ org: String) -> Node { nodes.withLock { $0[org]! } }
@@ -132,7 +132,7 @@ final class InMemoryConsortium: Sendable {
         return true
     }
 
-    final class Link: PeerLink {
+    final class Link: PeerLink, @unchecked Sendable {
         unowned let net: InMemoryConsortium
         let from: String
         let to: String
@@ -157,6 +157,7 @@ final class InMemoryConsortium: Sendable {
         }
 
         func close() {}
+        func interrupt() {}
     }
 }
 

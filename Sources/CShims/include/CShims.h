@@ -37,4 +37,10 @@ void prov_openssl_free(void *ptr);
 /// signal) and returns the pipe's read end to poll beside the input; -1 if the pipe cannot be made.
 int prov_stop_signals_install(void);
 
+/// As prov_stop_signals_install, and SIGHUP too: the pipe then carries 'T' for SIGTERM/SIGINT, 'H' for SIGHUP.
+int prov_hangup_signal_install(void);
+
+// Sockets, epoll and TLS shims for ProvNet.
+#include "CShimsNet.h"
+
 #endif

@@ -1,0 +1,155 @@
+import Foundation
+import ProvCrypto
+import ProvLedger
+import ProvNet
+
+/// A node behind real sockets: the peer listener (mutual TLS 1.3, member keys only), the API listener (HTTP, or
+/// TLS with `apiTLS`), and links to peers over mutual TLS pinned to each peer's member key (Specs/protocol.md §3).
+public final class NodeServer: Sendable {
+    public let node: Node
+    let peerServer: HTTPServer
+    let apiServer: HTTPServer
+
+    public var peerAddress: SocketAddress { peerServer.localAddress }
+    public var apiAddress: SocketAddress { apiServer.localAddress }
+
+    /// Opens the node and binds both listeners, then starts replication. Errors say what and where: a bad
+    /// configuration, a locked data directory, a busy port.
+    public static func start(config: NodeConfig, log: NodeLog) throws -> NodeServer {
+        let signer: NoteSigner
+        do { signer = try SigningKeyFile.read(config.keyPath) } catch let e as CryptoError {
+            throw LedgerError(.config, e.reason)
+        }
+        let identity = try TLSIdentity(key: signer.privateKey, commonName: signer.name)
+        let consortiumKeys = try Consortium.load(config.consortiumPath).members.map { ($0.org, $0.key.publicKey) }
+        let clientTimeouts = HTTPClientConfiguration()
+        let node = try Node(config: config, log: log) { org, address in
+            let key = consortiumKeys.first { $0.0 == org }!.1
+            var c = clientTimeouts
+            c.tls = TLSClientConfiguration(identity: identity, serverKeys: .only(key))
+            c.connectTimeout = .seconds(3)
+            c.readTimeout = .seconds(20)
+            return NetPeerLink(address: address, configuration: c)
+        }
+        let netLog: @Sendable (NetEvent) -> Void = { e in
+            guard e.level >= .info else { return }
+            var fields: KeyValuePairs<String, String> = ["event": e.kind.rawValue]
+            if let r = e.remote { fields = ["event": e.kind.rawValue, "remote": r.description] }
+            switch e.level {
+            case .error: log.error(e.message, fields)
+            case .warning: log.warn(e.message, fields)
+            default: if e.kind == .listening || e.kind == .stopped { log.info(e.message, fields) }
+            }
+        }
+        let members = consortiumKeys
+        var peerConfig = HTTPServerConfiguration(
+            address: config.peerListen,
+            tls: TLSServerConfiguration(
+                identity: identity,
+                clientKeys: TLSPeerKeys(allowing: { key in members.contains { $0.1 == key } })))
+        peerConfig.limits.maxBodyBytes = 2 << 20
+        peerConfig.logger = netLog
+        peerConfig.workerThreads = 4
+        let peerServer: HTTPServer
+        do {
+            peerServer = try HTTPServer.start(peerConfig) { [node] req, responder in
+                guard let key = req.peerKey, let org = members.first(where: { $0.1 == key })?.0 else {
+                    responder.respond(.text(403, "not a member\n"))
+                    return
+                }
+                node.handle(Self.nodeRequest(req, listener: .peer(org: org))) { r in responder.respond(Self.response(r)) }
+            }
+        } catch let e as NetError {
+            node.stop()
+            throw LedgerError(.config, "peer listener \(config.peerListen): \(e.reason)")
+        }
+        var apiConfig = HTTPServerConfiguration(
+            address: config.apiListen, tls: config.apiTLS ? TLSServerConfiguration(identity: identity) : nil)
+        apiConfig.limits.maxBodyBytes = 16 << 20
+        apiConfig.logger = netLog
+        apiConfig.workerThreads = 4
+        let apiServer: HTTPServer
+        do {
+            apiServer = try HTTPServer.start(apiConfig) { [node] req, responder in
+                node.handle(Self.nodeRequest(req, listener: .api)) { r in responder.respond(Self.response(r)) }
+            }
+        } catch let e as NetError {
+            peerServer.shutdown()
+            node.stop()
+            throw LedgerError(.config, "API listener \(config.apiListen): \(e.reason)")
+        }
+        node.transportCounters = { [peerServer, apiServer] in
+            let p = peerServer.counters
+            let a = apiServer.counters
+            return [
+                "handshake-refused": UInt64(p.handshakeRefused + a.handshakeRefused),
+                "handshake-failed": UInt64(p.handshakeFailed + a.handshakeFailed),
+                "malformed": UInt64(p.badRequest + a.badRequest),
+                "body-too-large": UInt64(p.tooLarge + a.tooLarge),
+                "timeout": UInt64(p.timeouts + a.timeouts),
+                "over-capacity": UInt64(p.overCapacity + a.overCapacity),
+            ]
+        }
+        node.start()
+        return NodeServer(node: node, peerServer: peerServer, apiServer: apiServer)
+    }
+
+    private init(node: Node, peerServer: HTTPServer, apiServer: HTTPServer) {
+        self.node = node
+        self.peerServer = peerServer
+        self.apiServer = apiServer
+    }
+
+    /// Stops cleanly: the writer finishes and answers the group in flight, replication ends, the listeners
+    /// close once what is in flight is answered, and the logs are closed.
+    public func stop() {
+        node.stop()
+        apiServer.shutdown()
+        peerServer.shutdown()
+        node.close()
+    }
+
+    static func nodeRequest(_ r: HTTPRequest, listener: NodeRequest.Listener) -> NodeRequest {
+        NodeRequest(
+            listener: listener, method: r.method, path: r.path, query: r.query,
+            authorization: r.headers["Authorization"], accept: r.headers["Accept"], body: r.body)
+    }
+
+    static func response(_ r: NodeResponse) -> HTTPResponse {
+        var h: HTTPHeaders = [:]
+        h.set("Content-Type", r.contentType)
+        for (k, v) in r.headers { h.add(k, v) }
+        return HTTPResponse(status: r.status, headers: h, body: r.body)
+    }
+}
+
+/// A peer link over ProvNet's blocking client: mutual TLS, the peer's member key pinned. `add-checkpoint` is safe
+/// to resend (a witness answers a repeated checkpoint the same way), so a dead kept-alive connection is retried.
+final class NetPeerLink: PeerLink {
+    let client: HTTPClient?
+    let failure: Error?
+
+    init(address: String, configuration: HTTPClientConfiguration) {
+        var c = configuration
+        c.retryNonIdempotent = true
+        do {
+            client = try HTTPClient(address: address, configuration: c)
+            failure = nil
+        } catch {
+            client = nil
+            failure = error
+        }
+    }
+
+    func request(_ method: String, _ path: String, body: [UInt8]?, contentType: String?) throws -> PeerResponse {
+        guard let client else { throw failure! }
+        var headers: HTTPHeaders = [:]
+        if let contentType { headers.set("Content-Type", contentType) }
+        let r = try client.send(method: method, target: path, headers: headers, body: body ?? [])
+        return PeerResponse(status: r.status, contentType: r.headers["Content-Type"], body: r.body)
+    }
+
+    func close() { client?.close() }
+
+    func interrupt() { client?.shutdown() }
+}
