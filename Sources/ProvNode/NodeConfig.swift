@@ -25,6 +25,8 @@ public struct NodeConfig: Sendable {
     public var headsIntervalMs: Int
     /// How often every peer is asked for every log's checkpoint (anti-entropy).
     public var syncIntervalMs: Int
+    /// How long a client may take to complete the TLS handshake, a request's head, or its body.
+    public var requestTimeoutMs: Int
     /// Where equivocation evidence is kept.
     public var evidenceDirectory: String
     /// The file the configuration was read from.
@@ -32,7 +34,7 @@ public struct NodeConfig: Sendable {
 
     static let fields: Set<String> = [
         "org", "consortium", "key", "linkKey", "data", "peer", "api", "token", "auditorToken", "peers",
-        "peerAddresses", "apiTLS", "headsIntervalMs", "syncIntervalMs", "evidence",
+        "peerAddresses", "apiTLS", "headsIntervalMs", "syncIntervalMs", "requestTimeoutMs", "evidence",
     ]
 
     /// Reads and checks `node.json`. Errors name the file and the field.
@@ -117,6 +119,7 @@ public struct NodeConfig: Sendable {
         }
         headsIntervalMs = try integer("headsIntervalMs", 1000, 10...3_600_000)
         syncIntervalMs = try integer("syncIntervalMs", 2000, 50...3_600_000)
+        requestTimeoutMs = try integer("requestTimeoutMs", 10_000, 100...600_000)
         evidenceDirectory = json["evidence"] == nil ? base + "/evidence" : try file("evidence")
     }
 

@@ -42,12 +42,17 @@ public final class NodeServer: Sendable {
             }
         }
         let members = consortiumKeys
+        var timeouts = HTTPServerTimeouts()
+        timeouts.handshake = .milliseconds(config.requestTimeoutMs)
+        timeouts.header = .milliseconds(config.requestTimeoutMs)
+        timeouts.body = .milliseconds(config.requestTimeoutMs)
         var peerConfig = HTTPServerConfiguration(
             address: config.peerListen,
             tls: TLSServerConfiguration(
                 identity: identity,
                 clientKeys: TLSPeerKeys(allowing: { key in members.contains { $0.1 == key } })))
         peerConfig.limits.maxBodyBytes = 2 << 20
+        peerConfig.timeouts = timeouts
         peerConfig.logger = netLog
         peerConfig.workerThreads = 4
         let peerServer: HTTPServer
@@ -57,7 +62,8 @@ public final class NodeServer: Sendable {
                     responder.respond(.text(403, "not a member\n"))
                     return
                 }
-                node.handle(Self.nodeRequest(req, listener: .peer(org: org))) { r in responder.respond(Self.response(r)) }
+                node.handle(Self.nodeRequest(req, listener: .peer(org: org))) { r in responder.respond(Self.response(r))
+                }
             }
         } catch let e as NetError {
             node.stop()
@@ -66,6 +72,7 @@ public final class NodeServer: Sendable {
         var apiConfig = HTTPServerConfiguration(
             address: config.apiListen, tls: config.apiTLS ? TLSServerConfiguration(identity: identity) : nil)
         apiConfig.limits.maxBodyBytes = 16 << 20
+        apiConfig.timeouts = timeouts
         apiConfig.logger = netLog
         apiConfig.workerThreads = 4
         let apiServer: HTTPServer
