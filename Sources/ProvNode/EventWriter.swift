@@ -20,8 +20,22 @@ final class EventWriter: @unchecked Sendable {
         case failed(String)
     }
 
+    /// A request's events: parsed already (on the API thread, against committed entries), or raw, to be parsed
+    /// here against the group being built (when they refer to entries not yet committed).
+    enum Events: Sendable {
+        case parsed([EntryBody])
+        case raw([JSONValue])
+
+        var count: Int {
+            switch self {
+            case .parsed(let b): b.count
+            case .raw(let r): r.count
+            }
+        }
+    }
+
     struct Submission: Sendable {
-        var items: [JSONValue]
+        var items: Events
         var respond: @Sendable (Outcome) -> Void
         var queued: DispatchTime
     }
@@ -48,7 +62,7 @@ final class EventWriter: @unchecked Sendable {
         t.start()
     }
 
-    func submit(_ items: [JSONValue], respond: @escaping @Sendable (Outcome) -> Void) {
+    func submit(_ items: Events, respond: @escaping @Sendable (Outcome) -> Void) {
         cond.lock()
         if stopping {
             cond.unlock()
@@ -180,9 +194,13 @@ final class EventWriter: @unchecked Sendable {
             let mark = group.mark
             let first = group.count
             var failure: Outcome?
-            for (i, item) in s.items.enumerated() {
+            for i in 0..<s.items.count {
                 do throws(LedgerError) {
-                    let body = try parser.parse(item)
+                    let body: EntryBody
+                    switch s.items {
+                    case .parsed(let bodies): body = bodies[i]
+                    case .raw(let items): body = try parser.parse(items[i])
+                    }
                     let isFirst = group.count == 0
                     let r = group.add(body, deps: isFirst ? deps : [], citedHLC: isFirst ? citedHLC : nil)
                     pending.leaves.append(r.leaf)
@@ -238,8 +256,11 @@ final class EventWriter: @unchecked Sendable {
                 metrics.observeCommit(
                     seconds: Double(DispatchTime.now().uptimeNanoseconds - first.0.queued.uptimeNanoseconds) / 1e9)
             }
-            for (s, range) in answers { s.respond(.appended(Array(results[range]))) }
             node.logMoved(node.config.org)
+            // Answers are built and sent off this queue, so the next group's fsync does not wait for them.
+            DispatchQueue.global().async {
+                for (s, range) in answers { s.respond(.appended(Array(results[range]))) }
+            }
         }
     }
 }

@@ -1,0 +1,263 @@
+import Foundation
+import ProvCrypto
+import ProvLedger
+import ProvNet
+import ProvNode
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Node benchmarks (issue 7), each against real `provd` processes on 127.0.0.1:
+/// - `replicate`: a fresh node catches up one log of N entries from a peer over mutual TLS;
+/// - `propagate`: steady posts to node A; time from A's acknowledgement to the entry stored at node B;
+/// - `api`: `POST /v1/events` in batches of 1,000 over keep-alive, and one event per request.
+enum NodeBench {
+    static func run(_ which: String, _ a: [String]) throws -> Int32 {
+        let args = try Arguments(a, options: ["entries", "runs", "rate", "seconds", "connections", "dir"])
+        let runs = max(1, try args.integer("runs", default: 1))
+        let base = try args.optional("dir") ?? FileManager.default.temporaryDirectory.path
+        let progress = Progress(enabled: isatty(2) != 0)
+        var results: [[String: Double]] = []
+        for r in 0..<runs {
+            let dir = "\(base)/prov-bench-\(which)-\(getpid())-\(r)"
+            try? FileManager.default.removeItem(atPath: dir)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            switch which {
+            case "replicate":
+                results.append(try replicate(dir, n: try args.integer("entries", default: 100_000), progress: progress))
+            case "propagate":
+                results.append(
+                    try propagate(
+                        dir, rate: try args.integer("rate", default: 10_000),
+                        seconds: try args.integer("seconds", default: 10), progress: progress))
+            default:
+                results.append(
+                    try api(
+                        dir, seconds: try args.integer("seconds", default: 5),
+                        connections: try args.integer("connections", default: 16), progress: progress))
+            }
+            progress.clear()
+        }
+        // Medians per field, and the runs of the headline figure.
+        let headline = ["replicate": "entries_per_second", "propagate": "p99_ms", "api": "batch_entries_per_second"][
+            which]!
+        var fields = [JSONMember("bench", .string(which)), JSONMember("runs", .number(String(runs)))]
+        for key in results[0].keys.sorted() {
+            let xs = results.map { $0[key]! }.sorted()
+            let m = xs[xs.count / 2]
+            fields.append(JSONMember(key, .number(m == m.rounded() ? String(Int(m)) : String(format: "%.3f", m))))
+        }
+        fields.append(
+            JSONMember(
+                "\(headline)_each_run", .array(results.map { .number(String(format: "%.3f", $0[headline]!)) })))
+        Prov.out(JSONValue.object(fields).serialized)
+        return 0
+    }
+
+    /// A consortium of `orgs` in `dir`, every node on port 0, with extra node.json settings.
+    static func consortium(_ dir: String, _ orgs: [String], _ extra: [String: JSONValue]) throws
+        -> ConsortiumSetup.Result
+    {
+        let setup = try ConsortiumSetup.initialize(directory: dir, orgs: orgs, consortium: "bench", basePort: 7400)
+        for org in orgs {
+            try NodeFile.update(setup.nodeConfigs[org]!) { c in
+                c["peer"] = .string("127.0.0.1:0")
+                c["api"] = .string("127.0.0.1:0")
+                c["headsIntervalMs"] = .number("3600000")
+                for (k, v) in extra { c[k] = v }
+            }
+        }
+        return setup
+    }
+
+    static func token(_ config: String) throws -> String { try NodeFile.read(config)["token"]!.stringValue! }
+
+    // MARK: replicate
+
+    static func replicate(_ dir: String, n: Int, progress: Progress) throws -> [String: Double] {
+        let setup = try consortium(dir, ["brand", "retail"], ["syncIntervalMs": .number("50")])
+        // brand's log of n entries, written before the clock starts.
+        let consortium = try Consortium.load(setup.descriptor)
+        let signer = try SigningKeyFile.read(dir + "/brand/brand.key")
+        let linkKey = try LinkKey.load(dir + "/link.key")
+        let parser = EventParser(consortium: consortium, org: "brand", linkKey: linkKey)
+        let pool = try (0..<1000).map { try parser.parse(try JSON.parse(Bench.eventLine($0))) }
+        do {
+            let store = try LogStore(
+                dataDirectory: dir + "/brand/data", consortium: "bench", org: "brand", writable: true)
+            let committer = PipelinedCommitter(store: store, signer: signer)
+            var done = 0
+            while done < n {
+                var g = store.beginGroup(now: Ingestor.now())
+                let k = min(1000, n - done)
+                for i in 0..<k { g.add(pool[(done + i) % pool.count]) }
+                _ = try committer.submit(g)
+                done += k
+                progress.update("replicate: writing the source log \(done)/\(n)")
+            }
+            _ = try committer.flush()
+            store.close()
+        }
+        let brand = try NodeProcess(org: "brand", config: setup.nodeConfigs["brand"]!)
+        defer { brand.stop() }
+        try NodeFile.update(setup.nodeConfigs["retail"]!) { c in
+            c["peers"] = .array([.string("brand")])
+            c["peerAddresses"] = .object([JSONMember("brand", .string(brand.peer))])
+        }
+        let start = Bench.clock()
+        let retail = try NodeProcess(org: "retail", config: setup.nodeConfigs["retail"]!)
+        defer { retail.stop() }
+        let api = try NodeAPI(address: retail.api, token: try token(setup.nodeConfigs["retail"]!))
+        var size: UInt64 = 0
+        while size < UInt64(n) {
+            size = try api.sizes()["brand"] ?? 0
+            progress.update("replicate: retail holds \(size)/\(n) of brand's log")
+            if size < UInt64(n) { usleep(20_000) }  // a benchmark's sampling interval, not a synchronisation
+        }
+        let secs = Bench.clock() - start
+        return [
+            "entries": Double(n), "seconds": secs, "entries_per_second": Double(n) / secs,
+            "max_rss_bytes": Double(retail.maxRSS),
+        ]
+    }
+
+    // MARK: propagate
+
+    static func propagate(_ dir: String, rate: Int, seconds: Int, progress: Progress) throws -> [String: Double] {
+        let setup = try consortium(dir, ["brand", "retail"], ["syncIntervalMs": .number("1000")])
+        let brand = try NodeProcess(org: "brand", config: setup.nodeConfigs["brand"]!)
+        defer { brand.stop() }
+        try NodeFile.update(setup.nodeConfigs["retail"]!) { c in
+            c["peerAddresses"] = .object([JSONMember("brand", .string(brand.peer))])
+        }
+        // retail reports each stored chunk with its new size: that line's time is when the entries were stored.
+        let stored = Mutex<[(size: UInt64, at: Double)]>([])
+        let retail = try NodeProcess(org: "retail", config: setup.nodeConfigs["retail"]!) { line in
+            guard line.contains("copy verified and stored"), let v = try? JSON.parse(line),
+                let s = v["size"]?.stringValue.flatMap({ UInt64($0) })
+            else { return }
+            let t = Date().timeIntervalSince1970
+            stored.withLock { $0.append((s, t)) }
+        }
+        defer { retail.stop() }
+        try NodeFile.update(setup.nodeConfigs["brand"]!) { c in
+            c["peerAddresses"] = .object([JSONMember("retail", .string(retail.peer))])
+        }
+        kill(brand.pid, SIGHUP)
+        let api = try NodeAPI(address: brand.api, token: try token(setup.nodeConfigs["brand"]!))
+        // Wait until brand reaches retail (its first push).
+        while (try? NodeAPI(address: retail.api, token: try token(setup.nodeConfigs["retail"]!)).sizes()) == nil {
+            usleep(10_000)
+        }
+        // Steady load: every 10 ms a request of rate/100 events; each acknowledgement's time is recorded.
+        var acks: [(seq: UInt64, at: Double)] = []
+        let perTick = max(1, rate / 100)
+        let start = Bench.clock()
+        var tick = 0
+        var i = 0
+        while Bench.clock() - start < Double(seconds) {
+            let due = start + Double(tick) * 0.01
+            let wait = due - Bench.clock()
+            if wait > 0 { usleep(UInt32(wait * 1e6)) }
+            let body =
+                "["
+                + (0..<perTick).map { _ in
+                    defer { i += 1 }; return Bench.eventLine(i)
+                }.joined(separator: ",") + "]"
+            let r = try api.post("/v1/events", Array(body.utf8))
+            let t = Date().timeIntervalSince1970
+            guard r.status == 200 else { throw LedgerError(.io, "bench: brand answered \(r.status)") }
+            for e in try JSON.parse(r.body).arrayValue ?? [] { acks.append((UInt64(e["seq"]!.int64Value!), t)) }
+            tick += 1
+            progress.update("propagate: \(acks.count) entries acknowledged by brand")
+        }
+        let last = acks.last!.seq + 1
+        let deadline = Date().addingTimeInterval(30)
+        while (stored.withLock { $0.last?.size ?? 0 }) < last && Date() < deadline { usleep(10_000) }
+        let marks = stored.withLock { $0 }
+        var latencies: [Double] = []
+        var m = 0
+        for a in acks {
+            while m < marks.count && marks[m].size <= a.seq { m += 1 }
+            guard m < marks.count else { break }
+            latencies.append(max(0, marks[m].at - a.at) * 1000)
+        }
+        guard latencies.count == acks.count else {
+            throw LedgerError(.io, "bench: \(acks.count - latencies.count) entries never reached retail")
+        }
+        return [
+            "entries": Double(acks.count), "rate": Double(acks.count) / Double(seconds),
+            "p50_ms": Bench.percentile(latencies, 0.5), "p99_ms": Bench.percentile(latencies, 0.99),
+            "max_ms": latencies.max() ?? 0,
+        ]
+    }
+
+    // MARK: api
+
+    static func api(_ dir: String, seconds: Int, connections: Int, progress: Progress) throws -> [String: Double] {
+        // retail exists (the events name it) but is not connected: the figures are the API's alone.
+        let setup = try consortium(dir, ["brand", "retail"], ["peers": .array([])])
+        let node = try NodeProcess(org: "brand", config: setup.nodeConfigs["brand"]!)
+        defer { node.stop() }
+        let token = try token(setup.nodeConfigs["brand"]!)
+        // Batches of 1,000 over one kept-alive connection.
+        let batches = (0..<8).map { b in
+            Array(("[" + (0..<1000).map { Bench.eventLine(b * 1000 + $0) }.joined(separator: ",") + "]").utf8)
+        }
+        let api = try NodeAPI(address: node.api, token: token)
+        var entries = 0
+        let start = Bench.clock()
+        var k = 0
+        while Bench.clock() - start < Double(seconds) {
+            let r = try api.post("/v1/events", batches[k % batches.count])
+            guard r.status == 200 else {
+                throw LedgerError(
+                    .io, "bench: the node answered \(r.status): \(String(decoding: r.body.prefix(300), as: UTF8.self))")
+            }
+            entries += 1000
+            k += 1
+            progress.update("api: \(entries) entries in batches")
+        }
+        let batchSecs = Bench.clock() - start
+        // One event per request, from `connections` clients at once (their requests share group commits).
+        let requests = Atomic<Int>(0)
+        let failures = Atomic<Int>(0)
+        let stop = Atomic<Bool>(false)
+        let group = DispatchGroup()
+        let single = (0..<1000).map { Array(("[" + Bench.eventLine($0) + "]").utf8) }
+        let start2 = Bench.clock()
+        for c in 0..<connections {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                guard let client = try? NodeAPI(address: node.api, token: token) else { return }
+                var j = c
+                while !stop.load(ordering: .relaxed) {
+                    if let r = try? client.post("/v1/events", single[j % single.count]), r.status == 200 {
+                        requests.add(1, ordering: .relaxed)
+                    } else {
+                        failures.add(1, ordering: .relaxed)
+                    }
+                    j += connections
+                }
+            }
+        }
+        while Bench.clock() - start2 < Double(seconds) {
+            usleep(100_000)
+            progress.update("api: \(requests.load(ordering: .relaxed)) single-event requests")
+        }
+        stop.store(true, ordering: .relaxed)
+        group.wait()
+        let singleSecs = Bench.clock() - start2
+        guard failures.load(ordering: .relaxed) == 0 else {
+            throw LedgerError(.io, "bench: \(failures.load(ordering: .relaxed)) requests failed")
+        }
+        return [
+            "batch_entries_per_second": Double(entries) / batchSecs,
+            "single_requests_per_second": Double(requests.load(ordering: .relaxed)) / singleSecs,
+            "connections": Double(connections), "max_rss_bytes": Double(node.maxRSS),
+        ]
+    }
+}
