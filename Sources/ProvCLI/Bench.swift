@@ -15,7 +15,8 @@ enum Bench {
         else {
             throw UsageError(
                 "usage: prov bench append|ingest|verify|parts --entries N [--dir DIR] [--runs R] [--group G]\n"
-                    + "       prov bench replicate --entries N | propagate --rate R --seconds S | api --seconds S [--runs R]")
+                    + "       prov bench replicate --entries N | propagate --rate R --seconds S | api --seconds S [--runs R]"
+            )
         }
         if ["replicate", "propagate", "api"].contains(which) { return try NodeBench.run(which, Array(a.dropFirst())) }
         if which == "parts" { return try parts(Array(a.dropFirst())) }
