@@ -24,12 +24,14 @@ let package = Package(
         // libFuzzer target over the decoders (see Specs/fuzzing.md); a replay tool when built without -DFUZZING.
         .executableTarget(name: "Fuzz", dependencies: ["ProvLedger", "ProvCLI"]),
 
+        // What every test target shares: the check that no test leaves files behind.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
-            name: "ProvCryptoTests", dependencies: ["ProvCrypto"], exclude: ["Vectors"]),
+            name: "ProvCryptoTests", dependencies: ["ProvCrypto", "TestSupport"], exclude: ["Vectors"]),
         .testTarget(
-            name: "ProvLedgerTests", dependencies: ["ProvLedger", "ProvCrypto"], exclude: ["Vectors"]),
+            name: "ProvLedgerTests", dependencies: ["ProvLedger", "ProvCrypto", "TestSupport"], exclude: ["Vectors"]),
         .testTarget(
-            name: "ProvCLITests", dependencies: ["ProvCLI", "ProvLedger", "ProvCrypto"]),
+            name: "ProvCLITests", dependencies: ["ProvCLI", "ProvLedger", "ProvCrypto", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

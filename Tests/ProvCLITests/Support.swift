@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import ProvCrypto
 import Testing
 
@@ -56,11 +57,7 @@ final class OutputBox: @unchecked Sendable {
     var err: String { lock.lock(); defer { lock.unlock() }; return String(decoding: e, as: UTF8.self) }
 }
 
-func makeTempDir(_ tag: String = "prov-cli") throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(tag)-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
+func makeTempDir(_ tag: String = "prov-cli") throws -> URL { try TemporaryFiles.directory(tag) }
 
 /// A consortium made with the CLI: keys, descriptor and linking key in a temporary folder.
 struct CLIConsortium {

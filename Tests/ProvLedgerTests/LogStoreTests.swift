@@ -1,10 +1,11 @@
 import Foundation
 import ProvCrypto
+import TestSupport
 import Testing
 
 @testable import ProvLedger
 
-@Suite struct LogStoreTests {
+@Suite(.leavesNoFiles) struct LogStoreTests {
     let t: TestConsortium
     init() throws { t = try TestConsortium() }
 
