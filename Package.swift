@@ -33,14 +33,17 @@ let package = Package(
         // without -DFUZZING.
         .executableTarget(name: "Fuzz", dependencies: ["ProvLedger", "ProvCLI", "ProvNet"]),
 
+        // What every test target shares: the check that no test leaves files behind.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
-            name: "ProvCryptoTests", dependencies: ["ProvCrypto"], exclude: ["Vectors"]),
+            name: "ProvCryptoTests", dependencies: ["ProvCrypto", "TestSupport"], exclude: ["Vectors"]),
         .testTarget(
-            name: "ProvLedgerTests", dependencies: ["ProvLedger", "ProvCrypto"], exclude: ["Vectors"]),
-        .testTarget(name: "ProvNetTests", dependencies: ["ProvNet", "ProvCrypto"]),
-        .testTarget(name: "ProvNodeTests", dependencies: ["ProvNode", "ProvNet", "ProvLedger", "ProvCrypto"]),
+            name: "ProvLedgerTests", dependencies: ["ProvLedger", "ProvCrypto", "TestSupport"], exclude: ["Vectors"]),
+        .testTarget(name: "ProvNetTests", dependencies: ["ProvNet", "ProvCrypto", "TestSupport"]),
         .testTarget(
-            name: "ProvCLITests", dependencies: ["ProvCLI", "ProvLedger", "ProvCrypto"]),
+            name: "ProvNodeTests", dependencies: ["ProvNode", "ProvNet", "ProvLedger", "ProvCrypto", "TestSupport"]),
+        .testTarget(
+            name: "ProvCLITests", dependencies: ["ProvCLI", "ProvLedger", "ProvCrypto", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,8 +2,8 @@ import Foundation
 import ProvCLI
 import ProvLedger
 
-nonisolated(unsafe) let fuzzConsortium = try! Vectors.consortium()
-nonisolated(unsafe) let fuzzContext = AuditContext(consortium: fuzzConsortium, org: "brand")
+let fuzzConsortium = try! Vectors.consortium()
+let fuzzContext = AuditContext(consortium: fuzzConsortium, org: "brand")
 
 /// One fuzz input through every decoder that reads untrusted bytes, and the HTTP parsers (FuzzHTTP.swift). Whatever a decoder accepts must re-encode to
 /// the same bytes (one byte form per value), and nothing may crash.

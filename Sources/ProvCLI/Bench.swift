@@ -142,7 +142,6 @@ enum Bench {
     static func appendRun(_ f: Fixture, n: Int, group: Int, progress: Progress) throws -> Result {
         let pool = try bodyPool(f)
         let store = try LogStore(dataDirectory: f.dir, consortium: "bench", org: "brand", writable: true)
-        let committer = PipelinedCommitter(store: store, signer: f.signer)
         var latencies: [Double] = []
         var started: [Double] = []
         let start = clock()
@@ -150,21 +149,21 @@ enum Bench {
         var acked = 0
         let now = Ingestor.now()
         func record(_ acks: [(seq: UInt64, leaf: SHA256Digest)]) {
-            guard !acks.isEmpty else { return }
             latencies.append((clock() - started[latencies.count]) * 1000)
             acked += acks.count
         }
+        let committer = PipelinedCommitter(store: store, signer: f.signer, acknowledged: record)
         while done < n {
             let k = min(group, n - done)
             started.append(clock())
             var g = store.beginGroup(now: now)
             g.reserve(k)
             for i in 0..<k { g.add(pool[(done + i) % pool.count]) }
-            record(try committer.submit(g))
+            try committer.submit(g)
             done += k
             progress.update("append: \(acked)/\(n)")
         }
-        record(try committer.flush())
+        try committer.flush()
         let secs = clock() - start
         guard acked == n else { throw LedgerError(.io, "bench: \(acked) of \(n) entries acknowledged") }
         store.close()
@@ -183,15 +182,14 @@ enum Bench {
         }
         let ingestor = try Ingestor(
             dataDirectory: f.dir, consortium: f.consortium, signer: f.signer, linkKey: f.linkKey)
-        let committer = PipelinedCommitter(store: ingestor.store, signer: f.signer)
         var latencies: [Double] = []
         var started: [Double] = []
         var acked = 0
         func record(_ acks: [(seq: UInt64, leaf: SHA256Digest)]) {
-            guard !acks.isEmpty else { return }
             latencies.append((clock() - started[latencies.count]) * 1000)
             acked += acks.count
         }
+        let committer = PipelinedCommitter(store: ingestor.store, signer: f.signer, acknowledged: record)
         let start = clock()
         var done = 0
         var c = 0
@@ -202,12 +200,12 @@ enum Bench {
             let input =
                 k == group ? chunk : Array(chunk.split(separator: UInt8(ascii: "\n")).prefix(k).joined(separator: [10]))
             let g = try input.withUnsafeBytes { try ingestor.prepare($0, now: Ingestor.now()) }
-            record(try committer.submit(g))
+            try committer.submit(g)
             done += k
             c += 1
             progress.update("ingest: \(acked)/\(n)")
         }
-        record(try committer.flush())
+        try committer.flush()
         guard acked == n else { throw LedgerError(.io, "bench: \(acked) of \(n) events acknowledged") }
         let secs = clock() - start
         ingestor.store.close()

@@ -41,6 +41,9 @@ public enum Prov {
 
     static func run(_ args: [String]) -> Int32 {
         signal(SIGPIPE, SIG_IGN)
+        // A file-size limit (ulimit -f) makes a write fail with EFBIG, reported like any write error, instead of
+        // killing the process without a word.
+        signal(SIGXFSZ, SIG_IGN)
         guard let command = args.first else {
             err(usage)
             return 2
@@ -119,6 +122,13 @@ public enum Prov {
             JSONMember("level", .string(level)), JSONMember("msg", .string(msg)),
         ])
         err(v.serialized)
+    }
+
+    /// A file that must be text: one that is binary (a key file on the wrong option) is refused without a byte of it.
+    static func readText(_ path: String, expected what: String, option: String) throws -> [UInt8] {
+        let bytes = try readFile(path)
+        if let why = FileKind.misplaced(bytes, expected: what) { throw LedgerError(.io, "\(option) \(path) \(why)") }
+        return bytes
     }
 
     static func readFile(_ path: String) throws -> [UInt8] {
@@ -206,6 +216,9 @@ public enum Prov {
 
     static func append(_ a: [String]) throws -> Int32 {
         let args = try Arguments(a, options: ["dir", "key", "consortium", "link-key", "input"], flags: ["follow"])
+        // Stop signals are taken from the start, before anything is loaded or opened: every whole line sent
+        // before one is committed, whenever it comes.
+        let stop = args.flags.contains("follow") ? prov_stop_signals_install() : -1
         let consortium = try Consortium.load(try args.required("consortium"))
         let signer = try SigningKeyFile.read(try args.required("key"))
         let linkKey = try LinkKey.load(try args.required("link-key"))
@@ -224,13 +237,16 @@ public enum Prov {
             guard try args.optional("input") == nil else {
                 throw UsageError("--follow reads standard input; drop --input")
             }
-            return try follow(ingestor)
+            return try follow(ingestor, stop: stop)
         }
         let input: [UInt8]
         if let path = try args.optional("input") {
-            input = try readFile(path)
+            input = try readText(path, expected: "JSON Lines events", option: "--input")
         } else {
             input = Array(FileHandle.standardInput.readDataToEndOfFile())
+            if let why = FileKind.misplaced(input, expected: "JSON Lines events") {
+                throw LedgerError(.io, "standard input \(why)")
+            }
         }
         let results = try ingestor.append(input)
         var text = ""
@@ -245,10 +261,9 @@ public enum Prov {
     /// fsync; when input goes quiet, the last group is flushed at once. Each line stands alone: a bad line is
     /// reported on stderr with its line number in the stream and appended nowhere; the stream goes on, and the
     /// exit status is 2 if any line was rejected.
-    static func follow(_ ingestor: Ingestor) throws -> Int32 {
-        let committer = PipelinedCommitter(store: ingestor.store, signer: ingestor.signer)
-        func emit(_ results: [(seq: UInt64, leaf: SHA256Digest)]) {
-            guard !results.isEmpty else { return }
+    static func follow(_ ingestor: Ingestor, stop: Int32) throws -> Int32 {
+        // Acknowledgements are printed as soon as a group is durable, also when a later group then fails.
+        let committer = PipelinedCommitter(store: ingestor.store, signer: ingestor.signer) { results in
             var text = ""
             for r in results { text += "\(r.seq) \(r.leaf.hex)\n" }
             write(1, text)
@@ -266,7 +281,7 @@ public enum Prov {
                 }
             }
             nextLine += lines.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
-            emit(try committer.submit(group))
+            try committer.submit(group)
         }
         /// Takes the `n` bytes just read: the whole lines so far are committed as one group, the rest waits.
         func take(_ n: Int) throws {
@@ -302,13 +317,13 @@ public enum Prov {
         // acknowledged before exit. Input and the stop signals are waited for together (poll ignores fd -1).
         var fds = [
             pollfd(fd: 0, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: prov_stop_signals_install(), events: Int16(POLLIN), revents: 0),
+            pollfd(fd: stop, events: Int16(POLLIN), revents: 0),
         ]
         var stopped = false
         while true {
             if poll(&fds, 2, 0) == 0 {
                 // Nothing waiting: acknowledge what is durable, then sleep until input or a signal comes.
-                emit(try committer.flush())
+                try committer.flush()
                 if poll(&fds, 2, -1) < 0 {
                     guard errno == EINTR else {
                         throw LedgerError(.io, "waiting for input: \(String(cString: strerror(errno)))")
@@ -340,7 +355,7 @@ public enum Prov {
         } else if !carry.isEmpty && !skipping {
             try commit(carry)  // at end of input, a last line without a newline still counts
         }
-        emit(try committer.flush())
+        try committer.flush()
         return failures == 0 ? 0 : 2
     }
 
@@ -364,17 +379,16 @@ public enum Prov {
         // The log's origin names its consortium: from the checkpoint file, or from the first entry when that
         // file is missing or torn.
         var origin: String?
-        if let text = try? String(contentsOfFile: "\(dir)/\(org)/checkpoint", encoding: .utf8),
-            let first = text.split(separator: "\n").first
+        // Read as the log store reads them: never through a link, never blocking on a FIFO.
+        if let bytes = try? FileHandleFD.openIfPresent("\(dir)/\(org)/checkpoint", flags: O_RDONLY)?.read(
+            count: 1 << 16, at: 0),
+            let text = String(bytes: bytes, encoding: .utf8), let first = text.split(separator: "\n").first
         {
             origin = String(first)
         }
         if origin == nil || origin?.hasSuffix("/" + org) != true {
             let segDir = "\(dir)/\(org)/segments"
-            if let first = (try? FileManager.default.contentsOfDirectory(atPath: segDir))?.filter({
-                $0.hasSuffix(".seg")
-            })
-            .min(),
+            if let first = (try? FileHandleFD.list(directory: segDir))?.filter({ $0.hasSuffix(".seg") }).min(),
                 let head = try? FileHandleFD(path: segDir + "/" + first, flags: O_RDONLY).read(
                     count: SegmentFormat.magic.count + SegmentFormat.headerSize + Entry.maxSize, at: 0)
             {
@@ -419,7 +433,8 @@ public enum Prov {
         let consortium = try Consortium.load(try args.required("consortium"))
         warnIfNoFingerprint(consortium, try args.required("consortium"))
         guard args.positionals.count == 1 else { throw UsageError("give exactly one receipt file") }
-        let text = String(decoding: try readFile(args.positionals[0]), as: UTF8.self)
+        let text = String(
+            decoding: try readText(args.positionals[0], expected: "a receipt", option: "receipt"), as: UTF8.self)
         // A receipt that does not even parse fails verification like one whose proof is wrong.
         let receipt: Receipt
         do { receipt = try Receipt(parsing: text) } catch {
@@ -445,9 +460,12 @@ public enum Prov {
         var verifier = Verifier(consortium: consortium)
         for path in args.all("checkpoint") {
             let cp: SignedCheckpoint
-            do { cp = try SignedCheckpoint(parsing: String(decoding: try readFile(path), as: UTF8.self)) } catch let e
-                as LedgerError
-            { throw LedgerError(.io, "--checkpoint \(path): \(e.message)") }
+            let bytes = try readText(path, expected: "a signed checkpoint", option: "--checkpoint")
+            do throws(LedgerError) {
+                cp = try SignedCheckpoint(parsing: String(decoding: bytes, as: UTF8.self))
+            } catch {
+                throw LedgerError(.io, "--checkpoint \(path): \(error.message)")
+            }
             guard consortium.member(origin: cp.checkpoint.origin) != nil else {
                 throw LedgerError(
                     .io,

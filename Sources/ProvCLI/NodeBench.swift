@@ -87,17 +87,17 @@ enum NodeBench {
         do {
             let store = try LogStore(
                 dataDirectory: dir + "/brand/data", consortium: "bench", org: "brand", writable: true)
-            let committer = PipelinedCommitter(store: store, signer: signer)
+            let committer = PipelinedCommitter(store: store, signer: signer) { _ in }
             var done = 0
             while done < n {
                 var g = store.beginGroup(now: Ingestor.now())
                 let k = min(1000, n - done)
                 for i in 0..<k { g.add(pool[(done + i) % pool.count]) }
-                _ = try committer.submit(g)
+                try committer.submit(g)
                 done += k
                 progress.update("replicate: writing the source log \(done)/\(n)")
             }
-            _ = try committer.flush()
+            try committer.flush()
             store.close()
         }
         let brand = try NodeProcess(org: "brand", config: setup.nodeConfigs["brand"]!)

@@ -187,8 +187,13 @@ public struct Consortium: Sendable {
         guard !isDirectory.boolValue else {
             throw LedgerError(.config, "consortium descriptor \(path) is a directory, not a file")
         }
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+        // Read to its end, so that a pipe works too (`--consortium <(...)`).
+        guard let handle = FileHandle(forReadingAtPath: path), let d = try? handle.readToEnd() ?? Data() else {
             throw LedgerError(.config, "cannot read consortium descriptor \(path) (permissions?)")
+        }
+        data = d
+        if let why = FileKind.misplaced(Array(data), expected: "a JSON consortium descriptor") {
+            throw LedgerError(.config, "\(path) \(why)")
         }
         do {
             return try Consortium(json: try JSON.parse(Array(data)))

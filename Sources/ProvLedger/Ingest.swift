@@ -33,7 +33,8 @@ public final class Ingestor {
         self.linkKey = linkKey
         self.dataDirectory = dataDirectory
         self.store = try LogStore(
-            dataDirectory: dataDirectory, consortium: consortium.name, org: member.org, writable: true, log: log)
+            dataDirectory: dataDirectory, consortium: consortium.name, org: member.org, writable: true,
+            verifyingWith: consortium, log: log)
     }
 
     /// Groups prepared here that the store may have written but not yet acknowledged (a pipelined commit
@@ -112,6 +113,10 @@ public final class Ingestor {
                 }
                 let value: JSONValue
                 do { value = try JSON.parse(text, maxDepth: 8, maxSize: Self.maxLineBytes) } catch {
+                    // "unexpected character" shows a byte: never one of binary input (a key file given as input).
+                    if error.code == .unexpectedCharacter && !FileKind.isText(text) {
+                        throw LedgerError(.invalidEvent, "line \(line): binary data, not a JSON event")
+                    }
                     throw LedgerError(.invalidEvent, "line \(line): not valid JSON: \(error)")
                 }
                 do { body = try parser.parse(value) } catch {

@@ -133,6 +133,13 @@ struct JSONParser {
         }
     }
 
+    /// A member name given twice, quoted under the rule for values in error messages: a name may be an e-mail
+    /// address or another identifier, shown then by its size only.
+    static func duplicate(_ key: String) -> String {
+        key.isEmpty || LedgerError.isShowable(key)
+            ? "duplicate key \"\(key)\"" : "duplicate key with a name of \(key.utf8.count) bytes"
+    }
+
     func printable(_ c: UInt8) -> String {
         c >= 0x20 && c < 0x7f ? String(UnicodeScalar(c)) : "\\x" + String(c, radix: 16)
     }
@@ -165,12 +172,12 @@ struct JSONParser {
             // Small objects (events) compare in place; large ones keep a set, so no input costs n² comparisons.
             if members.count < 16 {
                 for m in members where m.key == key {
-                    throw error(.duplicateKey, "duplicate key \"\(key)\"", at: keyAt)
+                    throw error(.duplicateKey, Self.duplicate(key), at: keyAt)
                 }
             } else {
                 if seen.isEmpty { seen = Set(members.map(\.key)) }
                 guard seen.insert(key).inserted else {
-                    throw error(.duplicateKey, "duplicate key \"\(key)\"", at: keyAt)
+                    throw error(.duplicateKey, Self.duplicate(key), at: keyAt)
                 }
             }
             skipSpace()

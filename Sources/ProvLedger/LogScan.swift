@@ -38,25 +38,48 @@ struct LogScan {
         LedgerError(.verificationFailed, "\(member.org)" + (seq.map { " seq \($0)" } ?? "") + ": " + what)
     }
 
+    /// Part of one segment, audited from a group boundary whose writer state is already checked instead of from
+    /// the start of the log: how a writer checks the last group it builds on (Specs/format.md §11). References to
+    /// entries before `start` are not checked, nor is the index.
+    struct Range {
+        var segment: String
+        var from: Int
+        var to: Int
+        var start: WriterState
+    }
+
+    var range: Range?
+
     func run(_ audit: inout LogAudit) throws {
         let segDir = directory + "/segments"
-        guard access(directory, R_OK | X_OK) == 0, access(segDir, R_OK | X_OK) == 0 || errno == ENOENT else {
-            throw LedgerError(.io, "\(member.org): cannot read \(segDir): \(String(cString: strerror(errno)))")
+        let names: [String]
+        if let range {
+            names = [range.segment]
+        } else {
+            guard access(directory, R_OK | X_OK) == 0, access(segDir, R_OK | X_OK) == 0 || errno == ENOENT else {
+                throw LedgerError(.io, "\(member.org): cannot read \(segDir): \(String(cString: strerror(errno)))")
+            }
+            // Nothing in a log folder is read through a link, and a FIFO or device in a file's place is refused
+            // before anything blocks on it: such a log is not verified. `LOCK` is not read, only checked.
+            try FileHandleFD.expect(directory + "/LOCK", is: .regularFile)
+            do { names = try FileHandleFD.list(directory: segDir).filter { $0.hasSuffix(".seg") }.sorted() } catch {
+                guard FileHandleFD.kind(of: segDir) == nil else { throw error }
+                names = []
+            }
+            guard !names.isEmpty else { throw fail(nil, "no segment files in \(segDir)") }
         }
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: segDir)) ?? []).filter {
-            $0.hasSuffix(".seg")
-        }
-        .sorted()
-        guard !names.isEmpty else { throw fail(nil, "no segment files in \(segDir)") }
 
-        var seq: UInt64 = 0
-        var prev = SHA256Digest.zero
-        var hlc: HLC?
-        var frontier = MerkleFrontier()
-        var cited: [String: UInt64] = [:]
+        var seq = range?.start.frontier.size ?? 0
+        var prev = range?.start.lastLeaf ?? SHA256Digest.zero
+        // A range continues from its starting state: the clock and citations the entries before it left.
+        var hlc: HLC? = (range?.start.frontier.size ?? 0) > 0 ? range?.start.hlc : nil
+        var frontier = range?.start.frontier ?? MerkleFrontier()
+        var cited: [String: UInt64] = range?.start.cited ?? [:]
         var pendingState: WriterState?
-        var committed: UInt64 = 0
-        var indexLeaves = IndexCheck(path: directory + "/index")
+        var committed = seq
+        /// The seq of `audit.leaves[0]`.
+        let base = seq
+        var indexLeaves = try IndexCheck(path: range == nil ? directory + "/index" : nil)
         let context = AuditContext(consortium: consortium, org: member.org)
         var decoded: [Decoded] = []
 
@@ -107,7 +130,8 @@ struct LogScan {
                         throw fail(
                             seq, "\(field) cites \(ref.org)/\(ref.seq), which is not an earlier entry of this log")
                     }
-                    let k = Int(ref.seq)
+                    guard ref.seq >= base else { continue }
+                    let k = Int(ref.seq - base)
                     if let why = Verifier.referenceFailure(
                         field, ref, citingHLC: entryHLC, leaf: audit.leaves[k], kind: audit.kinds[k],
                         hlc: audit.hlcs[k], sameLog: true)
@@ -192,9 +216,11 @@ struct LogScan {
         // One leaf hash, clock and kind per entry are kept for the reference checks: reserve for the most entries the segments can
         // hold (a record takes at least 64 bytes), so the array never grows by copying; untouched pages cost no
         // memory.
-        let segmentBytes = names.reduce(0) {
-            $0 + Int((try? FileManager.default.attributesOfItem(atPath: segDir + "/" + $1)[.size] as? Int) ?? 0)
-        }
+        let segmentBytes =
+            range.map { $0.to - $0.from }
+            ?? names.reduce(0) {
+                $0 + Int((try? FileManager.default.attributesOfItem(atPath: segDir + "/" + $1)[.size] as? Int) ?? 0)
+            }
         audit.leaves.reserveCapacity(segmentBytes / 64)
         audit.hlcs.reserveCapacity(segmentBytes / 64)
         audit.kinds.reserveCapacity(segmentBytes / 64)
@@ -204,30 +230,38 @@ struct LogScan {
             guard name.count == 24, let first = UInt64(name.prefix(20)) else {
                 throw fail(nil, "\(path) is not a segment file name")
             }
-            guard first == seq else {
+            guard first == seq || range != nil else {
                 throw fail(
                     seq,
                     "segment \(name) starts at seq \(first) but the previous segments end at \(seq): segment missing or out of place"
                 )
             }
             let file = try FileHandleFD(path: path, flags: O_RDONLY)
-            let fileSize = try file.size
-            let isLast = n == names.count - 1
-            var header = try file.read(count: 8, at: 0)
-            guard header == SegmentFormat.magic else {
-                // A crash right after a segment roll can leave the last segment shorter than its header, holding
-                // a beginning of it and nothing else; the writer removes it on open. Anything else is damage.
-                if isLast && SegmentFormat.magic.starts(with: header) {
-                    audit.warnings.append(
-                        "torn tail: segment \(name) holds \(header.count) of the 8 bytes of its header (a crash while "
-                            + "starting it), and no entries; the writer removes it on open")
-                    break
+            let fileSize = try range.map { min($0.to, try file.size) } ?? file.size
+            let from = range?.from ?? SegmentFormat.magic.count
+            // Within a range, damage or an unfinished group anywhere is a failure, never a torn tail.
+            let isLast = n == names.count - 1 && range == nil
+            if from == SegmentFormat.magic.count {
+                var header = try file.read(count: 8, at: 0)
+                guard header == SegmentFormat.magic else {
+                    // A crash right after a segment roll can leave the last segment shorter than its header,
+                    // holding a beginning of it and nothing else; the writer removes it on open. Anything else is
+                    // damage.
+                    if isLast && SegmentFormat.magic.starts(with: header) {
+                        audit.warnings.append(
+                            "torn tail: segment \(name) holds \(header.count) of the 8 bytes of its header (a crash "
+                                + "while starting it), and no entries; the writer removes it on open")
+                        break
+                    }
+                    throw fail(seq, "\(path) has no segment header")
                 }
-                throw fail(seq, "\(path) has no segment header")
+                header.removeAll()
             }
-            header.removeAll()
-            var buffer = [UInt8](repeating: 0, count: Self.window + SegmentFormat.maxPayload + SegmentFormat.headerSize)
-            var fileOffset = 8  // file offset of buffer[0]
+            // A range (one group) needs no more than its own size.
+            let bufferSize = Self.window + SegmentFormat.maxPayload + SegmentFormat.headerSize
+            let size = range.map { min(bufferSize, $0.to - $0.from + SegmentFormat.headerSize) } ?? bufferSize
+            var buffer = [UInt8](repeating: 0, count: size)
+            var fileOffset = from  // file offset of buffer[0]
             var have = 0
             var eof = false
             var pos = 0
@@ -242,14 +276,14 @@ struct LogScan {
                     fileOffset += pos
                     have -= pos
                     pos = 0
-                    let want = min(Self.window * 2 - have, buffer.count - have)
+                    let want = min(Self.window * 2 - have, buffer.count - have, fileSize - (fileOffset + have))
                     let got = try buffer.withUnsafeMutableBytes { b in
                         try file.pread(
                             into: UnsafeMutableRawBufferPointer(rebasing: b[have..<(have + want)]),
                             at: fileOffset + have)
                     }
                     have += got
-                    if got < want { eof = true }
+                    if got < want || fileOffset + have >= fileSize { eof = true }
                 }
                 // Parse every whole record in the buffer; entry checksums are left to the decoders.
                 var records: [Record] = []
@@ -476,8 +510,15 @@ struct IndexCheck {
     var ragged: Int?
     var reported = false
 
-    init(path: String) {
-        file = try? FileHandleFD(path: path, flags: O_RDONLY)
+    /// No index (nil) is no check. An index that is a link, a FIFO or anything but a regular file is refused;
+    /// one that cannot be read is not checked.
+    init(path: String?) throws(LedgerError) {
+        guard let path else {
+            file = nil
+            return
+        }
+        try FileHandleFD.expect(path, is: .regularFile)
+        file = (try? FileHandleFD.openIfPresent(path, flags: O_RDONLY)) ?? nil
         let bytes = (try? file?.size ?? 0) ?? 0
         count = UInt64(bytes / SegmentFormat.indexRecordSize)
         if bytes % SegmentFormat.indexRecordSize != 0 { ragged = bytes }

@@ -80,6 +80,71 @@ package enum SegmentFormat {
     }
 }
 
+/// Where the last two groups of a segment end, found by walking its records by their headers alone (no checksum,
+/// no hashing): how a writer finds the group it builds on without reading the whole log.
+struct GroupEnds {
+    /// A record's offset in the segment and where its payload lies.
+    struct Record {
+        var offset: Int
+        var payload: Range<Int>
+    }
+
+    /// The end of a group: its last entry, state and checkpoint records, the entries up to it, and the offset after it.
+    struct End {
+        var entries: UInt64
+        var lastEntry: Record?
+        var state: Record?
+        var checkpoint: Record
+        var offset: Int
+    }
+
+    /// The seq after the last entry walked.
+    var entries: UInt64
+    var last: End?
+    var previous: End?
+
+    /// Walks `bytes` from after the magic to `end`; nil when the magic is missing or a header does not parse.
+    init?(_ bytes: [UInt8], upTo end: Int, firstSeq: UInt64) {
+        guard end <= bytes.count, end >= SegmentFormat.magic.count,
+            Array(bytes.prefix(SegmentFormat.magic.count)) == SegmentFormat.magic
+        else { return nil }
+        var entries = firstSeq
+        var last: End?
+        var previous: End?
+        let whole: Bool = bytes.withUnsafeBytes { raw in
+            let buf = UnsafeRawBufferPointer(rebasing: raw[0..<end])
+            var offset = SegmentFormat.magic.count
+            var lastEntry: Record?
+            var state: Record?
+            while true {
+                switch SegmentFormat.record(in: buf, at: offset, checksum: false) {
+                case .end: return true
+                case .damaged: return false
+                case .record(let type, let payload, let next):
+                    let start = payload.baseAddress! - buf.baseAddress!
+                    let r = Record(offset: offset, payload: start..<(start + payload.count))
+                    switch type {
+                    case .entry:
+                        entries += 1
+                        lastEntry = r
+                    case .state:
+                        state = r
+                    case .checkpoint:
+                        previous = last
+                        last = End(entries: entries, lastEntry: lastEntry, state: state, checkpoint: r, offset: next)
+                        state = nil
+                    }
+                    offset = next
+                }
+            }
+        }
+        guard whole else { return nil }
+        self.entries = entries
+        self.last = last
+        self.previous = previous
+    }
+}
+
 /// The writer state stored after each group commit.
 package struct WriterState: Sendable, Equatable {
     package var frontier: MerkleFrontier
@@ -185,44 +250,48 @@ public final class LogStore {
     private var failed: LedgerError?
     /// Tile hashes above level 0 (opened on first use).
     var tiles: TileStore?
+    /// Where warnings go: a torn tail cut on open, a cache (`index`, `checkpoint` file) that could not be written.
+    private let log: (String) -> Void
+    /// The consortium whose rules and member key a writer checks its last group against on open.
+    private let keys: Consortium?
+    /// A file was created in the log folder during this open: the folder is synced once at the end.
+    private var createdFiles = false
 
     var segmentDirectory: String { directory + "/segments" }
     var indexPath: String { directory + "/index" }
     public var checkpointPath: String { directory + "/checkpoint" }
 
     /// Opens (and for a writer, creates) the log of `org` under `dataDirectory`. A writer cuts a torn tail back
-    /// to the last whole group commit and reports it through `log`.
+    /// to the last whole group commit and reports it through `log`; given the consortium (`verifyingWith`), it
+    /// also checks the last group it builds on against the member's key and the verifier's rules, and refuses
+    /// a damaged log (Specs/format.md §11). Nothing is opened through a symbolic link, and every file and folder
+    /// must be what it should be (§10.1).
     public init(
-        dataDirectory: String, consortium: String, org: String, writable: Bool,
-        log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+        dataDirectory: String, consortium: String, org: String, writable: Bool, verifyingWith keys: Consortium? = nil,
+        log: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
     ) throws(LedgerError) {
         self.directory = dataDirectory + "/" + org
         self.origin = "\(consortium)/\(org)"
         self.org = org
         self.writable = writable
-        let fm = FileManager.default
+        self.log = log
+        self.keys = keys
         if writable {
-            var isDirectory: ObjCBool = false
-            if fm.fileExists(atPath: dataDirectory, isDirectory: &isDirectory), !isDirectory.boolValue {
-                throw LedgerError(.io, "data directory \(dataDirectory) is a file, not a directory")
-            }
-            let created = !fm.fileExists(atPath: dataDirectory)
-            do { try fm.createDirectory(atPath: directory + "/segments", withIntermediateDirectories: true) } catch {
-                throw LedgerError(.io, "cannot create \(directory): \(error.localizedDescription)")
-            }
-            // Whatever the umask: others may read a log, only its writer may change it.
-            if created { chmod(dataDirectory, 0o755) }
-            chmod(directory, 0o755)
-            chmod(directory + "/segments", 0o755)
-            lock = try DirectoryLock(directory: directory)
+            try Self.makeDirectories(dataDirectory: dataDirectory, log: directory)
+            let lock = try DirectoryLock(directory: directory)
+            createdFiles = lock.created
+            self.lock = lock
         } else {
-            guard fm.fileExists(atPath: directory) else {
+            do { _ = try FileHandleFD(directory: directory) } catch {
+                guard FileHandleFD.kind(of: directory) == nil else { throw error }
                 throw LedgerError(.io, "no log for org '\(org)' in \(dataDirectory) (expected a folder \(directory))")
             }
             lock = nil
         }
-        try recover(log: log)
+        try recover()
         if writable { try repairTiles() }
+        // New files' entries in the log folder are made durable with them (format.md §10.9).
+        if createdFiles { try FileHandleFD.syncDirectory(directory) }
     }
 
     /// The tile store of this log.
@@ -262,28 +331,71 @@ public final class LogStore {
         }
     }
 
+    /// Creates what a writer needs: the data directory (and the folders above it), `<org>/` and `segments/`, each
+    /// made durable in its parent, so that a power cut cannot lose a log whose first group was acknowledged.
+    /// `<org>/` and `segments/` get mode 0755 whatever the umask, and must be folders, not links.
+    private static func makeDirectories(dataDirectory: String, log directory: String) throws(LedgerError) {
+        var missing: [String] = []
+        var p = dataDirectory
+        while true {
+            var st = stat()
+            if stat(p, &st) == 0 {
+                guard st.st_mode & S_IFMT == S_IFDIR else {
+                    throw LedgerError(
+                        .io,
+                        p == dataDirectory
+                            ? "data directory \(dataDirectory) is a file, not a directory"
+                            : "cannot create data directory \(dataDirectory): \(p) is not a directory")
+                }
+                break
+            }
+            guard errno == ENOENT else { throw FileHandleFD.error("cannot create data directory", dataDirectory) }
+            missing.append(p)
+            let up = FileHandleFD.parent(of: p)
+            if up == p { break }
+            p = up
+        }
+        // Others may read a log, only its writer may change it: the data directory this creates is 0755 too.
+        for m in missing.reversed() { try FileHandleFD.makeDirectory(m, mode: m == dataDirectory ? 0o755 : nil) }
+        try FileHandleFD.makeDirectory(directory, mode: 0o755)
+        try FileHandleFD.makeDirectory(directory + "/segments", mode: 0o755)
+    }
+
     // MARK: Recovery
 
     /// `floor`: nil on open; on the rescan without the index, the acknowledged size the first pass found.
-    private func recover(log: (String) -> Void, floor: UInt64? = nil) throws(LedgerError) {
+    private func recover(floor: UInt64? = nil) throws(LedgerError) {
         let useIndex = floor == nil
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: segmentDirectory)) ?? [])
-            .filter { $0.hasSuffix(".seg") }.sorted()
+        let names: [String]
+        do throws(LedgerError) {
+            names = try FileHandleFD.list(directory: segmentDirectory).filter { $0.hasSuffix(".seg") }.sorted()
+        } catch {
+            // A reader of a log folder without `segments/` sees an empty log.
+            guard !writable, FileHandleFD.kind(of: segmentDirectory) == nil else { throw error }
+            names = []
+        }
         for n in names {
             guard n.count == 24, let first = UInt64(n.prefix(20)) else {
                 throw LedgerError(.invalidEntry, "\(segmentDirectory)/\(n) is not a segment file name")
             }
+            // A link or a FIFO in a segment's place is refused here, before any read could block on it.
+            try FileHandleFD.expect(segmentDirectory + "/" + n, is: .regularFile)
             segments.append((first, segmentDirectory + "/" + n))
         }
         if writable {
-            index = try FileHandleFD(path: indexPath, flags: O_RDWR | O_CREAT)
-        } else if useIndex && FileManager.default.fileExists(atPath: indexPath) {
-            index = try FileHandleFD(path: indexPath, flags: O_RDONLY)
+            if index == nil {
+                let (f, created) = try FileHandleFD.openOrCreate(indexPath, flags: O_RDWR)
+                index = f
+                createdFiles = createdFiles || created
+            }
+        } else if useIndex {
+            index = try FileHandleFD.openIfPresent(indexPath, flags: O_RDONLY)
         }
         var indexCount = useIndex ? UInt64((try index?.size ?? 0) / SegmentFormat.indexRecordSize) : 0
         // What this log has acknowledged, as far as the files written after each acknowledgement tell: a
         // writer cuts nothing below it.
-        let acknowledged = floor ?? max(indexCount, claimedSize() ?? 0)
+        let claimed = floor == nil ? try claimedSize() ?? 0 : 0
+        let acknowledged = floor ?? max(indexCount, claimed)
 
         // Scan from just after the last indexed entry when the index agrees with the segment there: what follows
         // is that group's state and checkpoint, then any groups the index missed, then perhaps a torn tail.
@@ -305,6 +417,7 @@ public final class LogStore {
         var recovered: [(leaf: SHA256Digest, offset: UInt64)] = []
         var pendingState: WriterState?
         var committed: (segment: Int, offset: Int, count: UInt64, state: WriterState, checkpoint: SignedCheckpoint)?
+        var committedBytes: [UInt8] = []
         var damage: String?
         var dataEnd = (segment: startSegment, offset: startOffset)
 
@@ -354,6 +467,7 @@ public final class LogStore {
                     }
                 }
             }
+            if committed?.segment == si { committedBytes = bytes }
             if stop { break }
             dataEnd = (si, bytes.count)
         }
@@ -377,19 +491,14 @@ public final class LogStore {
                 // acknowledged, or the index was copied from elsewhere): trust only the segments.
                 // The index file is left as it is until the segments are found to hold what it claims.
                 log("log \(org): index runs past the last whole group commit; rebuilding it from the segments")
-                if !writable { index = nil }
-                pendingIndex = []
-                indexedCount = 0
-                segments = []
-                return try recover(log: log, floor: acknowledged)
+                return try rescanWithoutIndex(floor: acknowledged)
             }
             size = 0
             if writable {
                 try cutTail(
-                    after: (0, SegmentFormat.magic.count), dataEnd: dataEnd, pending: pending.count, damage: damage,
-                    log: log)
+                    after: (0, SegmentFormat.magic.count), dataEnd: dataEnd, pending: pending.count, damage: damage)
+                try finishOpen()
             }
-            if writable { try finishOpen() }
             return
         }
         guard commit.state.frontier.root == commit.checkpoint.checkpoint.root else {
@@ -397,48 +506,147 @@ public final class LogStore {
                 .invalidEntry,
                 "log \(org): state record does not match the checkpoint at size \(commit.count); run prov verify")
         }
+        if writable, let keys {
+            let consistent = try checkLastGroup(
+                segment: commit.segment, end: commit.offset, count: commit.count, bytes: committedBytes, keys: keys)
+            if !consistent {
+                guard useIndex else {
+                    throw LedgerError(
+                        .io,
+                        "log \(org): the records of segment \(segments[commit.segment].path) do not add up to its "
+                            + "checkpoints; nothing was appended. Run prov verify; restore the log from a node that "
+                            + "holds it")
+                }
+                log("log \(org): index does not match the segments; rebuilding it")
+                return try rescanWithoutIndex(floor: acknowledged)
+            }
+        }
         state = commit.state
         latest = commit.checkpoint
         size = commit.count
+        // The records of the groups found after the index: written now by a writer, served from memory by a reader.
+        indexedCount = commit.count - UInt64(recovered.count)
+        pendingIndex = []
+        pendingIndex.reserveCapacity(recovered.count * SegmentFormat.indexRecordSize)
+        for r in recovered { Self.appendIndexRecord(r.leaf, r.offset, to: &pendingIndex) }
         if writable {
             try cutTail(
-                after: (commit.segment, commit.offset), dataEnd: dataEnd, pending: pending.count, damage: damage,
-                log: log)
-            if !recovered.isEmpty, let index {
-                var out = [UInt8]()
-                out.reserveCapacity(recovered.count * SegmentFormat.indexRecordSize)
-                for r in recovered { Self.appendIndexRecord(r.leaf, r.offset, to: &out) }
-                try index.pwriteAll(out, at: Int(indexCount) * SegmentFormat.indexRecordSize)
-            }
-            try index?.truncate(to: Int(size) * SegmentFormat.indexRecordSize)
+                after: (commit.segment, commit.offset), dataEnd: dataEnd, pending: pending.count, damage: damage)
+            flushIndex()
+            // Records past the last whole group (or that could not be rewritten) are dropped.
+            try index?.truncate(to: Int(indexedCount) * SegmentFormat.indexRecordSize)
             try finishOpen()
             writeCheckpointFile(commit.checkpoint)
-        } else {
-            pendingIndex = recovered
-            indexedCount = indexCount
         }
     }
 
-    /// The size the `checkpoint` file claims for this log, if it holds a checkpoint of this log's origin.
-    private func claimedSize() -> UInt64? {
-        guard let text = try? String(contentsOfFile: checkpointPath, encoding: .utf8),
+    /// The scan again from the first segment, without the index; `floor` is what the first pass found acknowledged.
+    private func rescanWithoutIndex(floor: UInt64) throws(LedgerError) {
+        if !writable { index = nil }
+        pendingIndex = []
+        indexedCount = 0
+        segments = []
+        readers = [:]
+        try recover(floor: floor)
+    }
+
+    /// The size the `checkpoint` file claims for this log, if it holds a checkpoint of this log's origin. A file
+    /// that is a link, a FIFO or anything but a regular file is refused.
+    private func claimedSize() throws(LedgerError) -> UInt64? {
+        guard let bytes = try FileHandleFD.openIfPresent(checkpointPath, flags: O_RDONLY)?.read(count: 1 << 16, at: 0),
+            let text = String(bytes: bytes, encoding: .utf8),
             let cp = try? SignedCheckpoint(parsing: text), cp.checkpoint.origin == origin
         else { return nil }
         return cp.checkpoint.size
     }
 
+    /// Before a writer appends, what it builds on must be what the member signed (Specs/format.md §11 step 8):
+    /// the state and checkpoint records of the group before the last one, then the last group's entries, state
+    /// record and checkpoint, checked with the verifier's own rules and messages. Only the last group is read;
+    /// the frames before it in its segment are walked by their headers. Returns false when those frames do not
+    /// add up to `count` entries (an index that does not match the segments).
+    private func checkLastGroup(
+        segment si: Int, end: Int, count: UInt64, bytes: [UInt8], keys: Consortium
+    ) throws(LedgerError) -> Bool {
+        guard let member = keys.member(org) else { return true }
+        let name = String(segments[si].path.split(separator: "/").last ?? "")
+        func damaged(_ message: String) -> LedgerError {
+            LedgerError(
+                .io,
+                "log \(org) is damaged, nothing was appended: \(message). Run prov verify; restore the log from a node "
+                    + "that holds it")
+        }
+        guard let walk = GroupEnds(bytes, upTo: end, firstSeq: segments[si].firstSeq),
+            walk.entries == count, let last = walk.last, last.offset == end
+        else { return false }
+        // The group before the last one: in this segment, or at the end of the previous one.
+        var before = walk.previous.map { (end: $0, bytes: bytes, name: name) }
+        if before == nil && segments[si].firstSeq > 0 {
+            guard si > 0 else { return false }
+            let previousBytes = try FileHandleFD(path: segments[si - 1].path, flags: O_RDONLY).readAll()
+            guard let w = GroupEnds(previousBytes, upTo: previousBytes.count, firstSeq: segments[si - 1].firstSeq),
+                w.entries == segments[si].firstSeq, let e = w.last, e.offset == previousBytes.count
+            else { return false }
+            before = (e, previousBytes, String(segments[si - 1].path.split(separator: "/").last ?? ""))
+        }
+        var start = WriterState.initial
+        var from = SegmentFormat.magic.count
+        if let (b, buf, bName) = before {
+            let m = b.entries
+            guard let stateRecord = b.state, let entryRecord = b.lastEntry else { return false }
+            let st: WriterState
+            do { st = try buf[stateRecord.payload].withUnsafeBytes { try WriterState(decoding: $0) } } catch {
+                throw damaged("\(org): state record at byte \(stateRecord.offset) of \(bName) is malformed")
+            }
+            let lastLeaf = buf[entryRecord.payload].withUnsafeBytes { Merkle.leafHash($0) }
+            guard st.frontier.size == m, st.lastLeaf == lastLeaf else {
+                throw damaged(
+                    "\(org) seq \(m - 1): state record after it disagrees with the entries (size \(st.frontier.size)): "
+                        + "the segment was modified")
+            }
+            let cp: SignedCheckpoint
+            do { cp = try SignedCheckpoint(parsing: String(decoding: buf[b.checkpoint.payload], as: UTF8.self)) } catch
+            {
+                throw damaged("\(org): checkpoint record at byte \(b.checkpoint.offset) of \(bName): \(error.message)")
+            }
+            if let why = cp.signatureFailure(key: member.key) {
+                throw damaged("\(org): checkpoint at size \(cp.checkpoint.size): \(why)")
+            }
+            guard cp.checkpoint.size == m else {
+                throw damaged("\(org): checkpoint is signed for size \(cp.checkpoint.size) but \(m) entries precede it")
+            }
+            guard cp.checkpoint.root == st.frontier.root else {
+                throw damaged("\(org): state record does not match the checkpoint at size \(m)")
+            }
+            // The last group continues from this state: its frontier and last leaf were checked above, and its
+            // clock and citations are what the last group's own state record must extend.
+            start = st
+            if bName == name { from = b.offset }
+        }
+        var scan = LogScan(member: member, consortium: keys, directory: directory, progress: nil)
+        scan.range = LogScan.Range(segment: name, from: from, to: end, start: start)
+        var audit = LogAudit(org: org)
+        do { try scan.run(&audit) } catch let e as LedgerError {
+            throw damaged(e.message)
+        } catch { throw damaged("\(error)") }
+        return true
+    }
+
     /// Cuts whatever follows the last whole group commit: entries never acknowledged, and damaged bytes.
     private func cutTail(
-        after end: (segment: Int, offset: Int), dataEnd: (segment: Int, offset: Int), pending: Int, damage: String?,
-        log: (String) -> Void
+        after end: (segment: Int, offset: Int), dataEnd: (segment: Int, offset: Int), pending: Int, damage: String?
     ) throws(LedgerError) {
         guard !segments.isEmpty else { return }
         var cut = 0
+        var removed = false
         for si in stride(from: segments.count - 1, to: end.segment, by: -1) {
             cut += (try? FileHandleFD(path: segments[si].path, flags: O_RDONLY).size) ?? 0
-            try? FileManager.default.removeItem(atPath: segments[si].path)
+            if unlink(segments[si].path) != 0 { throw FileHandleFD.error("cannot remove", segments[si].path) }
+            readers[segments[si].firstSeq] = nil
             segments.removeLast()
+            removed = true
         }
+        if removed { try FileHandleFD.syncDirectory(segmentDirectory) }
         let f = try FileHandleFD(path: segments[end.segment].path, flags: O_RDWR)
         let fileSize = try f.size
         cut += fileSize - end.offset
@@ -459,11 +667,42 @@ public final class LogStore {
         if segments.isEmpty { try startSegment(firstSeq: 0) }
         current = try FileHandleFD(path: segments.last!.path, flags: O_RDWR)
         currentSize = try current!.size
+        if checkpointFile == nil {
+            let (f, created) = try FileHandleFD.openOrCreate(checkpointPath, flags: O_RDWR)
+            checkpointFile = f
+            createdFiles = createdFiles || created
+        }
     }
 
-    /// Index records a reader recovered from the segments (its index file lagged), after `indexedCount`.
-    private var pendingIndex: [(leaf: SHA256Digest, offset: UInt64)] = []
+    /// Index records not in the index file yet, after its first `indexedCount` records: found by a reader whose
+    /// index lagged, or, for a writer, records whose write failed (a full disk), written again with the next
+    /// group. Entries are never indexed past a gap, so the index file never gets a hole.
+    private var pendingIndex: [UInt8] = []
     private var indexedCount: UInt64 = 0
+    /// The index could not be written; warned once until it can be again.
+    private var indexFailing = false
+
+    /// Writes the pending index records at the end of the index file. A failure leaves them pending and is a
+    /// warning, not an error: the entries are committed, and the index is a cache that the next open rebuilds.
+    private func flushIndex() {
+        guard writable, !pendingIndex.isEmpty, let index else { return }
+        do {
+            try index.pwriteAll(pendingIndex, at: Int(indexedCount) * SegmentFormat.indexRecordSize)
+            indexedCount += UInt64(pendingIndex.count / SegmentFormat.indexRecordSize)
+            pendingIndex.removeAll(keepingCapacity: true)
+            if indexFailing {
+                indexFailing = false
+                log("log \(org): the index is written again, up to seq \(indexedCount - 1)")
+            }
+        } catch {
+            if !indexFailing {
+                indexFailing = true
+                log(
+                    "log \(org): \(error.message); the entries are committed all the same: the index is a cache, "
+                        + "written again with the next group and rebuilt on the next open")
+            }
+        }
+    }
 
     /// The end offset of the entry record at `offset` if it is whole and hashes to `leaf`.
     private func checkedRecordEnd(segment: Int, offset: Int, leaf: SHA256Digest) throws -> Int? {
@@ -517,12 +756,14 @@ public final class LogStore {
     }
 
     func indexRecord(_ seq: UInt64) throws(LedgerError) -> (SHA256Digest, UInt64) {
-        if seq >= indexedCount, !pendingIndex.isEmpty, seq - indexedCount < pendingIndex.count {
-            let r = pendingIndex[Int(seq - indexedCount)]
-            return (r.leaf, r.offset)
+        let b: [UInt8]
+        if seq >= indexedCount, seq - indexedCount < pendingIndex.count / SegmentFormat.indexRecordSize {
+            let at = Int(seq - indexedCount) * SegmentFormat.indexRecordSize
+            b = Array(pendingIndex[at..<(at + SegmentFormat.indexRecordSize)])
+        } else {
+            guard let index else { throw LedgerError(.io, "log \(org): no index file") }
+            b = try index.read(count: SegmentFormat.indexRecordSize, at: Int(seq) * SegmentFormat.indexRecordSize)
         }
-        guard let index else { throw LedgerError(.io, "log \(org): no index file") }
-        let b = try index.read(count: SegmentFormat.indexRecordSize, at: Int(seq) * SegmentFormat.indexRecordSize)
         guard b.count == SegmentFormat.indexRecordSize else {
             throw LedgerError(.io, "log \(org): index has no record for seq \(seq)")
         }
@@ -559,7 +800,8 @@ public final class LogStore {
         return out
     }
 
-    var indexedCountOnDisk: UInt64 { writable || pendingIndex.isEmpty ? size : indexedCount }
+    /// Entries whose index records are in the index file.
+    var indexedCountOnDisk: UInt64 { min(indexedCount, size) }
 
     /// The canonical bytes of entry `seq`, checked against the record checksum and the indexed leaf hash.
     public func entryBytes(_ seq: UInt64) throws(LedgerError) -> [UInt8] {
@@ -713,16 +955,21 @@ public final class LogStore {
         for (i, r) in group.results.enumerated() {
             Self.appendIndexRecord(r.leaf, UInt64(base + group.offsets[i]), to: &idx)
         }
-        let before = currentSize
-        do {
+        do throws(LedgerError) {
             if rolling { try startSegment(firstSeq: group.startSize) }
             let target = self.current!
-            try target.pwriteAll(group.buffer, at: currentSize)
-            try target.pwriteAll(trailer, at: currentSize + group.buffer.count)
-            currentSize += group.buffer.count + trailer.count
+            let at = currentSize
+            do throws(LedgerError) {
+                try target.pwriteAll(group.buffer, at: at)
+                try target.pwriteAll(trailer, at: at + group.buffer.count)
+            } catch {
+                // Nothing of the group stays behind (a full disk, a file-size limit).
+                try? target.truncate(to: at)
+                throw error
+            }
+            currentSize = at + group.buffer.count + trailer.count
         } catch {
             failed = error
-            try? self.current?.truncate(to: before)
             throw error
         }
         state = st
@@ -738,21 +985,19 @@ public final class LogStore {
         try w.segment?.sync()
     }
 
-    /// The last part: after `sync`, the group counts as appended: the index, the size and the latest checkpoint
-    /// move forward, and the acknowledgements are returned.
+    /// The last part: after `sync`, the group is committed: the size and the latest checkpoint move forward, and
+    /// the acknowledgements are returned. The caches written after that (the index records, the `checkpoint` file)
+    /// cannot undo it: a failure to write them is a warning through `log`, and the index records are written
+    /// again with the next group or rebuilt by the next open (Specs/format.md §10.9).
     public func acknowledge(_ w: WrittenGroup) throws(LedgerError) -> [(seq: UInt64, leaf: SHA256Digest)] {
         guard let cp = w.checkpoint else { return [] }
-        guard w.startSize == size, let index else {
+        guard w.startSize == size, index != nil else {
             throw LedgerError(.io, "log \(org): groups must be acknowledged in the order they were written")
-        }
-        do {
-            try index.pwriteAll(w.index, at: Int(size) * SegmentFormat.indexRecordSize)
-        } catch {
-            failed = error
-            throw error
         }
         size = cp.checkpoint.size
         latest = cp
+        pendingIndex += w.index
+        flushIndex()
         writeCheckpointFile(cp)
         // A cache like the index: a failed write is repaired from the index on the next open.
         if !w.tiles.isEmpty { try? tileStore().write(w.tiles) }
@@ -760,23 +1005,36 @@ public final class LogStore {
     }
 
     private var checkpointFile: FileHandleFD?
+    /// The `checkpoint` file could not be written; warned once until it can be again.
+    private var checkpointFileFailing = false
 
     /// Overwrites the `checkpoint` file in place: one write of less than a page at offset 0 (a rename per group
     /// commit costs the journal more than the group's data). It is a copy of the last checkpoint record, rewritten
-    /// on every open, so a crash in between loses nothing.
+    /// on every open, so a crash in between loses nothing, and a failed write is a warning.
     private func writeCheckpointFile(_ cp: SignedCheckpoint) {
-        if checkpointFile == nil { checkpointFile = try? FileHandleFD(path: checkpointPath, flags: O_RDWR | O_CREAT) }
         guard let f = checkpointFile else { return }
         let bytes = Array(cp.serialized.utf8)
-        try? f.pwriteAll(bytes, at: 0)
-        if (try? f.size) != bytes.count { try? f.truncate(to: bytes.count) }
+        do {
+            try f.pwriteAll(bytes, at: 0)
+            if try f.size != bytes.count { try f.truncate(to: bytes.count) }
+            checkpointFileFailing = false
+        } catch {
+            if !checkpointFileFailing {
+                checkpointFileFailing = true
+                log(
+                    "log \(org): \(error.message); the entries are committed all the same: the checkpoint file is a "
+                        + "copy of the last checkpoint record, written again with the next group and on the next open")
+            }
+        }
     }
 
     /// Marks the store failed (a sync failed elsewhere): no further appends until reopened.
     public func fail(_ error: LedgerError) { failed = error }
 
-    /// Flushes the index (it is a cache rebuilt from the segments, so appends do not wait for it).
+    /// Writes what the index still lacks and flushes it (it is a cache rebuilt from the segments, so appends do
+    /// not wait for it).
     public func close() {
+        flushIndex()
         try? index?.sync()
         tiles?.sync()
     }
@@ -884,10 +1142,12 @@ public struct PendingGroup {
 
 /// Group commit with the fsync of one group overlapped with building the next: at 1,000 entries a group the
 /// fsync costs about as much as building, so overlapping nearly doubles throughput. Acknowledgements still come
-/// only after each group's fsync, in order.
+/// only after each group's fsync, in order, through `acknowledged`: also those of a group whose fsync completed
+/// before the next group failed to be written, since its entries are committed.
 public final class PipelinedCommitter {
     public let store: LogStore
     let signer: NoteSigner
+    let acknowledged: ([(seq: UInt64, leaf: SHA256Digest)]) -> Void
     private let queue = DispatchQueue(label: "prov.group-commit.fsync")
     private var inFlight: (group: LogStore.WrittenGroup, done: DispatchGroup, error: ErrorBox)?
 
@@ -896,16 +1156,26 @@ public final class PipelinedCommitter {
         var error: LedgerError?
     }
 
-    public init(store: LogStore, signer: NoteSigner) {
+    /// `acknowledged` gets each group's seqs and leaf hashes once the group is durable.
+    public init(
+        store: LogStore, signer: NoteSigner,
+        acknowledged: @escaping ([(seq: UInt64, leaf: SHA256Digest)]) -> Void
+    ) {
         self.store = store
         self.signer = signer
+        self.acknowledged = acknowledged
     }
 
-    /// Writes `group`, then waits for the previous group's fsync and returns its acknowledgements, then starts
-    /// this group's fsync in the background.
-    public func submit(_ group: PendingGroup) throws(LedgerError) -> [(seq: UInt64, leaf: SHA256Digest)] {
-        let written = try store.write(group, signer: signer)
-        let acked = try finishInFlight()
+    /// Writes `group`, then waits for the previous group's fsync and acknowledges it, then starts this group's
+    /// fsync in the background. When `group` cannot be written, the previous group is still waited for and
+    /// acknowledged before the error is thrown.
+    public func submit(_ group: PendingGroup) throws(LedgerError) {
+        let written: LogStore.WrittenGroup
+        do throws(LedgerError) { written = try store.write(group, signer: signer) } catch {
+            try finishInFlight()
+            throw error
+        }
+        try finishInFlight()
         let done = DispatchGroup()
         let box = ErrorBox()
         done.enter()
@@ -914,20 +1184,20 @@ public final class PipelinedCommitter {
             done.leave()
         }
         inFlight = (written, done, box)
-        return acked
     }
 
-    /// Waits for the last group's fsync and returns its acknowledgements.
-    public func flush() throws(LedgerError) -> [(seq: UInt64, leaf: SHA256Digest)] { try finishInFlight() }
+    /// Waits for the last group's fsync and acknowledges it.
+    public func flush() throws(LedgerError) { try finishInFlight() }
 
-    private func finishInFlight() throws(LedgerError) -> [(seq: UInt64, leaf: SHA256Digest)] {
-        guard let f = inFlight else { return [] }
+    private func finishInFlight() throws(LedgerError) {
+        guard let f = inFlight else { return }
         inFlight = nil
         f.done.wait()
         if let e = f.error.error {
             store.fail(e)
             throw e
         }
-        return try store.acknowledge(f.group)
+        let acks = try store.acknowledge(f.group)
+        if !acks.isEmpty { acknowledged(acks) }
     }
 }

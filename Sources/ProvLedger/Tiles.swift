@@ -110,14 +110,9 @@ final class TileStore {
     private func file(_ level: Int, create: Bool) throws(LedgerError) -> FileHandleFD? {
         if let f = files[level] { return f }
         let path = "\(directory)/\(level)"
-        if !FileManager.default.fileExists(atPath: path) {
+        if FileHandleFD.kind(of: path) == nil {
             guard create && writable else { return nil }
-            if !FileManager.default.fileExists(atPath: directory) {
-                guard mkdir(directory, 0o755) == 0 || errno == EEXIST else {
-                    throw FileHandleFD.error("cannot create", directory)
-                }
-                chmod(directory, 0o755)
-            }
+            try FileHandleFD.makeDirectory(directory, mode: 0o755)
         }
         let f = try FileHandleFD(path: path, flags: writable ? O_RDWR | O_CREAT : O_RDONLY)
         files[level] = f

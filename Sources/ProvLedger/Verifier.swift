@@ -49,12 +49,10 @@ public struct Verifier {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: dataDirectory) else {
             throw LedgerError(.io, "cannot read data directory \(dataDirectory)")
         }
-        // Every folder is a log: one that cannot be read is reported, not skipped.
+        // Every folder is a log: one that cannot be read is reported, not skipped. So is anything in a folder's
+        // place that is not a plain file (a link, a FIFO): it is never read through, and the log is not verified.
         return names.filter { name in
-            var isDirectory: ObjCBool = false
-            return !name.hasPrefix(".")
-                && FileManager.default.fileExists(atPath: "\(dataDirectory)/\(name)", isDirectory: &isDirectory)
-                && isDirectory.boolValue
+            !name.hasPrefix(".") && FileHandleFD.kind(of: "\(dataDirectory)/\(name)").map { $0 != S_IFREG } ?? false
         }.sorted()
     }
 
@@ -156,10 +154,16 @@ public struct Verifier {
             audit.failure = "folder '\(org)' is not the log of any member of consortium \(consortium.name)"
             return audit
         }
-        // The log's own claim is read before its segments: a writer appending meanwhile only adds entries
-        // after it, so a live log is never taken for a rolled-back one.
-        let claimText = try? String(contentsOfFile: directory + "/checkpoint", encoding: .utf8)
         do {
+            // The log folder, and its files below, are never read through a link (Specs/format.md §10.1).
+            try FileHandleFD.expect(directory, is: .directory)
+            // The log's own claim is read before its segments: a writer appending meanwhile only adds entries
+            // after it, so a live log is never taken for a rolled-back one. A file that cannot be read is no
+            // claim; a link or a FIFO in its place is not read at all.
+            let claimPath = directory + "/checkpoint"
+            try FileHandleFD.expect(claimPath, is: .regularFile)
+            let claimText = ((try? FileHandleFD.openIfPresent(claimPath, flags: O_RDONLY)) ?? nil)
+                .flatMap { try? $0.read(count: 1 << 16, at: 0) }.flatMap { String(bytes: $0, encoding: .utf8) }
             try LogScan(member: member, consortium: consortium, directory: directory, progress: progress).run(&audit)
             try checkClaims(&audit, member: member, directory: directory, claimText: claimText)
         } catch let e as LedgerError {

@@ -151,7 +151,7 @@ final class HeldLog: @unchecked Sendable {
         guard var note = base, note.checkpoint == cp.checkpoint else { return }
         for s in signatures where !note.note.signatures.contains(s) { note.note.signatures.append(s) }
         cosigned = note
-        try? FileHandleFD.writeAtomically(cosignedPath, Array(note.serialized.utf8))
+        try? FileHandleFD.replaceAtomically(cosignedPath, Array(note.serialized.utf8))
     }
 
     var latestCosigned: SignedCheckpoint? {

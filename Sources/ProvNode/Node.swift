@@ -53,9 +53,10 @@ public final class Node: @unchecked Sendable {
         }
         var logs: [String: HeldLog] = [:]
         for m in consortium.members {
+            // Every log held is checked on open as a writer checks its own: nothing is added on top of damage.
             let store = try LogStore(
                 dataDirectory: config.dataDirectory, consortium: consortium.name, org: m.org, writable: true,
-                log: { log.warn($0) })
+                verifyingWith: consortium, log: { log.warn($0) })
             logs[m.org] = try HeldLog(member: m, store: store, consortium: consortium, isOwn: m.org == config.org)
         }
         self.logs = logs
@@ -173,7 +174,7 @@ enum Evidence {
         let name = "\(org)-\(theirs.checkpoint.size)-\(UInt64(Date().timeIntervalSince1970 * 1000)).txt"
         let text =
             "equivocation by \(org): \(why)\n\n-- checkpoint held here --\n\(ours.serialized)\n-- conflicting checkpoint --\n\(theirs.serialized)"
-        try? FileHandleFD.writeAtomically(directory + "/" + name, Array(text.utf8))
+        try? FileHandleFD.replaceAtomically(directory + "/" + name, Array(text.utf8))
         return directory + "/" + name
     }
 

@@ -1,10 +1,11 @@
 import Foundation
 import ProvCrypto
+import TestSupport
 import Testing
 
 @testable import ProvLedger
 
-@Suite struct CLIContractTests {
+@Suite(.leavesNoFiles) struct CLIContractTests {
     @Test func keygenWritesMode600KeyAndPrintsVerifierKey() throws {
         let dir = try makeTempDir()
         defer { try? FileManager.default.removeItem(at: dir) }

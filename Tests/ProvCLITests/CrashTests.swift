@@ -1,12 +1,13 @@
 import Foundation
 import ProvCrypto
+import TestSupport
 import Testing
 
 @testable import ProvLedger
 
 /// `prov append --follow` streams events into the log while it is killed with SIGKILL at random moments; after
 /// every kill the log must open, verify, and hold every entry whose `<seq> <hash>` line was printed.
-@Suite(.serialized) struct CrashTests {
+@Suite(.serialized, .leavesNoFiles) struct CrashTests {
     @Test func sigkillNeverLosesAnAcknowledgedEntry() throws {
         signal(SIGPIPE, SIG_IGN)
         let c = try CLIConsortium()
@@ -100,7 +101,7 @@ struct SplitMix64: RandomNumberGenerator {
 
 /// `prov append --follow` stopped with SIGTERM: every whole line it read is committed and acknowledged, an
 /// unfinished line is dropped with a log line saying so, and it exits 0.
-@Suite struct StopTests {
+@Suite(.leavesNoFiles) struct StopTests {
     @Test func sigtermFlushesWholeLinesAndExitsCleanly() throws {
         signal(SIGPIPE, SIG_IGN)
         let c = try CLIConsortium()

@@ -1,5 +1,6 @@
 import Foundation
 import ProvCrypto
+import TestSupport
 import Testing
 
 @testable import ProvLedger
@@ -7,7 +8,7 @@ import Testing
 /// The consortium descriptor as people use it (Specs/format.md §9): the linking key's fingerprint that every
 /// command loading a linking key checks, the vocabulary that input and audits hold entries to, and its string
 /// rules.
-@Suite struct DescriptorTests {
+@Suite(.leavesNoFiles) struct DescriptorTests {
     func descriptor(_ c: CLIConsortium) throws -> [String: Any] {
         try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: c.consortium))) as! [String: Any]
     }

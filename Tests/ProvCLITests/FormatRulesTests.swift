@@ -1,12 +1,13 @@
 import Foundation
 import ProvCrypto
+import TestSupport
 import Testing
 
 @testable import ProvLedger
 
 /// The places where Specs/format.md allowed two readings, each settled in the text and held here to what
 /// `prov verify` and `prov verify-receipt` do (issue 6, point 16).
-@Suite struct FormatRulesTests {
+@Suite(.leavesNoFiles) struct FormatRulesTests {
     typealias Segment = TamperTests.Segment
 
     func segment(_ c: CLIConsortium, _ org: String = "brand") throws -> Segment {

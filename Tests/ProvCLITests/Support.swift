@@ -1,5 +1,7 @@
 import Foundation
 import ProvCrypto
+import Synchronization
+import TestSupport
 import Testing
 
 @testable import ProvLedger
@@ -11,12 +13,25 @@ struct Run {
     var status: Int32
     var stdout: String
     var stderr: String
+    /// Ended by a signal (`status` is then the signal number), not by exit.
+    var signalled = false
+    /// Still running after its time limit, and killed.
+    var timedOut = false
 }
 
 /// Runs `prov` to completion, feeding `stdin`, collecting both outputs (read concurrently so no pipe fills).
 func prov(_ args: [String], stdin: String? = nil) throws -> Run {
+    try run(provPath, args, input: stdin.map { Data($0.utf8) })
+}
+
+/// Runs a program to completion, feeding `input`. One still running after `timeout` seconds is killed and
+/// reported as timed out, so that a hang fails its test instead of stopping the whole run. With `likeAShell`, it
+/// starts with no signal blocked (see `startLikeAShell`).
+func run(
+    _ path: String, _ args: [String], input: Data? = nil, timeout: Double = 300, likeAShell: Bool = false
+) throws -> Run {
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: provPath)
+    p.executableURL = URL(fileURLWithPath: path)
     p.arguments = args
     let out = Pipe()
     let err = Pipe()
@@ -24,7 +39,8 @@ func prov(_ args: [String], stdin: String? = nil) throws -> Run {
     p.standardOutput = out
     p.standardError = err
     p.standardInput = inp
-    try p.run()
+    if likeAShell { try startLikeAShell(p) } else { try p.run() }
+    let watchdog = Watchdog(pid: p.processIdentifier, after: timeout)
     let box = OutputBox()
     let group = DispatchGroup()
     for (pipe, isOut) in [(out, true), (err, false)] {
@@ -35,11 +51,49 @@ func prov(_ args: [String], stdin: String? = nil) throws -> Run {
             group.leave()
         }
     }
-    if let stdin { inp.fileHandleForWriting.write(Data(stdin.utf8)) }
+    if let input { try? inp.fileHandleForWriting.write(contentsOf: input) }
     try inp.fileHandleForWriting.close()
     p.waitUntilExit()
+    let timedOut = watchdog.finish()
     group.wait()
-    return Run(status: p.terminationStatus, stdout: box.out, stderr: box.err)
+    return Run(
+        status: p.terminationStatus, stdout: box.out, stderr: box.err,
+        signalled: p.terminationReason == .uncaughtSignal, timedOut: timedOut)
+}
+
+/// Starts `p` as a shell would, with no signal blocked. The test runner's threads block most signals, and a
+/// child inherits the signal mask of the thread that starts it: a signal sent to it would wait, not act.
+func startLikeAShell(_ p: Process) throws {
+    var none = sigset_t()
+    var saved = sigset_t()
+    sigemptyset(&none)
+    pthread_sigmask(SIG_SETMASK, &none, &saved)
+    defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
+    try p.run()
+}
+
+/// Kills a process (by pid) that is still running after a time limit; `finish` once it has ended, so that a
+/// reused pid is never killed.
+final class Watchdog: Sendable {
+    private let state = Mutex<(done: Bool, fired: Bool)>((false, false))
+
+    init(pid: Int32, after seconds: Double) {
+        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [self] in
+            state.withLock {
+                guard !$0.done else { return }
+                $0.fired = true
+                kill(pid, SIGKILL)
+            }
+        }
+    }
+
+    /// Whether it had to kill the process.
+    func finish() -> Bool {
+        state.withLock {
+            $0.done = true
+            return $0.fired
+        }
+    }
 }
 
 final class OutputBox: @unchecked Sendable {
@@ -56,11 +110,7 @@ final class OutputBox: @unchecked Sendable {
     var err: String { lock.lock(); defer { lock.unlock() }; return String(decoding: e, as: UTF8.self) }
 }
 
-func makeTempDir(_ tag: String = "prov-cli") throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(tag)-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
+func makeTempDir(_ tag: String = "prov-cli") throws -> URL { try TemporaryFiles.directory(tag) }
 
 /// A consortium made with the CLI: keys, descriptor and linking key in a temporary folder.
 struct CLIConsortium {

@@ -1,12 +1,13 @@
 import Foundation
 import ProvCrypto
+import TestSupport
 import Testing
 
 @testable import ProvLedger
 
 /// Every way an auditor could find a ledger altered: `prov verify` must exit 1 and say which org, which seq and
 /// what is wrong.
-@Suite struct TamperTests {
+@Suite(.leavesNoFiles) struct TamperTests {
     /// Records of a segment file, editable and written back with fresh framing.
     struct Segment {
         var path: String
@@ -71,15 +72,16 @@ import Testing
     }
 
     @Test func flippedByteWithRepairedChecksumBreaksTheChain() throws {
-        var (c, seg) = try makeLog()
+        let (c, original) = try makeLog()
         defer { c.remove() }
+        var seg = original
         let i = seg.entryIndex(5)
         // The last byte of an entry is inside `prev`: change it, recompute the record checksum.
         seg.records[i].payload[seg.records[i].payload.count - 1] ^= 0x01
         try seg.write()
         try expectFailure(c, contains: ["brand seq 5: prev is not the leaf hash of seq 4"])
         // Same in the body of the last entry of a group: only the checkpoint root catches it.
-        (c, seg) = try makeLog()
+        seg = original
         let j = seg.entryIndex(29)
         let k = seg.records[j].payload.firstIndex(of: UInt8(ascii: "g"))!  // "give" or similar text
         seg.records[j].payload[k] = UInt8(ascii: "h")

@@ -1,11 +1,12 @@
 import Foundation
 import ProvCrypto
+import TestSupport
 import Testing
 
 @testable import ProvLedger
 
 /// Specs/vectors is what `prov vectors` generates, byte for byte, and checks out with the verifier.
-@Suite struct VectorTests {
+@Suite(.leavesNoFiles) struct VectorTests {
     static let specs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("Specs/vectors").path
 

@@ -1,5 +1,6 @@
 import Foundation
 import ProvCrypto
+import TestSupport
 import Testing
 
 /// Loads a JSON vector file that sits next to this source file.
@@ -152,9 +153,9 @@ struct Ed25519Vector: Sendable, CustomStringConvertible {
     }
 }
 
-@Suite struct KeyFileTests {
+@Suite(.leavesNoFiles) struct KeyFileTests {
     func tempPath() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("prov-key-\(UUID().uuidString)").path
+        TemporaryFiles.path("prov-key")
     }
 
     @Test func writesMode600AndReadsBack() throws {

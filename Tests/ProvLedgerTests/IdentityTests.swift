@@ -1,5 +1,6 @@
 import Foundation
 import ProvCrypto
+import TestSupport
 import Testing
 
 @testable import ProvLedger
@@ -7,7 +8,7 @@ import Testing
 /// Nothing free-form reaches the ledger: a person who acts for a company is a keyed pseudonym like a customer,
 /// and interaction types, notice ids and software or device agents are codes the consortium declares
 /// (Specs/format.md §4, §5.4, §9.1). The examples are those of issue 6.
-@Suite struct IdentityTests {
+@Suite(.leavesNoFiles) struct IdentityTests {
     let t: TestConsortium
     init() throws { t = try TestConsortium() }
 
@@ -212,7 +213,7 @@ import Testing
 }
 
 /// The linking key's fingerprint in the descriptor: a wrong key must not pass silently (Specs/format.md §9.2).
-@Suite struct LinkKeyFingerprintTests {
+@Suite(.leavesNoFiles) struct LinkKeyFingerprintTests {
     let t: TestConsortium
     init() throws { t = try TestConsortium() }
 

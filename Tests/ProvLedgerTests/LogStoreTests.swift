@@ -1,10 +1,11 @@
 import Foundation
 import ProvCrypto
+import TestSupport
 import Testing
 
 @testable import ProvLedger
 
-@Suite struct LogStoreTests {
+@Suite(.leavesNoFiles) struct LogStoreTests {
     let t: TestConsortium
     init() throws { t = try TestConsortium() }
 
@@ -247,6 +248,65 @@ import Testing
         for s in 0..<24 { _ = try store.entry(UInt64(s)) }
         let audit = Verifier(consortium: t.consortium).verifyLog(directory: dir.path + "/brand", org: "brand")
         #expect(audit.ok && audit.entries == 24, "\(audit.failure ?? "")")
+    }
+
+    /// A power cut after the first group of a new log was acknowledged must not lose the log: every folder the
+    /// writer creates (the data directory and the folders above it, the log folder, `segments/`) and every file it
+    /// creates in them is made durable in its parent by an fsync of that parent.
+    @Test func newFoldersAndFilesAreDurableInTheirParents() throws {
+        let root = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = root.path + "/a/data"
+        DurabilityProbe.watch(root.path)
+        do {
+            let ing = try Ingestor(
+                dataDirectory: data, consortium: t.consortium, signer: t.signers["brand"]!, linkKey: t.linkKey,
+                log: { _ in })
+            _ = try ing.append(Array(Events.lines(2).utf8))
+        }
+        let synced = DurabilityProbe.stop(root.path)
+        for parent in [root.path, root.path + "/a", data, data + "/brand", data + "/brand/segments"] {
+            #expect(synced.contains(parent), "\(parent) not synced after an entry was created in it: \(synced)")
+        }
+    }
+
+    /// The writer checks the group it builds on also when that group opens a segment: the group before it is then
+    /// at the end of the previous segment. A healthy log opens; one whose checkpoint there was signed by another
+    /// key is refused with the verifier's message.
+    @Test func theGroupBeforeASegmentRollIsCheckedToo() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        do {
+            let ing = try ingestor(dir)
+            ing.store.maxSegmentBytes = 100  // every group opens a segment
+            for g in 0..<4 { _ = try ing.append(Array(Events.lines(4, from: g * 4).utf8)) }
+        }
+        let segs = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/brand/segments").sorted()
+        try #require(segs.last == SegmentFormat.segmentName(firstSeq: 12), "\(segs)")
+        #expect(try ingestor(dir).store.size == 16)
+        // Re-sign the checkpoint that ends the previous segment with a key that is not brand's.
+        let previous = dir.path + "/brand/segments/" + segs[segs.count - 2]
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: previous)))
+        var records: [(RecordType, [UInt8])] = []
+        bytes.withUnsafeBytes { buf in
+            var off = SegmentFormat.magic.count
+            while case .record(let type, let payload, let next) = SegmentFormat.record(in: buf, at: off) {
+                records.append((type, Array(payload)))
+                off = next
+            }
+        }
+        let cp = try SignedCheckpoint(parsing: String(decoding: records.last!.1, as: UTF8.self))
+        let impostor = try NoteSigner(name: "acme/brand", privateKey: .generate())
+        records[records.count - 1].1 = Array(try SignedCheckpoint.sign(cp.checkpoint, with: impostor).serialized.utf8)
+        bytes = SegmentFormat.magic
+        for (type, payload) in records { payload.withUnsafeBytes { SegmentFormat.frame(type, $0, into: &bytes) } }
+        try Data(bytes).write(to: URL(fileURLWithPath: previous))
+        let e = ledgerError { _ = try ingestor(dir) }
+        #expect(
+            e?.message.contains("log brand is damaged, nothing was appended: brand: checkpoint at size 12: ") == true,
+            "\(String(describing: e))")
+        let audit = Verifier(consortium: t.consortium).verifyLog(directory: dir.path + "/brand", org: "brand")
+        #expect(audit.failure.map { e?.message.contains($0) == true } == true, "\(audit.failure ?? "")")
     }
 
     @Test func receiptsVerifyAndTamperedOnesFail() throws {

@@ -1,12 +1,13 @@
 import Foundation
 import ProvCrypto
+import TestSupport
 import Testing
 
 @testable import ProvLedger
 
 /// `prov verify` holds every reference an entry makes (`deps`, `consentRef`, `derivedFrom`) to the entry it
 /// names: a log signed by its own key can still lie about what it cites, and the auditor must catch it.
-@Suite struct ReferenceTests {
+@Suite(.leavesNoFiles) struct ReferenceTests {
     let t: TestConsortium
     init() throws { t = try TestConsortium() }
 

@@ -1,11 +1,12 @@
 import Foundation
 import ProvCrypto
+import TestSupport
 import Testing
 
 @testable import ProvLedger
 
 /// A copy of another company's log, extended from entry bundles and the owner's signed checkpoints.
-@Suite struct ReplicaTests {
+@Suite(.leavesNoFiles) struct ReplicaTests {
     let t: TestConsortium
     init() throws { t = try TestConsortium() }
 
@@ -116,5 +117,32 @@ import Testing
         // Nothing of it reached the disk: the copy is still empty.
         let reopened = try LogStore(dataDirectory: b.path, consortium: "acme", org: "brand", writable: false)
         #expect(reopened.size == 0)
+    }
+}
+
+/// A writer checks its last group on open from the state the group before it left: its clock and citations too.
+@Suite(.leavesNoFiles) struct LastGroupCheckTests {
+    @Test func aLogThatCitesOtherLogsReopensForWriting() throws {
+        let t = try TestConsortium()
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let body = try t.body(Events.consent(1))
+        do {
+            let store = try LogStore(
+                dataDirectory: dir.path, consortium: "acme", org: "brand", writable: true, verifyingWith: t.consortium)
+            // Two groups cite retail's head; the last one cites nothing (nothing moved).
+            for g in 0..<3 {
+                let dep = EntryRef(org: "retail", seq: UInt64(10 * g), leaf: SHA256.hash("retail \(g)"))
+                _ = try store.append(
+                    [body, body], signer: t.signers["brand"]!, now: 1_790_000_000_000 + UInt64(g),
+                    deps: g < 2 ? [dep] : [],
+                    citedHLC: g < 2 ? HLC(wall: 1_790_000_000_000 + UInt64(g), counter: 5) : nil)
+            }
+            store.close()
+        }
+        let reopened = try LogStore(
+            dataDirectory: dir.path, consortium: "acme", org: "brand", writable: true, verifyingWith: t.consortium)
+        #expect(reopened.size == 6)
+        #expect(reopened.state.cited["retail"] == 10)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 @testable import ProvLedger
 
@@ -9,11 +10,7 @@ func loadVectors(_ name: String) throws -> Any {
 }
 
 /// A fresh empty directory under the temporary folder.
-func makeTempDir(_ tag: String = "prov") throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(tag)-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
+func makeTempDir(_ tag: String = "prov") throws -> URL { try TemporaryFiles.directory(tag) }
 
 /// Deterministic pseudo-random numbers (SplitMix64) so failures reproduce.
 struct SplitMix64: RandomNumberGenerator {

@@ -1,11 +1,12 @@
 import Foundation
 import ProvCrypto
+import TestSupport
 import Testing
 
 @testable import ProvLedger
 
 /// C2SP tlog-tiles addressing, the tile store, and proofs computed from stored hashes.
-@Suite struct TileTests {
+@Suite(.leavesNoFiles) struct TileTests {
     @Test(arguments: [
         (TileAddress(level: 0, index: 0), "tile/0/000"),
         (TileAddress(level: 1, index: 1_234_067), "tile/1/x001/x234/067"),

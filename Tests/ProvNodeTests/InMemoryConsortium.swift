@@ -2,6 +2,7 @@ import Foundation
 import ProvCrypto
 import ProvLedger
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import ProvNode
@@ -26,7 +27,7 @@ final class InMemoryConsortium: Sendable {
     )
         throws
     {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("prov-node-\(UUID().uuidString)")
+        dir = URL(fileURLWithPath: TemporaryFiles.path("prov-node"))
         let setup = try ConsortiumSetup.initialize(directory: dir.path, orgs: orgs, consortium: "acme", basePort: 7400)
         var configs: [String: NodeConfig] = [:]
         for org in orgs {

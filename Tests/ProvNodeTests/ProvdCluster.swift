@@ -3,6 +3,7 @@ import ProvCrypto
 import ProvLedger
 import ProvNet
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import ProvNode
@@ -141,7 +142,7 @@ final class ProvdCluster: @unchecked Sendable {
         orgs: [String] = ["brand", "retail", "care"], peers: [String: [String]] = [:],
         extra: [String: JSONValue] = ["headsIntervalMs": .number("3600000"), "syncIntervalMs": .number("200")]
     ) throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("provd-\(UUID().uuidString)")
+        dir = URL(fileURLWithPath: TemporaryFiles.path("provd"))
         let setup = try ConsortiumSetup.initialize(directory: dir.path, orgs: orgs, consortium: "acme", basePort: 7400)
         self.orgs = orgs
         consortium = try Consortium.load(setup.descriptor)

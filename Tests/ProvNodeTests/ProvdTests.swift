@@ -3,13 +3,14 @@ import ProvCrypto
 import ProvLedger
 import ProvNet
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import ProvNode
 
 /// Real `provd` processes on 127.0.0.1 (issue 7): convergence, a crash and catch-up, relay, hostile clients,
 /// lying peers, and a tlog-tiles client written from the C2SP text.
-@Suite(.serialized, .timeLimit(.minutes(3))) struct ProvdTests {
+@Suite(.serialized, .leavesNoFiles, .timeLimit(.minutes(3))) struct ProvdTests {
     @Test func threeNodesFromNodesInitConvergeAndEveryDataDirectoryVerifies() throws {
         let c = try ProvdCluster()
         defer { c.stopAll() }
@@ -262,7 +263,7 @@ import Testing
 
 /// A C2SP tlog-tiles client written from the specification's text alone (not the library's tile code): it reads
 /// a node's checkpoint, tiles and entry bundles over HTTP and recomputes the root.
-@Suite(.serialized, .timeLimit(.minutes(2))) struct TlogTilesClientTests {
+@Suite(.serialized, .leavesNoFiles, .timeLimit(.minutes(2))) struct TlogTilesClientTests {
     /// `<N>` as zero-padded 3-digit path elements, all but the last prefixed with `x` (tlog-tiles "Merkle Tree").
     static func index(_ n: UInt64) -> String {
         var groups: [String] = []

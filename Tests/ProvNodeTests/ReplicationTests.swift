@@ -1,13 +1,14 @@
 import Foundation
 import ProvCrypto
 import ProvLedger
+import TestSupport
 import Testing
 
 @testable import ProvNode
 
 /// Replication between nodes in one process (no sockets): convergence, relay, catch-up after a crash, lying
 /// peers and equivocation.
-@Suite(.serialized) struct ReplicationTests {
+@Suite(.serialized, .leavesNoFiles) struct ReplicationTests {
     @Test func threeNodesConvergeAndEveryCopyVerifies() throws {
         let net = try InMemoryConsortium()
         defer { net.stopAll() }
@@ -120,7 +121,7 @@ import Testing
 }
 
 /// Causal heads: what a node had verified of the other logs when it wrote.
-@Suite(.serialized) struct HeadsTests {
+@Suite(.serialized, .leavesNoFiles) struct HeadsTests {
     @Test func groupsCiteVerifiedHeadsAndAnIdleNodeWritesOneHeadsEntry() throws {
         let net = try InMemoryConsortium(headsIntervalMs: 50)
         defer { net.stopAll() }
