@@ -13,7 +13,7 @@ public enum ConsortiumSetup {
     /// and the data folder `dir/<org>/data`. Peer listeners get `basePort + 1 + i`, APIs `basePort + 101 + i`,
     /// on 127.0.0.1. Nothing that exists is overwritten: the call checks every path first.
     public static func initialize(
-        directory dir: String, orgs: [String], consortium name: String, basePort: Int
+        directory dir: String, orgs: [String], consortium name: String, basePort: Int, names: [String: String] = [:]
     ) throws(LedgerError) -> Result {
         guard !orgs.isEmpty else { throw LedgerError(.config, "--orgs needs at least one org id") }
         guard Set(orgs).count == orgs.count else { throw LedgerError(.config, "--orgs lists an org twice") }
@@ -46,7 +46,7 @@ public enum ConsortiumSetup {
             signers.append((org, signer))
             members.append(
                 Consortium.Member(
-                    org: org, name: org, origin: "\(name)/\(org)", key: signer.verifierKey,
+                    org: org, name: names[org] ?? org, origin: "\(name)/\(org)", key: signer.verifierKey,
                     peer: "127.0.0.1:\(basePort + 1 + i)", api: "127.0.0.1:\(basePort + 101 + i)"))
         }
         do {
