@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .executable(name: "prov", targets: ["prov"]),
         .library(name: "ProvLedger", targets: ["ProvLedger"]),
+        .library(name: "ProvView", targets: ["ProvView"]),
     ],
     targets: [
         // C interop: OpenSSL from the system (libssl-dev), and the shims Swift cannot import.
@@ -18,8 +19,11 @@ let package = Package(
         .target(name: "ProvCrypto", dependencies: ["COpenSSL", "CShims"]),
         // Ledger core: CBOR, JSON, entries, Merkle proofs, checkpoints, storage, verifier. No networking.
         .target(name: "ProvLedger", dependencies: ["ProvCrypto", "CShims"]),
+        // The shared customer view computed from the logs: identity, consent state, permits, timeline, compliance,
+        // view digest, subject access report, incremental index. Reads logs; writes nothing. No networking.
+        .target(name: "ProvView", dependencies: ["ProvLedger", "ProvCrypto"]),
         // The commands behind the `prov` executable, so tests can call them directly.
-        .target(name: "ProvCLI", dependencies: ["ProvLedger", "ProvCrypto", "CShims"]),
+        .target(name: "ProvCLI", dependencies: ["ProvView", "ProvLedger", "ProvCrypto", "CShims"]),
         .executableTarget(name: "prov", dependencies: ["ProvCLI"]),
         // libFuzzer target over the decoders (see Specs/fuzzing.md); a replay tool when built without -DFUZZING.
         .executableTarget(name: "Fuzz", dependencies: ["ProvLedger", "ProvCLI"]),
@@ -28,6 +32,8 @@ let package = Package(
             name: "ProvCryptoTests", dependencies: ["ProvCrypto"], exclude: ["Vectors"]),
         .testTarget(
             name: "ProvLedgerTests", dependencies: ["ProvLedger", "ProvCrypto"], exclude: ["Vectors"]),
+        .testTarget(
+            name: "ProvViewTests", dependencies: ["ProvView", "ProvLedger", "ProvCrypto"]),
         .testTarget(
             name: "ProvCLITests", dependencies: ["ProvCLI", "ProvLedger", "ProvCrypto"]),
     ],
