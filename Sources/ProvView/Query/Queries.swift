@@ -103,9 +103,10 @@ extension IndexState {
         return out.map(\.1)
     }
 
-    func timelineItems(_ ids: [UInt32]) -> [TimelineItem] {
+    /// Items for `ids`; `shares` are the person's facts whose shares are shown on the items they derive from.
+    func timelineItems(_ ids: [UInt32], shares: [UInt32]? = nil) -> [TimelineItem] {
         var sharedIn: [EntryRef: [EntryRef]] = [:]
-        for id in ids where facts[Int(id)].entryKind == .share {
+        for id in shares ?? ids where facts[Int(id)].entryKind == .share {
             let share = entryRef(id)
             for r in refsOf(facts[Int(id)]).derivedFrom { sharedIn[entryRef(r), default: []].append(share) }
         }
@@ -122,7 +123,8 @@ extension IndexState {
                 refs: [SubjectRef.text(subject)], items: [], next: nil, total: 0, frontier: frontier)
         }
         let person = person(sid, scope)
-        var ids = timelineFacts(person, scope)
+        let all = timelineFacts(person, scope)
+        var ids = all
         let total = ids.count
         if let b = before {
             let bound = OrderKey(
@@ -137,7 +139,7 @@ extension IndexState {
                 return TimelineCursor(hlc: HLC(wall: f.wall, counter: f.counter), org: orgs[Int(f.org)], seq: f.seq)
             } : nil
         return TimelinePage(
-            refs: person.map { subjects[Int($0)] }.sorted().map(SubjectRef.text), items: timelineItems(page),
+            refs: person.map { subjects[Int($0)] }.sorted().map(SubjectRef.text), items: timelineItems(page, shares: all),
             next: next, total: total, frontier: frontier)
     }
 
