@@ -207,6 +207,9 @@ public struct ComplianceFinding: Sendable, Equatable {
     /// The purpose that decided a violation or lag.
     public var purpose: String?
     public var reason: String
+    /// What the acting company's consent was missing, for a violation or lag: `withdrawn`, `refused`, `revoked`,
+    /// `expired`, `objected`, `invalidated`, `requested`, `no-consent` or `not-recipient`.
+    public var cause: String?
     /// For a propagation lag: ms from the deciding entry (the withdrawal) to the interaction, by `hlc`.
     public var lagMs: UInt64?
     /// For a propagation lag: ms from the deciding entry until the acting company first cited it, if it has.
@@ -228,6 +231,7 @@ public struct ComplianceFinding: Sendable, Equatable {
             JSONMember("occurredAt", .string(Render.time(interaction.occurredAt))),
             JSONMember("classification", .string(classification.rawValue)),
             JSONMember("purpose", Render.optional(purpose) { .string($0) }), JSONMember("reason", .string(reason)),
+            JSONMember("cause", Render.optional(cause) { .string($0) }),
             JSONMember("lagMs", Render.optional(lagMs) { Render.number($0) }),
             JSONMember("seenAfterMs", Render.optional(seenAfterMs) { Render.number($0) }),
             JSONMember("deciding", .array(deciding.map(\.json))), JSONMember("flags", .array(flags.map(\.json))),

@@ -7,6 +7,16 @@ private struct Block {
     /// The entry that decided (the withdrawal, refusal, objection, expired grant), when there is one.
     var decidedBy: UInt32?
     var reason: String
+
+    /// What blocked it, as `ComplianceFinding.cause` names it.
+    var cause: String {
+        switch decision.reason {
+        case .allowed: "allowed"
+        case .noConsent, .status(.unknown): "no-consent"
+        case .notRecipient: "not-recipient"
+        case .status(let s): s.rawValue
+        }
+    }
 }
 
 extension IndexState {
@@ -44,17 +54,20 @@ extension IndexState {
         let flags = f.hasConsentRef ? consentRefFlags(f, sizes: sizes, person: full, global: global) : []
         let facts = entryFacts(id)
         var finding = ComplianceFinding(
-            interaction: facts, classification: .lawful, purpose: nil, reason: "", lagMs: nil, seenAfterMs: nil,
+            interaction: facts, classification: .lawful, purpose: nil, reason: "", cause: nil, lagMs: nil,
+            seenAfterMs: nil,
             deciding: relied.map(deciding), flags: flags)
         if let (p, kb) = violation {
             finding.classification = .violation
             finding.purpose = strings.string(p)
             finding.reason = "\(orgs[b]) acted when its own frontier showed \(kb.reason)"
+            finding.cause = kb.cause
             finding.deciding = kb.decidedBy.map { [deciding($0)] } ?? []
         } else if let (p, gb, _) = lag {
             finding.classification = .propagationLag
             finding.purpose = strings.string(p)
             finding.reason = "\(orgs[b]) had not yet seen that \(gb.reason)"
+            finding.cause = gb.cause
             if let w = gb.decidedBy {
                 let wf = self.facts[Int(w)]
                 finding.deciding = [deciding(w)] + relied.map(deciding)

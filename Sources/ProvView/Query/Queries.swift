@@ -139,7 +139,8 @@ extension IndexState {
                 return TimelineCursor(hlc: HLC(wall: f.wall, counter: f.counter), org: orgs[Int(f.org)], seq: f.seq)
             } : nil
         return TimelinePage(
-            refs: person.map { subjects[Int($0)] }.sorted().map(SubjectRef.text), items: timelineItems(page, shares: all),
+            refs: person.map { subjects[Int($0)] }.sorted().map(SubjectRef.text),
+            items: timelineItems(page, shares: all),
             next: next, total: total, frontier: frontier)
     }
 
