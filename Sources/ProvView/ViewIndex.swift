@@ -66,7 +66,8 @@ public final class ViewIndex: Sendable {
         }
     }
 
-    /// A batch decoded elsewhere (the offline builder's workers), inserted under one lock.
+    /// A batch decoded elsewhere (the offline builder's workers), inserted under one lock. Its Merkle subtree, if
+    /// it has one, is kept for the commit.
     func insert(org o: Int, batch: DecodedBatch) throws(ViewError) {
         try state.withLock { s throws(ViewError) in
             for i in batch.entries.indices {
@@ -74,6 +75,7 @@ public final class ViewIndex: Sendable {
                     org: o, seq: batch.firstSeq + UInt64(i), leaf: batch.leaves[i], batch.entries[i], batch.decoder,
                     base: batch.base)
             }
+            if let t = batch.subtree { s.logs[o].subtrees[batch.firstSeq] = t }
         }
     }
 
@@ -89,7 +91,7 @@ public final class ViewIndex: Sendable {
         }
         if let why = checkpoint.signatureFailure(key: member.key) { throw ViewError(.feed, "\(org): \(why)") }
         // The leaves are hashed outside the lock; ingestion goes on meanwhile.
-        let (staged, leaves, from) = try state.withLock { s throws(ViewError) in
+        let (staged, leaves, subtrees, from) = try state.withLock { s throws(ViewError) in
             let log = s.logs[o]
             guard size >= log.committed else {
                 throw ViewError(.feed, "\(org): commit to size \(size) goes back from \(log.committed)")
@@ -98,10 +100,20 @@ public final class ViewIndex: Sendable {
                 throw ViewError(.feed, "\(org): commit to size \(size), but only \(log.ingested) entries were ingested")
             }
             let leaves = (log.committed..<size).map { s.facts[Int(log.facts[Int($0)])].leaf }
-            return (log.merkle.stage(), leaves, log.committed)
+            return (log.merkle.stage(), leaves, log.subtrees, log.committed)
         }
         var st = staged
-        for l in leaves { st.append(l) }
+        var i = 0
+        while i < leaves.count {
+            // A block hashed by the offline builder's workers is appended whole.
+            if let t = subtrees[from + UInt64(i)], i + (1 << t.height) <= leaves.count {
+                st.append(t)
+                i += 1 << t.height
+            } else {
+                st.append(leaves[i])
+                i += 1
+            }
+        }
         guard st.root == cp.root else {
             throw ViewError(
                 .feed,
@@ -113,6 +125,7 @@ public final class ViewIndex: Sendable {
             }
             s.logs[o].merkle.apply(st)
             s.logs[o].committed = size
+            s.logs[o].subtrees = s.logs[o].subtrees.filter { $0.key >= size }
             s.logs[o].checkpoint = checkpoint
         }
     }

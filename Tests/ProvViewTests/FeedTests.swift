@@ -78,6 +78,30 @@ import Testing
         #expect(error { _ = try index.entry(org: "brand", seq: 300, source: source) }?.parameter == "seq")
     }
 
+    /// The offline build hashes whole blocks of 1,024 entries on its workers; its receipts are the store's too.
+    @Test func offlineBuildProvesLikeTheStore() throws {
+        let ledger = try Ledger()
+        defer { ledger.remove() }
+        let store = ledger.stores["brand"]!
+        let parser = EventParser(consortium: ledger.consortium, org: "brand", linkKey: ledger.linkKey)
+        let bodies = try (0..<700).map { i in
+            try parser.parse(try JSON.parse(Event.consent("email:h\(i % 97)@example.com", "give")))
+        }
+        for g in 0..<4 { try store.append(bodies, signer: ledger.signers["brand"]!, now: t0 + UInt64(g)) }
+        let built = try ViewIndex.build(
+            dataDirectory: ledger.dir.path, consortium: ledger.consortium, linkKey: ledger.linkKey)
+        // The other two logs exist but hold nothing signed yet.
+        #expect(built.excluded.map(\.org).sorted() == ["care", "retail"])
+        #expect(built.excluded.allSatisfy { $0.reason.hasSuffix("no signed checkpoint yet") })
+        #expect(built.index.frontier.logs.map(\.size) == [2800])
+        for seq: UInt64 in [0, 700, 1023, 1024, 2047, 2048, 2500, 2799] {
+            #expect(try built.index.entry(org: "brand", seq: seq, source: built.source).receipt == store.receipt(seq))
+        }
+        #expect(
+            try built.index.view(subject: "email:h5@example.com", at: t0)
+                == ledger.index().view(subject: "email:h5@example.com", at: t0))
+    }
+
     /// Queries on other threads during ingestion see whole frontiers that only move forward, and the index
     /// ends where a fresh one fed at once would.
     @Test func queriesDuringIngestion() throws {

@@ -29,8 +29,7 @@ struct Journey {
             "brand",
             Event.consent(
                 alice, "give", purposes: ["dpv:DirectMarketing", "dpv:Personalisation"],
-                recipients: ["care", "retail"],
-                occurred: t0 - 5000),
+                recipients: ["care", "retail"], occurred: t0 - 5000, notice: ("privacy", "7")),
             now: at(1000))
         refs["give-app"] = try ledger.append(
             "brand",

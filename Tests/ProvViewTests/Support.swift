@@ -149,12 +149,17 @@ enum Event {
     static func consent(
         _ subject: String, _ event: String, purposes: [String] = ["dpv:DirectMarketing"],
         controllers: [String] = ["brand"],
-        recipients: [String] = [], channel: String = "web", occurred: UInt64 = t0 - 3_600_000, expires: UInt64? = nil
+        recipients: [String] = [], channel: String = "web", occurred: UInt64 = t0 - 3_600_000, expires: UInt64? = nil,
+        notice: (id: String, version: String)? = nil
     ) -> String {
         var s =
             #"{"type":"consent","subject":"\#(subject)","event":"\#(event)","purposes":\#(list(purposes)),"controllers":\#(list(controllers)),"channel":"\#(channel)","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"\#(iso(occurred))""#
         if !recipients.isEmpty { s += #","recipients":\#(list(recipients))"# }
         if let expires { s += #","expiresAt":"\#(iso(expires))""# }
+        if let n = notice {
+            s +=
+                #","notice":{"id":"\#(n.id)","version":"\#(n.version)","sha256":"\#(String(repeating: "cd", count: 32))"}"#
+        }
         return s + "}"
     }
 

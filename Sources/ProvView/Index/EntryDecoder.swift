@@ -20,19 +20,29 @@ public enum EntryKind: String, Sendable, CaseIterable, Comparable {
     public static func < (a: EntryKind, b: EntryKind) -> Bool { a.code < b.code }
 }
 
-/// A text string of the buffer being decoded, by its byte range; `count` is -1 when the field is absent.
+/// A text string of the buffer being decoded, by its byte range; `count` is -1 when the field is absent. `hash`
+/// is the interner's hash of the bytes, computed by the decoder (which runs on every core) for the fields the
+/// index interns, so that inserting (which runs on one) only probes.
 struct Span: Equatable {
-    var start: Int
-    var count: Int
+    var start: Int32
+    var count: Int32
+    var hash: UInt32 = 0
+
+    init(start: Int, count: Int, hash: UInt32 = 0) {
+        self.start = Int32(truncatingIfNeeded: start)
+        self.count = Int32(truncatingIfNeeded: count)
+        self.hash = hash
+    }
 
     static let none = Span(start: 0, count: -1)
     var isPresent: Bool { count >= 0 }
 }
 
-/// A run of items in the decoder's scratch lists.
+/// A run of items in the decoder's scratch lists; `raw` is the list's whole CBOR encoding (interned as one key).
 struct ListSpan: Equatable {
     var start: Int32 = 0
     var count: Int32 = 0
+    var raw = Span.none
 }
 
 /// `[org, seq, leaf]` as read, the org still a span.
@@ -56,6 +66,8 @@ struct DecodedEntry {
     var subject = SHA256Digest.zero
     /// The second subject of a link or unlink.
     var subject2 = SHA256Digest.zero
+    var subjectHash: UInt32 = 0
+    var subject2Hash: UInt32 = 0
     var log = Span.none
     var channel = Span.none
     var event = Span.none
@@ -183,11 +195,15 @@ struct EntryDecoder {
     }
 
     private mutating func texts(_ r: inout CBORReader, base: UnsafeRawPointer, _ field: String) throws -> ListSpan {
+        let from = r.offset
         let n = try r.readArrayHeader()
         guard n <= 64 else { throw fail(field, "more than 64 items") }
         let start = Int32(spans.count)
         for _ in 0..<n { spans.append(try text(&r, base: base)) }
-        return ListSpan(start: start, count: Int32(n))
+        let at = r.buffer.baseAddress! + from - base
+        let raw = UnsafeRawBufferPointer(rebasing: r.buffer[from..<r.offset])
+        return ListSpan(
+            start: start, count: Int32(n), raw: Span(start: at, count: raw.count, hash: Interner.hash(raw)))
     }
 
     private mutating func ref(_ r: inout CBORReader, base: UnsafeRawPointer, _ field: String) throws {
@@ -306,6 +322,17 @@ struct EntryDecoder {
             let missing = (0..<7).first { seen & (1 << $0) == 0 }!
             throw fail(names[missing], "missing")
         }
+        // The texts the index interns one by one.
+        func hash(_ s: inout Span) { if s.isPresent { s.hash = Interner.hash(s.bytes(base)) } }
+        hash(&e.channel)
+        hash(&e.event)
+        hash(&e.method)
+        hash(&e.legalBasis)
+        hash(&e.interaction)
+        hash(&e.agentID)
+        hash(&e.agentKind)
+        e.subjectHash = SubjectTable.hash(e.subject)
+        e.subject2Hash = subjectCount == 2 ? SubjectTable.hash(e.subject2) : 0
         let kind = kindSpan.bytes(base)
         guard let k = EntryKind.allCases.first(where: { $0.rawValue.utf8.elementsEqual(kind) }) else {
             throw fail("kind", "not one of consent, interaction, share, link, unlink")
@@ -345,7 +372,7 @@ struct EntryDecoder {
 extension Span {
     /// The bytes of this span in the buffer starting at `base`.
     func bytes(_ base: UnsafeRawPointer) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: base + start, count: max(count, 0))
+        UnsafeRawBufferPointer(start: base + Int(start), count: Int(max(count, 0)))
     }
 
     func string(_ base: UnsafeRawPointer) -> String { String(decoding: bytes(base), as: UTF8.self) }

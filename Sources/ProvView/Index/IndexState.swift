@@ -1,14 +1,18 @@
 import ProvCrypto
 import ProvLedger
 
-/// One entry as the index keeps it: 120 bytes, no references to the heap. Numbers and digests by value; texts
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One entry as the index keeps it: 104 bytes, no references to the heap. Numbers and digests by value; texts
 /// and lists as interned ids; orgs as indices into the consortium's members. The fields `a`…`d` and `code1`…`code3`
 /// mean different things per kind (see the accessors in `IndexState`).
 struct Fact: Sendable {
     var leaf: SHA256Digest
     var wall: UInt64
-    var counter: UInt64
-    var seq: UInt64
+    private var counter32: UInt32
+    private var seq32: UInt32
     var occurredAt: UInt64
     /// Consent: `expiresAt` (0 when none). Share: the data categories list id.
     var wide: UInt64
@@ -22,10 +26,9 @@ struct Fact: Sendable {
     /// Consent: recipients list (`IndexState.none` when empty). Interaction: agent id string. Link/unlink: the next
     /// older fact in the second subject's chain.
     var b: UInt32
-    /// Consent: notice id string + 1 (0 when none). Interaction, share: the first of its refs in `IndexState.refs`.
+    /// Consent: notice id and version (one string, NUL between them) + 1, 0 when none. Interaction, share: the
+    /// first of its refs in `IndexState.refs`.
     var c: UInt32
-    /// Consent: notice version string.
-    var d: UInt32
     var org: UInt16
     /// Interaction: `onBehalfOf` org + 1 (0 when none). Share: the recipient org.
     var other: UInt16
@@ -42,6 +45,38 @@ struct Fact: Sendable {
     /// Bit 0: the interaction has a consentRef (the first of its refs).
     var flags: UInt8
 
+    /// Log sizes and clock counters the index takes (Specs/view.md §10.1).
+    static let limit = UInt64(UInt32.max)
+
+    init(
+        leaf: SHA256Digest, wall: UInt64, counter: UInt64, seq: UInt64, occurredAt: UInt64, kind: EntryKind,
+        org: Int, subject: UInt32
+    ) {
+        self.leaf = leaf
+        self.wall = wall
+        counter32 = UInt32(counter)
+        seq32 = UInt32(seq)
+        self.occurredAt = occurredAt
+        wide = 0
+        self.subject = subject
+        next = IndexState.none
+        purposes = 0
+        a = 0
+        b = 0
+        c = 0
+        self.org = UInt16(org)
+        other = 0
+        channel = 0
+        code1 = 0
+        code2 = 0
+        code3 = 0
+        self.kind = kind.code
+        refCount = 0
+        flags = 0
+    }
+
+    var counter: UInt64 { UInt64(counter32) }
+    var seq: UInt64 { UInt64(seq32) }
     var hasConsentRef: Bool { flags & 1 != 0 }
     var entryKind: EntryKind { EntryKind(code: kind) }
 }
@@ -73,6 +108,8 @@ struct LogIndex: Sendable {
     var committed: UInt64 = 0
     var checkpoint: SignedCheckpoint?
     var merkle = MerkleCache()
+    /// Merkle subtrees of ingested blocks not yet committed, by first seq (offline builds only).
+    var subtrees: [UInt64: MerkleCache.Subtree] = [:]
     /// For each org, the points where this log's references to it (`deps`, `consentRef`, `derivedFrom`) reached a
     /// higher seq: (seq of the citing entry, highest seq cited so far), both increasing.
     var cites: [[(seq: UInt64, cited: UInt64)]]
@@ -115,14 +152,14 @@ struct IndexState: Sendable {
     /// Members in descriptor order; an org's index is its position here.
     let orgs: [String]
     let origins: [String]
+    private let originBytes: [[UInt8]]
     /// Each org's position in bytewise order of org ids (the tie-break of the order key).
     let rank: [Int]
     private var orgNames = Interner()
     var logs: [LogIndex]
     var facts = ChunkedArray<Fact>()
     var refs = ChunkedArray<RefFact>()
-    var subjects: [SHA256Digest] = []
-    var subjectIDs: [SHA256Digest: UInt32] = [:]
+    var subjects = SubjectTable()
     /// Per subject, the newest fact of each chain: consent entries, link and unlink entries, the rest.
     var consentHead: [UInt32] = []
     var linkHead: [UInt32] = []
@@ -132,13 +169,13 @@ struct IndexState: Sendable {
     /// Channels, consent events, methods, legal bases, agent kinds: few, so 16-bit ids.
     var codes = Interner()
     var lists = ListInterner()
-    private var scratchIDs: [UInt32] = []
 
     init(consortium: Consortium) {
         self.consortium = consortium
         let orgs = consortium.members.map(\.org)
         self.orgs = orgs
         origins = consortium.members.map(\.origin)
+        originBytes = origins.map { Array($0.utf8) }
         let sorted = orgs.indices.sorted { orgs[$0].utf8.lexicographicallyPrecedes(orgs[$1].utf8) }
         var rank = [Int](repeating: 0, count: orgs.count)
         for (r, i) in sorted.enumerated() { rank[i] = r }
@@ -165,7 +202,7 @@ struct IndexState: Sendable {
     }
 
     private mutating func code(_ s: Span, _ base: UnsafeRawPointer, _ field: String) throws(Failure) -> UInt16 {
-        let id = codes.intern(s.bytes(base))
+        let id = codes.intern(s.bytes(base), hash: s.hash)
         guard id < UInt32(UInt16.max) else { throw Failure(message: "\(field): too many distinct codes") }
         return UInt16(id)
     }
@@ -178,46 +215,57 @@ struct IndexState: Sendable {
     }
 
     private mutating func list(_ l: ListSpan, _ d: EntryDecoder, _ base: UnsafeRawPointer) -> UInt32 {
-        scratchIDs.removeAll(keepingCapacity: true)
-        for i in 0..<Int(l.count) { scratchIDs.append(strings.intern(d.spans[Int(l.start) + i].bytes(base))) }
-        return scratchIDs.withUnsafeBufferPointer { lists.intern($0) }
+        let raw = l.raw.bytes(base)
+        if let id = lists.lookup(raw: raw, hash: l.raw.hash) { return id }
+        let members = (0..<Int(l.count)).map { strings.intern(d.spans[Int(l.start) + $0].bytes(base)) }
+        return lists.add(raw: raw, hash: l.raw.hash, members: members)
     }
 
-    private mutating func subjectID(_ s: SHA256Digest) -> UInt32 {
-        if let id = subjectIDs[s] { return id }
-        let id = UInt32(subjects.count)
-        subjects.append(s)
-        subjectIDs[s] = id
-        consentHead.append(Self.none)
-        linkHead.append(Self.none)
-        activityHead.append(Self.none)
+    private mutating func subjectID(_ s: SHA256Digest, hash: UInt32) -> UInt32 {
+        let (id, new) = subjects.insert(s, hash: hash)
+        if new {
+            consentHead.append(Self.none)
+            linkHead.append(Self.none)
+            activityHead.append(Self.none)
+        }
         return id
     }
+
+    /// The id of subject ref `s`, if any entry names it.
+    func subjectID(_ s: SHA256Digest) -> UInt32? { subjects.find(s) }
 
     /// Adds entry `seq` of log `o`, which must be the next one of that log; an entry given again with the same
     /// leaf hash is ignored, with another leaf hash refused.
     mutating func insert(
         org o: Int, seq: UInt64, leaf: SHA256Digest, _ e: DecodedEntry, _ d: EntryDecoder, base: UnsafeRawPointer
     ) throws(ViewError) {
-        let log = logs[o]
-        if seq < log.ingested {
-            guard facts[Int(log.facts[Int(seq)])].leaf == leaf else {
+        let ingested = logs[o].ingested
+        if seq < ingested {
+            let held = facts[Int(logs[o].facts[Int(seq)])].leaf
+            guard held == leaf else {
                 throw ViewError(
                     .feed,
                     "\(orgs[o]) seq \(seq): given again with leaf \(leaf.hex), but the index holds leaf "
-                        + "\(facts[Int(log.facts[Int(seq)])].leaf.hex): two histories of one log")
+                        + "\(held.hex): two histories of one log")
             }
             return
         }
-        guard seq == log.ingested else {
+        guard seq == ingested else {
             throw ViewError(
-                .feed, "\(orgs[o]) seq \(seq): entries of a log must come in seq order; the next is \(log.ingested)")
+                .feed, "\(orgs[o]) seq \(seq): entries of a log must come in seq order; the next is \(ingested)")
         }
         do throws(Failure) {
-            guard e.seq == seq, e.log.bytes(base).elementsEqual(origins[o].utf8) else {
+            let log = e.log.bytes(base)
+            let same = originBytes[o].withUnsafeBytes {
+                log.count == $0.count && memcmp(log.baseAddress!, $0.baseAddress!, log.count) == 0
+            }
+            guard e.seq == seq, same else {
                 throw Failure(message: "log and seq: the entry says \(e.log.string(base)) seq \(e.seq)")
             }
             guard facts.count < Int(Self.none) else { throw Failure(message: "the index is full (2^32 entries)") }
+            guard seq < Fact.limit, e.hlc.counter < Fact.limit else {
+                throw Failure(message: "seq or hlc counter is 2^32 or more, beyond what the view index takes")
+            }
             try insertChecked(org: o, seq: seq, leaf: leaf, e, d, base: base)
         } catch {
             throw ViewError(.invalidEntry, "\(orgs[o]) seq \(seq): \(error.message)")
@@ -229,13 +277,11 @@ struct IndexState: Sendable {
     ) throws(Failure) {
         let id = UInt32(facts.count)
         var f = Fact(
-            leaf: leaf, wall: e.hlc.wall, counter: e.hlc.counter, seq: seq, occurredAt: e.occurredAt, wide: 0,
-            subject: subjectID(e.subject), next: Self.none, purposes: 0, a: 0, b: 0, c: 0, d: 0, org: UInt16(o),
-            other: 0, channel: 0, code1: 0, code2: 0, code3: 0, kind: e.kind.code, refCount: 0, flags: 0)
-        var cited: [(org: Int, seq: UInt64)] = []
+            leaf: leaf, wall: e.hlc.wall, counter: e.hlc.counter, seq: seq, occurredAt: e.occurredAt, kind: e.kind,
+            org: o, subject: subjectID(e.subject, hash: e.subjectHash))
         for i in 0..<Int(e.deps.count) {
             let r = d.refs[Int(e.deps.start) + i]
-            cited.append((Int(try member(r.org, base, "deps")), r.seq))
+            cite(o, seq, Int(try member(r.org, base, "deps")), r.seq)
         }
         if e.kind != .link && e.kind != .unlink {
             f.purposes = list(e.purposes, d, base)
@@ -246,8 +292,10 @@ struct IndexState: Sendable {
             f.wide = e.expiresAt
             f.a = list(e.controllers, d, base)
             f.b = e.recipients.count > 0 ? list(e.recipients, d, base) : Self.none
-            f.c = e.noticeID.isPresent ? strings.intern(e.noticeID.bytes(base)) + 1 : 0
-            f.d = e.noticeVersion.isPresent ? strings.intern(e.noticeVersion.bytes(base)) : 0
+            if e.noticeID.isPresent {
+                let notice = Array(e.noticeID.bytes(base)) + [0] + Array(e.noticeVersion.bytes(base))
+                f.c = notice.withUnsafeBytes { strings.intern($0) } + 1
+            }
             f.code1 = try code(e.event, base, "body.event")
             f.code2 = e.method.isPresent ? try code(e.method, base, "body.method") : 0
             f.code3 = e.legalBasis.isPresent ? try code(e.legalBasis, base, "body.legalBasis") : 0
@@ -259,20 +307,21 @@ struct IndexState: Sendable {
                 let r = d.refs[Int(e.consentRef)]
                 let org = try member(r.org, base, "body.consentRef")
                 refs.append(RefFact(leaf: r.leaf, seq: r.seq, org: org))
-                cited.append((Int(org), r.seq))
+                cite(o, seq, Int(org), r.seq)
                 f.flags |= 1
             }
             for i in 0..<Int(e.derivedFrom.count) {
                 let r = d.refs[Int(e.derivedFrom.start) + i]
                 let org = try member(r.org, base, "body.derivedFrom")
                 refs.append(RefFact(leaf: r.leaf, seq: r.seq, org: org))
-                cited.append((Int(org), r.seq))
+                cite(o, seq, Int(org), r.seq)
             }
             f.refCount = UInt8(e.derivedFrom.count)
             if e.kind == .interaction {
-                f.a = strings.intern(e.interaction.bytes(base))
+                f.a = strings.intern(e.interaction.bytes(base), hash: e.interaction.hash)
                 f.b =
-                    e.agentRef.map { strings.intern(SubjectRef.text($0)) } ?? strings.intern(e.agentID.bytes(base))
+                    e.agentRef.map { strings.intern(SubjectRef.text($0)) }
+                    ?? strings.intern(e.agentID.bytes(base), hash: e.agentID.hash)
                 f.code1 = try code(e.legalBasis, base, "body.legalBasis")
                 f.code2 = try code(e.agentKind, base, "body.agent.kind")
                 f.other = e.onBehalfOf.isPresent ? try member(e.onBehalfOf, base, "body.agent.onBehalfOf") + 1 : 0
@@ -283,7 +332,7 @@ struct IndexState: Sendable {
             f.next = activityHead[Int(f.subject)]
             activityHead[Int(f.subject)] = id
         case .link, .unlink:
-            let second = subjectID(e.subject2)
+            let second = subjectID(e.subject2, hash: e.subject2Hash)
             f.a = second
             f.next = linkHead[Int(f.subject)]
             linkHead[Int(f.subject)] = id
@@ -292,10 +341,14 @@ struct IndexState: Sendable {
         }
         facts.append(f)
         logs[o].facts.append(id)
-        for (other, s) in cited where other != o {
-            if let last = logs[o].cites[other].last, last.cited >= s { continue }
-            logs[o].cites[other].append((seq, s))
-        }
+    }
+
+    /// Entry `seq` of log `o` refers to entry `cited` of log `other`.
+    @inline(__always)
+    private mutating func cite(_ o: Int, _ seq: UInt64, _ other: Int, _ cited: UInt64) {
+        guard other != o else { return }
+        if let last = logs[o].cites[other].last, last.cited >= cited { return }
+        logs[o].cites[other].append((seq, cited))
     }
 
     // MARK: Reading facts back
@@ -322,6 +375,11 @@ struct IndexState: Sendable {
         return EntryRef(org: orgs[Int(f.org)], seq: f.seq, leaf: f.leaf)
     }
 
+    private func notice(_ s: String) -> NoticeFacts {
+        let parts = s.split(separator: "\u{0}", maxSplits: 1, omittingEmptySubsequences: false)
+        return NoticeFacts(id: String(parts[0]), version: parts.count > 1 ? String(parts[1]) : "")
+    }
+
     func strings(ofList id: UInt32) -> [String] { lists.list(id).map { strings.string($0) } }
 
     /// The facts of fact `id`, as `EntryFacts(decoding:)` reads them from the entry's bytes.
@@ -332,16 +390,16 @@ struct IndexState: Sendable {
         switch f.entryKind {
         case .consent:
             return EntryFacts(
-                ref: ref, kind: .consent, hlc: hlc, occurredAt: f.occurredAt, subjects: [subjects[Int(f.subject)]],
+                ref: ref, kind: .consent, hlc: hlc, occurredAt: f.occurredAt, subjects: [subjects[f.subject]],
                 channel: codes.string(UInt32(f.channel)), purposes: strings(ofList: f.purposes),
                 legalBasis: codes.string(UInt32(f.code3)), event: codes.string(UInt32(f.code1)),
                 method: codes.string(UInt32(f.code2)), controllers: strings(ofList: f.a),
                 recipients: f.b == Self.none ? [] : strings(ofList: f.b), expiresAt: f.wide == 0 ? nil : f.wide,
-                notice: f.c == 0 ? nil : NoticeFacts(id: strings.string(f.c - 1), version: strings.string(f.d)))
+                notice: f.c == 0 ? nil : notice(strings.string(f.c - 1)))
         case .interaction:
             let (cr, df) = refsOf(f)
             return EntryFacts(
-                ref: ref, kind: .interaction, hlc: hlc, occurredAt: f.occurredAt, subjects: [subjects[Int(f.subject)]],
+                ref: ref, kind: .interaction, hlc: hlc, occurredAt: f.occurredAt, subjects: [subjects[f.subject]],
                 channel: codes.string(UInt32(f.channel)), purposes: strings(ofList: f.purposes),
                 legalBasis: codes.string(UInt32(f.code1)), interaction: strings.string(f.a),
                 agent: AgentFacts(
@@ -351,22 +409,20 @@ struct IndexState: Sendable {
         case .share:
             let (_, df) = refsOf(f)
             return EntryFacts(
-                ref: ref, kind: .share, hlc: hlc, occurredAt: f.occurredAt, subjects: [subjects[Int(f.subject)]],
+                ref: ref, kind: .share, hlc: hlc, occurredAt: f.occurredAt, subjects: [subjects[f.subject]],
                 purposes: strings(ofList: f.purposes), derivedFrom: df.map(entryRef), recipient: orgs[Int(f.other)],
                 dataCategories: strings(ofList: UInt32(f.wide)))
         case .link, .unlink:
             return EntryFacts(
                 ref: ref, kind: f.entryKind, hlc: hlc, occurredAt: f.occurredAt,
-                subjects: [subjects[Int(f.subject)], subjects[Int(f.a)]])
+                subjects: [subjects[f.subject], subjects[f.a]])
         }
     }
 
     /// Bytes the index holds, by what it holds.
     var reservedBytes: Int {
         var n = facts.reservedBytes + refs.reservedBytes
-        n += subjects.capacity * 32 + (consentHead.capacity + linkHead.capacity + activityHead.capacity) * 4
-        // A native dictionary keeps keys and values in separate arrays, at most 3/4 full, plus a bitmap.
-        n += subjectIDs.capacity * (32 + 4) + subjectIDs.capacity / 8
+        n += subjects.reservedBytes + (consentHead.capacity + linkHead.capacity + activityHead.capacity) * 4
         n += strings.reservedBytes + codes.reservedBytes + lists.reservedBytes
         for l in logs {
             n += l.facts.reservedBytes + l.merkle.reservedBytes + l.cites.reduce(0) { $0 + $1.capacity * 16 }

@@ -16,6 +16,8 @@ struct DecodedBatch {
     var decoder = EntryDecoder()
     /// The buffer the spans point into; it outlives the batch.
     var base: UnsafeRawPointer
+    /// The batch's Merkle subtree, when it is a whole aligned block of `ViewIndex.block` entries.
+    var subtree: MerkleCache.Subtree?
 }
 
 /// A view built offline from a data directory, with the entries it reads receipts from.
@@ -50,13 +52,17 @@ public final class DataDirectorySource: EntrySource {
 }
 
 extension ViewIndex {
-    /// Builds the view of every log in `dataDirectory` (Specs/view.md §10.2): for each log, its latest checkpoint
-    /// must be signed by its org's key in the descriptor, and the leaf hashes of the entries up to it (hashed
-    /// from the segment files) must give its root. Entry signatures are not re-verified: there are none, and each
-    /// group's own checkpoint signature is covered by the latest one through the Merkle tree. Entries after the
-    /// latest checkpoint (never acknowledged) are not read.
+    /// Builds the view of every log in `dataDirectory` (Specs/view.md §10.2). Each log's segments are read once,
+    /// and the last checkpoint record that closes a group commit is the log's latest checkpoint. That checkpoint
+    /// must be signed by the org's key in the descriptor, and the leaf hashes of the entries up to it must give its
+    /// root. The leaf hashes are the ones the log's index file stores, each entry record checked by its CRC-32C (the
+    /// node verified every entry when it was appended or received), or, with `hashEntries`, each entry's own
+    /// SHA-256: then no file but the segments is trusted (for a data directory copied from elsewhere). Entries are
+    /// decoded on every core and inserted in seq order. Nothing else is re-verified: each group's own checkpoint
+    /// is covered by the latest one through the Merkle tree. Entries after the latest checkpoint (never
+    /// acknowledged) are left uncommitted, so no query sees them.
     public static func build(
-        dataDirectory: String, consortium: Consortium, linkKey: LinkKey?,
+        dataDirectory: String, consortium: Consortium, linkKey: LinkKey?, hashEntries: Bool = false,
         progress: (@Sendable (String, UInt64) -> Void)? = nil
     ) throws(ViewError) -> OfflineView {
         let index = ViewIndex(consortium: consortium, linkKey: linkKey)
@@ -71,7 +77,8 @@ extension ViewIndex {
                 continue
             }
             do throws(ViewError) {
-                try index.load(org: o, dataDirectory: dataDirectory, progress: progress)
+                try index.load(
+                    org: o, directory: dataDirectory + "/" + org, hashEntries: hashEntries, progress: progress)
             } catch {
                 excluded.append((org, error.message))
             }
@@ -81,81 +88,187 @@ extension ViewIndex {
             excluded: excluded)
     }
 
-    private func load(org o: Int, dataDirectory: String, progress: (@Sendable (String, UInt64) -> Void)?)
-        throws(ViewError)
-    {
+    private func load(
+        org o: Int, directory: String, hashEntries: Bool, progress: (@Sendable (String, UInt64) -> Void)?
+    ) throws(ViewError) {
         let member = consortium.members[o]
         let org = member.org
-        let store: LogStore
-        do {
-            store = try LogStore(
-                dataDirectory: dataDirectory, consortium: consortium.name, org: org, writable: false, log: { _ in })
-        } catch { throw ViewError(.source, error.message) }
-        guard let cp = store.latest else { throw ViewError(.source, "\(org): no signed checkpoint yet") }
-        if let why = cp.signatureFailure(key: member.key) { throw ViewError(.source, "\(org): \(why)") }
-        let size = cp.checkpoint.size
-        try SegmentReader(directory: store.directory + "/segments", org: org).read(upTo: size) {
-            window, records, firstSeq throws(ViewError) in
-            try ingestWindow(org: o, window: window, records: records, firstSeq: firstSeq)
+        var st = stat()
+        guard lstat(directory, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
+            throw ViewError(.source, "\(org): \(directory) is not a directory")
+        }
+        let reader = SegmentReader(directory: directory + "/segments", org: org, origin: member.origin)
+        let stored = hashEntries ? [] : Self.storedLeaves(directory + "/index")
+        var stopped: (seq: UInt64, error: ViewError)?
+        let work = BatchWork()
+        let latest = try reader.read { window, records, firstSeq throws(ViewError) in
+            guard stopped == nil else { return }
+            if let failure = ingestWindow(
+                org: o, window: window, records: records, firstSeq: firstSeq, stored: stored, work: work)
+            {
+                stopped = failure
+            }
             progress?(org, firstSeq + UInt64(records.count))
         }
-        try commit(org: org, size: size, checkpoint: cp)
+        guard let (size, checkpoint) = latest else { throw ViewError(.source, "\(org): no signed checkpoint yet") }
+        // An entry that does not decode is fatal only if the latest checkpoint covers it.
+        if let stopped, stopped.seq < size { throw stopped.error }
+        try commit(org: org, size: size, checkpoint: checkpoint)
     }
 
-    /// Hashes and decodes one window's entries on every core, then inserts them in seq order.
+    /// Hashes and decodes one window's entries in batches on every core; whichever thread finishes the batch that
+    /// is next in seq order inserts it (and any ready after it), so inserting overlaps decoding. Returns the first
+    /// entry that did not decode, if any (nothing after it is inserted).
     private func ingestWindow(
-        org o: Int, window: UnsafeRawBufferPointer, records: [Range<Int>], firstSeq: UInt64
-    ) throws(ViewError) {
-        let chunk = 2048
-        let n = (records.count + chunk - 1) / chunk
-        let work = BatchWork(count: n)
-        // Safe: each iteration writes its own slot of `work`; `window` and `records` are only read, and outlive
-        // the call.
-        let shared = UnsafeShared(window: window, records: records)
-        DispatchQueue.concurrentPerform(iterations: n) { c in
-            let lo = c * chunk
-            let hi = min(shared.records.count, lo + chunk)
-            var b = DecodedBatch(firstSeq: firstSeq + UInt64(lo), base: shared.window.baseAddress!)
-            b.entries.reserveCapacity(hi - lo)
-            b.leaves.reserveCapacity(hi - lo)
+        org o: Int, window: UnsafeRawBufferPointer, records: [Range<Int>], firstSeq: UInt64, stored: [SHA256Digest],
+        work: BatchWork
+    ) -> (seq: UInt64, error: ViewError)? {
+        // Batches end where seq is a multiple of the block size, so that whole ones are Merkle subtrees.
+        let block = Self.block
+        var bounds = [0]
+        var q = Int(firstSeq)
+        while bounds.last! < records.count {
+            let next = min(records.count, bounds.last! + (block - q % block))
+            q += next - bounds.last!
+            bounds.append(next)
+        }
+        let n = bounds.count - 1
+        work.start(count: n)
+        // Safe: `window` and `records` are only read, and outlive the call; `work` is locked.
+        let shared = UnsafeShared(window: window, records: records, stored: stored)
+        let org = consortium.members[o].org
+        DispatchQueue.concurrentPerform(iterations: n) { [bounds] c in
+            let lo = bounds[c]
+            let hi = bounds[c + 1]
+            var b = work.batch(firstSeq: firstSeq + UInt64(lo), base: shared.window.baseAddress!)
+            var failure: (UInt64, ViewError)?
             for i in lo..<hi {
                 let raw = UnsafeRawBufferPointer(rebasing: shared.window[shared.records[i]])
-                b.leaves.append(Merkle.leafHash(raw))
-                do throws(ViewError) { b.entries.append(try b.decoder.decode(raw, base: b.base)) } catch {
-                    work.fail(
-                        c,
-                        ViewError(
-                            .invalidEntry,
-                            "\(consortium.members[o].org) seq \(b.firstSeq + UInt64(i - lo)): \(error.message)"))
-                    return
+                let seq = b.firstSeq + UInt64(i - lo)
+                do throws(ViewError) {
+                    let e = try b.decoder.decode(raw, base: b.base)
+                    if seq < shared.stored.count {
+                        guard SegmentFormat.checksumMatches(raw) else {
+                            throw ViewError(.invalidEntry, SegmentFormat.checksumMismatch)
+                        }
+                        b.leaves.append(shared.stored[Int(seq)])
+                    } else {
+                        b.leaves.append(Merkle.leafHash(raw))
+                    }
+                    b.entries.append(e)
+                } catch {
+                    failure = (seq, ViewError(.invalidEntry, "\(org) seq \(seq): \(error.message)"))
+                    break
                 }
             }
-            work.set(c, b)
+            if failure == nil, b.leaves.count == block, b.firstSeq % UInt64(block) == 0 {
+                b.subtree = MerkleCache.Subtree(leaves: b.leaves)
+            }
+            work.finish(c, b, failure) { batch throws(ViewError) in try self.insert(org: o, batch: batch) }
         }
-        for c in 0..<n {
-            let b = try work.take(c)
-            try insert(org: o, batch: b)
-        }
+        return work.failure
     }
 }
 
-/// Slots the workers of one window write into.
-private final class BatchWork: @unchecked Sendable {
-    // Each slot is written by exactly one iteration of concurrentPerform and read after it returns.
-    private var batches: [DecodedBatch?]
-    private var errors: [ViewError?]
+extension ViewIndex {
+    /// Entries per batch of the offline build: a Merkle subtree of height 10.
+    static let block = 1024
 
-    init(count: Int) {
-        batches = Array(repeating: nil, count: count)
-        errors = Array(repeating: nil, count: count)
+    /// The leaf hashes a log's index file holds (Specs/format.md §10: 32-byte leaf hash and 8-byte offset per
+    /// entry), as far as it can be read; none if it cannot. Whatever it holds is checked against the signed root.
+    static func storedLeaves(_ path: String) -> [SHA256Digest] {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return [] }
+        let record = SegmentFormat.indexRecordSize
+        let count = Int(st.st_size) / record
+        var leaves = [SHA256Digest]()
+        leaves.reserveCapacity(count)
+        var buffer = [UInt8](repeating: 0, count: 4096 * record)
+        var offset = 0
+        while leaves.count < count {
+            let want = min(buffer.count, (count - leaves.count) * record)
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, want, off_t(offset)) }
+            guard n > 0 else { break }
+            let whole = n / record
+            buffer.withUnsafeBytes { b in
+                for i in 0..<whole { leaves.append(SHA256Digest(copying: b.baseAddress! + i * record)) }
+            }
+            offset += whole * record
+            if whole * record < n { break }
+        }
+        return leaves
+    }
+}
+
+/// The batches of one window: which are decoded, which is next to insert, who is inserting.
+private final class BatchWork: @unchecked Sendable {
+    // Every field is read and written under `lock`; `insert` runs outside it, on one thread at a time
+    // (`inserting`).
+    private let lock = NSLock()
+    private var ready: [DecodedBatch?] = []
+    private var failures: [(UInt64, ViewError)?] = []
+    private var next = 0
+    private var inserting = false
+    private(set) var failure: (seq: UInt64, error: ViewError)?
+    /// Batches already inserted, kept for their buffers: allocating a batch's arrays afresh each time costs page
+    /// faults (they are large enough to be mapped and unmapped by the allocator).
+    private var spare: [DecodedBatch] = []
+
+    /// A new window of `count` batches.
+    func start(count: Int) {
+        lock.lock()
+        ready = Array(repeating: nil, count: count)
+        failures = Array(repeating: nil, count: count)
+        next = 0
+        lock.unlock()
     }
 
-    func set(_ i: Int, _ b: DecodedBatch) { batches[i] = b }
-    func fail(_ i: Int, _ e: ViewError) { errors[i] = e }
+    /// An empty batch, reusing the buffers of an inserted one when there is one.
+    func batch(firstSeq: UInt64, base: UnsafeRawPointer) -> DecodedBatch {
+        lock.lock()
+        var b = spare.popLast() ?? DecodedBatch(firstSeq: firstSeq, base: base)
+        lock.unlock()
+        b.firstSeq = firstSeq
+        b.base = base
+        b.subtree = nil
+        b.entries.removeAll(keepingCapacity: true)
+        b.leaves.removeAll(keepingCapacity: true)
+        b.decoder.reset()
+        b.entries.reserveCapacity(ViewIndex.block)
+        b.leaves.reserveCapacity(ViewIndex.block)
+        return b
+    }
 
-    func take(_ i: Int) throws(ViewError) -> DecodedBatch {
-        if let e = errors[i] { throw e }
-        return batches[i]!
+    /// Batch `i` is decoded (up to `failure`, if one entry did not decode). Inserts every batch that is next in
+    /// order and ready, unless another thread is doing so.
+    func finish(
+        _ i: Int, _ batch: DecodedBatch, _ f: (UInt64, ViewError)?,
+        insert: (DecodedBatch) throws(ViewError) -> Void
+    ) {
+        lock.lock()
+        ready[i] = batch
+        failures[i] = f
+        if inserting {
+            lock.unlock()
+            return
+        }
+        inserting = true
+        while next < ready.count, let b = ready[next], failure == nil {
+            ready[next] = nil
+            let f = failures[next]
+            next += 1
+            lock.unlock()
+            var stop = f
+            do throws(ViewError) { try insert(b) } catch { stop = (b.firstSeq, error) }
+            lock.lock()
+            spare.append(b)
+            if let stop { failure = stop }
+        }
+        inserting = false
+        lock.unlock()
     }
 }
 
@@ -164,33 +277,33 @@ private struct UnsafeShared: @unchecked Sendable {
     // Read-only while the workers run; the buffer is owned by SegmentReader and outlives them.
     let window: UnsafeRawBufferPointer
     let records: [Range<Int>]
+    let stored: [SHA256Digest]
 }
 
-/// Reads the entry records of a log's segment files in windows of about 8 MiB, without following symlinks.
+/// Reads the records of a log's segment files in windows of about 8 MiB, without following symlinks, and finds
+/// the latest checkpoint: the last checkpoint record that closes a group (its size is the number of entries
+/// before it, its origin the log's). Reading stops at the end of the data or at damage (a torn tail).
 struct SegmentReader {
     let directory: String
     let org: String
+    let origin: String
     static let window = 8 << 20
 
-    /// Calls `body` with each window, the byte ranges of its entry payloads, and the seq of the first; stops
-    /// after entry `size` − 1.
+    /// Calls `body` with each window, the byte ranges of its entry payloads, and the seq of the first. Returns the
+    /// latest checkpoint and its size.
     func read(
-        upTo size: UInt64,
         _ body: (UnsafeRawBufferPointer, [Range<Int>], UInt64) throws(ViewError) -> Void
-    ) throws(ViewError) {
-        guard size > 0 else { return }
+    ) throws(ViewError) -> (UInt64, SignedCheckpoint)? {
         let names: [String]
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".seg") }
                 .sorted()
         } catch { throw ViewError(.source, "\(org): cannot read \(directory)") }
         var seq: UInt64 = 0
+        var latest: (UInt64, SignedCheckpoint)?
         var buffer = [UInt8](repeating: 0, count: Self.window)
-        for name in names {
-            guard seq < size else { break }
-            guard name.count == 24, let first = UInt64(name.prefix(20)), first == seq else {
-                throw ViewError(.source, "\(org): segment \(name) does not start at seq \(seq)")
-            }
+        files: for name in names {
+            guard name.count == 24, let first = UInt64(name.prefix(20)), first == seq else { break }
             let path = directory + "/" + name
             let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
             guard fd >= 0 else {
@@ -201,11 +314,12 @@ struct SegmentReader {
             guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
                 throw ViewError(.source, "\(org): \(path) is not a regular file")
             }
+            var magic = [UInt8](repeating: 0, count: SegmentFormat.magic.count)
+            guard pread(fd, &magic, magic.count, 0) == magic.count, magic == SegmentFormat.magic else { break }
             var fileOffset = SegmentFormat.magic.count
             var filled = 0
             var atEnd = false
-            while seq < size {
-                // Fill the window from the file after what is left of the last one.
+            while true {
                 if !atEnd {
                     let n = buffer.withUnsafeMutableBytes { b in
                         pread(fd, b.baseAddress! + filled, b.count - filled, off_t(fileOffset))
@@ -216,59 +330,62 @@ struct SegmentReader {
                     fileOffset += n
                 }
                 var records: [Range<Int>] = []
-                var offset = 0
-                var damage: String?
+                var damaged = false
                 let firstSeq = seq
                 let parsed: Int = buffer.withUnsafeBytes { b in
                     let valid = UnsafeRawBufferPointer(rebasing: b[0..<filled])
-                    while seq < size {
+                    var offset = 0
+                    while true {
                         switch SegmentFormat.record(in: valid, at: offset, checksum: false) {
                         case .record(let type, let payload, let next):
-                            if type == .entry {
+                            switch type {
+                            case .entry:
                                 let start = payload.baseAddress! - valid.baseAddress!
                                 records.append(start..<(start + payload.count))
                                 seq += 1
+                            case .checkpoint:
+                                // Checked for its signature only if it stays the latest.
+                                guard SegmentFormat.checksumMatches(payload),
+                                    let cp = try? SignedCheckpoint(parsing: String(decoding: payload, as: UTF8.self)),
+                                    cp.checkpoint.origin == origin, cp.checkpoint.size == seq
+                                else {
+                                    damaged = true
+                                    return offset
+                                }
+                                latest = (seq, cp)
+                            case .state:
+                                break
                             }
                             offset = next
                         case .end:
                             return offset
                         case .damaged(let why):
                             // A record cut by the window's end is read again with the next window.
-                            if !why.hasPrefix("partial") { damage = why }
+                            if !why.hasPrefix("partial") || atEnd { damaged = true }
                             return offset
                         }
                     }
-                    return offset
-                }
-                if let damage {
-                    throw ViewError(.source, "\(org): \(path): \(damage) at byte \(fileOffset - filled + parsed)")
                 }
                 if !records.isEmpty {
                     try withRawBytes(buffer) { b throws(ViewError) in
                         try body(UnsafeRawBufferPointer(rebasing: b[0..<filled]), records, firstSeq)
                     }
                 }
-                if seq >= size { break }
-                // Keep the unparsed tail for the next window; grow the window for a record larger than it.
+                if damaged { break files }
                 let rest = filled - parsed
+                if atEnd { break }
+                // Keep the unparsed tail for the next window; grow the window for a record larger than it.
                 if parsed > 0 {
                     buffer.withUnsafeMutableBytes { b in
                         b.baseAddress!.copyMemory(from: b.baseAddress! + parsed, byteCount: rest)
                     }
                 } else if rest == buffer.count {
+                    guard buffer.count <= SegmentFormat.maxPayload else { break files }
                     buffer += [UInt8](repeating: 0, count: buffer.count)
                 }
                 filled = rest
-                if atEnd {
-                    guard rest == 0 else {
-                        throw ViewError(.source, "\(org): \(path) ends inside a record after seq \(seq)")
-                    }
-                    break
-                }
             }
         }
-        guard seq >= size else {
-            throw ViewError(.source, "\(org): the segments hold \(seq) entries, the checkpoint covers \(size)")
-        }
+        return latest
     }
 }

@@ -29,7 +29,7 @@ extension IndexState {
         var answer = PermitAnswer(
             allowed: false, org: org, purpose: purpose, channel: channel, at: at, state: .unknown, controller: nil,
             decidedBy: nil, expiresAt: nil, recipients: [], reason: nil, frontier: frontier)
-        guard let sid = subjectIDs[subject], let p = strings.lookup(purpose) else {
+        guard let sid = subjectID(subject), let p = strings.lookup(purpose) else {
             answer.reason = "no consent for \(purpose) names \(org) as controller or recipient"
             return answer
         }
@@ -118,7 +118,7 @@ extension IndexState {
 
     func timeline(subject: SHA256Digest, limit: Int, before: TimelineCursor?) -> TimelinePage {
         let scope = Scope(sizes: committedSizes)
-        guard let sid = subjectIDs[subject] else {
+        guard let sid = subjectID(subject) else {
             return TimelinePage(
                 refs: [SubjectRef.text(subject)], items: [], next: nil, total: 0, frontier: frontier)
         }
@@ -139,7 +139,7 @@ extension IndexState {
                 return TimelineCursor(hlc: HLC(wall: f.wall, counter: f.counter), org: orgs[Int(f.org)], seq: f.seq)
             } : nil
         return TimelinePage(
-            refs: person.map { subjects[Int($0)] }.sorted().map(SubjectRef.text),
+            refs: person.map { subjects[$0] }.sorted().map(SubjectRef.text),
             items: timelineItems(page, shares: all),
             next: next, total: total, frontier: frontier)
     }
@@ -158,9 +158,9 @@ extension IndexState {
         var v = SubjectView(
             refs: [subject], links: [], consents: [], timeline: [], compliance: [], frontier: frontier, at: at,
             atGiven: atGiven, digest: .zero)
-        if let sid = subjectIDs[subject] {
+        if let sid = subjectID(subject) {
             let person = person(sid, scope)
-            v.refs = person.map { subjects[Int($0)] }.sorted()
+            v.refs = person.map { subjects[$0] }.sorted()
             v.links = identityLinks(person, scope)
             v.consents = consentStates(person, scope, at: at)
             let ids = timelineFacts(person, scope)
@@ -189,7 +189,7 @@ extension IndexState {
         return best.values.map { id in
             let f = facts[Int(id)]
             return IdentityLink(
-                refs: [subjects[Int(f.subject)], subjects[Int(f.a)]].sorted(), linked: f.entryKind == .link,
+                refs: [subjects[f.subject], subjects[f.a]].sorted(), linked: f.entryKind == .link,
                 decidedBy: deciding(id))
         }.sorted { ($0.refs[0], $0.refs[1]) < ($1.refs[0], $1.refs[1]) }
     }
