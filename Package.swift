@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "ProvCLI", dependencies: ["ProvView", "ProvLedger", "ProvCrypto", "CShims"]),
         .executableTarget(name: "prov", dependencies: ["ProvCLI"]),
         // libFuzzer target over the decoders (see Specs/fuzzing.md); a replay tool when built without -DFUZZING.
-        .executableTarget(name: "Fuzz", dependencies: ["ProvLedger", "ProvCLI"]),
+        .executableTarget(name: "Fuzz", dependencies: ["ProvLedger", "ProvView", "ProvCLI"]),
 
         .testTarget(
             name: "ProvCryptoTests", dependencies: ["ProvCrypto"], exclude: ["Vectors"]),

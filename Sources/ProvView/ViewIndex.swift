@@ -16,7 +16,7 @@ public protocol EntrySource: Sendable {
 /// order), and call `commit` when a log's verified prefix moves to a signed checkpoint. Queries see the committed
 /// entries only, so every answer belongs to one frontier (size and root of every log). Queries and ingestion may
 /// run on any threads: each takes the index's lock for the few microseconds it needs (a view of a typical person
-/// well under a millisecond); a compliance query over a large range lets ingestion in between every 1,024
+/// well under a millisecond); a compliance query over a large range lets ingestion in between every 64
 /// interactions. The same entries give the same view in whatever order the logs were fed.
 public final class ViewIndex: Sendable {
     public let consortium: Consortium
@@ -200,7 +200,7 @@ public final class ViewIndex: Sendable {
             findings: [], frontier: frontier)
         var seq = range.lowerBound
         while seq < range.upperBound {
-            let end = min(range.upperBound, seq + 1024)
+            let end = min(range.upperBound, seq + 64)
             state.withLock { s in
                 for q in seq..<end {
                     let id = s.logs[o].facts[Int(q)]

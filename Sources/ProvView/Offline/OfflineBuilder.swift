@@ -98,13 +98,14 @@ extension ViewIndex {
             throw ViewError(.source, "\(org): \(directory) is not a directory")
         }
         let reader = SegmentReader(directory: directory + "/segments", org: org, origin: member.origin)
-        let stored = hashEntries ? [] : Self.storedLeaves(directory + "/index")
+        let index = hashEntries ? nil : IndexFile(path: directory + "/index")
         var stopped: (seq: UInt64, error: ViewError)?
         let work = BatchWork()
         let latest = try reader.read { window, records, firstSeq throws(ViewError) in
             guard stopped == nil else { return }
             if let failure = ingestWindow(
-                org: o, window: window, records: records, firstSeq: firstSeq, stored: stored, work: work)
+                org: o, window: window, records: records, firstSeq: firstSeq,
+                stored: index?.leaves(from: firstSeq, count: records.count) ?? [], work: work)
             {
                 stopped = failure
             }
@@ -120,8 +121,8 @@ extension ViewIndex {
     /// is next in seq order inserts it (and any ready after it), so inserting overlaps decoding. Returns the first
     /// entry that did not decode, if any (nothing after it is inserted).
     private func ingestWindow(
-        org o: Int, window: UnsafeRawBufferPointer, records: [Range<Int>], firstSeq: UInt64, stored: [SHA256Digest],
-        work: BatchWork
+        org o: Int, window: UnsafeRawBufferPointer, records: [Range<Int>], firstSeq: UInt64,
+        stored: [SHA256Digest], work: BatchWork
     ) -> (seq: UInt64, error: ViewError)? {
         // Batches end where seq is a multiple of the block size, so that whole ones are Merkle subtrees.
         let block = Self.block
@@ -147,11 +148,11 @@ extension ViewIndex {
                 let seq = b.firstSeq + UInt64(i - lo)
                 do throws(ViewError) {
                     let e = try b.decoder.decode(raw, base: b.base)
-                    if seq < shared.stored.count {
+                    if i < shared.stored.count {
                         guard SegmentFormat.checksumMatches(raw) else {
                             throw ViewError(.invalidEntry, SegmentFormat.checksumMismatch)
                         }
-                        b.leaves.append(shared.stored[Int(seq)])
+                        b.leaves.append(shared.stored[i])
                     } else {
                         b.leaves.append(Merkle.leafHash(raw))
                     }
@@ -173,33 +174,48 @@ extension ViewIndex {
 extension ViewIndex {
     /// Entries per batch of the offline build: a Merkle subtree of height 10.
     static let block = 1024
+}
 
-    /// The leaf hashes a log's index file holds (Specs/format.md §10: 32-byte leaf hash and 8-byte offset per
-    /// entry), as far as it can be read; none if it cannot. Whatever it holds is checked against the signed root.
-    static func storedLeaves(_ path: String) -> [SHA256Digest] {
+/// A log's index file (Specs/format.md §10: per entry its 32-byte leaf hash and 8-byte offset), read a window at a
+/// time. Whatever leaf hashes it gives are checked against the signed root at the commit.
+final class IndexFile {
+    private let fd: Int32
+    private let count: Int
+
+    init?(path: String) {
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { return [] }
-        defer { close(fd) }
+        guard fd >= 0 else { return nil }
         var st = stat()
-        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return [] }
-        let record = SegmentFormat.indexRecordSize
-        let count = Int(st.st_size) / record
-        var leaves = [SHA256Digest]()
-        leaves.reserveCapacity(count)
-        var buffer = [UInt8](repeating: 0, count: 4096 * record)
-        var offset = 0
-        while leaves.count < count {
-            let want = min(buffer.count, (count - leaves.count) * record)
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, want, off_t(offset)) }
-            guard n > 0 else { break }
-            let whole = n / record
-            buffer.withUnsafeBytes { b in
-                for i in 0..<whole { leaves.append(SHA256Digest(copying: b.baseAddress! + i * record)) }
-            }
-            offset += whole * record
-            if whole * record < n { break }
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+            close(fd)
+            return nil
         }
-        return leaves
+        self.fd = fd
+        count = Int(st.st_size) / SegmentFormat.indexRecordSize
+    }
+
+    deinit { close(fd) }
+
+    /// The leaf hashes of entries `from`..<`from + count`, fewer where the file ends or cannot be read.
+    func leaves(from: UInt64, count n: Int) -> [SHA256Digest] {
+        let record = SegmentFormat.indexRecordSize
+        let first = Int(from)
+        let k = max(0, min(n, count - first))
+        guard k > 0 else { return [] }
+        var buffer = [UInt8](repeating: 0, count: k * record)
+        let got = buffer.withUnsafeMutableBytes { b -> Int in
+            var done = 0
+            while done < b.count {
+                let r = pread(fd, b.baseAddress! + done, b.count - done, off_t(first * record + done))
+                if r < 0 && errno == EINTR { continue }
+                if r <= 0 { break }
+                done += r
+            }
+            return done
+        }
+        return buffer.withUnsafeBytes { b in
+            (0..<(got / record)).map { SHA256Digest(copying: b.baseAddress! + $0 * record) }
+        }
     }
 }
 
