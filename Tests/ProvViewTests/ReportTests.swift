@@ -116,6 +116,11 @@ func check(_ r: SubjectReport, _ consortium: Consortium) throws -> ReportCheck {
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice
+        // Everything the browser writes goes to the profile folder, removed afterwards.
+        var env = ProcessInfo.processInfo.environment
+        env["XDG_CONFIG_HOME"] = profile.path
+        env["XDG_CACHE_HOME"] = profile.path
+        p.environment = env
         try p.run()
         let pid = p.processIdentifier
         defer { if p.isRunning { kill(pid, SIGKILL) } }
