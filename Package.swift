@@ -7,6 +7,7 @@ let package = Package(
         .executable(name: "prov", targets: ["prov"]),
         .executable(name: "provd", targets: ["provd"]),
         .library(name: "ProvLedger", targets: ["ProvLedger"]),
+        .library(name: "ProvView", targets: ["ProvView"]),
     ],
     targets: [
         // C interop: OpenSSL from the system (libssl-dev), and the shims Swift cannot import.
@@ -19,19 +20,23 @@ let package = Package(
         .target(name: "ProvCrypto", dependencies: ["COpenSSL", "CShims"]),
         // Ledger core: CBOR, JSON, entries, Merkle proofs, checkpoints, storage, verifier. No networking.
         .target(name: "ProvLedger", dependencies: ["ProvCrypto", "CShims"]),
+        // The shared customer view computed from the logs: identity, consent state, permits, timeline, compliance,
+        // view digest, subject access report, incremental index. Reads logs; writes nothing. No networking.
+        .target(name: "ProvView", dependencies: ["ProvLedger", "ProvCrypto"]),
         // Network: sockets, an epoll loop, TLS 1.3 pinned to Ed25519 keys, one HTTP/1.1 server and client.
         // Knows nothing of ledgers.
         .target(name: "ProvNet", dependencies: ["ProvCrypto", "COpenSSL", "CShims"]),
-        // The node daemon's parts: configuration, logs held, group commit for the API, tlog-tiles and
-        // tlog-witness endpoints, replication; NodeServer puts them behind ProvNet's listeners.
-        .target(name: "ProvNode", dependencies: ["ProvLedger", "ProvCrypto", "ProvNet", "CShims"]),
+        // The node daemon's parts: configuration, logs held, group commit for the API, the view's routes, tlog-tiles
+        // and tlog-witness endpoints, replication; NodeServer puts them behind ProvNet's listeners.
+        .target(name: "ProvNode", dependencies: ["ProvLedger", "ProvCrypto", "ProvView", "ProvNet", "CShims"]),
         // The commands behind the `prov` executable, so tests can call them directly.
-        .target(name: "ProvCLI", dependencies: ["ProvLedger", "ProvCrypto", "ProvNode", "ProvNet", "CShims"]),
+        .target(
+            name: "ProvCLI", dependencies: ["ProvView", "ProvLedger", "ProvCrypto", "ProvNode", "ProvNet", "CShims"]),
         .executableTarget(name: "prov", dependencies: ["ProvCLI"]),
         .executableTarget(name: "provd", dependencies: ["ProvNode", "CShims"]),
         // libFuzzer target over the decoders and the HTTP parsers (see Specs/fuzzing.md); a replay tool when built
         // without -DFUZZING.
-        .executableTarget(name: "Fuzz", dependencies: ["ProvLedger", "ProvCLI", "ProvNet"]),
+        .executableTarget(name: "Fuzz", dependencies: ["ProvLedger", "ProvView", "ProvCLI", "ProvNet"]),
 
         // What every test target shares: the check that no test leaves files behind.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
@@ -42,6 +47,8 @@ let package = Package(
         .testTarget(name: "ProvNetTests", dependencies: ["ProvNet", "ProvCrypto", "TestSupport"]),
         .testTarget(
             name: "ProvNodeTests", dependencies: ["ProvNode", "ProvNet", "ProvLedger", "ProvCrypto", "TestSupport"]),
+        .testTarget(
+            name: "ProvViewTests", dependencies: ["ProvView", "ProvLedger", "ProvCrypto", "TestSupport"]),
         .testTarget(
             name: "ProvCLITests", dependencies: ["ProvCLI", "ProvLedger", "ProvCrypto", "TestSupport"]),
     ],

@@ -1,6 +1,7 @@
 import Foundation
 import ProvCLI
 import ProvLedger
+import ProvView
 
 let fuzzConsortium = try! Vectors.consortium()
 let fuzzContext = AuditContext(consortium: fuzzConsortium, org: "brand")
@@ -25,6 +26,15 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             e.log == "vectors/brand" && e.consortiumFailure(fuzzConsortium) == nil
         } ?? false
     if (audited != nil) != acceptable { fatalError("Entry.audit and Entry.decode disagree") }
+    // The view's decoder reads every entry the ledger's decoder accepts, and finds the same facts in it.
+    let facts = try? EntryFacts(decoding: bytes, leaf: .zero)
+    if let e = decoded {
+        guard let f = facts, f.hlc == e.hlc, f.ref.seq == e.seq, f.subjects == e.body.subjects,
+            f.occurredAt == e.body.occurredAt, f.kind.rawValue == e.body.kind
+        else { fatalError("the view's decoder disagrees with Entry.decode") }
+    }
+    // A subject access report is read from an untrusted file too.
+    _ = try? SubjectReport.verify(json: bytes, consortium: fuzzConsortium)
     if let j = try? JSON.parse(bytes) {
         guard let again = try? JSON.parse(j.serialized), again == j else { fatalError("JSON round trip failed") }
     }

@@ -11,15 +11,17 @@ import ProvLedger
 enum Bench {
     static func run(_ a: [String]) throws -> Int32 {
         guard let which = a.first,
-            ["append", "ingest", "verify", "parts", "replicate", "propagate", "api"].contains(which)
+            ["append", "ingest", "verify", "parts", "query", "replicate", "propagate", "api"].contains(which)
         else {
             throw UsageError(
                 "usage: prov bench append|ingest|verify|parts --entries N [--dir DIR] [--runs R] [--group G]\n"
+                    + "       prov bench query --entries N --subjects S [--runs R] [--queries Q] [--dir DIR]\n"
                     + "       prov bench replicate --entries N | propagate --rate R --seconds S | api --seconds S [--runs R]"
             )
         }
         if ["replicate", "propagate", "api"].contains(which) { return try NodeBench.run(which, Array(a.dropFirst())) }
         if which == "parts" { return try parts(Array(a.dropFirst())) }
+        if which == "query" { return try QueryBench.run(Array(a.dropFirst())) }
         let args = try Arguments(Array(a.dropFirst()), options: ["entries", "dir", "runs", "group"], flags: ["keep"])
         let n = try args.integer("entries", default: 100_000)
         let runs = max(1, try args.integer("runs", default: 1))

@@ -84,9 +84,11 @@ public struct ConsortiumVocabulary: Sendable, Equatable {
         ],
         notices: ["cookie-notice", "data-sharing-notice", "marketing-notice", "privacy", "terms"],
         softwareAgents: [
-            "chatbot", "core-banking", "crm", "ivr", "mailer", "mobile-app", "recommender", "sms-gateway", "web-shop",
+            "ai-assistant", "chatbot", "core-banking", "crm", "ivr", "mailer", "mobile-app", "recommender",
+            "sms-gateway",
+            "web-shop",
         ],
-        deviceAgents: ["iot-gateway", "kiosk", "payment-terminal", "store-till", "thermostat"])
+        deviceAgents: ["iot-gateway", "kiosk", "payment-terminal", "store-till", "thermostat", "wearable"])
 
     // MARK: JSON
 

@@ -65,7 +65,7 @@ import Testing
             message(Self.interaction(agent: #"{"id":"bob.jones(at)corp.org","kind":"software"}"#))
                 .hasPrefix(
                     "field 'agent.id': a value of 21 bytes is not a software agent of the consortium's vocabulary "
-                        + "(it declares chatbot, core-banking,"))
+                        + "(it declares ai-assistant, chatbot, core-banking,"))
         #expect(
             message(Self.interaction(agent: #"{"id":"BobSmith-DOB-1980-01-02","kind":"device"}"#))
                 .hasPrefix("field 'agent.id': a value of 23 bytes is not a device agent of the consortium's vocabulary")

@@ -1,0 +1,245 @@
+import Foundation
+import ProvCrypto
+import ProvLedger
+import ProvView
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `prov bench query`: the view layer in process. One log of N entries about S customers (consents with expiry and
+/// recipients, withdrawals, renewals, interactions relying on consent and on other bases, shares, links), then per
+/// run: the offline index build from the data directory (and `prov verify` of the same directory, for the rate it
+/// must match), the index's memory, and the latency of `permit` and `view` for random customers by raw identifier.
+enum QueryBench {
+    static func run(_ a: [String]) throws -> Int32 {
+        let args = try Arguments(a, options: ["entries", "subjects", "runs", "dir", "queries"])
+        let n = try args.integer("entries", default: 1_000_000)
+        let subjects = try args.integer("subjects", default: max(1, n / 10))
+        let runs = max(1, try args.integer("runs", default: 1))
+        let queries = max(100, try args.integer("queries", default: 100_000))
+        guard n > 0, subjects > 0, subjects <= n else { throw UsageError("need 0 < --subjects <= --entries") }
+        let base = try args.optional("dir") ?? FileManager.default.temporaryDirectory.path
+        let dir = "\(base)/prov-bench-query-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let progress = Progress(enabled: isatty(2) != 0)
+        let fixture = try Bench.Fixture(dir: dir)
+        try build(fixture, n: n, subjects: subjects, progress: progress)
+        progress.clear()
+
+        var results: [Run] = []
+        for r in 0..<runs {
+            progress.update("query bench run \(r + 1)/\(runs)")
+            results.append(try measure(fixture, n: n, subjects: subjects, queries: queries))
+            progress.clear()
+        }
+        func median(_ f: (Run) -> Double) -> Double { results.map(f).sorted()[results.count / 2] }
+        func each(_ f: (Run) -> Double) -> JSONValue { .array(results.map { .number(Bench.fmt(f($0))) }) }
+        let fields: [JSONMember] = [
+            JSONMember("bench", .string("query")), JSONMember("entries", .number(String(n))),
+            JSONMember("subjects", .number(String(subjects))), JSONMember("runs", .number(String(runs))),
+            JSONMember("index_build_entries_per_second", .number(String(Int(median(\.buildRate))))),
+            JSONMember(
+                "index_build_entries_per_second_each_run", .array(results.map { .number(String(Int($0.buildRate))) })),
+            JSONMember("index_build_hashing_entries_per_second", .number(String(Int(median(\.hashingRate))))),
+            JSONMember(
+                "index_build_hashing_entries_per_second_each_run",
+                .array(results.map { .number(String(Int($0.hashingRate))) })),
+            JSONMember("verify_entries_per_second", .number(String(Int(median(\.verifyRate))))),
+            JSONMember(
+                "verify_entries_per_second_each_run", .array(results.map { .number(String(Int($0.verifyRate))) })),
+            JSONMember("index_build_cpu_ns_per_entry", .number(Bench.fmt(median(\.buildCPU)))),
+            JSONMember("index_build_hashing_cpu_ns_per_entry", .number(Bench.fmt(median(\.hashingCPU)))),
+            JSONMember("verify_cpu_ns_per_entry", .number(Bench.fmt(median(\.verifyCPU)))),
+            JSONMember("index_bytes_per_entry", .number(Bench.fmt(median(\.indexBytes)))),
+            // Growth of resident memory while the first index was built: later runs reuse what earlier ones freed.
+            JSONMember("index_rss_bytes_per_entry_first_run", .number(Bench.fmt(results[0].rssBytes))),
+            JSONMember("permit_queries", .number(String(queries))),
+            JSONMember("permit_p50_us", .number(Bench.fmt(median(\.permitP50)))),
+            JSONMember("permit_p99_us", .number(Bench.fmt(median(\.permitP99)))),
+            JSONMember("permit_p99_us_each_run", each(\.permitP99)),
+            JSONMember("view_queries", .number(String(max(100, queries / 10)))),
+            JSONMember("view_p50_us", .number(Bench.fmt(median(\.viewP50)))),
+            JSONMember("view_p99_us", .number(Bench.fmt(median(\.viewP99)))),
+            JSONMember("view_p99_us_each_run", each(\.viewP99)),
+            JSONMember("view_timeline_items_mean", .number(Bench.fmt(median(\.viewItems)))),
+            JSONMember("permits_allowed_fraction", .number(Bench.fmt(median(\.allowed)))),
+            JSONMember("max_rss_bytes", .number(String(Bench.maxRSS()))),
+        ]
+        Prov.out(JSONValue.object(fields).serialized)
+        return 0
+    }
+
+    struct Run {
+        var buildRate: Double
+        var verifyRate: Double
+        /// The build that hashes every entry instead of taking the index file's leaf hashes.
+        var hashingRate: Double
+        /// CPU time (all threads) per entry, ns: steadier than wall time on a shared machine.
+        var buildCPU: Double
+        var hashingCPU: Double
+        var verifyCPU: Double
+        var indexBytes: Double
+        var rssBytes: Double
+        var permitP50: Double
+        var permitP99: Double
+        var viewP50: Double
+        var viewP99: Double
+        var viewItems: Double
+        var allowed: Double
+    }
+
+    /// CPU seconds this process has used, all threads.
+    static func cpu() -> Double {
+        var u = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
+    }
+
+    /// Current resident memory, from /proc/self/statm.
+    static func rss() -> Double {
+        guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let pages = s.split(separator: " ").dropFirst().first.flatMap { Double($0) } ?? 0
+        return pages * Double(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    static func identifier(_ s: Int) -> String { "cust:brand:c\(s)" }
+
+    /// The fixture log: entry k is about customer k mod S, its kind set by the round k / S (ten kinds, repeating).
+    static func build(_ f: Bench.Fixture, n: Int, subjects: Int, progress: Progress) throws {
+        // Templates are parsed without references (nothing to resolve them against yet); the interactions that
+        // rely on consent get it, and their consentRef, when each entry is made.
+        let parser = EventParser(consortium: f.consortium, org: "brand", linkKey: f.linkKey)
+        func body(_ json: String) throws -> EntryBody { try parser.parse(try JSON.parse(json)) }
+        let s0 = "cust:brand:c0"
+        let t = "2026-11-24T10:00:00Z"
+        let templates: [EntryBody] = try [
+            #"{"type":"consent","subject":"\#(s0)","event":"give","purposes":["dpv:DirectMarketing","dpv:Personalisation"],"recipients":["retail"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"\#(t)","expiresAt":"2027-11-24T10:00:00Z"}"#,
+            #"{"type":"interaction","subject":"\#(s0)","channel":"email","interaction":"newsletter","purposes":["dpv:DirectMarketing"],"legalBasis":"dpv:Contract","agent":{"id":"mailer","kind":"software"},"occurredAt":"\#(t)"}"#,
+            #"{"type":"interaction","subject":"\#(s0)","channel":"voice","interaction":"support-call","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"agent-42","kind":"person","onBehalfOf":"brand"},"occurredAt":"\#(t)"}"#,
+            #"{"type":"share","subject":"\#(s0)","recipient":"retail","purposes":["dpv:DirectMarketing"],"dataCategories":["dpv:Contact","dpv:EmailAddress"],"occurredAt":"\#(t)"}"#,
+            #"{"type":"interaction","subject":"\#(s0)","channel":"chat","interaction":"bot-session","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:LegitimateInterest","agent":{"id":"bot-1","kind":"software","onBehalfOf":"brand"},"occurredAt":"\#(t)"}"#,
+            #"{"type":"consent","subject":"\#(s0)","event":"withdraw","purposes":["dpv:DirectMarketing"],"channel":"sms","method":"sms-keyword","legalBasis":"dpv:Consent","occurredAt":"\#(t)"}"#,
+            #"{"type":"interaction","subject":"\#(s0)","channel":"app","interaction":"recommendation","purposes":["dpv:Personalisation"],"legalBasis":"dpv:Contract","agent":{"id":"recommender","kind":"software"},"occurredAt":"\#(t)"}"#,
+            #"{"type":"link","subjects":["\#(s0)","cust:brand:x"],"evidence":"\#(String(repeating: "ab", count: 32))","occurredAt":"\#(t)"}"#,
+            #"{"type":"consent","subject":"\#(s0)","event":"renew","purposes":["dpv:DirectMarketing","dpv:Personalisation"],"recipients":["retail"],"channel":"app","method":"app-toggle","legalBasis":"dpv:Consent","occurredAt":"\#(t)","expiresAt":"2028-11-24T10:00:00Z"}"#,
+            #"{"type":"interaction","subject":"\#(s0)","channel":"iot","interaction":"activity-sync","purposes":["dpv:ServicePersonalisation"],"legalBasis":"dpv:Contract","agent":{"id":"wearable","kind":"device"},"occurredAt":"\#(t)"}"#,
+        ].map(body)
+        let refs = (0..<subjects).map { f.linkKey.ref(for: identifier($0)) }
+        var leaves = [SHA256Digest]()
+        leaves.reserveCapacity(n)
+        let store = try LogStore(dataDirectory: f.dir, consortium: "bench", org: "brand", writable: true)
+        let committer = PipelinedCommitter(store: store, signer: f.signer) { _ in }
+        var now = Ingestor.now() - UInt64(n)
+        var k = 0
+        while k < n {
+            var g = store.beginGroup(now: now)
+            now += 1
+            let end = min(n, k + 1000)
+            g.reserve(end - k)
+            for e in k..<end {
+                let s = e % subjects
+                let round = e / subjects
+                // The customer's give in round 0 (seq s): what its interactions rely on and its share derives from.
+                let give = EntryRef(org: "brand", seq: UInt64(s), leaf: s < leaves.count ? leaves[s] : .zero)
+                // Every tenth customer is linked to the next one (a person of two refs); the others take a call.
+                // A quarter of the customers withdraw direct marketing; the others chat with the bot instead.
+                let kind = round % 10
+                var b = templates[kind == 7 && s % 10 != 0 ? 2 : kind == 5 && s % 4 != 0 ? 4 : kind]
+                switch b {
+                case .consent(var c):
+                    c.subject = refs[s]
+                    b = .consent(c)
+                case .interaction(var i):
+                    i.subject = refs[s]
+                    if kind == 1 || kind == 6 {
+                        i.legalBasis = "dpv:Consent"
+                        i.consentRef = give
+                    }
+                    b = .interaction(i)
+                case .share(var sh):
+                    sh.subject = refs[s]
+                    sh.derivedFrom = [give]
+                    b = .share(sh)
+                case .link(var l), .unlink(var l):
+                    l.subjects = [refs[s], refs[(s + 1) % subjects]].sorted()
+                    if l.subjects[0] == l.subjects[1] { l.subjects[1] = SHA256.hash("other") }
+                    b = .link(l)
+                case .heads:
+                    break
+                }
+                leaves.append(g.add(b).leaf)
+            }
+            try committer.submit(g)
+            k = end
+            progress.update("query bench: writing \(k)/\(n)")
+        }
+        try committer.flush()
+        store.close()
+    }
+
+    static func measure(_ f: Bench.Fixture, n: Int, subjects: Int, queries: Int) throws -> Run {
+        let before = rss()
+        var start = Bench.clock()
+        var cpu0 = cpu()
+        let built = try ViewIndex.build(dataDirectory: f.dir, consortium: f.consortium, linkKey: f.linkKey)
+        let buildSecs = Bench.clock() - start
+        let buildCPU = cpu() - cpu0
+        guard built.excluded.isEmpty, built.index.statistics.committedEntries == UInt64(n) else {
+            throw LedgerError(.verificationFailed, "bench: the index left out \(built.excluded)")
+        }
+        let rssDelta = rss() - before
+        let stats = built.index.statistics
+
+        start = Bench.clock()
+        cpu0 = cpu()
+        let hashing = try ViewIndex.build(
+            dataDirectory: f.dir, consortium: f.consortium, linkKey: f.linkKey, hashEntries: true)
+        let hashingSecs = Bench.clock() - start
+        let hashingCPU = cpu() - cpu0
+        guard hashing.index.frontier == built.index.frontier else {
+            throw LedgerError(.verificationFailed, "bench: the two builds disagree")
+        }
+
+        start = Bench.clock()
+        cpu0 = cpu()
+        let audits = try Verifier(consortium: f.consortium).verify(dataDirectory: f.dir)
+        let verifySecs = Bench.clock() - start
+        let verifyCPU = cpu() - cpu0
+        guard audits.allSatisfy(\.ok) else { throw LedgerError(.verificationFailed, "bench log did not verify") }
+
+        let index = built.index
+        var rng = SystemRandomNumberGenerator()
+        let at = Ingestor.now()
+        var permit: [Double] = []
+        permit.reserveCapacity(queries)
+        var allowed = 0
+        for _ in 0..<queries {
+            let subject = identifier(Int.random(in: 0..<subjects, using: &rng))
+            let t0 = Bench.clock()
+            let p = try index.permit(
+                subject: subject, org: "retail", purpose: "dpv:DirectMarketing", channel: "email", at: at)
+            permit.append((Bench.clock() - t0) * 1e6)
+            if p.allowed { allowed += 1 }
+        }
+        let viewCount = max(100, queries / 10)
+        var view: [Double] = []
+        var items = 0
+        for _ in 0..<viewCount {
+            let subject = identifier(Int.random(in: 0..<subjects, using: &rng))
+            let t0 = Bench.clock()
+            let v = try index.view(subject: subject, at: at)
+            view.append((Bench.clock() - t0) * 1e6)
+            items += v.timeline.count
+        }
+        return Run(
+            buildRate: Double(n) / buildSecs, verifyRate: Double(n) / verifySecs,
+            hashingRate: Double(n) / hashingSecs, buildCPU: buildCPU / Double(n) * 1e9,
+            hashingCPU: hashingCPU / Double(n) * 1e9, verifyCPU: verifyCPU / Double(n) * 1e9,
+            indexBytes: Double(stats.reservedBytes) / Double(n), rssBytes: rssDelta / Double(n),
+            permitP50: Bench.percentile(permit, 0.5), permitP99: Bench.percentile(permit, 0.99),
+            viewP50: Bench.percentile(view, 0.5), viewP99: Bench.percentile(view, 0.99),
+            viewItems: Double(items) / Double(viewCount), allowed: Double(allowed) / Double(queries))
+    }
+}

@@ -1,0 +1,437 @@
+import ProvCrypto
+import ProvLedger
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One entry as the index keeps it: 104 bytes, no references to the heap. Numbers and digests by value; texts
+/// and lists as interned ids; orgs as indices into the consortium's members. The fields `a`…`d` and `code1`…`code3`
+/// mean different things per kind (see the accessors in `IndexState`).
+struct Fact: Sendable {
+    var leaf: SHA256Digest
+    var wall: UInt64
+    private var counter32: UInt32
+    private var seq32: UInt32
+    var occurredAt: UInt64
+    /// Consent: `expiresAt` (0 when none). Share: the data categories list id.
+    var wide: UInt64
+    var subject: UInt32
+    /// The next older fact of the same subject and chain; `IndexState.none` at the end.
+    var next: UInt32
+    /// Purposes list id (consent, interaction, share).
+    var purposes: UInt32
+    /// Consent: controllers list. Interaction: interaction type string. Link/unlink: the second subject.
+    var a: UInt32
+    /// Consent: recipients list (`IndexState.none` when empty). Interaction: agent id string. Link/unlink: the next
+    /// older fact in the second subject's chain.
+    var b: UInt32
+    /// Consent: notice id and version (one string, NUL between them) + 1, 0 when none. Interaction, share: the
+    /// first of its refs in `IndexState.refs`.
+    var c: UInt32
+    var org: UInt16
+    /// Interaction: `onBehalfOf` org + 1 (0 when none). Share: the recipient org.
+    var other: UInt16
+    var channel: UInt16
+    /// Consent: event. Interaction: legal basis.
+    var code1: UInt16
+    /// Consent: collection method. Interaction: agent kind.
+    var code2: UInt16
+    /// Consent: legal basis.
+    var code3: UInt16
+    var kind: UInt8
+    /// Interaction, share: number of `derivedFrom` refs (after the consentRef, if any).
+    var refCount: UInt8
+    /// Bit 0: the interaction has a consentRef (the first of its refs).
+    var flags: UInt8
+
+    /// Log sizes and clock counters the index takes (Specs/view.md §10.1).
+    static let limit = UInt64(UInt32.max)
+
+    init(
+        leaf: SHA256Digest, wall: UInt64, counter: UInt64, seq: UInt64, occurredAt: UInt64, kind: EntryKind,
+        org: Int, subject: UInt32
+    ) {
+        self.leaf = leaf
+        self.wall = wall
+        counter32 = UInt32(counter)
+        seq32 = UInt32(seq)
+        self.occurredAt = occurredAt
+        wide = 0
+        self.subject = subject
+        next = IndexState.none
+        purposes = 0
+        a = 0
+        b = 0
+        c = 0
+        self.org = UInt16(org)
+        other = 0
+        channel = 0
+        code1 = 0
+        code2 = 0
+        code3 = 0
+        self.kind = kind.code
+        refCount = 0
+        flags = 0
+    }
+
+    var counter: UInt64 { UInt64(counter32) }
+    var seq: UInt64 { UInt64(seq32) }
+    var hasConsentRef: Bool { flags & 1 != 0 }
+    var entryKind: EntryKind { EntryKind(code: kind) }
+}
+
+/// A reference an entry makes (`consentRef`, `derivedFrom`), with the leaf hash it cites.
+struct RefFact: Sendable {
+    var leaf: SHA256Digest
+    var seq: UInt64
+    var org: UInt16
+}
+
+/// The order in which the view applies entries (Specs/view.md §2): `hlc`, then org id bytewise, then seq.
+struct OrderKey: Comparable, Hashable {
+    var wall: UInt64
+    var counter: UInt64
+    var rank: Int
+    var seq: UInt64
+
+    static func < (a: OrderKey, b: OrderKey) -> Bool {
+        (a.wall, a.counter, a.rank, a.seq) < (b.wall, b.counter, b.rank, b.seq)
+    }
+}
+
+/// What the index knows of one log.
+struct LogIndex: Sendable {
+    /// seq → fact id, for the entries ingested so far (0..<ingested).
+    var facts = ChunkedArray<UInt32>()
+    /// Entries covered by the latest committed checkpoint: what queries see.
+    var committed: UInt64 = 0
+    var checkpoint: SignedCheckpoint?
+    var merkle = MerkleCache()
+    /// Merkle subtrees of ingested blocks not yet committed, by first seq (offline builds only).
+    var subtrees: [UInt64: MerkleCache.Subtree] = [:]
+    /// For each org, the points where this log's references to it (`deps`, `consentRef`, `derivedFrom`) reached a
+    /// higher seq: (seq of the citing entry, highest seq cited so far), both increasing.
+    var cites: [[(seq: UInt64, cited: UInt64)]]
+
+    var ingested: UInt64 { UInt64(facts.count) }
+
+    init(orgs: Int) { cites = Array(repeating: [], count: orgs) }
+
+    /// The highest seq of `org` this log had referred to in its entries 0...`seq`, or nil.
+    func cited(_ org: Int, upTo seq: UInt64) -> UInt64? {
+        let c = cites[org]
+        var lo = 0
+        var hi = c.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if c[mid].seq <= seq { lo = mid + 1 } else { hi = mid }
+        }
+        return lo == 0 ? nil : c[lo - 1].cited
+    }
+
+    /// The first entry of this log after `after` whose references reached seq `target` of `org`.
+    func firstCiting(_ org: Int, _ target: UInt64, after: UInt64) -> UInt64? {
+        let c = cites[org]
+        var lo = 0
+        var hi = c.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if c[mid].cited < target { lo = mid + 1 } else { hi = mid }
+        }
+        guard lo < c.count else { return nil }
+        return max(c[lo].seq, after + 1)
+    }
+}
+
+/// The index proper; always used under `ViewIndex`'s lock.
+struct IndexState: Sendable {
+    static let none = UInt32.max
+
+    let consortium: Consortium
+    /// Members in descriptor order; an org's index is its position here.
+    let orgs: [String]
+    let origins: [String]
+    private let originBytes: [[UInt8]]
+    /// Each org's position in bytewise order of org ids (the tie-break of the order key).
+    let rank: [Int]
+    private var orgNames = Interner()
+    var logs: [LogIndex]
+    var facts = ChunkedArray<Fact>()
+    var refs = ChunkedArray<RefFact>()
+    var subjects = SubjectTable()
+    /// Per subject, the newest fact of each chain: consent entries, link and unlink entries, the rest.
+    var consentHead: [UInt32] = []
+    var linkHead: [UInt32] = []
+    var activityHead: [UInt32] = []
+    /// Agent ids, interaction types, notice ids and versions, purposes, org ids and data categories.
+    var strings = Interner()
+    /// Channels, consent events, methods, legal bases, agent kinds: few, so 16-bit ids.
+    var codes = Interner()
+    var lists = ListInterner()
+
+    init(consortium: Consortium) {
+        self.consortium = consortium
+        let orgs = consortium.members.map(\.org)
+        self.orgs = orgs
+        origins = consortium.members.map(\.origin)
+        originBytes = origins.map { Array($0.utf8) }
+        let sorted = orgs.indices.sorted { orgs[$0].utf8.lexicographicallyPrecedes(orgs[$1].utf8) }
+        var rank = [Int](repeating: 0, count: orgs.count)
+        for (r, i) in sorted.enumerated() { rank[i] = r }
+        self.rank = rank
+        logs = Array(repeating: LogIndex(orgs: orgs.count), count: orgs.count)
+        for o in orgs {
+            _ = orgNames.intern(o)
+            _ = strings.intern(o)
+        }
+    }
+
+    func orgIndex(_ org: String) -> Int? { orgNames.lookup(org).map(Int.init) }
+
+    @inline(__always)
+    func key(_ f: Fact) -> OrderKey { OrderKey(wall: f.wall, counter: f.counter, rank: rank[Int(f.org)], seq: f.seq) }
+
+    @inline(__always)
+    func key(_ id: UInt32) -> OrderKey { key(facts[Int(id)]) }
+
+    // MARK: Ingest
+
+    struct Failure: Error {
+        var message: String
+    }
+
+    private mutating func code(_ s: Span, _ base: UnsafeRawPointer, _ field: String) throws(Failure) -> UInt16 {
+        let id = codes.intern(s.bytes(base), hash: s.hash)
+        guard id < UInt32(UInt16.max) else { throw Failure(message: "\(field): too many distinct codes") }
+        return UInt16(id)
+    }
+
+    private func member(_ s: Span, _ base: UnsafeRawPointer, _ field: String) throws(Failure) -> UInt16 {
+        guard let o = orgNames.lookup(s.bytes(base)) else {
+            throw Failure(message: "\(field): names an org that is not a consortium member")
+        }
+        return UInt16(o)
+    }
+
+    private mutating func list(_ l: ListSpan, _ d: EntryDecoder, _ base: UnsafeRawPointer) -> UInt32 {
+        let raw = l.raw.bytes(base)
+        if let id = lists.lookup(raw: raw, hash: l.raw.hash) { return id }
+        let members = (0..<Int(l.count)).map { strings.intern(d.spans[Int(l.start) + $0].bytes(base)) }
+        return lists.add(raw: raw, hash: l.raw.hash, members: members)
+    }
+
+    private mutating func subjectID(_ s: SHA256Digest, hash: UInt32) -> UInt32 {
+        let (id, new) = subjects.insert(s, hash: hash)
+        if new {
+            consentHead.append(Self.none)
+            linkHead.append(Self.none)
+            activityHead.append(Self.none)
+        }
+        return id
+    }
+
+    /// The id of subject ref `s`, if any entry names it.
+    func subjectID(_ s: SHA256Digest) -> UInt32? { subjects.find(s) }
+
+    /// Adds entry `seq` of log `o`, which must be the next one of that log; an entry given again with the same
+    /// leaf hash is ignored, with another leaf hash refused.
+    mutating func insert(
+        org o: Int, seq: UInt64, leaf: SHA256Digest, _ e: DecodedEntry, _ d: EntryDecoder, base: UnsafeRawPointer
+    ) throws(ViewError) {
+        let ingested = logs[o].ingested
+        if seq < ingested {
+            let held = facts[Int(logs[o].facts[Int(seq)])].leaf
+            guard held == leaf else {
+                throw ViewError(
+                    .feed,
+                    "\(orgs[o]) seq \(seq): given again with leaf \(leaf.hex), but the index holds leaf "
+                        + "\(held.hex): two histories of one log")
+            }
+            return
+        }
+        guard seq == ingested else {
+            throw ViewError(
+                .feed, "\(orgs[o]) seq \(seq): entries of a log must come in seq order; the next is \(ingested)")
+        }
+        do throws(Failure) {
+            let log = e.log.bytes(base)
+            let same = originBytes[o].withUnsafeBytes {
+                log.count == $0.count && memcmp(log.baseAddress!, $0.baseAddress!, log.count) == 0
+            }
+            guard e.seq == seq, same else {
+                throw Failure(message: "log and seq: the entry says \(e.log.string(base)) seq \(e.seq)")
+            }
+            guard facts.count < Int(Self.none) else { throw Failure(message: "the index is full (2^32 entries)") }
+            guard seq < Fact.limit, e.hlc.counter < Fact.limit else {
+                throw Failure(message: "seq or hlc counter is 2^32 or more, beyond what the view index takes")
+            }
+            try insertChecked(org: o, seq: seq, leaf: leaf, e, d, base: base)
+        } catch {
+            throw ViewError(.invalidEntry, "\(orgs[o]) seq \(seq): \(error.message)")
+        }
+    }
+
+    private mutating func insertChecked(
+        org o: Int, seq: UInt64, leaf: SHA256Digest, _ e: DecodedEntry, _ d: EntryDecoder, base: UnsafeRawPointer
+    ) throws(Failure) {
+        let id = UInt32(facts.count)
+        // A heads entry names no subject: it only moves what its log had seen of the others.
+        var f = Fact(
+            leaf: leaf, wall: e.hlc.wall, counter: e.hlc.counter, seq: seq, occurredAt: e.occurredAt, kind: e.kind,
+            org: o, subject: e.kind == .heads ? Self.none : subjectID(e.subject, hash: e.subjectHash))
+        for i in 0..<Int(e.deps.count) {
+            let r = d.refs[Int(e.deps.start) + i]
+            cite(o, seq, Int(try member(r.org, base, "deps")), r.seq)
+        }
+        if e.kind != .link && e.kind != .unlink && e.kind != .heads {
+            f.purposes = list(e.purposes, d, base)
+            f.channel = e.channel.isPresent ? try code(e.channel, base, "body.channel") : 0
+        }
+        switch e.kind {
+        case .consent:
+            f.wide = e.expiresAt
+            f.a = list(e.controllers, d, base)
+            f.b = e.recipients.count > 0 ? list(e.recipients, d, base) : Self.none
+            if e.noticeID.isPresent {
+                let notice = Array(e.noticeID.bytes(base)) + [0] + Array(e.noticeVersion.bytes(base))
+                f.c = notice.withUnsafeBytes { strings.intern($0) } + 1
+            }
+            f.code1 = try code(e.event, base, "body.event")
+            f.code2 = e.method.isPresent ? try code(e.method, base, "body.method") : 0
+            f.code3 = e.legalBasis.isPresent ? try code(e.legalBasis, base, "body.legalBasis") : 0
+            f.next = consentHead[Int(f.subject)]
+            consentHead[Int(f.subject)] = id
+        case .interaction, .share:
+            f.c = UInt32(refs.count)
+            if e.consentRef >= 0 {
+                let r = d.refs[Int(e.consentRef)]
+                let org = try member(r.org, base, "body.consentRef")
+                refs.append(RefFact(leaf: r.leaf, seq: r.seq, org: org))
+                cite(o, seq, Int(org), r.seq)
+                f.flags |= 1
+            }
+            for i in 0..<Int(e.derivedFrom.count) {
+                let r = d.refs[Int(e.derivedFrom.start) + i]
+                let org = try member(r.org, base, "body.derivedFrom")
+                refs.append(RefFact(leaf: r.leaf, seq: r.seq, org: org))
+                cite(o, seq, Int(org), r.seq)
+            }
+            f.refCount = UInt8(e.derivedFrom.count)
+            if e.kind == .interaction {
+                f.a = strings.intern(e.interaction.bytes(base), hash: e.interaction.hash)
+                f.b =
+                    e.agentRef.map { strings.intern(SubjectRef.text($0)) }
+                    ?? strings.intern(e.agentID.bytes(base), hash: e.agentID.hash)
+                f.code1 = try code(e.legalBasis, base, "body.legalBasis")
+                f.code2 = try code(e.agentKind, base, "body.agent.kind")
+                f.other = e.onBehalfOf.isPresent ? try member(e.onBehalfOf, base, "body.agent.onBehalfOf") + 1 : 0
+            } else {
+                f.other = try member(e.recipient, base, "body.recipient")
+                f.wide = UInt64(list(e.dataCategories, d, base))
+            }
+            f.next = activityHead[Int(f.subject)]
+            activityHead[Int(f.subject)] = id
+        case .link, .unlink:
+            let second = subjectID(e.subject2, hash: e.subject2Hash)
+            f.a = second
+            f.next = linkHead[Int(f.subject)]
+            linkHead[Int(f.subject)] = id
+            f.b = linkHead[Int(second)]
+            linkHead[Int(second)] = id
+        case .heads:
+            break
+        }
+        facts.append(f)
+        logs[o].facts.append(id)
+    }
+
+    /// Entry `seq` of log `o` refers to entry `cited` of log `other`.
+    @inline(__always)
+    private mutating func cite(_ o: Int, _ seq: UInt64, _ other: Int, _ cited: UInt64) {
+        guard other != o else { return }
+        if let last = logs[o].cites[other].last, last.cited >= cited { return }
+        logs[o].cites[other].append((seq, cited))
+    }
+
+    // MARK: Reading facts back
+
+    /// PATH(seq, D[committed]) of log `o` (RFC 9162 §2.1.3.1).
+    func inclusionProof(_ o: Int, _ seq: UInt64) -> [SHA256Digest] {
+        let log = logs[o]
+        return log.merkle.inclusionProof(seq, size: log.committed) { facts[Int(log.facts[Int($0)])].leaf }
+    }
+
+    func leaf(_ o: Int, _ seq: UInt64) -> SHA256Digest { facts[Int(logs[o].facts[Int(seq)])].leaf }
+
+    func refsOf(_ f: Fact) -> (consentRef: RefFact?, derivedFrom: [RefFact]) {
+        let start = Int(f.c)
+        let cr = f.hasConsentRef ? refs[start] : nil
+        let first = start + (f.hasConsentRef ? 1 : 0)
+        return (cr, (0..<Int(f.refCount)).map { refs[first + $0] })
+    }
+
+    func entryRef(_ r: RefFact) -> EntryRef { EntryRef(org: orgs[Int(r.org)], seq: r.seq, leaf: r.leaf) }
+
+    func entryRef(_ id: UInt32) -> EntryRef {
+        let f = facts[Int(id)]
+        return EntryRef(org: orgs[Int(f.org)], seq: f.seq, leaf: f.leaf)
+    }
+
+    private func notice(_ s: String) -> NoticeFacts {
+        let parts = s.split(separator: "\u{0}", maxSplits: 1, omittingEmptySubsequences: false)
+        return NoticeFacts(id: String(parts[0]), version: parts.count > 1 ? String(parts[1]) : "")
+    }
+
+    func strings(ofList id: UInt32) -> [String] { lists.list(id).map { strings.string($0) } }
+
+    /// The facts of fact `id`, as `EntryFacts(decoding:)` reads them from the entry's bytes.
+    func entryFacts(_ id: UInt32) -> EntryFacts {
+        let f = facts[Int(id)]
+        let ref = entryRef(id)
+        let hlc = HLC(wall: f.wall, counter: f.counter)
+        switch f.entryKind {
+        case .consent:
+            return EntryFacts(
+                ref: ref, kind: .consent, hlc: hlc, occurredAt: f.occurredAt, subjects: [subjects[f.subject]],
+                channel: codes.string(UInt32(f.channel)), purposes: strings(ofList: f.purposes),
+                legalBasis: codes.string(UInt32(f.code3)), event: codes.string(UInt32(f.code1)),
+                method: codes.string(UInt32(f.code2)), controllers: strings(ofList: f.a),
+                recipients: f.b == Self.none ? [] : strings(ofList: f.b), expiresAt: f.wide == 0 ? nil : f.wide,
+                notice: f.c == 0 ? nil : notice(strings.string(f.c - 1)))
+        case .interaction:
+            let (cr, df) = refsOf(f)
+            return EntryFacts(
+                ref: ref, kind: .interaction, hlc: hlc, occurredAt: f.occurredAt, subjects: [subjects[f.subject]],
+                channel: codes.string(UInt32(f.channel)), purposes: strings(ofList: f.purposes),
+                legalBasis: codes.string(UInt32(f.code1)), interaction: strings.string(f.a),
+                agent: AgentFacts(
+                    id: strings.string(f.b), kind: codes.string(UInt32(f.code2)),
+                    onBehalfOf: f.other == 0 ? nil : orgs[Int(f.other) - 1]),
+                consentRef: cr.map(entryRef), derivedFrom: df.map(entryRef))
+        case .share:
+            let (_, df) = refsOf(f)
+            return EntryFacts(
+                ref: ref, kind: .share, hlc: hlc, occurredAt: f.occurredAt, subjects: [subjects[f.subject]],
+                purposes: strings(ofList: f.purposes), derivedFrom: df.map(entryRef), recipient: orgs[Int(f.other)],
+                dataCategories: strings(ofList: UInt32(f.wide)))
+        case .link, .unlink:
+            return EntryFacts(
+                ref: ref, kind: f.entryKind, hlc: hlc, occurredAt: f.occurredAt,
+                subjects: [subjects[f.subject], subjects[f.a]])
+        case .heads:
+            return EntryFacts(ref: ref, kind: .heads, hlc: hlc, occurredAt: f.occurredAt, subjects: [])
+        }
+    }
+
+    /// Bytes the index holds, by what it holds.
+    var reservedBytes: Int {
+        var n = facts.reservedBytes + refs.reservedBytes
+        n += subjects.reservedBytes + (consentHead.capacity + linkHead.capacity + activityHead.capacity) * 4
+        n += strings.reservedBytes + codes.reservedBytes + lists.reservedBytes
+        for l in logs {
+            n += l.facts.reservedBytes + l.merkle.reservedBytes + l.cites.reduce(0) { $0 + $1.capacity * 16 }
+        }
+        return n
+    }
+}

@@ -1,0 +1,248 @@
+import ProvCrypto
+import ProvLedger
+
+extension SubjectReport {
+    /// The report as one self-contained HTML page (Specs/view.md §8.3): readable tables, the report's JSON with the
+    /// consortium's verifier keys and every receipt, and a small script that checks every receipt in the browser
+    /// (WebCrypto SHA-256 and Ed25519, no network) and marks each fact verified or not.
+    public var html: String {
+        var h = HTMLBuilder(consortium: consortium)
+        let v = view
+        let name = consortium.name
+        h.raw(
+            """
+            <!DOCTYPE html>
+            <html lang="en"><head><meta charset="utf-8">
+            <meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>Your data record with \(HTMLBuilder.escape(name))</title>
+            <style>\(Self.css)</style>
+            </head><body data-verification="pending">
+            <header><p class="kicker">Subject access report · GDPR Article 15</p>
+            <h1>What the \(HTMLBuilder.escape(name)) companies have recorded about you</h1>
+            <p class="meta">Made \(HTMLBuilder.escape(Labels.time(generatedAt))). Consent states as of \
+            \(HTMLBuilder.escape(Labels.time(v.at))). \(v.timeline.count) records from \
+            \(Set(v.timeline.map(\.facts.org)).count) companies.</p>
+            </header>
+            <section id="summary" class="summary pending" role="status">
+            <strong id="summary-title">Checking the proofs in this page…</strong>
+            <span id="summary-detail">Each fact below is being checked against the companies' signed logs, in your browser.</span>
+            <noscript><strong>Your browser did not run the checks.</strong> Open this file in a current browser with
+            JavaScript on, or run <code>prov verify-report</code> on the JSON report.</noscript>
+            </section>
+
+            """)
+        h.raw(
+            """
+            <section><h2>What each company may do with your data</h2>
+            <p>One row per company and purpose. Only <em>Given</em> and <em>Renewed</em> allow a company to use your
+            data for that purpose, and only until it expires. Companies listed under “Shared with” may use it too.</p>
+
+            """)
+        h.table(
+            ["Company", "Purpose", "Status", "Since", "Expires", "Shared with", "Based on", "Checked"],
+            v.consents.enumerated().map { i, c in
+                (
+                    "consents:\(i)",
+                    [
+                        ("controller", Labels.company(c.controller, consortium)), ("purpose", Labels.code(c.purpose)),
+                        ("state", Labels.states[c.state] ?? c.state.rawValue),
+                        ("since", Labels.time(c.decidedBy.hlc.wall)), ("expires", c.expiresAt.map(Labels.time) ?? "—"),
+                        ("recipients", Labels.companies(c.recipients, consortium)),
+                        ("entry", Labels.ref(c.decidedBy.ref)),
+                    ], c.state.permits ? "ok" : "no"
+                )
+            }, empty: "No consent has been recorded for you.")
+        h.raw(
+            """
+            </section>
+            <section><h2>Everything recorded about you, newest first</h2>
+            <p>Every consent, contact and data transfer the companies recorded, on every channel. “Recorded” is when
+            the company's log learned of it; the time it happened, as the company stated it, is in the report's data.</p>
+
+            """)
+        h.table(
+            ["Recorded", "Company", "Channel", "What", "Who", "Legal basis", "Consent relied on", "Entry", "Checked"],
+            v.timeline.enumerated().map { i, t in ("timeline:\(i)", Self.itemCells(t.facts, consortium), nil) },
+            empty: "Nothing has been recorded about you.")
+        h.raw("</section>\n<section><h2>Your data shared between companies</h2>\n")
+        let shares = v.timeline.filter { $0.facts.kind == .share }
+        h.table(
+            ["Recorded", "From", "To", "Data", "Purposes", "Entry", "Checked"],
+            shares.enumerated().map { i, t in
+                (
+                    "shares:\(i)",
+                    [
+                        ("when", Labels.time(t.facts.hlc.wall)), ("company", Labels.company(t.facts.org, consortium)),
+                        ("recipient", Labels.company(t.facts.recipient ?? "", consortium)),
+                        ("categories", Labels.codes(t.facts.dataCategories)),
+                        ("purposes", Labels.codes(t.facts.purposes)),
+                        ("entry", Labels.ref(t.facts.ref)),
+                    ], nil
+                )
+            }, empty: "No company recorded sharing your data with another.")
+        h.raw(
+            """
+            </section>
+            <section><h2>Was your consent respected?</h2>
+            <p>Every contact that relied on your consent, checked against what the company knew at the time.
+            A <strong>violation</strong> means the company's own records already showed it had no valid consent;
+            a <strong>propagation lag</strong> means you had withdrawn (or objected) shortly before, but the news had
+            not yet reached that company.</p>
+
+            """)
+        h.table(
+            ["Recorded", "Company", "What", "Finding", "Why", "Checked"],
+            v.compliance.enumerated().map { i, f in
+                let finding: String
+                switch f.classification {
+                case .lawful: finding = "Lawful"
+                case .violation: finding = "Violation"
+                case .propagationLag:
+                    finding = "Propagation lag"
+                }
+                return (
+                    "compliance:\(i)",
+                    [
+                        ("when", Labels.time(f.interaction.hlc.wall)),
+                        ("company", Labels.company(f.interaction.org, consortium)),
+                        ("what", Labels.what(f.interaction, consortium)), ("-finding", finding),
+                        ("-why", Labels.why(f, consortium)),
+                    ], f.classification == .lawful ? "ok" : "no"
+                )
+            }, empty: "No contact relied on your consent.")
+        h.raw(
+            """
+            </section>
+            <section><h2>Your identifiers</h2>
+            <p>The companies never record your e-mail address, phone number or customer number: only keyed pseudonyms
+            of them (below). These were recognised as you:</p><ul class="refs">
+            """)
+        for r in v.refs { h.raw("<li><code>\(SubjectRef.text(r))</code></li>") }
+        h.raw("</ul>\n")
+        h.table(
+            ["Identifiers", "Now", "Entry", "Checked"],
+            v.links.enumerated().map { i, l in
+                (
+                    "links:\(i)",
+                    [
+                        ("refs", l.refs.map(SubjectRef.text).joined(separator: " ↔ ")),
+                        ("linked", l.linked ? "Linked" : "Unlinked"), ("entry", Labels.ref(l.decidedBy.ref)),
+                    ], nil
+                )
+            }, empty: "No identifiers were linked.")
+        h.raw(
+            """
+            </section>
+            <section class="howto"><h2>How to check this report</h2>
+            <dl>
+            <dt><span class="mark ok">✓ Verified</span></dt><dd>This fact is in the company's log exactly as shown: its
+            receipt proves that the entry is in the log whose checkpoint the company signed with its key (below), and the
+            row says what the entry says.</dd>
+            <dt><span class="mark no">✗ Not verified</span></dt><dd>The row differs from the signed entry, or its proof does
+            not check out. Do not rely on it, and ask the company about it.</dd>
+            </dl>
+            <p>The checks run in your browser, with nothing sent anywhere. They use the keys below, which came with this
+            page: compare them with the keys the consortium publishes. The same checks, against the published keys, run
+            with <code>prov verify-report report.json --consortium consortium.json</code>.</p>
+            <table class="keys"><thead><tr><th>Company</th><th>Verifier key</th></tr></thead><tbody>
+            """)
+        for m in consortium.members {
+            h.raw(
+                "<tr><td>\(HTMLBuilder.escape(m.name)) (\(HTMLBuilder.escape(m.org)))</td>"
+                    + "<td><code>\(HTMLBuilder.escape(m.key.description))</code></td></tr>")
+        }
+        h.raw(
+            """
+            </tbody></table>
+            <p>The view was computed from these logs (size and root hash of each); every company's node computes the
+            same view digest from them:</p>
+            <table class="keys"><thead><tr><th>Log</th><th>Entries</th><th>Root hash</th></tr></thead><tbody>
+            """)
+        for l in v.frontier.logs {
+            h.raw("<tr><td>\(HTMLBuilder.escape(l.org))</td><td>\(l.size)</td><td><code>\(l.root.hex)</code></td></tr>")
+        }
+        h.raw("</tbody></table>\n<p>View digest: <code>\(v.digest.hex)</code></p>\n</section>\n")
+        let data = json.serialized.replacingOccurrences(of: "<", with: "\\u003c")
+        h.raw("<script type=\"application/json\" id=\"report-data\">\(data)</script>\n")
+        h.raw("<script>\(ReportScript.source)</script>\n</body></html>\n")
+        return h.out
+    }
+
+    static func itemCells(_ f: EntryFacts, _ c: Consortium) -> [(String, String)] {
+        [
+            ("when", Labels.time(f.hlc.wall)), ("company", Labels.company(f.org, c)),
+            ("channel", Labels.channel(f.channel)),
+            ("what", Labels.what(f, c)), ("agent", Labels.agent(f, c)),
+            ("basis", f.legalBasis.map(Labels.code) ?? "—"), ("relied", Labels.ref(f.consentRef)),
+            ("entry", Labels.ref(f.ref)),
+        ]
+    }
+
+    static let css = """
+        :root{--ink:#1d2330;--muted:#5b6475;--line:#dfe3ea;--ok:#17773b;--okbg:#e6f4ea;--no:#b3261e;--nobg:#fce8e6;\
+        --pending:#8a6d00;--pendbg:#fff5d6}
+        *{box-sizing:border-box}body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);\
+        margin:0 auto;max-width:1180px;padding:24px 28px 60px}
+        h1{font-size:26px;margin:4px 0 6px}h2{font-size:19px;margin:34px 0 6px;padding-top:10px;border-top:1px solid var(--line)}
+        .kicker{text-transform:uppercase;letter-spacing:.08em;font-size:12px;color:var(--muted);margin:0}
+        .meta,section>p{color:var(--muted);margin:4px 0 12px}
+        .summary{border-radius:10px;padding:14px 18px;margin:18px 0;border:1px solid;font-size:16px}
+        .summary strong{display:block;font-size:18px;margin-bottom:2px}
+        .summary.pending{background:var(--pendbg);border-color:#f0d98a;color:var(--pending)}
+        .summary.ok{background:var(--okbg);border-color:#a8d5b5;color:var(--ok)}
+        .summary.no{background:var(--nobg);border-color:#f2b8b5;color:var(--no)}
+        table{border-collapse:collapse;width:100%;font-size:14px;margin:8px 0}
+        th{text-align:left;font-weight:600;color:var(--muted);border-bottom:2px solid var(--line);padding:6px 8px}
+        td{border-bottom:1px solid var(--line);padding:6px 8px;vertical-align:top}
+        tr.no td{background:var(--nobg)}td.state-ok{color:var(--ok);font-weight:600}td.state-no{color:var(--no);font-weight:600}
+        .mark{white-space:nowrap;font-weight:600}.mark.ok{color:var(--ok)}.mark.no{color:var(--no)}.mark.pending{color:var(--pending)}
+        td[data-field=when],td[data-field=since],td[data-field=expires]{white-space:nowrap}
+        .why{display:block;font-weight:400;font-size:12px;color:var(--no);white-space:normal}
+        code{font:12px/1.4 ui-monospace,Menlo,Consolas,monospace;word-break:break-all}
+        .empty{color:var(--muted);font-style:italic}.refs{margin:4px 0 8px}
+        .howto dt{margin-top:8px}.howto dd{margin:2px 0 8px 0;color:var(--muted)}
+        """
+}
+
+/// Builds the page; every text that came from the logs is escaped.
+struct HTMLBuilder {
+    let consortium: Consortium
+    var out = ""
+
+    static func escape(_ s: String) -> String {
+        var r = ""
+        for ch in s {
+            switch ch {
+            case "&": r += "&amp;"
+            case "<": r += "&lt;"
+            case ">": r += "&gt;"
+            case "\"": r += "&quot;"
+            case "'": r += "&#39;"
+            default: r.append(ch)
+            }
+        }
+        return r
+    }
+
+    mutating func raw(_ s: String) { out += s }
+
+    /// A table of facts: each row names its fact (`section:index`) and each checked cell its field; cells whose
+    /// field starts with `-` are shown, not checked. `state` colours the row's status cell.
+    mutating func table(_ header: [String], _ rows: [(String, [(String, String)], String?)], empty: String) {
+        guard !rows.isEmpty else {
+            out += "<p class=\"empty\">\(Self.escape(empty))</p>\n"
+            return
+        }
+        out += "<table><thead><tr>" + header.map { "<th>\(Self.escape($0))</th>" }.joined() + "</tr></thead><tbody>\n"
+        for (fact, cells, state) in rows {
+            out += "<tr data-fact=\"\(fact)\">"
+            for (field, text) in cells {
+                let cls = field == "state" || field == "-finding" ? " class=\"state-\(state ?? "ok")\"" : ""
+                let attr = field.hasPrefix("-") ? "" : " data-field=\"\(field)\""
+                out += "<td\(attr)\(cls)>\(Self.escape(text))</td>"
+            }
+            out += "<td class=\"mark pending\" data-mark>…</td></tr>\n"
+        }
+        out += "</tbody></table>\n"
+    }
+}
