@@ -1,13 +1,14 @@
 import Foundation
 import ProvCrypto
 import ProvLedger
+import TestSupport
 import Testing
 
 @testable import ProvView
 
 /// Every consent event in every state (Specs/view.md §4.2), driven through real logs and the index: the table the
 /// test expects is read from the spec itself, so the spec and the code cannot drift apart.
-@Suite struct ConsentStateTests {
+@Suite(.leavesNoFiles) struct ConsentStateTests {
     /// The transition table of Specs/view.md: state → event → new state, nil where the event is ignored.
     static func specTable() throws -> [ConsentStatus: [ConsentEvent: ConsentStatus?]] {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(

@@ -2,12 +2,13 @@ import Dispatch
 import Foundation
 import ProvCrypto
 import ProvLedger
+import TestSupport
 import Testing
 
 @testable import ProvView
 
 /// The contract between whoever feeds the index (the node, the offline builder) and the index.
-@Suite struct FeedTests {
+@Suite(.leavesNoFiles) struct FeedTests {
     func error(_ body: () throws -> Void) -> ViewError? {
         do {
             try body()
@@ -184,7 +185,7 @@ final class FeedBox: @unchecked Sendable {
     func set(_ v: String) { value = v }
 }
 
-@Suite struct OfflineBuildTests {
+@Suite(.leavesNoFiles) struct OfflineBuildTests {
     /// A log whose entries do not give its signed root is left out, named with the reason; the others are read.
     @Test func aTamperedLogIsLeftOutAndNamed() throws {
         let j = try Journey()

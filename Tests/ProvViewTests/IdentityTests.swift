@@ -1,13 +1,14 @@
 import Foundation
 import ProvCrypto
 import ProvLedger
+import TestSupport
 import Testing
 
 @testable import ProvView
 
 /// Link and unlink decide which refs are one person: the last of them (by hlc, log, seq) between two refs
 /// decides their edge, and a person is everything connected (Specs/view.md §3).
-@Suite struct IdentityTests {
+@Suite(.leavesNoFiles) struct IdentityTests {
     let email = "email:carol@example.com"
     let phone = "phone:+441632960002"
     let card = "cust:retail:C-9"
@@ -115,7 +116,7 @@ import Testing
 }
 
 /// The interaction's `consentRef` is checked against what it names (Specs/view.md §7.3).
-@Suite struct ConsentRefTests {
+@Suite(.leavesNoFiles) struct ConsentRefTests {
     @Test func eachFlag() throws {
         let ledger = try Ledger()
         defer { ledger.remove() }

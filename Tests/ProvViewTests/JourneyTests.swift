@@ -1,6 +1,7 @@
 import Foundation
 import ProvCrypto
 import ProvLedger
+import TestSupport
 import Testing
 
 @testable import ProvView
@@ -106,7 +107,7 @@ struct Journey {
     }
 }
 
-@Suite struct JourneyTests {
+@Suite(.leavesNoFiles) struct JourneyTests {
     @Test func complianceFindsTheViolationAndTheLagAndNothingElse() throws {
         let j = try Journey()
         defer { j.ledger.remove() }

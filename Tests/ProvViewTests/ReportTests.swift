@@ -1,6 +1,7 @@
 import Foundation
 import ProvCrypto
 import ProvLedger
+import TestSupport
 import Testing
 
 @testable import ProvView
@@ -31,7 +32,7 @@ func check(_ r: SubjectReport, _ consortium: Consortium) throws -> ReportCheck {
     try SubjectReport.verify(json: Array(r.json.serialized.utf8), consortium: consortium)
 }
 
-@Suite struct ReportTests {
+@Suite(.leavesNoFiles) struct ReportTests {
     @Test func aReportCarriesAReceiptForEveryFactAndVerifies() throws {
         let j = try Journey()
         defer { j.ledger.remove() }
@@ -92,7 +93,7 @@ func check(_ r: SubjectReport, _ consortium: Consortium) throws -> ReportCheck {
 
 /// The HTML report checks itself in a real browser: headless Chromium opens it from a file, with no network, and
 /// the test reads the marks its script left in the page.
-@Suite(.serialized) struct ReportBrowserTests {
+@Suite(.serialized, .leavesNoFiles) struct ReportBrowserTests {
     static func chromium() -> String? {
         for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
             for name in ["chromium", "chromium-browser", "google-chrome"] {

@@ -1,16 +1,14 @@
 import Foundation
 import ProvCrypto
+import TestSupport
 import Testing
 
 @testable import ProvLedger
 @testable import ProvView
 
-/// A fresh empty directory under the temporary folder; the caller removes it.
-func makeTempDir(_ tag: String = "prov-view") throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(tag)-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
+/// A fresh empty directory under the temporary folder, recorded for the check that no test leaves files behind;
+/// the caller removes it.
+func makeTempDir(_ tag: String = "prov-view") throws -> URL { try TemporaryFiles.directory(tag) }
 
 /// Deterministic pseudo-random numbers (SplitMix64), so a failing order can be replayed.
 struct SplitMix64: RandomNumberGenerator {

@@ -1,5 +1,6 @@
 import Foundation
 import ProvCrypto
+import TestSupport
 import Testing
 
 @testable import ProvLedger
@@ -7,7 +8,7 @@ import Testing
 
 /// The view digest of Specs/view.md §6, against the test vector in Specs/view-vector.json, and against the
 /// ledger's generic deterministic CBOR encoder (RFC 8949 §4.2.1), which sorts map keys itself.
-@Suite struct ViewVectorTests {
+@Suite(.leavesNoFiles) struct ViewVectorTests {
     static let specs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Specs")
 
     func vectorView() throws -> (SubjectView, [String: Any]) {
