@@ -895,6 +895,9 @@ public final class LogStore {
         fileprivate let segment: FileHandleFD?
         fileprivate let startSize: UInt64
         fileprivate var tiles: [TileHash] = []
+
+        /// The checkpoint that closes the group.
+        public var signedCheckpoint: SignedCheckpoint? { checkpoint }
     }
 
     /// The first half of a commit: signs the group's checkpoint and writes the group, without fsync. The next
@@ -1069,6 +1072,9 @@ public struct PendingGroup {
     /// The seq the next added entry gets.
     public var nextSeq: UInt64 { state.frontier.size }
 
+    /// The group's entries (seq, leaf hash, canonical bytes), as a value that can travel to another thread.
+    public var entries: GroupEntries { GroupEntries(buffer: buffer, offsets: offsets, results: results) }
+
     public mutating func reserve(_ n: Int) {
         buffer.reserveCapacity(n * 300 + 4096)
         offsets.reserveCapacity(n)
@@ -1137,6 +1143,26 @@ public struct PendingGroup {
         results.append((seq, leaf))
         bodies.append(body)
         return (seq, leaf)
+    }
+}
+
+/// The entries of a group: seq, leaf hash and canonical bytes of each (for a view fed after the group's fsync).
+public struct GroupEntries: Sendable {
+    let buffer: [UInt8]
+    let offsets: [Int]
+    let results: [(seq: UInt64, leaf: SHA256Digest)]
+
+    public var count: Int { results.count }
+
+    /// Each entry in order.
+    public func forEach(_ body: (UInt64, SHA256Digest, UnsafeRawBufferPointer) throws -> Void) rethrows {
+        try buffer.withUnsafeBytes { b in
+            for (i, r) in results.enumerated() {
+                let start = offsets[i] + SegmentFormat.headerSize
+                let end = i + 1 < offsets.count ? offsets[i + 1] : b.count
+                try body(r.seq, r.leaf, UnsafeRawBufferPointer(rebasing: b[start..<end]))
+            }
+        }
     }
 }
 

@@ -45,6 +45,9 @@ public final class ReplicaWriter {
 
     /// Entries checked and waiting for a checkpoint.
     public var pending: Int { group.count }
+    /// The pending entries, as they will be written.
+    public var pendingGroup: PendingGroup { group }
+
     /// The size the copy reaches once the pending entries are committed.
     public var pendingSize: UInt64 { group.size }
     public var pendingRoot: SHA256Digest { group.root }

@@ -139,6 +139,7 @@ final class EventWriter: @unchecked Sendable {
         }
         recent.append((group.startSize, group.results.map(\.leaf), group.bodies))
         let log = node.log
+        let committedGroup = group.entries
         fsync.async {
             do throws(LedgerError) { try LogStore.sync(written) } catch {
                 own.fail(error)
@@ -149,6 +150,7 @@ final class EventWriter: @unchecked Sendable {
             do throws(LedgerError) { _ = try own.acknowledge(written) } catch {
                 log.warn("group committed, but a cache file was not updated", ["error": error.message])
             }
+            if let cp = written.signedCheckpoint { node.feedView(node.config.org, committedGroup, cp) }
             node.metrics.appends.add(1, ordering: .relaxed)
             node.metrics.groupCommits.add(1, ordering: .relaxed)
             node.logMoved(node.config.org)
@@ -230,6 +232,7 @@ final class EventWriter: @unchecked Sendable {
             return
         }
         self.recent.append((startSize, pending.leaves, pending.bodies))
+        let committedGroup = group.entries
         let metrics = node.metrics
         let log = node.log
         let results = group.results
@@ -250,6 +253,8 @@ final class EventWriter: @unchecked Sendable {
                 // The segment is durable: the entries are committed; only a cache update failed.
                 log.warn("group committed, but a cache file was not updated", ["error": error.message])
             }
+            // The view shows the entries before their writers hear back: a client reads what it wrote.
+            if let cp = written.signedCheckpoint { node.feedView(ownOrg, committedGroup, cp) }
             metrics.appends.add(UInt64(results.count), ordering: .relaxed)
             metrics.groupCommits.add(1, ordering: .relaxed)
             if let first = answers.first {

@@ -104,15 +104,19 @@ final class HeldLog: @unchecked Sendable {
         return store.beginGroup(now: now)
     }
 
-    /// Commits the replica's pending entries under `checkpoint` (the caller holds `syncLock`).
-    func commitReplica(_ checkpoint: SignedCheckpoint) throws(LedgerError) -> UInt64 {
+    /// Commits the replica's pending entries under `checkpoint` (the caller holds `syncLock`); `committed` gets
+    /// the group once it is durable, before anyone waiting for the size hears of it.
+    func commitReplica(_ checkpoint: SignedCheckpoint, committed: (GroupEntries) -> Void) throws(LedgerError) -> UInt64
+    {
         guard let replica else { throw LedgerError(.config, "log \(org) is this node's own log") }
+        let group = replica.pendingGroup.entries
         lock.lock()
         let size: UInt64
         do throws(LedgerError) { size = try replica.commit(checkpoint) } catch {
             lock.unlock()
             throw error
         }
+        committed(group)
         let ready = waiters.filter { $0.size <= size }
         waiters.removeAll { $0.size <= size }
         lock.unlock()

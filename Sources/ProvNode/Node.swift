@@ -1,6 +1,7 @@
 import Foundation
 import ProvCrypto
 import ProvLedger
+import ProvView
 import Synchronization
 
 /// One company's node (`provd`): its own log, a copy of every other member's log, the group-commit writer for
@@ -21,6 +22,8 @@ public final class Node: @unchecked Sendable {
     let logs: [String: HeldLog]
     var own: HeldLog { logs[config.org]! }
     let writer: EventWriter
+    /// The shared customer view over every log held here (Specs/view.md).
+    public let view: ViewIndex
     private(set) var workers: [String: PeerWorker] = [:]
     let makeLink: PeerLinkFactory
     /// Called after any log held here moved (org, new size): tests and the view follow commits through it.
@@ -60,6 +63,8 @@ public final class Node: @unchecked Sendable {
             logs[m.org] = try HeldLog(member: m, store: store, consortium: consortium, isOwn: m.org == config.org)
         }
         self.logs = logs
+        view = try Self.buildView(
+            dataDirectory: config.dataDirectory, consortium: consortium, linkKey: linkKey, logs: logs, log: log)
         writer = EventWriter()
         writer.node = self
         for (org, held) in logs where !held.isOwn {

@@ -426,7 +426,7 @@ final class PeerWorker: @unchecked Sendable {
                 bundle += 1
             }
             do {
-                _ = try held.commitReplica(chunkEnd)
+                _ = try held.commitReplica(chunkEnd) { group in node.feedView(log, group, chunkEnd) }
             } catch {
                 replica.reset()
                 if error.code == .verificationFailed {

@@ -21,6 +21,7 @@ extension Node {
                         .with(header: ("WWW-Authenticate", "Bearer")))
             }
             if parts.first == "logs" { return respond(readLog(req, Array(parts.dropFirst()))) }
+            if let r = viewRoute(req) { return respond(r) }
             switch (req.method, req.path) {
             case ("POST", "/v1/events"):
                 guard role == .app else {
