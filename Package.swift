@@ -50,7 +50,8 @@ let package = Package(
         .testTarget(
             name: "ProvViewTests", dependencies: ["ProvView", "ProvLedger", "ProvCrypto", "TestSupport"]),
         .testTarget(
-            name: "ProvCLITests", dependencies: ["ProvCLI", "ProvLedger", "ProvCrypto", "TestSupport"]),
+            name: "ProvCLITests",
+            dependencies: ["ProvCLI", "ProvLedger", "ProvCrypto", "ProvView", "ProvNet", "ProvNode", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -64,6 +64,7 @@ public enum Prov {
             case "vectors": return try Vectors.run(rest)
             case "demo": return try Demo.run(rest)
             case "nodes": return try nodes(rest)
+            case "journey": return try journey(rest)
             case "help", "--help", "-h":
                 out(usage)
                 return 0

@@ -17,3 +17,17 @@ extension Prov {
         return 0
     }
 }
+
+extension Prov {
+    /// `prov demo` (the three-node journey): `--dir DIR`, `--keep-running`, `--customers N`.
+    static func journey(_ a: [String]) throws -> Int32 {
+        let args = try Arguments(a, options: ["dir", "customers"], flags: ["keep-running"])
+        let stamp = Timestamp.format(UInt64(Date().timeIntervalSince1970 * 1000)).replacingOccurrences(
+            of: ":", with: "")
+        let dir = try args.optional("dir") ?? FileManager.default.temporaryDirectory.path + "/prov-demo-\(stamp)"
+        return try JourneyDemo.main(
+            .init(
+                directory: dir, keepRunning: args.flags.contains("keep-running"),
+                customers: try args.integer("customers", default: 3000)))
+    }
+}

@@ -96,6 +96,18 @@ final class NodeProcess: @unchecked Sendable {
 
     var stderrLines: [String] { sink?.all ?? [] }
 
+    /// Waits (bounded) until more than `after` stderr lines contain `text`; true if they do.
+    @discardableResult
+    func waitForLog(_ text: String, after: Int, timeout: Double = 10) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        cond.lock()
+        defer { cond.unlock() }
+        while (sink?.lines ?? []).filter({ $0.contains(text) }).count <= after {
+            if !cond.wait(until: deadline) { return false }
+        }
+        return true
+    }
+
     var pid: Int32 { process.processIdentifier }
 
     /// Peak resident memory of the process so far (VmHWM), in bytes.

@@ -145,17 +145,25 @@ final class HeldLog: @unchecked Sendable {
         for w in gone { w.call(false) }
     }
 
-    /// Keeps the cosignatures `lines` for own checkpoint `cp` when it is the newest cosigned one; the file is
-    /// replaced atomically.
+    /// Cosignatures collected for the newest own checkpoints, by size: peers answer pushes at different moments,
+    /// so the cosignatures of one checkpoint arrive one by one.
+    private var recentCosigned: [UInt64: SignedCheckpoint] = [:]
+
+    /// Keeps `signatures` (verified cosignatures of peers) for own checkpoint `cp`. The `cosigned` file holds the
+    /// checkpoint with the most cosigners (the newer on a tie), replaced atomically when that changes.
     func addCosignatures(_ signatures: [NoteSignature], for cp: SignedCheckpoint) {
         lock.lock()
         defer { lock.unlock() }
-        var base = cosigned
-        if base == nil || base!.checkpoint.size < cp.checkpoint.size { base = cp }
-        guard var note = base, note.checkpoint == cp.checkpoint else { return }
-        for s in signatures where !note.note.signatures.contains(s) { note.note.signatures.append(s) }
-        cosigned = note
-        try? FileHandleFD.replaceAtomically(cosignedPath, Array(note.serialized.utf8))
+        var note = recentCosigned[cp.checkpoint.size] ?? cp
+        guard note.checkpoint == cp.checkpoint else { return }
+        for sig in signatures where !note.note.signatures.contains(sig) { note.note.signatures.append(sig) }
+        recentCosigned[cp.checkpoint.size] = note
+        if recentCosigned.count > 32, let oldest = recentCosigned.keys.min() { recentCosigned[oldest] = nil }
+        func rank(_ c: SignedCheckpoint) -> (Int, UInt64) { (c.note.signatures.count, c.checkpoint.size) }
+        guard let best = recentCosigned.values.max(by: { rank($0) < rank($1) }) else { return }
+        if let current = cosigned, rank(current) >= rank(best) { return }
+        cosigned = best
+        try? FileHandleFD.replaceAtomically(cosignedPath, Array(best.serialized.utf8))
     }
 
     var latestCosigned: SignedCheckpoint? {

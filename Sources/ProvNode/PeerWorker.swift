@@ -202,7 +202,9 @@ final class PeerWorker: @unchecked Sendable {
         cond.unlock()
         for _ in 0..<3 {
             if old > cp.checkpoint.size { break }
-            if old == cp.checkpoint.size, seenSize(log) == old, old > 0 { return true }
+            // A peer that holds a copy's checkpoint already needs no push; the own log is pushed all the same,
+            // for the peer's cosignature.
+            if !held.isOwn, old == cp.checkpoint.size, seenSize(log) == old, old > 0 { return true }
             let proof = try held.read { store throws(LedgerError) in
                 try store.consistencyProof(old: old, new: cp.checkpoint.size)
             }

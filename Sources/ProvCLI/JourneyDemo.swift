@@ -1,0 +1,519 @@
+import Foundation
+import ProvCrypto
+import ProvLedger
+import ProvNet
+import ProvNode
+import ProvView
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `prov demo`: the whole mission on this machine. Three companies (a sports brand, a retailer, a contact centre
+/// serving both) in a fresh consortium, three real `provd` processes on loopback, background traffic from a few
+/// thousand customers, and one customer's journey across them; then the customer's view from every node (one
+/// digest), the compliance findings, the customer's self-verifying access report, a receipt checked offline, and
+/// `prov verify` on every node's data.
+enum JourneyDemo {
+    static let orgs = ["brand", "retail", "care"]
+    static let names = ["brand": "Stride Sports", "retail": "Northwind Retail", "care": "Helpline Contact Centre"]
+
+    public struct Options: Sendable {
+        public var directory: String
+        public var keepRunning: Bool
+        public var customers: Int
+        public var quiet: Bool
+
+        public init(directory: String, keepRunning: Bool = false, customers: Int = 3000, quiet: Bool = false) {
+            self.directory = directory
+            self.keepRunning = keepRunning
+            self.customers = customers
+            self.quiet = quiet
+        }
+    }
+
+    /// What the run found: what a test checks and the command reports.
+    public struct Outcome: Sendable {
+        /// The customer's view digest from each node.
+        public var digests: [String: String] = [:]
+        /// Per company, the classifications of its compliance findings.
+        public var findings: [String: [String]] = [:]
+        public var reportOK = false
+        public var receiptCosigners: [String] = []
+        /// Per node, whether `prov verify` passed on its data directory.
+        public var verified: [String: Bool] = [:]
+        /// The journey's entries by name (`withdrawal`, `web-consent`, …) as `org/seq`.
+        public var entries: [String: String] = [:]
+        /// The nodes, when they keep running: org → (API address, auditor token, pid).
+        public var running: [String: (api: String, token: String, pid: Int32)] = [:]
+
+        public var ok: Bool {
+            Set(digests.values).count == 1 && reportOK && receiptCosigners.count == 2
+                && findings.values.flatMap { $0 }.sorted() == ["propagation-lag", "violation"]
+                && (verified.isEmpty || verified.values.allSatisfy { $0 })
+        }
+    }
+
+    public static func main(_ o: Options) throws -> Int32 { try run(o).ok ? 0 : 1 }
+
+    public static func run(_ o: Options) throws -> Outcome {
+        let start = Date()
+        let out = Output(quiet: o.quiet)
+        var outcome = Outcome()
+        try FileManager.default.createDirectory(atPath: o.directory, withIntermediateDirectories: true)
+        out.step("A consortium of three companies in \(o.directory)")
+        let setup = try ConsortiumSetup.initialize(
+            directory: o.directory + "/consortium", orgs: orgs, consortium: "demo", basePort: 7400, names: names)
+        for org in orgs {
+            try NodeFile.update(setup.nodeConfigs[org]!) { c in
+                c["peer"] = .string("127.0.0.1:0")
+                c["api"] = .string("127.0.0.1:0")
+                c["headsIntervalMs"] = .number("250")
+                c["syncIntervalMs"] = .number("250")
+            }
+        }
+        for org in orgs { out.line("  \(names[org]!) (\(org)): \(setup.nodeConfigs[org]!)") }
+
+        out.step("Three provd nodes on 127.0.0.1, replicating over mutual TLS")
+        var nodes: [String: NodeProcess] = [:]
+        var stopped = false
+        defer { if !stopped { for n in nodes.values { n.stop() } } }
+        for org in orgs { nodes[org] = try NodeProcess(org: org, config: setup.nodeConfigs[org]!) }
+        try connect(nodes, setup, except: nil)
+        var api: [String: NodeAPI] = [:]
+        var auditor: [String: NodeAPI] = [:]
+        for org in orgs {
+            let c = try NodeFile.read(setup.nodeConfigs[org]!)
+            api[org] = try NodeAPI(address: nodes[org]!.api, token: c["token"]!.stringValue!)
+            auditor[org] = try NodeAPI(address: nodes[org]!.api, token: c["auditorToken"]!.stringValue!)
+            out.line("  \(org): peer \(nodes[org]!.peer), API http://\(nodes[org]!.api)")
+        }
+        try waitUntil("every node sees its peers", out) {
+            try orgs.allSatisfy { org in
+                let s = try JSON.parse(try auditor[org]!.get("/v1/status").body)
+                return (s["peers"]?.arrayValue ?? []).allSatisfy { $0["connected"] == .bool(true) }
+            }
+        }
+
+        out.step("Background traffic: \(o.customers) customers of the three companies")
+        try background(api, customers: o.customers, out: out)
+
+        out.step("One customer's journey across the three companies")
+        let journey = try Journey(api: api, auditor: auditor, nodes: nodes, setup: setup, out: out)
+        try journey.run()
+
+        out.step("Every node holds every log, verified")
+        let sizes = try converge(auditor, out)
+        for org in orgs { out.line("  \(org)'s log: \(sizes[org]!) entries, the same root on all three nodes") }
+
+        out.step("The customer's view, asked of each node")
+        let subject = Journey.email
+        let path = "/v1/subjects/" + percentEncoded(subject)
+        var digests: [String: String] = [:]
+        var shown = false
+        for org in orgs {
+            let r = try auditor[org]!.get(path + "/view")
+            guard r.status == 200 else { throw LedgerError(.io, "\(org) answered \(r.status) for the view") }
+            let v = try JSON.parse(r.body)
+            digests[org] = v["digest"]?.stringValue ?? "?"
+            if !shown {
+                shown = true
+                out.line("  consent (controller, purpose → state):")
+                for c in v["consents"]?.arrayValue ?? [] {
+                    out.line(
+                        "    \(c["controller"]?.stringValue ?? "?") \(c["purpose"]?.stringValue ?? "?") → "
+                            + "\(c["state"]?.stringValue ?? "?")")
+                }
+                out.line("  timeline, newest first:")
+                for t in (v["timeline"]?.arrayValue ?? []).prefix(14) {
+                    let kind = t["kind"]?.stringValue ?? "?"
+                    var what = t["interaction"]?.stringValue ?? t["event"]?.stringValue ?? kind
+                    if kind == "consent" { what = "consent " + what }
+                    if kind == "share" { what = "shared with " + (t["recipient"]?.stringValue ?? "?") }
+                    var who = ""
+                    if let a = t["agent"] {
+                        who = " by \(a["kind"]?.stringValue ?? "") \(a["id"]?.stringValue ?? "")"
+                        if let b = a["onBehalfOf"]?.stringValue { who += " for \(b)" }
+                    }
+                    let time = (t["recordedAt"]?.stringValue ?? "").dropFirst(11).prefix(12)
+                    out.line(
+                        "    \(time)  \((t["org"]?.stringValue ?? "?").padding(toLength: 7, withPad: " ", startingAt: 0))"
+                            + "\((t["channel"]?.stringValue ?? "-").padding(toLength: 7, withPad: " ", startingAt: 0))"
+                            + "\(what)\(who)" + (t["legalBasis"]?.stringValue.map { " [\($0)]" } ?? ""))
+                }
+            }
+        }
+        for org in orgs { out.line("  view digest from \(org): \(digests[org]!)") }
+        outcome.digests = digests
+        let identical = Set(digests.values).count == 1
+        out.line(identical ? "  identical on all three nodes" : "  DIGESTS DIFFER")
+
+        out.step("Compliance: interactions that relied on consent")
+        var findings: [(String, String)] = []
+        for org in orgs {
+            let r = try auditor[org]!.get("/v1/compliance?org=\(org)")
+            let c = try JSON.parse(r.body)
+            out.line(
+                "  \(names[org]!): \(c["interactions"]?.int64Value ?? 0) interactions, \(c["lawful"]?.int64Value ?? 0) "
+                    + "lawful, \(c["violations"]?.int64Value ?? 0) violations, "
+                    + "\(c["propagationLags"]?.int64Value ?? 0) propagation lags")
+            for f in c["findings"]?.arrayValue ?? [] {
+                let cls = f["classification"]?.stringValue ?? "?"
+                findings.append((org, cls))
+                outcome.findings[org, default: []].append(cls)
+                out.line("    \(cls): \(f["reason"]?.stringValue ?? "")")
+            }
+        }
+
+        out.step("The customer's access report (GDPR Art. 15), self-verifying")
+        let html = try auditor["retail"]!.getAccepting(path + "/report", accept: "text/html")
+        let json = try auditor["retail"]!.get(path + "/report")
+        guard html.status == 200, json.status == 200 else { throw LedgerError(.io, "the report could not be made") }
+        let htmlPath = o.directory + "/access-report.html"
+        let jsonPath = o.directory + "/access-report.json"
+        try Data(html.body).write(to: URL(fileURLWithPath: htmlPath))
+        try Data(json.body).write(to: URL(fileURLWithPath: jsonPath))
+        let consortium = try Consortium.load(setup.descriptor)
+        let check = try SubjectReport.verify(json: json.body, consortium: consortium)
+        outcome.reportOK = check.ok
+        out.line("  \(htmlPath): open it in a browser; it checks every fact itself, offline")
+        out.line("  \(jsonPath): checked here offline: \(check.table.split(separator: "\n").first ?? "")")
+
+        out.step("A receipt, checked offline against the consortium's keys alone")
+        // The brand's node answers with its newest checkpoint that the other two cosigned (they cosign what they
+        // hold and verified, moments after each push).
+        var receiptText = ""
+        var checked: Receipt.Verified?
+        try waitUntil("the brand's checkpoint is cosigned by both other companies", out) {
+            let e = try auditor["brand"]!.get("/v1/entries/brand/\(journey.withdrawal)")
+            receiptText = (try JSON.parse(e.body))["receipt"]?.stringValue ?? ""
+            checked = try Receipt(parsing: receiptText).verify(consortium: consortium)
+            return checked!.cosigners.count == 2
+        }
+        let receiptPath = o.directory + "/withdrawal.tlog-proof"
+        try Data(receiptText.utf8).write(to: URL(fileURLWithPath: receiptPath))
+        let verified = checked!
+        outcome.receiptCosigners = verified.cosigners
+        outcome.entries = journey.entries
+        out.line(
+            "  \(receiptPath): \(verified.entry.org) seq \(verified.entry.seq) (the SMS withdrawal) is in the log "
+                + "signed by \(verified.entry.org)"
+                + (verified.cosigners.isEmpty ? "" : ", cosigned by \(verified.cosigners.joined(separator: ", "))"))
+
+        if o.keepRunning {
+            out.step("The nodes keep running")
+            for org in orgs {
+                let c = try NodeFile.read(setup.nodeConfigs[org]!)
+                out.line(
+                    "  curl -H 'Authorization: Bearer \(c["auditorToken"]!.stringValue!)' "
+                        + "http://\(nodes[org]!.api)/v1/subjects/\(percentEncoded(subject))/view")
+            }
+            out.line("  stop them with: kill \(orgs.map { String(nodes[$0]!.pid) }.joined(separator: " "))")
+            for org in orgs {
+                let c = try NodeFile.read(setup.nodeConfigs[org]!)
+                outcome.running[org] = (nodes[org]!.api, c["auditorToken"]!.stringValue!, nodes[org]!.pid)
+            }
+            stopped = true
+        } else {
+            out.step("The nodes stop cleanly; prov verify audits each node's data directory")
+            for org in orgs {
+                let status = nodes[org]!.stop()
+                if status != 0 { throw LedgerError(.io, "\(org)'s node exited with \(status)") }
+            }
+            stopped = true
+            for org in orgs {
+                let audits = try Verifier(consortium: consortium).verify(
+                    dataDirectory: o.directory + "/consortium/\(org)/data")
+                let bad = audits.filter { $0.failure != nil }
+                let total = audits.reduce(UInt64(0)) { $0 + $1.entries }
+                out.line(
+                    "  \(org)'s node: "
+                        + (bad.isEmpty
+                            ? "OK: \(audits.count) logs, \(total) entries verified"
+                            : "FAILED: \(bad.map { $0.failure! }.joined(separator: "; "))"))
+                outcome.verified[org] = bad.isEmpty
+            }
+        }
+        let violations = findings.filter { $0.1 == "violation" }.count
+        let lags = findings.filter { $0.1 == "propagation-lag" }.count
+        out.line("")
+        out.line(
+            "Done in \(String(format: "%.1f", Date().timeIntervalSince(start))) s: one view digest on three nodes: "
+                + "\(identical ? "yes" : "NO"); \(violations) violation and \(lags) propagation lag found; "
+                + "report and receipt verified offline: \(check.ok ? "yes" : "NO").")
+        return outcome
+    }
+
+    // MARK: Steps
+
+    /// Tells every node where the others listen (they bound port 0), except `except`'s peers for `except`.
+    static func connect(_ nodes: [String: NodeProcess], _ setup: ConsortiumSetup.Result, except: String?) throws {
+        for (org, node) in nodes {
+            let before = node.stderrLines.filter { $0.contains("peer addresses re-read") }.count
+            try NodeFile.update(setup.nodeConfigs[org]!) { c in
+                c["peerAddresses"] = .object(
+                    nodes.keys.sorted().filter { $0 != org }.map {
+                        // An isolated node is given addresses where nothing listens.
+                        JSONMember($0, .string(org == except ? "127.0.0.1:1" : nodes[$0]!.peer))
+                    })
+            }
+            kill(node.pid, SIGHUP)
+            _ = node.waitForLog("peer addresses re-read", after: before)
+        }
+    }
+
+    static func background(_ api: [String: NodeAPI], customers: Int, out: Output) throws {
+        let group = DispatchGroup()
+        let failures = Mutex<[String]>([])
+        let done = Atomic<Int>(0)
+        for (k, org) in orgs.enumerated() {
+            group.enter()
+            let client = api[org]!
+            Thread.detachNewThread {
+                defer { group.leave() }
+                var i = k
+                var batch: [String] = []
+                while i < customers * 3 {
+                    batch.append(Traffic.event(org: org, customer: i % customers, n: i))
+                    if batch.count == 500 || i + 3 >= customers * 3 {
+                        do {
+                            let r = try client.post(
+                                "/v1/events", Array(("[" + batch.joined(separator: ",") + "]").utf8))
+                            guard r.status == 200 else {
+                                failures.withLock {
+                                    $0.append(
+                                        "\(org): \(r.status) \(String(decoding: r.body.prefix(200), as: UTF8.self))")
+                                }
+                                return
+                            }
+                            done.add(batch.count, ordering: .relaxed)
+                        } catch {
+                            failures.withLock { $0.append("\(org): \(error)") }
+                            return
+                        }
+                        batch.removeAll()
+                    }
+                    i += 3
+                }
+            }
+        }
+        while group.wait(timeout: .now() + 0.2) == .timedOut {
+            out.progress("  \(done.load(ordering: .relaxed)) events acknowledged")
+        }
+        out.progress(nil)
+        if let f = failures.withLock({ $0.first }) { throw LedgerError(.io, "background traffic: \(f)") }
+        out.line(
+            "  \(done.load(ordering: .relaxed)) events acknowledged by the three nodes (consents, calls, chats, purchases)"
+        )
+    }
+
+    /// Waits until every node holds every log at one size and root, and nothing moved for a moment (the heads
+    /// entries a node writes after the others moved have been written and copied too).
+    static func converge(_ auditor: [String: NodeAPI], _ out: Output) throws -> [String: UInt64] {
+        var last: [String: [String: (UInt64, String)]] = [:]
+        var stableSince: Date?
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            var now: [String: [String: (UInt64, String)]] = [:]
+            for org in orgs {
+                let s = try JSON.parse(try auditor[org]!.get("/v1/status").body)
+                var logs: [String: (UInt64, String)] = [:]
+                for m in s["logs"]?.objectValue ?? [] {
+                    logs[m.key] = (UInt64(m.value["size"]?.int64Value ?? 0), m.value["root"]?.stringValue ?? "")
+                }
+                now[org] = logs
+            }
+            let agree = orgs.allSatisfy { log in Set(now.values.map { "\($0[log]!.0) \($0[log]!.1)" }).count == 1 }
+            let same = agree && orgs.allSatisfy { n in orgs.allSatisfy { l in last[n]?[l]?.1 == now[n]![l]!.1 } }
+            if same {
+                if let s = stableSince, Date().timeIntervalSince(s) > 1.0 {
+                    out.progress(nil)
+                    return now["brand"]!.mapValues(\.0)
+                }
+                stableSince = stableSince ?? Date()
+            } else {
+                stableSince = nil
+            }
+            last = now
+            out.progress("  " + orgs.map { "\($0) \(now["brand"]![$0]!.0)" }.joined(separator: ", "))
+            usleep(100_000)  // sampling the nodes' status, not synchronising with them
+        }
+        throw LedgerError(.io, "the nodes did not converge within 60 s")
+    }
+
+    static func waitUntil(_ what: String, _ out: Output, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if try condition() { return }
+            usleep(50_000)  // sampling, as above
+        }
+        throw LedgerError(.io, "timed out waiting until \(what)")
+    }
+
+    static func percentEncoded(_ s: String) -> String {
+        s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? s
+    }
+
+    /// Output on stdout; progress on a terminal's stderr.
+    final class Output: @unchecked Sendable {
+        // Used from the demo's thread only.
+        var n = 0
+        let quiet: Bool
+        let terminal = isatty(2) != 0
+        init(quiet: Bool) { self.quiet = quiet }
+        func step(_ s: String) {
+            n += 1
+            if !quiet { Prov.out("\n[\(n)] \(s)") }
+        }
+        func line(_ s: String) { if !quiet { Prov.out(s) } }
+        func progress(_ s: String?) {
+            guard terminal, !quiet else { return }
+            Prov.write(2, s.map { "\r\u{1B}[K" + $0 } ?? "\r\u{1B}[K")
+        }
+    }
+}
+
+/// Background customers: consents and interactions in each company's own words.
+enum Traffic {
+    static func event(org: String, customer c: Int, n: Int) -> String {
+        let email = "email:customer\(c)@example.com"
+        let t = Timestamp.format(UInt64(Date().timeIntervalSince1970 * 1000) - 60_000)
+        switch (org, n % 2) {
+        case ("brand", 0):
+            return
+                #"{"type":"consent","subject":"\#(email)","event":"give","purposes":["dpv:DirectMarketing"],"controllers":["brand"],"recipients":["retail","care"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"\#(t)"}"#
+        case ("brand", _):
+            return
+                #"{"type":"interaction","subject":"\#(email)","channel":"web","interaction":"web-visit","purposes":["dpv:ServiceProvision"],"legalBasis":"dpv:Contract","agent":{"id":"web-shop","kind":"software","onBehalfOf":"brand"},"occurredAt":"\#(t)"}"#
+        case ("retail", 0):
+            return
+                #"{"type":"interaction","subject":"\#(email)","channel":"store","interaction":"purchase","purposes":["dpv:SellProducts"],"legalBasis":"dpv:Contract","agent":{"id":"store-till","kind":"device","onBehalfOf":"retail"},"occurredAt":"\#(t)"}"#
+        case ("retail", _):
+            return
+                #"{"type":"consent","subject":"\#(email)","event":"give","purposes":["dpv:CustomerOrderManagement"],"controllers":["retail"],"channel":"store","method":"in-person","legalBasis":"dpv:Consent","occurredAt":"\#(t)"}"#
+        case (_, 0):
+            return
+                #"{"type":"interaction","subject":"\#(email)","channel":"voice","interaction":"support-call","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"E-\#(1000 + c % 40)","kind":"person","onBehalfOf":"brand"},"occurredAt":"\#(t)"}"#
+        default:
+            return
+                #"{"type":"interaction","subject":"\#(email)","channel":"chat","interaction":"chat-answer","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"chatbot","kind":"software","onBehalfOf":"retail"},"occurredAt":"\#(t)"}"#
+        }
+    }
+}
+
+/// One customer, Alex, across the three companies (issue 8's journey).
+final class Journey {
+    static let email = "email:alex.morgan@example.com"
+    static let phone = "phone:+44 7700 900123"
+    let api: [String: NodeAPI]
+    let auditor: [String: NodeAPI]
+    let nodes: [String: NodeProcess]
+    let setup: ConsortiumSetup.Result
+    let out: JourneyDemo.Output
+    var withdrawal: UInt64 = 0
+    /// The journey's entries by name, as `org/seq`.
+    var entries: [String: String] = [:]
+
+    init(
+        api: [String: NodeAPI], auditor: [String: NodeAPI], nodes: [String: NodeProcess],
+        setup: ConsortiumSetup.Result, out: JourneyDemo.Output
+    ) throws {
+        self.api = api
+        self.auditor = auditor
+        self.nodes = nodes
+        self.setup = setup
+        self.out = out
+    }
+
+    static func now(_ offsetMs: Int64 = 0) -> String {
+        Timestamp.format(UInt64(Int64(Date().timeIntervalSince1970 * 1000) + offsetMs))
+    }
+
+    /// Posts one event to `org`'s node; returns its seq.
+    @discardableResult
+    func post(_ org: String, _ what: String, _ event: String, name: String? = nil) throws -> UInt64 {
+        let r = try api[org]!.post("/v1/events", Array(event.utf8))
+        guard r.status == 200, let seq = try JSON.parse(r.body).arrayValue?.first?["seq"]?.int64Value else {
+            throw LedgerError(.io, "\(org) refused '\(what)': \(String(decoding: r.body.prefix(300), as: UTF8.self))")
+        }
+        out.line("  \(org)/\(seq): \(what)")
+        if let name { entries[name] = "\(org)/\(seq)" }
+        return UInt64(seq)
+    }
+
+    /// Waits until `org`'s node holds `log` up to `size` entries.
+    func waitHolds(_ org: String, _ log: String, _ size: UInt64) throws {
+        try JourneyDemo.waitUntil("\(org) holds \(log) up to \(size)", out) {
+            try (auditor[org]!.sizes()[log] ?? 0) >= size
+        }
+    }
+
+    func run() throws {
+        let e = Self.email
+        let sha = String(repeating: "3f", count: 32)
+        let web = try post(
+            "brand",
+            "consent given on the brand's web site (direct marketing, to the brand, the retailer and the contact centre)",
+            #"{"type":"consent","subject":"\#(e)","event":"give","purposes":["dpv:DirectMarketing"],"controllers":["brand"],"recipients":["care","retail"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","notice":{"id":"marketing-notice","version":"3","sha256":"\#(sha)"},"occurredAt":"\#(Self.now())","expiresAt":"\#(Self.now(365 * 86_400_000))"}"#,
+            name: "web-consent")
+        let app = try post(
+            "brand", "consent given in the brand's app (personalisation from the wearable)",
+            #"{"type":"consent","subject":"\#(e)","event":"give","purposes":["dpv:ServicePersonalisation"],"controllers":["brand"],"channel":"app","method":"app-toggle","legalBasis":"dpv:Consent","occurredAt":"\#(Self.now())"}"#,
+            name: "app-consent")
+        try post(
+            "care", "the same customer recognised on the phone, and the two identifiers linked",
+            #"{"type":"link","subjects":["\#(e)","\#(Self.phone)"],"evidence":"\#(String(repeating: "a7", count: 32))","occurredAt":"\#(Self.now())"}"#,
+            name: "link")
+        try post(
+            "care", "a support call to the contact centre, for the brand (agent E-2041)",
+            #"{"type":"interaction","subject":"\#(Self.phone)","channel":"voice","interaction":"support-call","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"E-2041","kind":"person","onBehalfOf":"brand"},"occurredAt":"\#(Self.now())"}"#,
+            name: "support-call")
+        try post(
+            "care", "an AI assistant's chat answer, attributed to it as a software agent, for the brand",
+            #"{"type":"interaction","subject":"\#(e)","channel":"chat","interaction":"chat-answer","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"ai-assistant","kind":"software","onBehalfOf":"brand"},"occurredAt":"\#(Self.now())"}"#,
+            name: "chat-answer")
+        let sync = try post(
+            "brand", "the wearable's activity data used under the app consent",
+            #"{"type":"interaction","subject":"\#(e)","channel":"iot","interaction":"activity-sync","purposes":["dpv:ServicePersonalisation"],"legalBasis":"dpv:Consent","consentRef":{"org":"brand","seq":\#(app)},"agent":{"id":"wearable","kind":"device","onBehalfOf":"brand"},"occurredAt":"\#(Self.now())"}"#,
+            name: "activity-sync")
+        let rec = try post(
+            "brand", "a product recommendation derived from it",
+            #"{"type":"interaction","subject":"\#(e)","channel":"app","interaction":"product-recommendation","purposes":["dpv:ServicePersonalisation"],"legalBasis":"dpv:Consent","consentRef":{"org":"brand","seq":\#(app)},"derivedFrom":[{"org":"brand","seq":\#(sync)}],"agent":{"id":"recommender","kind":"software","onBehalfOf":"brand"},"occurredAt":"\#(Self.now())"}"#,
+            name: "recommendation")
+        try post(
+            "retail", "a purchase in a store",
+            #"{"type":"interaction","subject":"\#(Self.phone)","channel":"store","interaction":"purchase","purposes":["dpv:SellProducts"],"legalBasis":"dpv:Contract","agent":{"id":"store-till","kind":"device","onBehalfOf":"retail"},"occurredAt":"\#(Self.now())"}"#,
+            name: "purchase")
+        let shared = try post(
+            "brand", "the customer's preferences shared with the retailer",
+            #"{"type":"share","subject":"\#(e)","recipient":"retail","purposes":["dpv:DirectMarketing"],"dataCategories":["dpv:Preference"],"derivedFrom":[{"org":"brand","seq":\#(rec)}],"occurredAt":"\#(Self.now())"}"#,
+            name: "share")
+        // The contact centre holds everything so far, then loses its peers for a while.
+        try waitHolds("care", "brand", shared + 1)
+        try JourneyDemo.connect(nodes, setup, except: "care")
+        out.line("  (the contact centre's node is cut off from its peers)")
+        withdrawal = try post(
+            "brand", "marketing consent withdrawn by SMS",
+            #"{"type":"consent","subject":"\#(e)","event":"withdraw","purposes":["dpv:DirectMarketing"],"controllers":["brand"],"channel":"sms","method":"sms-keyword","legalBasis":"dpv:Consent","occurredAt":"\#(Self.now())"}"#,
+            name: "withdrawal")
+        // The retailer has verified the withdrawal before it mails: a violation. The contact centre has not: a lag.
+        try waitHolds("retail", "brand", withdrawal + 1)
+        try post(
+            "retail", "a marketing email by the retailer, which had already seen the withdrawal",
+            #"{"type":"interaction","subject":"\#(e)","channel":"email","interaction":"marketing-email","purposes":["dpv:DirectMarketing"],"legalBasis":"dpv:Consent","consentRef":{"org":"brand","seq":\#(web)},"agent":{"id":"mailer","kind":"software","onBehalfOf":"retail"},"occurredAt":"\#(Self.now())"}"#,
+            name: "retail-email")
+        try post(
+            "care", "a marketing email by the contact centre, which had not yet synced it",
+            #"{"type":"interaction","subject":"\#(e)","channel":"email","interaction":"marketing-email","purposes":["dpv:DirectMarketing"],"legalBasis":"dpv:Consent","consentRef":{"org":"brand","seq":\#(web)},"agent":{"id":"mailer","kind":"software","onBehalfOf":"brand"},"occurredAt":"\#(Self.now())"}"#,
+            name: "care-email")
+        try JourneyDemo.connect(nodes, setup, except: nil)
+        out.line("  (the contact centre's node is connected again and catches up)")
+    }
+}
+
+extension NodeAPI {
+    func getAccepting(_ path: String, accept: String) throws -> HTTPResponse {
+        try client.get(path, headers: ["Authorization": "Bearer \(token)", "Accept": accept])
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import ProvCrypto
+import ProvNet
+import ProvView
+import TestSupport
+import Testing
+
+@testable import ProvCLI
+@testable import ProvLedger
+
+/// The main job with three real `provd` processes (issue 8): one customer's journey across a brand, a retailer
+/// and a contact centre; every node gives the customer the same view; the violation and the propagation lag are
+/// found and nothing else of the journey is flagged.
+@Suite(.serialized, .leavesNoFiles, .timeLimit(.minutes(3))) struct ThreeNodeJourneyTests {
+    static let subject = JourneyDemo.percentEncoded(Journey.email)
+
+    static func get(_ api: String, _ token: String, _ path: String) throws -> JSONValue {
+        let c = try HTTPClient(address: api)
+        let r = try c.get(path, headers: ["Authorization": "Bearer \(token)"])
+        #expect(r.status == 200, "\(path): \(String(decoding: r.body.prefix(300), as: UTF8.self))")
+        return try JSON.parse(r.body)
+    }
+
+    @Test func theJourneyGivesOneDigestOnEveryNodeAndOnlyTheExpectedFindings() throws {
+        let dir = try TemporaryFiles.directory("journey")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let o = try JourneyDemo.run(.init(directory: dir.path, keepRunning: true, customers: 300, quiet: true))
+        defer { for n in o.running.values { kill(n.pid, SIGKILL) } }
+        #expect(Set(o.digests.values).count == 1, "\(o.digests)")
+        #expect(o.digests.count == 3)
+        #expect(o.findings["retail"] == ["violation"])
+        #expect(o.findings["care"] == ["propagation-lag"])
+        #expect(o.findings["brand"] == nil)
+        #expect(o.reportOK)
+        #expect(Set(o.receiptCosigners) == ["retail", "care"])
+
+        // The deciding entries: the retailer's mail is judged by the withdrawal, and so is the contact centre's.
+        let (api, token, _) = o.running["care"]!
+        let compliance = try Self.get(api, token, "/v1/compliance?org=care")
+        let lag = try #require(compliance["findings"]?.arrayValue?.first)
+        #expect(lag["classification"]?.stringValue == "propagation-lag")
+        let deciding = (lag["deciding"]?.arrayValue ?? []).compactMap { d -> String? in
+            guard let r = d["ref"] ?? d["entry"], let org = r["org"]?.stringValue, let seq = r["seq"]?.int64Value
+            else { return nil }
+            return "\(org)/\(seq)"
+        }
+        #expect(deciding.contains(o.entries["withdrawal"]!), "\(lag)")
+
+        // A node restarted from disk gives the same digest.
+        let brand = o.running["brand"]!
+        kill(brand.pid, SIGTERM)
+        var status: Int32 = 0
+        waitpid(brand.pid, &status, 0)
+        let restarted = try NodeProcess(org: "brand", config: dir.path + "/consortium/brand/node.json")
+        defer { restarted.stop() }
+        let view = try Self.get(restarted.api, brand.token, "/v1/subjects/\(Self.subject)/view")
+        #expect(view["digest"]?.stringValue == o.digests["brand"])
+
+        // The same view, computed offline from a copy of a node's data directory.
+        let copy = dir.appendingPathComponent("copy").path
+        try FileManager.default.copyItem(atPath: dir.path + "/consortium/retail/data", toPath: copy)
+        let consortium = try Consortium.load(dir.path + "/consortium/consortium.json")
+        let offline = try ViewIndex.build(
+            dataDirectory: copy, consortium: consortium, linkKey: try LinkKey.load(dir.path + "/consortium/link.key"))
+        #expect(offline.excluded.isEmpty)
+        #expect(try offline.index.view(subject: Journey.email).digest.hex == o.digests["retail"])
+    }
+
+    @Test func permitsChangeAtExpiryAndOnceAWithdrawalReachesTheNode() throws {
+        let dir = try TemporaryFiles.directory("permit")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // Nodes only, no journey: a consent that expires, then a withdrawal.
+        let o = try JourneyDemo.run(.init(directory: dir.path, keepRunning: true, customers: 3, quiet: true))
+        defer { for n in o.running.values { kill(n.pid, SIGKILL) } }
+        let brandConfig = try NodeFile.read(dir.path + "/consortium/brand/node.json")
+        let brand = try NodeAPI(address: o.running["brand"]!.api, token: brandConfig["token"]!.stringValue!)
+        let (retailAPI, retailToken, _) = o.running["retail"]!
+        let subject = "email:jamie@example.com"
+        let expires = UInt64(Date().timeIntervalSince1970 * 1000) + 3_600_000
+        let give = try brand.post(
+            "/v1/events",
+            Array(
+                #"{"type":"consent","subject":"\#(subject)","event":"give","purposes":["dpv:DirectMarketing"],"controllers":["brand"],"recipients":["retail"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"\#(Journey.now())","expiresAt":"\#(Timestamp.format(expires))"}"#
+                    .utf8))
+        #expect(give.status == 200)
+        let permit = "/v1/permit?subject=\(JourneyDemo.percentEncoded(subject))&org=retail&purpose=dpv:DirectMarketing"
+        func retailHolds(_ size: UInt64) throws -> Bool {
+            (try NodeAPI(address: retailAPI, token: retailToken).sizes()["brand"] ?? 0) >= size
+        }
+        let giveSeq = UInt64(try JSON.parse(give.body).arrayValue![0]["seq"]!.int64Value!)
+        try JourneyDemo.waitUntil("retail holds the consent", JourneyDemo.Output(quiet: true)) {
+            try retailHolds(giveSeq + 1)
+        }
+        #expect(try Self.get(retailAPI, retailToken, permit)["allowed"] == .bool(true))
+        // At its expiry the same consent permits nothing.
+        #expect(try Self.get(retailAPI, retailToken, permit + "&at=\(expires - 1)")["allowed"] == .bool(true))
+        let expired = try Self.get(retailAPI, retailToken, permit + "&at=\(expires)")
+        #expect(expired["allowed"] == .bool(false))
+        #expect(expired["state"]?.stringValue == "expired")
+        // A withdrawal at the brand changes the retailer's answer once the retailer holds it.
+        let withdraw = try brand.post(
+            "/v1/events",
+            Array(
+                #"{"type":"consent","subject":"\#(subject)","event":"withdraw","purposes":["dpv:DirectMarketing"],"controllers":["brand"],"channel":"sms","method":"sms-keyword","legalBasis":"dpv:Consent","occurredAt":"\#(Journey.now())"}"#
+                    .utf8))
+        let wSeq = UInt64(try JSON.parse(withdraw.body).arrayValue![0]["seq"]!.int64Value!)
+        try JourneyDemo.waitUntil("retail holds the withdrawal", JourneyDemo.Output(quiet: true)) {
+            try retailHolds(wSeq + 1)
+        }
+        let after = try Self.get(retailAPI, retailToken, permit)
+        #expect(after["allowed"] == .bool(false))
+        #expect(after["state"]?.stringValue == "withdrawn")
+    }
+}
