@@ -1,0 +1,121 @@
+import Foundation
+import ProvLedger
+import ProvNet
+import TestSupport
+import Testing
+
+@testable import ProvNode
+
+/// Specs/api.yaml against a running node: every documented route answers every documented status, and nothing
+/// is documented that this test does not try.
+@Suite(.serialized, .leavesNoFiles, .timeLimit(.minutes(2))) struct APISpecTests {
+    /// (method, path template, status) of every response in Specs/api.yaml, read line by line: a path at two
+    /// spaces, its methods at four, their statuses at eight. The file is ours and keeps that layout.
+    static func documented() throws -> Set<String> {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Specs/api.yaml")
+        var out = Set<String>()
+        var path = ""
+        var method = ""
+        var inPaths = false
+        for line in try String(contentsOf: url, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false) {
+            if line == "paths:" { inPaths = true; continue }
+            guard inPaths else { continue }
+            if line.hasPrefix("  /") { path = String(line.dropFirst(2).dropLast()) }
+            if line.hasPrefix("    ") && !line.hasPrefix("     ") { method = line.trimmingCharacters(in: .whitespaces).dropLast().uppercased() }
+            if line.hasPrefix("        \""), let q = line.dropFirst(9).firstIndex(of: "\"") {
+                out.insert("\(method) \(path) \(line.dropFirst(9)[..<q])")
+            }
+        }
+        return out
+    }
+
+    /// Responses that need a broken disk or a stopping node; the writer's failure path is tested elsewhere
+    /// (LogStoreTests, DiskFullTests).
+    static let notProvoked: Set<String> = ["POST /v1/events 503"]
+
+    @Test func everyDocumentedRouteAnswersAsDocumented() throws {
+        let c = try ProvdCluster(orgs: ["brand", "retail"])
+        defer { c.stopAll() }
+        try c.startAll()
+        let event = Ev.consent(1, org: "brand")
+        #expect(try c.post("brand", [event]).status == 200)
+        let app = try c.token("brand")
+        let auditor = try c.token("brand", auditor: true)
+        let client = try c.client("brand")
+        func call(_ method: String, _ path: String, token: String?, body: [UInt8] = [], accept: String? = nil) throws
+            -> Int
+        {
+            var h: HTTPHeaders = [:]
+            if let token { h.set("Authorization", "Bearer \(token)") }
+            if let accept { h.set("Accept", accept) }
+            return try client.send(method: method, target: path, headers: h, body: body).status
+        }
+        let subject = "email%3Auser1%40example.com"
+        let many = Array(("[" + Array(repeating: "{}", count: 100_001).joined(separator: ",") + "]").utf8)
+        // One request per documented response.
+        let tries: [String: () throws -> Int] = [
+            "GET /healthz 200": { try call("GET", "/healthz", token: nil) },
+            "POST /v1/events 200": { try call("POST", "/v1/events", token: app, body: Array(event.utf8)) },
+            "POST /v1/events 400": { try call("POST", "/v1/events", token: app, body: Array(#"{"type":"nope"}"#.utf8)) },
+            "POST /v1/events 401": { try call("POST", "/v1/events", token: nil, body: Array(event.utf8)) },
+            "POST /v1/events 403": { try call("POST", "/v1/events", token: auditor, body: Array(event.utf8)) },
+            "POST /v1/events 413": { try call("POST", "/v1/events", token: app, body: many) },
+            "GET /v1/status 200": { try call("GET", "/v1/status", token: auditor) },
+            "GET /v1/status 401": { try call("GET", "/v1/status", token: "not-a-token-of-this-node") },
+            "GET /metrics 200": { try call("GET", "/metrics", token: auditor) },
+            "GET /metrics 401": { try call("GET", "/metrics", token: nil) },
+            "GET /v1/subjects/{subject}/view 200": { try call("GET", "/v1/subjects/\(subject)/view", token: auditor) },
+            "GET /v1/subjects/{subject}/view 400": {
+                try call("GET", "/v1/subjects/\(subject)/view?at=yesterday", token: auditor)
+            },
+            "GET /v1/subjects/{subject}/view 401": { try call("GET", "/v1/subjects/\(subject)/view", token: nil) },
+            "GET /v1/subjects/{subject}/timeline 200": {
+                try call("GET", "/v1/subjects/\(subject)/timeline?limit=5", token: auditor)
+            },
+            "GET /v1/subjects/{subject}/timeline 400": {
+                try call("GET", "/v1/subjects/\(subject)/timeline?limit=0", token: auditor)
+            },
+            "GET /v1/subjects/{subject}/timeline 401": { try call("GET", "/v1/subjects/\(subject)/timeline", token: nil) },
+            "GET /v1/subjects/{subject}/report 200": {
+                try call("GET", "/v1/subjects/\(subject)/report", token: auditor, accept: "text/html")
+            },
+            "GET /v1/subjects/{subject}/report 400": {
+                try call("GET", "/v1/subjects/email%3Ano-at-sign/report", token: auditor)
+            },
+            "GET /v1/subjects/{subject}/report 401": { try call("GET", "/v1/subjects/\(subject)/report", token: nil) },
+            "GET /v1/permit 200": {
+                try call("GET", "/v1/permit?subject=\(subject)&org=brand&purpose=dpv:DirectMarketing", token: auditor)
+            },
+            "GET /v1/permit 400": { try call("GET", "/v1/permit?subject=\(subject)&org=brand", token: auditor) },
+            "GET /v1/permit 401": { try call("GET", "/v1/permit?subject=\(subject)", token: nil) },
+            "GET /v1/compliance 200": { try call("GET", "/v1/compliance?org=brand", token: auditor) },
+            "GET /v1/compliance 400": { try call("GET", "/v1/compliance", token: auditor) },
+            "GET /v1/compliance 401": { try call("GET", "/v1/compliance?org=brand", token: nil) },
+            "GET /v1/entries/{org}/{seq} 200": { try call("GET", "/v1/entries/brand/0", token: auditor) },
+            "GET /v1/entries/{org}/{seq} 400": { try call("GET", "/v1/entries/brand/999999", token: auditor) },
+            "GET /v1/entries/{org}/{seq} 401": { try call("GET", "/v1/entries/brand/0", token: nil) },
+            "GET /logs/{org}/checkpoint 200": { try call("GET", "/logs/brand/checkpoint", token: auditor) },
+            "GET /logs/{org}/checkpoint 401": { try call("GET", "/logs/brand/checkpoint", token: nil) },
+            "GET /logs/{org}/checkpoint 404": { try call("GET", "/logs/nobody/checkpoint", token: auditor) },
+            "GET /logs/{org}/checkpoints/{size} 200": { try call("GET", "/logs/brand/checkpoints/1", token: auditor) },
+            "GET /logs/{org}/checkpoints/{size} 400": { try call("GET", "/logs/brand/checkpoints/0", token: auditor) },
+            "GET /logs/{org}/checkpoints/{size} 401": { try call("GET", "/logs/brand/checkpoints/1", token: nil) },
+            "GET /logs/{org}/checkpoints/{size} 404": {
+                try call("GET", "/logs/brand/checkpoints/1000", token: auditor)
+            },
+            "GET /logs/{org}/tile/{path} 200": { try call("GET", "/logs/brand/tile/0/000.p/1", token: auditor) },
+            "GET /logs/{org}/tile/{path} 400": { try call("GET", "/logs/brand/tile/0/0", token: auditor) },
+            "GET /logs/{org}/tile/{path} 401": { try call("GET", "/logs/brand/tile/0/000.p/1", token: nil) },
+            "GET /logs/{org}/tile/{path} 404": { try call("GET", "/logs/brand/tile/0/000", token: auditor) },
+        ]
+        let documented = try Self.documented()
+        #expect(documented.count > 30)
+        #expect(Set(tries.keys).union(Self.notProvoked) == documented, "spec and test differ")
+        for (key, attempt) in tries.sorted(by: { $0.key < $1.key }) {
+            let status = try attempt()
+            #expect("\(status)" == key.split(separator: " ").last.map(String.init), "\(key): got \(status)")
+        }
+        // A route the spec does not name is not served.
+        #expect(try call("GET", "/v1/nothing-here", token: auditor) == 404)
+    }
+}
