@@ -36,7 +36,7 @@ let package = Package(
         .executableTarget(name: "provd", dependencies: ["ProvNode", "CShims"]),
         // libFuzzer target over the decoders and the HTTP parsers (see Specs/fuzzing.md); a replay tool when built
         // without -DFUZZING.
-        .executableTarget(name: "Fuzz", dependencies: ["ProvLedger", "ProvView", "ProvCLI", "ProvNet"]),
+        .executableTarget(name: "Fuzz", dependencies: ["ProvLedger", "ProvView", "ProvCLI", "ProvNet", "ProvNode"]),
 
         // What every test target shares: the check that no test leaves files behind.
         .target(name: "TestSupport", path: "Tests/TestSupport"),

@@ -1,6 +1,7 @@
 import Foundation
 import ProvCLI
 import ProvLedger
+import ProvNode
 import ProvView
 
 let fuzzConsortium = try! Vectors.consortium()
@@ -45,6 +46,13 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         var off = 0
         while case .record(_, _, let next) = SegmentFormat.record(in: raw, at: off) { off = next }
     }
+    // What a peer sends a node: an add-checkpoint body, and tile paths; both have one accepted form.
+    if let a = try? AddCheckpoint(parsing: bytes) {
+        guard let again = try? AddCheckpoint(parsing: a.serialized), again == a else {
+            fatalError("an add-checkpoint body does not read back the same")
+        }
+    }
+    if let t = TileAddress(path: text), t.description != text { fatalError("a tile path has two forms") }
     fuzzHTTP(bytes)
     return 0
 }

@@ -97,6 +97,14 @@ enum Bench {
         let signer: NoteSigner
         let linkKey: LinkKey
 
+        /// A fixture over a consortium made elsewhere (keys on disk, so a node can run on it).
+        init(dir: String, consortium: Consortium, signer: NoteSigner, linkKey: LinkKey) {
+            self.dir = dir
+            self.consortium = consortium
+            self.signer = signer
+            self.linkKey = linkKey
+        }
+
         init(dir: String) throws {
             self.dir = dir
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -1,7 +1,10 @@
 import Foundation
 import ProvCrypto
 import ProvLedger
+import ProvNet
+import ProvNode
 import ProvView
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -24,7 +27,20 @@ enum QueryBench {
         try? FileManager.default.removeItem(atPath: dir)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let progress = Progress(enabled: isatty(2) != 0)
-        let fixture = try Bench.Fixture(dir: dir)
+        // A consortium on disk, so that a real provd can serve the same log over HTTP afterwards.
+        let setup = try ConsortiumSetup.initialize(
+            directory: dir + "/consortium", orgs: ["brand", "retail", "bank"], consortium: "bench", basePort: 7400)
+        let nodeConfig = setup.nodeConfigs["brand"]!
+        try NodeFile.update(nodeConfig) { c in
+            c["peer"] = .string("127.0.0.1:0")
+            c["api"] = .string("127.0.0.1:0")
+            c["peers"] = .array([])
+            c["headsIntervalMs"] = .number("3600000")
+        }
+        let fixture = Bench.Fixture(
+            dir: dir + "/consortium/brand/data", consortium: try Consortium.load(setup.descriptor),
+            signer: try SigningKeyFile.read(dir + "/consortium/brand/brand.key"),
+            linkKey: try LinkKey.load(dir + "/consortium/link.key"))
         try build(fixture, n: n, subjects: subjects, progress: progress)
         progress.clear()
 
@@ -34,6 +50,9 @@ enum QueryBench {
             results.append(try measure(fixture, n: n, subjects: subjects, queries: queries))
             progress.clear()
         }
+        progress.update("query bench: provd serving the same log over HTTP")
+        let http = try measureHTTP(config: nodeConfig, subjects: subjects, queries: queries, progress: progress)
+        progress.clear()
         func median(_ f: (Run) -> Double) -> Double { results.map(f).sorted()[results.count / 2] }
         func each(_ f: (Run) -> Double) -> JSONValue { .array(results.map { .number(Bench.fmt(f($0))) }) }
         let fields: [JSONMember] = [
@@ -65,6 +84,14 @@ enum QueryBench {
             JSONMember("view_p99_us_each_run", each(\.viewP99)),
             JSONMember("view_timeline_items_mean", .number(Bench.fmt(median(\.viewItems)))),
             JSONMember("permits_allowed_fraction", .number(Bench.fmt(median(\.allowed)))),
+            JSONMember("http_node_start_seconds", .number(Bench.fmt(http.startSeconds))),
+            JSONMember("http_permit_p50_us", .number(Bench.fmt(http.permitP50))),
+            JSONMember("http_permit_p99_us", .number(Bench.fmt(http.permitP99))),
+            JSONMember("http_view_p50_us", .number(Bench.fmt(http.viewP50))),
+            JSONMember("http_view_p99_us", .number(Bench.fmt(http.viewP99))),
+            JSONMember("http_permit_requests_per_second", .number(String(Int(http.requestsPerSecond)))),
+            JSONMember("http_connections", .number(String(http.connections))),
+            JSONMember("http_node_max_rss_bytes", .number(String(http.nodeRSS))),
             JSONMember("max_rss_bytes", .number(String(Bench.maxRSS()))),
         ]
         Prov.out(JSONValue.object(fields).serialized)
@@ -97,6 +124,94 @@ enum QueryBench {
         return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
     }
 
+    struct HTTPRun {
+        var startSeconds: Double
+        var permitP50: Double
+        var permitP99: Double
+        var viewP50: Double
+        var viewP99: Double
+        var requestsPerSecond: Double
+        var connections: Int
+        var nodeRSS: Int
+    }
+
+    /// The same queries over HTTP against a real provd that holds the log (it builds its view when it opens): the
+    /// latency of `permit` and `view` one request at a time over keep-alive, then `permit` requests per second
+    /// from several kept-alive connections at once.
+    static func measureHTTP(config: String, subjects: Int, queries: Int, progress: Progress) throws -> HTTPRun {
+        let t0 = Bench.clock()
+        let node = try NodeProcess(org: "brand", config: config)
+        defer { node.stop() }
+        let startSeconds = Bench.clock() - t0
+        let token = try NodeFile.read(config)["auditorToken"]!.stringValue!
+        let headers: HTTPHeaders = ["Authorization": "Bearer \(token)"]
+        func encoded(_ s: String) -> String {
+            s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~")))
+                ?? s
+        }
+        func permitPath(_ s: Int) -> String {
+            "/v1/permit?subject=\(encoded(identifier(s)))&org=retail&purpose=dpv:DirectMarketing&channel=email"
+        }
+        let client = try HTTPClient(address: node.api)
+        var rng = SystemRandomNumberGenerator()
+        let count = min(queries, 20_000)
+        var permit: [Double] = []
+        for _ in 0..<count {
+            let path = permitPath(Int.random(in: 0..<subjects, using: &rng))
+            let t = Bench.clock()
+            let r = try client.get(path, headers: headers)
+            permit.append((Bench.clock() - t) * 1e6)
+            guard r.status == 200 else { throw LedgerError(.io, "bench: permit answered \(r.status)") }
+        }
+        var view: [Double] = []
+        for _ in 0..<max(100, count / 10) {
+            let path = "/v1/subjects/\(encoded(identifier(Int.random(in: 0..<subjects, using: &rng))))/view"
+            let t = Bench.clock()
+            let r = try client.get(path, headers: headers)
+            view.append((Bench.clock() - t) * 1e6)
+            guard r.status == 200 else { throw LedgerError(.io, "bench: view answered \(r.status)") }
+        }
+        // Throughput: several connections, each one request at a time, for a fixed time.
+        let connections = 8
+        let done = Atomic<Int>(0)
+        let failed = Atomic<Int>(0)
+        let stop = Atomic<Bool>(false)
+        let group = DispatchGroup()
+        let paths = (0..<4096).map { _ in permitPath(Int.random(in: 0..<subjects)) }
+        for c in 0..<connections {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                guard let client = try? HTTPClient(address: node.api) else { return }
+                var i = c
+                while !stop.load(ordering: .relaxed) {
+                    if let r = try? client.get(paths[i % paths.count], headers: headers), r.status == 200 {
+                        done.add(1, ordering: .relaxed)
+                    } else {
+                        failed.add(1, ordering: .relaxed)
+                    }
+                    i += connections
+                }
+            }
+        }
+        let t1 = Bench.clock()
+        while Bench.clock() - t1 < 3 {
+            usleep(100_000)
+            progress.update("query bench: \(done.load(ordering: .relaxed)) permit requests over HTTP")
+        }
+        stop.store(true, ordering: .relaxed)
+        group.wait()
+        let secs = Bench.clock() - t1
+        guard failed.load(ordering: .relaxed) == 0 else {
+            throw LedgerError(.io, "bench: \(failed.load(ordering: .relaxed)) permit requests failed")
+        }
+        return HTTPRun(
+            startSeconds: startSeconds, permitP50: Bench.percentile(permit, 0.5),
+            permitP99: Bench.percentile(permit, 0.99), viewP50: Bench.percentile(view, 0.5),
+            viewP99: Bench.percentile(view, 0.99), requestsPerSecond: Double(done.load(ordering: .relaxed)) / secs,
+            connections: connections, nodeRSS: node.maxRSS)
+    }
+
     /// Current resident memory, from /proc/self/statm.
     static func rss() -> Double {
         guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
@@ -119,9 +234,9 @@ enum QueryBench {
             #"{"type":"interaction","subject":"\#(s0)","channel":"email","interaction":"newsletter","purposes":["dpv:DirectMarketing"],"legalBasis":"dpv:Contract","agent":{"id":"mailer","kind":"software"},"occurredAt":"\#(t)"}"#,
             #"{"type":"interaction","subject":"\#(s0)","channel":"voice","interaction":"support-call","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:Contract","agent":{"id":"agent-42","kind":"person","onBehalfOf":"brand"},"occurredAt":"\#(t)"}"#,
             #"{"type":"share","subject":"\#(s0)","recipient":"retail","purposes":["dpv:DirectMarketing"],"dataCategories":["dpv:Contact","dpv:EmailAddress"],"occurredAt":"\#(t)"}"#,
-            #"{"type":"interaction","subject":"\#(s0)","channel":"chat","interaction":"bot-session","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:LegitimateInterest","agent":{"id":"bot-1","kind":"software","onBehalfOf":"brand"},"occurredAt":"\#(t)"}"#,
+            #"{"type":"interaction","subject":"\#(s0)","channel":"chat","interaction":"bot-session","purposes":["dpv:CustomerCare"],"legalBasis":"dpv:LegitimateInterest","agent":{"id":"chatbot","kind":"software","onBehalfOf":"brand"},"occurredAt":"\#(t)"}"#,
             #"{"type":"consent","subject":"\#(s0)","event":"withdraw","purposes":["dpv:DirectMarketing"],"channel":"sms","method":"sms-keyword","legalBasis":"dpv:Consent","occurredAt":"\#(t)"}"#,
-            #"{"type":"interaction","subject":"\#(s0)","channel":"app","interaction":"recommendation","purposes":["dpv:Personalisation"],"legalBasis":"dpv:Contract","agent":{"id":"recommender","kind":"software"},"occurredAt":"\#(t)"}"#,
+            #"{"type":"interaction","subject":"\#(s0)","channel":"app","interaction":"product-recommendation","purposes":["dpv:Personalisation"],"legalBasis":"dpv:Contract","agent":{"id":"recommender","kind":"software"},"occurredAt":"\#(t)"}"#,
             #"{"type":"link","subjects":["\#(s0)","cust:brand:x"],"evidence":"\#(String(repeating: "ab", count: 32))","occurredAt":"\#(t)"}"#,
             #"{"type":"consent","subject":"\#(s0)","event":"renew","purposes":["dpv:DirectMarketing","dpv:Personalisation"],"recipients":["retail"],"channel":"app","method":"app-toggle","legalBasis":"dpv:Consent","occurredAt":"\#(t)","expiresAt":"2028-11-24T10:00:00Z"}"#,
             #"{"type":"interaction","subject":"\#(s0)","channel":"iot","interaction":"activity-sync","purposes":["dpv:ServicePersonalisation"],"legalBasis":"dpv:Contract","agent":{"id":"wearable","kind":"device"},"occurredAt":"\#(t)"}"#,

@@ -4,19 +4,19 @@ import ProvLedger
 
 /// The body of a C2SP tlog-witness `add-checkpoint` request: `old <size>`, up to 63 consistency proof hashes
 /// (base64, one per line), an empty line, and the signed checkpoint note (Specs/protocol.md §4).
-struct AddCheckpoint: Sendable, Equatable {
-    var old: UInt64
-    var proof: [SHA256Digest]
-    var checkpoint: SignedCheckpoint
+package struct AddCheckpoint: Sendable, Equatable {
+    package var old: UInt64
+    package var proof: [SHA256Digest]
+    package var checkpoint: SignedCheckpoint
 
-    var serialized: [UInt8] {
+    package var serialized: [UInt8] {
         var s = "old \(old)\n"
         for h in proof { s += h.base64 + "\n" }
         return Array((s + "\n" + checkpoint.serialized).utf8)
     }
 
     /// Parses a request body; the error is the reason for a 400 answer (it never quotes the body).
-    init(parsing body: [UInt8]) throws(LedgerError) {
+    package init(parsing body: [UInt8]) throws(LedgerError) {
         func bad(_ why: String) -> LedgerError { LedgerError(.invalidEntry, "add-checkpoint: \(why)") }
         guard body.count <= SignedNote.maxSize + 64 * 46 else { throw bad("body too large") }
         guard let text = String(validating: body, as: UTF8.self) else { throw bad("body is not UTF-8") }

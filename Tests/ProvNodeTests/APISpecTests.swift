@@ -12,16 +12,21 @@ import Testing
     /// (method, path template, status) of every response in Specs/api.yaml, read line by line: a path at two
     /// spaces, its methods at four, their statuses at eight. The file is ours and keeps that layout.
     static func documented() throws -> Set<String> {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Specs/api.yaml")
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "../../Specs/api.yaml")
         var out = Set<String>()
         var path = ""
         var method = ""
         var inPaths = false
-        for line in try String(contentsOf: url, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false) {
+        for line in try String(contentsOf: url, encoding: .utf8).split(
+            separator: "\n", omittingEmptySubsequences: false)
+        {
             if line == "paths:" { inPaths = true; continue }
             guard inPaths else { continue }
             if line.hasPrefix("  /") { path = String(line.dropFirst(2).dropLast()) }
-            if line.hasPrefix("    ") && !line.hasPrefix("     ") { method = line.trimmingCharacters(in: .whitespaces).dropLast().uppercased() }
+            if line.hasPrefix("    ") && !line.hasPrefix("     ") {
+                method = line.trimmingCharacters(in: .whitespaces).dropLast().uppercased()
+            }
             if line.hasPrefix("        \""), let q = line.dropFirst(9).firstIndex(of: "\"") {
                 out.insert("\(method) \(path) \(line.dropFirst(9)[..<q])")
             }
@@ -56,7 +61,9 @@ import Testing
         let tries: [String: () throws -> Int] = [
             "GET /healthz 200": { try call("GET", "/healthz", token: nil) },
             "POST /v1/events 200": { try call("POST", "/v1/events", token: app, body: Array(event.utf8)) },
-            "POST /v1/events 400": { try call("POST", "/v1/events", token: app, body: Array(#"{"type":"nope"}"#.utf8)) },
+            "POST /v1/events 400": {
+                try call("POST", "/v1/events", token: app, body: Array(#"{"type":"nope"}"#.utf8))
+            },
             "POST /v1/events 401": { try call("POST", "/v1/events", token: nil, body: Array(event.utf8)) },
             "POST /v1/events 403": { try call("POST", "/v1/events", token: auditor, body: Array(event.utf8)) },
             "POST /v1/events 413": { try call("POST", "/v1/events", token: app, body: many) },
@@ -75,7 +82,9 @@ import Testing
             "GET /v1/subjects/{subject}/timeline 400": {
                 try call("GET", "/v1/subjects/\(subject)/timeline?limit=0", token: auditor)
             },
-            "GET /v1/subjects/{subject}/timeline 401": { try call("GET", "/v1/subjects/\(subject)/timeline", token: nil) },
+            "GET /v1/subjects/{subject}/timeline 401": {
+                try call("GET", "/v1/subjects/\(subject)/timeline", token: nil)
+            },
             "GET /v1/subjects/{subject}/report 200": {
                 try call("GET", "/v1/subjects/\(subject)/report", token: auditor, accept: "text/html")
             },
