@@ -14,9 +14,24 @@ enum Demo {
         var api: String?
     }
 
-    static func run(_ a: [String]) throws -> Int32 {
-        let args = try Arguments(a, options: ["nodes"])
-        let nodes = try args.optional("nodes") ?? "Nodes"
+    static let command = Command(
+        "demo",
+        purpose: "Run the local consortium of Nodes/members.json through a day's work: every company appends, every "
+            + "log is audited, one fact is proved with a receipt.",
+        options: [
+            .value(
+                "nodes", "DIR",
+                "the Nodes folder (default: the Nodes/ beside Package.swift of the checkout this is run in, from "
+                    + "any folder inside it)")
+        ],
+        examples: ["swift run prov demo", "prov demo --nodes ~/ProvenanceLedger/Nodes"],
+        notes: [
+            "Keys, the descriptor and the linking key are made on first use under Nodes/<consortium>/; every run "
+                + "appends more."
+        ], run: run)
+
+    static func run(_ args: Arguments) throws -> Int32 {
+        let nodes = try Checkout.nodes(try args.optional("nodes"))
         let (name, specs) = try loadMembers(nodes + "/members.json")
         let home = nodes + "/" + name
         let fm = FileManager.default

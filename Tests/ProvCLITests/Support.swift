@@ -174,3 +174,31 @@ enum Events {
         (start..<(start + n)).map { $0 % 2 == 0 ? consent($0) : interaction($0) }.joined(separator: "\n") + "\n"
     }
 }
+
+/// A verification failure as `prov verify` and `prov verify-receipt` report it (Specs/format.md §12.3): once, on
+/// the result line of its log or receipt on standard output, without the org the line already names
+/// (`brand seq 5: …` is shown as `brand: FAILED after 5 entries: seq 5: …`, `receipt: …` as `FAILED: …`).
+func asReported(_ message: String) -> String {
+    let prefix = message.prefix { $0.isLowercase || $0.isNumber || $0 == "-" }
+    let rest = message.dropFirst(prefix.count)
+    guard !prefix.isEmpty else { return message }
+    if rest.hasPrefix(": ") { return String(rest.dropFirst(2)) }
+    if rest.hasPrefix(" seq ") { return String(rest.dropFirst()) }
+    return message
+}
+
+/// Exit 1, and every message reported once on a FAILED result line of standard output, and not on standard error.
+func expectVerificationFailure(
+    _ r: Run, _ messages: [String], sourceLocation: SourceLocation = #_sourceLocation
+) {
+    #expect(r.status == 1, "exit \(r.status): \(r.stdout) \(r.stderr)", sourceLocation: sourceLocation)
+    let failed = r.stdout.split(separator: "\n").filter { $0.contains(": FAILED") }
+    for m in messages {
+        let shown = asReported(m)
+        #expect(
+            failed.contains { $0.contains(shown) }, "missing '\(shown)' in: \(r.stdout)", sourceLocation: sourceLocation
+        )
+        #expect(
+            !r.stderr.contains(shown), "reported twice, also on stderr: \(r.stderr)", sourceLocation: sourceLocation)
+    }
+}
