@@ -153,7 +153,10 @@ import Testing
         (#""name": "brand""#, #""name": "Br\ud800and""#, "high surrogate without a low surrogate"),
         (#""name": "brand""#, #""name": "Brand\u0007""#, "name must be 1-128 bytes without control characters"),
         (#""name": "brand""#, #""name": """#, "name must be 1-128 bytes without control characters"),
-        (#""consortium": "acme""#, #""consortium": "acme", "consortium": "acme""#, "not valid JSON: column"),
+        (
+            #""consortium": "acme""#, #""consortium": "acme", "consortium": "acme""#,
+            "not valid JSON: line 2, column 25: duplicate key"
+        ),
     ])
     func descriptorStringRules(_ c: (String, String, String)) throws {
         let cli = try CLIConsortium(orgs: ["brand"])

@@ -20,19 +20,25 @@ struct Run {
 }
 
 /// Runs `prov` to completion, feeding `stdin`, collecting both outputs (read concurrently so no pipe fills).
-func prov(_ args: [String], stdin: String? = nil) throws -> Run {
-    try run(provPath, args, input: stdin.map { Data($0.utf8) })
+func prov(_ args: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Run {
+    try run(provPath, args, input: stdin.map { Data($0.utf8) }, environment: environment)
 }
 
 /// Runs a program to completion, feeding `input`. One still running after `timeout` seconds is killed and
 /// reported as timed out, so that a hang fails its test instead of stopping the whole run. With `likeAShell`, it
-/// starts with no signal blocked (see `startLikeAShell`).
+/// starts with no signal blocked (see `startLikeAShell`). `environment` adds to the test's environment; `directory`
+/// is the folder it runs in.
 func run(
-    _ path: String, _ args: [String], input: Data? = nil, timeout: Double = 300, likeAShell: Bool = false
+    _ path: String, _ args: [String], input: Data? = nil, timeout: Double = 300, likeAShell: Bool = false,
+    environment: [String: String] = [:], directory: String? = nil
 ) throws -> Run {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: path)
     p.arguments = args
+    if !environment.isEmpty {
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
+    if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
     let out = Pipe()
     let err = Pipe()
     let inp = Pipe()
@@ -120,16 +126,16 @@ struct CLIConsortium {
     var data: String { dir.path + "/data" }
     func key(_ org: String) -> String { dir.path + "/\(org).key" }
 
-    init(orgs: [String] = ["brand", "retail"]) throws {
+    init(orgs: [String] = ["brand", "retail"], name: String = "acme") throws {
         dir = try makeTempDir()
         var members: [String] = []
         for org in orgs {
-            let r = try prov(["keygen", "--org", org, "--consortium", "acme", "--out", dir.path + "/\(org).key"])
+            let r = try prov(["keygen", "--org", org, "--consortium", name, "--out", dir.path + "/\(org).key"])
             guard r.status == 0 else { throw LedgerError(.io, "keygen failed: \(r.stderr)") }
             members += ["--member", "\(org)=\(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))"]
         }
         let r = try prov(
-            ["consortium", "init", "--name", "acme"] + members + ["--out", consortium, "--link-key", linkKey])
+            ["consortium", "init", "--name", name] + members + ["--out", consortium, "--link-key", linkKey])
         guard r.status == 0 else { throw LedgerError(.io, "consortium init failed: \(r.stderr)") }
     }
 
