@@ -20,7 +20,7 @@ public enum Prov {
             verifyCommand, verifyReceiptCommand, nodesInitCommand, demoCommand,
         ] + Bench.commands + [vectorsCommand, versionCommand]
 
-    /// First words shared by several commands.
+    /// What the first word of commands of more than one word stands for (`prov bench --help` says it).
     package static let groups: [CommandGroup] = [
         CommandGroup("key", purpose: "Key files: show what a key file holds."),
         CommandGroup("consortium", purpose: "The consortium descriptor: write one."),
@@ -28,6 +28,12 @@ public enum Prov {
         CommandGroup(
             "bench", purpose: "Benchmarks; each prints one JSON object of medians over its runs (BENCHMARKS.md)."),
     ]
+
+    /// The group `word` names: any first word of a command of more than one word.
+    static func group(_ word: String) -> CommandGroup? {
+        guard commands.contains(where: { $0.words.count > 1 && $0.words[0] == word }) else { return nil }
+        return groups.first { $0.name == word } ?? CommandGroup(word, purpose: "The prov \(word) commands.")
+    }
 
     /// `prov --help`: every command with its purpose.
     package static var overview: String {
@@ -146,7 +152,7 @@ public enum Prov {
             return (c, Array(args.dropFirst(c.words.count)))
         }
         let word = args[0]
-        if let group = groups.first(where: { $0.name == word }) {
+        if let group = group(word) {
             let members = commands.filter { $0.words[0] == word }
             guard let sub = args.dropFirst().first else {
                 throw UsageError(
@@ -193,7 +199,7 @@ public enum Prov {
         } catch let g as GroupHelp {
             out(help(of: g.group))
         } catch let e as UsageError where words.count == 1 {
-            guard let group = groups.first(where: { $0.name == words[0] }) else { throw e }
+            guard let group = group(words[0]) else { throw e }
             out(help(of: group))
         }
         return 0

@@ -172,7 +172,7 @@ extension Prov {
     /// file cannot be read or parsed may belong: the audit decides.
     static func checkDataDirectory(_ path: String, _ consortium: Consortium) throws(UsageError) {
         let trimmed = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
-        if FileHandleFD.kind(of: trimmed + "/segments") != nil {
+        if FileHandleFD.kind(of: trimmed + "/segments") != nil && consortium.member("segments") == nil {
             let parent = (trimmed as NSString).deletingLastPathComponent
             throw UsageError(
                 "\(path) is a log folder (it holds segments/), not a data directory: pass the folder that holds "
@@ -218,7 +218,10 @@ extension Prov {
         exitCodes: [
             ExitCode(0, "every receipt verified"),
             ExitCode(1, "a receipt does not verify or does not parse"),
-            ExitCode(2, "usage error, or a receipt file could not be read and none failed"),
+            ExitCode(
+                2,
+                "usage or input error (a descriptor that does not parse), or a receipt could not be read and none failed"
+            ),
         ],
         examples: [
             "prov verify-receipt --consortium consortium.json fact.tlog-proof",

@@ -85,6 +85,13 @@ import Testing
         #expect(none.status == 2 && none.stderr.contains("usage: prov <command> [options]"))
     }
 
+    /// A command of several words belongs to a group named by its first word, which has a purpose of its own.
+    @Test func everyGroupIsDeclared() {
+        let firsts = Set(Prov.commands.map(\.words).filter { $0.count > 1 }.map { $0[0] })
+        #expect(firsts == Set(Prov.groups.map(\.name)))
+        for g in Prov.groups { #expect(g.purpose.hasSuffix(".") && !g.purpose.hasPrefix("The prov "), "\(g.name)") }
+    }
+
     @Test func groupsListTheirCommands() throws {
         let help = try prov(["bench", "--help"])
         #expect(help.status == 0)
