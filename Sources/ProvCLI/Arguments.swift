@@ -1,75 +1,132 @@
-/// A usage error: exit code 2 and the command's usage line.
+/// A usage error: exit code 2, the message, and the command's synopsis.
 public struct UsageError: Error, CustomStringConvertible {
     public var message: String
+    /// Where to read more, said after the message; by default the command's help or the list of commands.
+    public var hint: String?
     public var description: String { message }
-    public init(_ message: String) { self.message = message }
+    public init(_ message: String, hint: String? = nil) {
+        self.message = message
+        self.hint = hint
+    }
 }
 
-/// Parsed command-line arguments: `--name value` options (repeatable), `--flag` switches and positionals.
-/// Deliberately small: every option a command accepts is declared, anything else is a usage error.
-public struct Arguments {
-    public private(set) var options: [String: [String]] = [:]
-    public private(set) var flags: Set<String> = []
-    public private(set) var positionals: [String] = []
+/// A command's arguments, parsed against its declaration (`Command`): `--name value` or `--name=value` options,
+/// `--flag` switches and operands, `--` ending the options. Anything the declaration does not name is a usage
+/// error that suggests the nearest option the command has; so is a missing required option or operand, a value
+/// missing, an option given twice that is not repeatable, and an operand too many.
+package struct Arguments {
+    package let command: Command
+    package private(set) var options: [String: [String]] = [:]
+    package private(set) var flags: Set<String> = []
+    package private(set) var positionals: [String] = []
+    /// `-h` or `--help` was given: the caller prints the help instead of running the command.
+    package private(set) var helpRequested = false
 
-    /// Parses `args` given the option names that take a value, the switches, and how many positionals the
-    /// command takes at most (an argument left over, such as a file given without its option, is a usage error).
-    public init(
-        _ args: [String], options valued: Set<String>, flags switches: Set<String> = [], positionals most: Int = 0
-    ) throws(UsageError) {
+    package init(_ args: [String], for command: Command) throws(UsageError) {
+        self.command = command
+        let declared = command.allOptions
+        func option(_ name: String) -> Option? { declared.first { $0.name == name } }
         var i = 0
         while i < args.count {
             let a = args[i]
+            i += 1
             if a == "--" {
-                positionals += args[(i + 1)...]
+                positionals += args[i...]
                 break
             }
-            if a.hasPrefix("--") {
-                var name = String(a.dropFirst(2))
-                var inline: String?
-                if let eq = name.firstIndex(of: "=") {
-                    inline = String(name[name.index(after: eq)...])
-                    name = String(name[..<eq])
-                }
-                if valued.contains(name) {
-                    if let inline {
-                        options[name, default: []].append(inline)
-                    } else {
-                        guard i + 1 < args.count else { throw UsageError("option --\(name) needs a value") }
-                        options[name, default: []].append(args[i + 1])
-                        i += 1
-                    }
-                } else if switches.contains(name) && inline == nil {
-                    flags.insert(name)
-                } else {
-                    throw UsageError("unknown option --\(name)")
-                }
-            } else {
-                positionals.append(a)
+            if a == "-h" || a == "--help" {
+                helpRequested = true
+                continue
             }
-            i += 1
+            guard a.hasPrefix("-") && a != "-" else {
+                positionals.append(a)
+                continue
+            }
+            var name = String(a.drop { $0 == "-" })
+            var inline: String?
+            if let eq = name.firstIndex(of: "=") {
+                inline = String(name[name.index(after: eq)...])
+                name = String(name[..<eq])
+            }
+            guard a.hasPrefix("--"), let o = option(name) else { throw unknown(a, name) }
+            guard let placeholder = o.placeholder else {
+                guard inline == nil else { throw UsageError("--\(name) takes no value") }
+                flags.insert(name)
+                continue
+            }
+            let value: String
+            if let inline {
+                value = inline
+            } else {
+                // A value that looks like an option is taken for one left without its value.
+                guard i < args.count, !args[i].hasPrefix("--") else {
+                    throw UsageError("--\(name) needs a value (\(placeholder))")
+                }
+                value = args[i]
+                i += 1
+            }
+            if !o.repeatable && options[name] != nil { throw UsageError("--\(name) given more than once") }
+            options[name, default: []].append(value)
         }
+        guard !helpRequested else { return }
+        let missing = command.options.filter { $0.required && options[$0.name] == nil }
+        if !missing.isEmpty {
+            throw UsageError(
+                "missing " + missing.map { "--\($0.name) \($0.placeholder ?? "")" }.joined(separator: ", "))
+        }
+        let most = command.operands.contains { $0.repeatable } ? Int.max : command.operands.count
         if positionals.count > most {
-            throw UsageError("unexpected argument '\(positionals[most])' (options are written --name value)")
+            let extra = positionals[most]
+            throw UsageError(
+                command.operands.isEmpty
+                    ? "unexpected argument '\(extra)': prov \(command.name) takes options only (--name value)"
+                    : "unexpected argument '\(extra)': prov \(command.name) takes "
+                        + command.operands.map(\.name).joined(separator: " ") + " and options (--name value)")
+        }
+        let needed = command.operands.filter(\.required).count
+        if positionals.count < needed {
+            throw UsageError(
+                "missing "
+                    + command.operands[positionals.count...].filter(\.required).map(\.name)
+                    .joined(separator: " "))
         }
     }
 
-    /// The single value of a required option.
-    public func required(_ name: String) throws(UsageError) -> String {
-        guard let v = options[name], !v.isEmpty else { throw UsageError("missing --\(name)") }
-        guard v.count == 1 else { throw UsageError("--\(name) given more than once") }
-        return v[0]
+    /// Options and switches outside the declaration: named ad hoc (`prov bench` helpers that take a few numbers).
+    package init(
+        _ args: [String], options valued: Set<String>, flags switches: Set<String> = [], positionals most: Int = 0
+    ) throws(UsageError) {
+        let command = Command(
+            "(arguments)", purpose: "",
+            options: valued.sorted().map { .value($0, "VALUE", "") } + switches.sorted().map { .flag($0, "") },
+            operands: (0..<most).map { Operand("ARG\($0)", "", required: false) }, examples: []
+        ) { _ in 0 }
+        try self.init(args, for: command)
     }
 
-    public func optional(_ name: String) throws(UsageError) -> String? {
-        guard let v = options[name] else { return nil }
-        guard v.count == 1 else { throw UsageError("--\(name) given more than once") }
-        return v[0]
+    private func unknown(_ typed: String, _ name: String) -> UsageError {
+        let names = command.allOptions.map(\.name)
+        if let near = Suggest.nearest(name, among: names) {
+            return UsageError("unknown option \(typed) for prov \(command.name): did you mean --\(near)?")
+        }
+        return UsageError(
+            "unknown option \(typed) for prov \(command.name): it takes "
+                + names.filter { $0 != "help" }.map { "--\($0)" }.joined(separator: ", "))
     }
 
-    public func all(_ name: String) -> [String] { options[name] ?? [] }
+    /// The value of an option the declaration marks required (checked when parsing), or of any single-valued one.
+    package func required(_ name: String) throws(UsageError) -> String {
+        guard let v = options[name]?.first else { throw UsageError("missing --\(name)") }
+        return v
+    }
 
-    public func integer(_ name: String, default def: Int) throws(UsageError) -> Int {
+    package func optional(_ name: String) throws(UsageError) -> String? { options[name]?.first }
+
+    package func all(_ name: String) -> [String] { options[name] ?? [] }
+
+    package func flag(_ name: String) -> Bool { flags.contains(name) }
+
+    package func integer(_ name: String, default def: Int) throws(UsageError) -> Int {
         guard let s = try optional(name) else { return def }
         guard let v = Int(s), v >= 0 else { throw UsageError("--\(name) must be a non-negative integer, got '\(s)'") }
         return v

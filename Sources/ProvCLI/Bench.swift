@@ -9,20 +9,52 @@ import ProvLedger
 /// `prov bench append|ingest|verify`: throughput and memory of the log layer, the ingest path and the audit,
 /// printed as one JSON object (medians over `--runs`).
 enum Bench {
-    static func run(_ a: [String]) throws -> Int32 {
-        guard let which = a.first,
-            ["append", "ingest", "verify", "parts", "query", "replicate", "propagate", "api"].contains(which)
-        else {
-            throw UsageError(
-                "usage: prov bench append|ingest|verify|parts --entries N [--dir DIR] [--runs R] [--group G]\n"
-                    + "       prov bench query --entries N --subjects S [--runs R] [--queries Q] [--dir DIR]\n"
-                    + "       prov bench replicate --entries N | propagate --rate R --seconds S | api --seconds S [--runs R]"
-            )
+    /// `prov bench <name>`: one declaration each; the node benchmarks are in NodeBench.swift.
+    static let commands: [Command] = {
+        let entries = Option.value("entries", "N", "entries to write (default 100000)")
+        let dir = Option.value("dir", "DIR", "where the throwaway data goes (default: the temporary folder)")
+        let runs = Option.value("runs", "R", "runs; the medians are printed (default 1)")
+        let group = Option.value("group", "G", "entries per group commit (default 1000)")
+        let keep = Option.flag("keep", "keep the data directory of each run")
+        func logBench(_ name: String, _ purpose: String) -> Command {
+            Command(
+                "bench \(name)", purpose: purpose, options: [entries, dir, runs, group, keep],
+                examples: ["prov bench \(name) --entries 1000000 --runs 3"]
+            ) { args in try run(name, args) }
         }
-        if ["replicate", "propagate", "api"].contains(which) { return try NodeBench.run(which, Array(a.dropFirst())) }
-        if which == "parts" { return try parts(Array(a.dropFirst())) }
-        if which == "query" { return try QueryBench.run(Array(a.dropFirst())) }
-        let args = try Arguments(Array(a.dropFirst()), options: ["entries", "dir", "runs", "group"], flags: ["keep"])
+        return [
+            logBench(
+                "append",
+                "Measure group commits to one log: entries per second, commit latency, bytes per entry, memory."),
+            logBench(
+                "ingest",
+                "Measure the whole input path, JSON Lines to durable entries: parsing, validation, "
+                    + "pseudonymisation, group commit."),
+            logBench("verify", "Measure prov verify's audit of one log of N entries, written first."),
+            Command(
+                "bench parts",
+                purpose:
+                    "Measure the steps the other benchmarks are made of, in nanoseconds per operation on one core.",
+                options: [.value("entries", "N", "operations per step (default 200000)")],
+                examples: ["prov bench parts"], run: parts),
+            Command(
+                "bench query",
+                purpose:
+                    "Measure the shared customer view: index build rate and memory, permit and view latency in "
+                    + "process and over HTTP from a real provd, HTTP requests per second.",
+                options: [
+                    .value("entries", "N", "entries of the log (default 1000000)"),
+                    .value("subjects", "S", "customers they are about (default N / 10)"),
+                    .value("runs", "R", "runs; the medians are printed (default 1)"),
+                    .value("queries", "Q", "permit queries per run (default 100000; views: Q / 10)"),
+                    .value("dir", "DIR", "where the throwaway data goes (default: the temporary folder)"),
+                ],
+                examples: ["prov bench query --entries 1000000 --subjects 100000 --runs 3"]
+            ) { args in try QueryBench.run(args) },
+        ] + NodeBench.commands
+    }()
+
+    static func run(_ which: String, _ args: Arguments) throws -> Int32 {
         let n = try args.integer("entries", default: 100_000)
         let runs = max(1, try args.integer("runs", default: 1))
         let group = max(1, try args.integer("group", default: 1000))
@@ -33,7 +65,7 @@ enum Bench {
         for r in 0..<runs {
             let dir = "\(base)/prov-bench-\(which)-\(getpid())-\(r)"
             try? FileManager.default.removeItem(atPath: dir)
-            defer { if !args.flags.contains("keep") { try? FileManager.default.removeItem(atPath: dir) } }
+            defer { if !args.flag("keep") { try? FileManager.default.removeItem(atPath: dir) } }
             let fixture = try Fixture(dir: dir)
             switch which {
             case "append": results.append(try appendRun(fixture, n: n, group: group, progress: progress))
@@ -238,8 +270,7 @@ enum Bench {
     }
 
     /// Nanoseconds per operation of the steps the three benchmarks are made of, on one core.
-    static func parts(_ a: [String]) throws -> Int32 {
-        let args = try Arguments(a, options: ["entries"])
+    static func parts(_ args: Arguments) throws -> Int32 {
         let n = try args.integer("entries", default: 200_000)
         let dir = FileManager.default.temporaryDirectory.path + "/prov-bench-parts-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -1,35 +1,64 @@
-import CShims
 import Foundation
 import ProvCrypto
 import ProvLedger
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// The `prov` command line: operators and auditors. Exit codes: 0 success, 1 verification failed, 2 usage,
+/// The `prov` command line: operators and auditors. Every command is a declaration (`Command`) in `commands`;
+/// help, argument parsing and suggestions come from it. Exit codes: 0 success, 1 verification failed, 2 usage,
 /// input or I/O error.
 public enum Prov {
-    public static let usage = """
-        usage: prov <command> [options]
+    /// The version of `prov`.
+    public static let version = "0.1.0"
 
-          keygen --org ORG --consortium NAME --out KEYFILE
-          consortium init --name NAME --member ORG=VKEY [--member ...] [--display ORG=NAME ...] [--vocabulary FILE] --out FILE --link-key LINKFILE
-          append --dir DATADIR --key KEYFILE --consortium FILE --link-key LINKFILE [--input EVENTS.jsonl] [--follow]
-          checkpoint --dir DATADIR --org ORG
-          receipt --dir DATADIR --org ORG --seq N
-          verify-receipt --consortium FILE RECEIPT
-          verify --consortium FILE [--checkpoint FILE ...] DATADIR
-          bench append|ingest|verify --entries N [--dir DIR] [--runs R]
-          vectors --out DIR
-          nodes init --dir DIR --orgs ORG1,ORG2,... [--consortium NAME] [--base-port PORT]
-          demo [--nodes DIR]            the local consortium of Nodes/members.json doing a day's work
+    /// Every command, in the order `prov --help` lists them. A new command is one more declaration here.
+    package static let commands: [Command] =
+        [
+            keygenCommand, keyShowCommand, consortiumInitCommand, appendCommand, checkpointCommand, receiptCommand,
+            verifyCommand, verifyReceiptCommand, nodesInitCommand, demoCommand,
+        ] + Bench.commands + [vectorsCommand, versionCommand]
 
-        Exit codes: 0 success, 1 verification failed, 2 usage, input or I/O error.
-        """
+    /// What the first word of commands of more than one word stands for (`prov bench --help` says it).
+    package static let groups: [CommandGroup] = [
+        CommandGroup("key", purpose: "Key files: show what a key file holds."),
+        CommandGroup("consortium", purpose: "The consortium descriptor: write one."),
+        CommandGroup("nodes", purpose: "Nodes on this machine: set up a consortium of provd nodes."),
+        CommandGroup(
+            "bench", purpose: "Benchmarks; each prints one JSON object of medians over its runs (BENCHMARKS.md)."),
+    ]
 
-    /// Runs one command; returns the exit code.
+    /// The group `word` names: any first word of a command of more than one word.
+    static func group(_ word: String) -> CommandGroup? {
+        guard commands.contains(where: { $0.words.count > 1 && $0.words[0] == word }) else { return nil }
+        return groups.first { $0.name == word } ?? CommandGroup(word, purpose: "The prov \(word) commands.")
+    }
+
+    /// `prov --help`: every command with its purpose.
+    package static var overview: String {
+        var out = """
+            prov: the ProvenanceLedger command line, for the companies that keep the logs and the auditors who \
+            check them.
+
+            usage: prov <command> [options]
+                   prov <command> --help    (or -h, or prov help <command>): its options, exit codes and an example
+
+            Commands:
+
+            """
+        out += Help.table(commands.map { ($0.name, $0.purpose) })
+        out += "\nOptions before a command:\n"
+        out += Help.table([
+            ("--log-format text|json", Option.common[0].help),
+            ("--version", "print the version and the format version"),
+            ("-h, --help", "print this list"),
+        ])
+        out += "\nExit codes: 0 success, 1 verification failed, 2 usage, input or I/O error.\n"
+        return out
+    }
+
+    /// Runs one command line; returns the exit code.
     public static func main(_ args: [String]) -> Int32 {
         let status = run(args)
         if status == 0 && outputFailed.load(ordering: .relaxed) {
@@ -44,35 +73,20 @@ public enum Prov {
         // A file-size limit (ulimit -f) makes a write fail with EFBIG, reported like any write error, instead of
         // killing the process without a word.
         signal(SIGXFSZ, SIG_IGN)
-        guard let command = args.first else {
-            err(usage)
-            return 2
-        }
-        let rest = Array(args.dropFirst())
+        var command: Command?
         do {
-            switch command {
-            case "keygen": return try keygen(rest)
-            case "consortium":
-                guard rest.first == "init" else { throw UsageError("usage: prov consortium init ...") }
-                return try consortiumInit(Array(rest.dropFirst()))
-            case "append": return try append(rest)
-            case "checkpoint": return try checkpoint(rest)
-            case "receipt": return try receipt(rest)
-            case "verify-receipt": return try verifyReceipt(rest)
-            case "verify": return try verify(rest)
-            case "bench": return try Bench.run(rest)
-            case "vectors": return try Vectors.run(rest)
-            case "demo": return try Demo.run(rest)
-            case "nodes": return try nodes(rest)
-            case "journey": return try journey(rest)
-            case "help", "--help", "-h":
-                out(usage)
-                return 0
-            default: throw UsageError("unknown command '\(command)'")
+            if let env = ProcessInfo.processInfo.environment["PROV_LOG_FORMAT"] {
+                logFormat = try logFormat(env, from: "PROV_LOG_FORMAT")
             }
+            return try dispatch(args, &command)
         } catch let e as UsageError {
-            log("error", "usage: \(e.message) (prov help shows the commands)")
-            if isatty(2) != 0 { err("\n" + usage) }
+            if let hint = e.hint {
+                log("error", "\(e.message) (\(hint))")
+            } else if let command {
+                log("error", "\(e.message) (prov \(command.name) --help says more)", ["usage": command.synopsis])
+            } else {
+                log("error", "\(e.message) (prov --help lists the commands)")
+            }
             return 2
         } catch let e as LedgerError {
             log("error", (e.code == .verificationFailed ? "verification failed: " : "") + e.message)
@@ -86,445 +100,132 @@ public enum Prov {
         }
     }
 
-    static func out(_ s: String) { write(1, s + "\n") }
-
-    static func err(_ s: String) { write(2, s + "\n") }
-
-    /// Writes all of `text` to a file descriptor. A reader that went away (`prov ... | head -1`) or any other
-    /// write error ends the output, not the process: SIGPIPE is ignored and the error dropped.
-    static func write(_ fd: Int32, _ text: String) {
-        var text = text
-        text.withUTF8 { b in
-            var done = 0
-            while done < b.count {
-                let n = Glibc.write(fd, b.baseAddress! + done, b.count - done)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 {
-                    // A reader that left is not an error of ours; a full disk or an I/O error is (exit 2).
-                    if fd == 1 && !(n < 0 && errno == EPIPE) { outputFailed.store(true, ordering: .relaxed) }
-                    return
-                }
-                done += n
+    /// Finds the command `args` names, parses its arguments against its declaration and runs it; `command` is set
+    /// once known, for the usage line of an error.
+    static func dispatch(_ args: [String], _ command: inout Command?) throws -> Int32 {
+        var args = args[...]
+        // Options before the command: --version, --help, and the one every command takes.
+        while let first = args.first, first.hasPrefix("-"), first != "-" {
+            args.removeFirst()
+            switch first {
+            case "--version": return try versionCommand.run(try Arguments([], for: versionCommand))
+            case "-h", "--help":
+                out(overview)
+                return 0
+            case "--log-format":
+                guard let v = args.popFirst() else { throw UsageError("--log-format needs a value (text|json)") }
+                logFormat = try logFormat(v, from: "--log-format")
+            case _ where first.hasPrefix("--log-format="):
+                logFormat = try logFormat(String(first.dropFirst(13)), from: "--log-format")
+            default:
+                let near = Suggest.nearest(String(first.drop { $0 == "-" }), among: ["version", "help", "log-format"])
+                throw UsageError(
+                    "unknown option \(first) before the command" + (near.map { ": did you mean --\($0)?" } ?? ""))
             }
         }
+        guard let word = args.first else {
+            err(overview)
+            throw UsageError("no command given")
+        }
+        if word == "help" { return try help(Array(args.dropFirst())) }
+        let found: Command
+        let rest: [String]
+        do { (found, rest) = try resolve(Array(args)) } catch let g as GroupHelp {
+            out(help(of: g.group))
+            return 0
+        }
+        command = found
+        let parsed = try Arguments(rest, for: found)
+        if parsed.helpRequested {
+            out(found.help)
+            return 0
+        }
+        if let f = try parsed.optional("log-format") { logFormat = try logFormat(f, from: "--log-format") }
+        return try found.run(parsed)
     }
 
-    /// Set when standard output could not be written (other than a closed pipe): the command then exits 2.
-    static let outputFailed = Atomic<Bool>(false)
-
-    /// A log line on stderr. On a terminal, `prov: level: message` for a person; otherwise one JSON object per line for a log collector.
-    static func log(_ level: String, _ msg: String) {
-        if isatty(2) != 0 {
-            err("prov: \(level == "warn" ? "warning" : level): \(msg)")
-            return
+    /// The command the first words of `args` name, and the arguments after them. A group's name alone, or with
+    /// `--help`, is answered with the group's commands (as an error, or as help).
+    static func resolve(_ args: [String]) throws -> (Command, [String]) {
+        for c in commands.sorted(by: { $0.words.count > $1.words.count })
+        where args.count >= c.words.count && Array(args.prefix(c.words.count)) == c.words {
+            return (c, Array(args.dropFirst(c.words.count)))
         }
-        let v = JSONValue.object([
-            JSONMember("ts", .string(Timestamp.format(UInt64(Date().timeIntervalSince1970 * 1000)))),
-            JSONMember("level", .string(level)), JSONMember("msg", .string(msg)),
-        ])
-        err(v.serialized)
+        let word = args[0]
+        if let group = group(word) {
+            let members = commands.filter { $0.words[0] == word }
+            guard let sub = args.dropFirst().first else {
+                throw UsageError(
+                    "prov \(word) needs one of: "
+                        + members.map { $0.words.dropFirst().joined(separator: " ") }
+                        .joined(separator: ", "), hint: "prov \(word) --help says what each does")
+            }
+            if sub == "-h" || sub == "--help" { throw GroupHelp(group: group) }
+            let near = Suggest.nearest(sub, among: members.map { $0.words.dropFirst().joined(separator: " ") })
+            throw UsageError(
+                "unknown command 'prov \(word) \(sub.prefix(40))'"
+                    + (near.map { ": did you mean prov \(word) \($0)?" } ?? ""),
+                hint: "prov \(word) --help lists its commands")
+        }
+        let tops = Array(Set(commands.map { $0.words[0] } + ["help"])).sorted()
+        let near = Suggest.nearest(word, among: tops)
+        throw UsageError("unknown command '\(word.prefix(40))'" + (near.map { ": did you mean \($0)?" } ?? ""))
     }
 
-    /// A file that must be text: one that is binary (a key file on the wrong option) is refused without a byte of it.
-    static func readText(_ path: String, expected what: String, option: String) throws -> [UInt8] {
-        let bytes = try readFile(path)
-        if let why = FileKind.misplaced(bytes, expected: what) { throw LedgerError(.io, "\(option) \(path) \(why)") }
-        return bytes
+    /// `prov bench --help`: not an error, the group's help (thrown out of `resolve`, answered by `help`).
+    struct GroupHelp: Error {
+        var group: CommandGroup
     }
 
-    static func readFile(_ path: String) throws -> [UInt8] {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw LedgerError(.io, "\(path): no such file")
-        }
-        guard !isDirectory.boolValue else { throw LedgerError(.io, "\(path) is a directory, not a file") }
-        guard let d = FileManager.default.contents(atPath: path) else {
-            throw LedgerError(.io, "cannot read \(path) (permissions?)")
-        }
-        return Array(d)
+    /// The help of one group of commands.
+    static func help(of group: CommandGroup) -> String {
+        let members = commands.filter { $0.words[0] == group.name }
+        return "prov \(group.name): \(group.purpose)\n\nCommands:\n" + Help.table(members.map { ($0.name, $0.purpose) })
+            + "\nprov \(group.name) <command> --help says more about each.\n"
     }
 
-    // MARK: keygen
-
-    static func keygen(_ a: [String]) throws -> Int32 {
-        let args = try Arguments(a, options: ["org", "consortium", "out"])
-        let org = try args.required("org")
-        let name = try args.required("consortium")
-        guard Vocabulary.isOrgID(org) else { throw UsageError("--org must be 1-32 of a-z 0-9 - (got '\(org)')") }
-        guard Vocabulary.isConsortiumName(name) else {
-            throw UsageError("--consortium must be 1-64 of a-z 0-9 . - (got '\(name)')")
+    /// `prov help [command words]`: the overview, a command's help, or a group's.
+    static func help(_ words: [String]) throws -> Int32 {
+        guard !words.isEmpty else {
+            out(overview)
+            return 0
         }
-        let signer = try NoteSigner(name: "\(name)/\(org)", privateKey: .generate())
-        try SigningKeyFile.write(signer, to: try args.required("out"))
-        out(signer.verifierKey.description)
+        do {
+            let (c, rest) = try resolve(words)
+            guard rest.isEmpty else {
+                throw UsageError("prov help takes one command, got '\(words.joined(separator: " "))'")
+            }
+            out(c.help)
+        } catch let g as GroupHelp {
+            out(help(of: g.group))
+        } catch let e as UsageError where words.count == 1 {
+            guard let group = group(words[0]) else { throw e }
+            out(help(of: group))
+        }
         return 0
-    }
-
-    // MARK: consortium init
-
-    static func consortiumInit(_ a: [String]) throws -> Int32 {
-        let args = try Arguments(a, options: ["name", "member", "display", "vocabulary", "out", "link-key"])
-        let name = try args.required("name")
-        let outPath = try args.required("out")
-        let linkPath = try args.required("link-key")
-        var display: [String: String] = [:]
-        for d in args.all("display") {
-            let p = d.split(separator: "=", maxSplits: 1)
-            guard p.count == 2 else { throw UsageError("--display takes ORG=NAME, got '\(d)'") }
-            display[String(p[0])] = String(p[1])
-        }
-        guard !args.all("member").isEmpty else { throw UsageError("at least one --member ORG=VKEY is needed") }
-        var members: [Consortium.Member] = []
-        for m in args.all("member") {
-            let p = m.split(separator: "=", maxSplits: 1)
-            guard p.count == 2 else { throw UsageError("--member takes ORG=VERIFIERKEY, got '\(m)'") }
-            let org = String(p[0])
-            let key: NoteVerifierKey
-            do { key = try NoteVerifierKey(parsing: String(p[1])) } catch let e as CryptoError {
-                throw LedgerError(.config, "member \(org): \(e.reason)")
-            }
-            members.append(
-                Consortium.Member(
-                    org: org, name: display[org] ?? org, origin: "\(name)/\(org)", key: key, peer: nil, api: nil))
-        }
-        for org in display.keys where !members.contains(where: { $0.org == org }) {
-            throw UsageError("--display names '\(org)', which is not given with --member")
-        }
-        var vocabulary = ConsortiumVocabulary.standard
-        if let path = try args.optional("vocabulary") {
-            vocabulary = try ConsortiumVocabulary(parsing: try readFile(path), source: "--vocabulary \(path)")
-        }
-        _ = try Consortium(name: name, members: members, vocabulary: vocabulary)
-        guard !FileManager.default.fileExists(atPath: outPath) else {
-            throw LedgerError(.io, "\(outPath) exists: a consortium descriptor is not overwritten; remove it first")
-        }
-        // The descriptor carries the linking key's fingerprint, so the key is made (or read) first.
-        let linkKey: LinkKey
-        if FileManager.default.fileExists(atPath: linkPath) {
-            linkKey = try LinkKey.load(linkPath)
-            log("info", "using the existing linking key \(linkPath)")
-        } else {
-            linkKey = try LinkKey.create(linkPath)
-        }
-        let c = try Consortium(
-            name: name, members: members, linkKeyFingerprint: linkKey.fingerprint, vocabulary: vocabulary)
-        try c.write(to: outPath)
-        out("wrote \(outPath): consortium \(name) with \(members.count) members")
-        return 0
-    }
-
-    // MARK: append
-
-    static func append(_ a: [String]) throws -> Int32 {
-        let args = try Arguments(a, options: ["dir", "key", "consortium", "link-key", "input"], flags: ["follow"])
-        // Stop signals are taken from the start, before anything is loaded or opened: every whole line sent
-        // before one is committed, whenever it comes.
-        let stop = args.flags.contains("follow") ? prov_stop_signals_install() : -1
-        let consortium = try Consortium.load(try args.required("consortium"))
-        let signer = try SigningKeyFile.read(try args.required("key"))
-        let linkKey = try LinkKey.load(try args.required("link-key"))
-        let dir = try args.required("dir")
-        // A log this command creates and then appends nothing to (bad input, empty input) is removed again:
-        // a rejected batch leaves no trace.
-        let logDir = consortium.member(origin: signer.name).map { dir + "/" + $0.org }
-        let isNew = logDir.map { !FileManager.default.fileExists(atPath: $0) } ?? false
-        let ingestor = try Ingestor(
-            dataDirectory: dir, consortium: consortium, signer: signer, linkKey: linkKey, log: { log("warn", $0) })
-        defer {
-            ingestor.store.close()
-            if isNew, ingestor.store.size == 0, let logDir { try? FileManager.default.removeItem(atPath: logDir) }
-        }
-        if args.flags.contains("follow") {
-            guard try args.optional("input") == nil else {
-                throw UsageError("--follow reads standard input; drop --input")
-            }
-            return try follow(ingestor, stop: stop)
-        }
-        let input: [UInt8]
-        if let path = try args.optional("input") {
-            input = try readText(path, expected: "JSON Lines events", option: "--input")
-        } else {
-            input = Array(FileHandle.standardInput.readDataToEndOfFile())
-            if let why = FileKind.misplaced(input, expected: "JSON Lines events") {
-                throw LedgerError(.io, "standard input \(why)")
-            }
-        }
-        let results = try ingestor.append(input)
-        var text = ""
-        text.reserveCapacity(results.count * 80)
-        for r in results { text += "\(r.seq) \(r.leaf.hex)\n" }
-        write(1, text)
-        return 0
-    }
-
-    /// Streams standard input: whatever whole lines have arrived are committed as one group, acknowledged on
-    /// stdout once durable. While more input is waiting, the next group is parsed during the previous group's
-    /// fsync; when input goes quiet, the last group is flushed at once. Each line stands alone: a bad line is
-    /// reported on stderr with its line number in the stream and appended nowhere; the stream goes on, and the
-    /// exit status is 2 if any line was rejected.
-    static func follow(_ ingestor: Ingestor, stop: Int32) throws -> Int32 {
-        // Acknowledgements are printed as soon as a group is durable, also when a later group then fails.
-        let committer = PipelinedCommitter(store: ingestor.store, signer: ingestor.signer) { results in
-            var text = ""
-            for r in results { text += "\(r.seq) \(r.leaf.hex)\n" }
-            write(1, text)
-        }
-        var carry: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        var failures = 0
-        var nextLine = 1
-        var skipping = false  // inside a line over the limit, already reported, up to its newline
-        func commit(_ lines: [UInt8]) throws {
-            let group = try withRawBytes(lines) { raw throws(LedgerError) in
-                try ingestor.prepare(raw, now: Ingestor.now(), firstLine: nextLine) { error in
-                    failures += 1
-                    log("error", "rejected, not appended: \(error.message)")
-                }
-            }
-            nextLine += lines.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
-            try committer.submit(group)
-        }
-        /// Takes the `n` bytes just read: the whole lines so far are committed as one group, the rest waits.
-        func take(_ n: Int) throws {
-            carry += chunk[0..<n]
-            if skipping {
-                guard let end = carry.firstIndex(of: UInt8(ascii: "\n")) else {
-                    carry.removeAll(keepingCapacity: true)
-                    return
-                }
-                carry.removeFirst(end + 1)
-                skipping = false
-                nextLine += 1
-            }
-            guard let lastNewline = carry.lastIndex(of: UInt8(ascii: "\n")) else {
-                if carry.count > Ingestor.maxLineBytes {
-                    // Not buffered without end: reported now, skipped up to its newline.
-                    failures += 1
-                    log(
-                        "error",
-                        "rejected, not appended: line \(nextLine): longer than \(Ingestor.maxLineBytes) bytes")
-                    carry.removeAll(keepingCapacity: true)
-                    skipping = true
-                }
-                return
-            }
-            let lines = Array(carry[...lastNewline])
-            carry.removeFirst(lastNewline + 1)
-            try commit(lines)
-        }
-        func read() -> Int { chunk.withUnsafeMutableBytes { Glibc.read(0, $0.baseAddress!, $0.count) } }
-
-        // SIGTERM and SIGINT stop the stream cleanly: every whole line sent before them is committed and
-        // acknowledged before exit. Input and the stop signals are waited for together (poll ignores fd -1).
-        var fds = [
-            pollfd(fd: 0, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: stop, events: Int16(POLLIN), revents: 0),
-        ]
-        var stopped = false
-        while true {
-            if poll(&fds, 2, 0) == 0 {
-                // Nothing waiting: acknowledge what is durable, then sleep until input or a signal comes.
-                try committer.flush()
-                if poll(&fds, 2, -1) < 0 {
-                    guard errno == EINTR else {
-                        throw LedgerError(.io, "waiting for input: \(String(cString: strerror(errno)))")
-                    }
-                    continue
-                }
-            }
-            if fds[1].revents != 0 {
-                stopped = true
-                break
-            }
-            let n = read()
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            try take(n)
-        }
-        if stopped {
-            // What was sent before the signal is still taken. An unfinished line may be cut anywhere: it is not
-            // guessed at.
-            while poll(&fds, 1, 0) > 0 {
-                let n = read()
-                if n <= 0 { break }
-                try take(n)
-            }
-            log(
-                "info",
-                "stopping on signal: every whole line read is committed"
-                    + (carry.isEmpty || skipping ? "" : "; \(carry.count) bytes of an unfinished last line dropped"))
-        } else if !carry.isEmpty && !skipping {
-            try commit(carry)  // at end of input, a last line without a newline still counts
-        }
-        try committer.flush()
-        return failures == 0 ? 0 : 2
-    }
-
-    // MARK: checkpoint, receipt
-
-    static func checkpoint(_ a: [String]) throws -> Int32 {
-        let args = try Arguments(a, options: ["dir", "org"])
-        let store = try openReader(args)
-        guard let cp = store.latest else { throw LedgerError(.io, "log \(store.org) has no checkpoint yet") }
-        write(1, cp.serialized)
-        return 0
-    }
-
-    /// Opens a log read-only; its origin comes from the stored checkpoint.
-    static func openReader(_ args: Arguments) throws -> LogStore {
-        let dir = try args.required("dir")
-        let org = try args.required("org")
-        guard Vocabulary.isOrgID(org) else {
-            throw UsageError("--org must be an org id (1-32 of a-z 0-9 -), got '\(org)'")
-        }
-        // The log's origin names its consortium: from the checkpoint file, or from the first entry when that
-        // file is missing or torn.
-        var origin: String?
-        // Read as the log store reads them: never through a link, never blocking on a FIFO.
-        if let bytes = try? FileHandleFD.openIfPresent("\(dir)/\(org)/checkpoint", flags: O_RDONLY)?.read(
-            count: 1 << 16, at: 0),
-            let text = String(bytes: bytes, encoding: .utf8), let first = text.split(separator: "\n").first
-        {
-            origin = String(first)
-        }
-        if origin == nil || origin?.hasSuffix("/" + org) != true {
-            let segDir = "\(dir)/\(org)/segments"
-            if let first = (try? FileHandleFD.list(directory: segDir))?.filter({ $0.hasSuffix(".seg") }).min(),
-                let head = try? FileHandleFD(path: segDir + "/" + first, flags: O_RDONLY).read(
-                    count: SegmentFormat.magic.count + SegmentFormat.headerSize + Entry.maxSize, at: 0)
-            {
-                head.withUnsafeBytes { buf in
-                    if case .record(.entry, let payload, _) = SegmentFormat.record(
-                        in: buf, at: SegmentFormat.magic.count),
-                        let e = try? Entry.decode(payload)
-                    {
-                        origin = e.log
-                    }
-                }
-            }
-        }
-        let consortiumName = origin.flatMap { o in o.lastIndex(of: "/").map { String(o[..<$0]) } } ?? "unknown"
-        return try LogStore(
-            dataDirectory: dir, consortium: consortiumName, org: org, writable: false, log: { log("warn", $0) })
-    }
-
-    static func receipt(_ a: [String]) throws -> Int32 {
-        let args = try Arguments(a, options: ["dir", "org", "seq"])
-        guard let seq = UInt64(try args.required("seq")) else {
-            throw UsageError("--seq must be a non-negative integer")
-        }
-        let store = try openReader(args)
-        write(1, try store.receipt(seq).serialized)
-        return 0
-    }
-
-    /// A descriptor without `linkKeyFingerprint` verifies logs as well as any (nothing here uses the linking key),
-    /// but `prov append` refuses it: the auditor is told, once.
-    static func warnIfNoFingerprint(_ consortium: Consortium, _ path: String) {
-        guard consortium.linkKeyFingerprint == nil else { return }
-        log(
-            "warn",
-            "consortium descriptor \(path) has no linkKeyFingerprint (written by an older prov): prov append refuses "
-                + "it, since a wrong linking key could not be told from the consortium's; whoever holds the linking "
-                + "key adds the value prov append prints")
-    }
-
-    static func verifyReceipt(_ a: [String]) throws -> Int32 {
-        let args = try Arguments(a, options: ["consortium"], positionals: 1)
-        let consortium = try Consortium.load(try args.required("consortium"))
-        warnIfNoFingerprint(consortium, try args.required("consortium"))
-        guard args.positionals.count == 1 else { throw UsageError("give exactly one receipt file") }
-        let text = String(
-            decoding: try readText(args.positionals[0], expected: "a receipt", option: "receipt"), as: UTF8.self)
-        // A receipt that does not even parse fails verification like one whose proof is wrong.
-        let receipt: Receipt
-        do { receipt = try Receipt(parsing: text) } catch {
-            throw LedgerError(.verificationFailed, "receipt \(args.positionals[0]) is malformed: \(error.message)")
-        }
-        let v = try receipt.verify(consortium: consortium)
-        let cp = receipt.checkpoint.checkpoint
-        out(
-            "OK: \(v.entry.org) seq \(v.entry.seq) (leaf \(v.leaf.hex)) is in the log \(cp.origin) at size \(cp.size), "
-                + "signed by \(v.entry.org)"
-                + (v.cosigners.isEmpty ? "" : ", cosigned by \(v.cosigners.joined(separator: ", "))"))
-        out(v.entry.json.prettySerialized)
-        return 0
-    }
-
-    // MARK: verify
-
-    static func verify(_ a: [String]) throws -> Int32 {
-        let args = try Arguments(a, options: ["consortium", "checkpoint"], positionals: 1)
-        let consortium = try Consortium.load(try args.required("consortium"))
-        warnIfNoFingerprint(consortium, try args.required("consortium"))
-        guard args.positionals.count == 1 else { throw UsageError("give exactly one data directory") }
-        var verifier = Verifier(consortium: consortium)
-        for path in args.all("checkpoint") {
-            let cp: SignedCheckpoint
-            let bytes = try readText(path, expected: "a signed checkpoint", option: "--checkpoint")
-            do throws(LedgerError) {
-                cp = try SignedCheckpoint(parsing: String(decoding: bytes, as: UTF8.self))
-            } catch {
-                throw LedgerError(.io, "--checkpoint \(path): \(error.message)")
-            }
-            guard consortium.member(origin: cp.checkpoint.origin) != nil else {
-                throw LedgerError(
-                    .io,
-                    "--checkpoint \(path) is for log '\(cp.checkpoint.origin)', not a log of consortium \(consortium.name)"
-                )
-            }
-            verifier.trustedCheckpoints.append(cp)
-        }
-        let progress = Progress(enabled: isatty(2) != 0)
-        verifier.progress = { org, n in progress.update("verifying \(org): \(n) entries") }
-        let start = Date()
-        let audits = try verifier.verify(dataDirectory: args.positionals[0])
-        progress.clear()
-        var failed = false
-        var unreadable = false
-        for a in audits {
-            for w in a.warnings { log("warn", "\(a.org): \(w)") }
-            if let f = a.failure, a.failureIsIO {
-                unreadable = true
-                log("error", f)
-                out("\(a.org): NOT VERIFIED, cannot be read: \(f)")
-            } else if let f = a.failure {
-                failed = true
-                log("error", "verification failed: \(f)")
-                out("\(a.org): FAILED after \(a.entries) entries: \(f)")
-            } else {
-                let latest = a.latest.map { "latest checkpoint size \($0.size) root \($0.root.hex)" } ?? "no checkpoint"
-                out(
-                    "\(a.org): OK: \(a.entries) entries, \(a.checkpoints) checkpoints verified, "
-                        + "\(a.referencesChecked) references checked, \(latest)")
-            }
-        }
-        for m in consortium.members where !audits.contains(where: { $0.org == m.org }) {
-            out("\(m.org): no log in this directory")
-        }
-        let total = audits.reduce(UInt64(0)) { $0 + $1.entries }
-        let secs = Date().timeIntervalSince(start)
-        let verdict = failed ? "FAILED" : unreadable ? "INCOMPLETE" : "OK"
-        out("\(verdict): \(audits.count) logs, \(total) entries in \(String(format: "%.2f", secs)) s")
-        return failed ? 1 : unreadable ? 2 : 0
     }
 }
 
-/// A one-line progress display on a terminal's stderr; silent when stderr is not a terminal.
-final class Progress: @unchecked Sendable {
-    // Only touched from the thread running the command.
-    let enabled: Bool
-    var last = Date.distantPast
+extension Command {
+    /// The words of the name.
+    var words: [String] { name.split(separator: " ").map(String.init) }
+}
 
-    init(enabled: Bool) { self.enabled = enabled }
+// MARK: version
 
-    func update(_ text: String) {
-        guard enabled, Date().timeIntervalSince(last) > 0.2 else { return }
-        last = Date()
-        Prov.write(2, "\r\u{1B}[K\(text)")
-    }
-
-    func clear() {
-        if enabled { Prov.write(2, "\r\u{1B}[K") }
+extension Prov {
+    static let versionCommand = Command(
+        "version", purpose: "Print the version of prov and the version of the ledger format it reads and writes.",
+        options: [.json], examples: ["prov version", "prov --version"]
+    ) { args in
+        if args.flag("json") {
+            outJSON([
+                JSONMember("version", .string(version)),
+                JSONMember("formatVersion", .number(String(Entry.formatVersion))),
+            ])
+        } else {
+            out("prov \(version) (format version \(Entry.formatVersion), Specs/format.md)")
+        }
+        return 0
     }
 }

@@ -24,12 +24,20 @@ enum JourneyDemo {
         public var keepRunning: Bool
         public var customers: Int
         public var quiet: Bool
+        public var consortium: String
+        /// Display names by org.
+        public var names: [String: String]
 
-        public init(directory: String, keepRunning: Bool = false, customers: Int = 3000, quiet: Bool = false) {
+        public init(
+            directory: String, keepRunning: Bool = false, customers: Int = 3000, quiet: Bool = false,
+            consortium: String = "demo", names: [String: String] = JourneyDemo.names
+        ) {
             self.directory = directory
             self.keepRunning = keepRunning
             self.customers = customers
             self.quiet = quiet
+            self.consortium = consortium
+            self.names = names
         }
     }
 
@@ -63,8 +71,9 @@ enum JourneyDemo {
         var outcome = Outcome()
         try FileManager.default.createDirectory(atPath: o.directory, withIntermediateDirectories: true)
         out.step("A consortium of three companies in \(o.directory)")
+        let names = o.names
         let setup = try ConsortiumSetup.initialize(
-            directory: o.directory + "/consortium", orgs: orgs, consortium: "demo", basePort: 7400, names: names)
+            directory: o.directory + "/consortium", orgs: orgs, consortium: o.consortium, basePort: 7400, names: names)
         for org in orgs {
             try NodeFile.update(setup.nodeConfigs[org]!) { c in
                 c["peer"] = .string("127.0.0.1:0")

@@ -14,8 +14,40 @@ import Synchronization
 /// - `propagate`: steady posts to node A; time from A's acknowledgement to the entry stored at node B;
 /// - `api`: `POST /v1/events` in batches of 1,000 over keep-alive, and one event per request.
 enum NodeBench {
-    static func run(_ which: String, _ a: [String]) throws -> Int32 {
-        let args = try Arguments(a, options: ["entries", "runs", "rate", "seconds", "connections", "batch-connections", "dir"])
+    static let commands: [Command] = {
+        let runs = Option.value("runs", "R", "runs; the medians are printed (default 1)")
+        let dir = Option.value("dir", "DIR", "where the nodes' throwaway folders go (default: the temporary folder)")
+        func bench(_ name: String, _ purpose: String, _ options: [Option], _ example: String) -> Command {
+            Command(
+                "bench \(name)", purpose: purpose, options: options + [runs, dir], examples: [example]
+            ) { args in try run(name, args) }
+        }
+        return [
+            bench(
+                "replicate", "Measure how fast a fresh provd node copies one log of N entries from a peer over TLS.",
+                [.value("entries", "N", "entries in the log copied (default 100000)")],
+                "prov bench replicate --entries 1000000"),
+            bench(
+                "propagate",
+                "Measure the time from one node's acknowledgement of an entry to its storage at a peer, under "
+                    + "steady load.",
+                [
+                    .value("rate", "R", "entries per second posted (default 10000)"),
+                    .value("seconds", "S", "how long to post (default 10)"),
+                ], "prov bench propagate --rate 10000 --seconds 10"),
+            bench(
+                "api", "Measure provd's POST /v1/events: batches of 1,000 events, and one event per request.",
+                [
+                    .value("seconds", "S", "how long each half runs (default 5)"),
+                    .value("connections", "C", "clients sending one event per request at once (default 16)"),
+                    .value(
+                        "batch-connections", "B",
+                        "kept-alive connections sending batches at once, as a client pool would (default 2)"),
+                ], "prov bench api --seconds 5"),
+        ]
+    }()
+
+    static func run(_ which: String, _ args: Arguments) throws -> Int32 {
         let runs = max(1, try args.integer("runs", default: 1))
         let base = try args.optional("dir") ?? FileManager.default.temporaryDirectory.path
         let progress = Progress(enabled: isatty(2) != 0)
@@ -37,7 +69,8 @@ enum NodeBench {
                     try api(
                         dir, seconds: try args.integer("seconds", default: 5),
                         connections: try args.integer("connections", default: 16),
-                        batchConnections: max(1, try args.integer("batch-connections", default: 2)), progress: progress))
+                        batchConnections: max(1, try args.integer("batch-connections", default: 2)), progress: progress)
+                )
             }
             progress.clear()
         }

@@ -3,31 +3,34 @@ import ProvLedger
 import ProvNode
 
 extension Prov {
-    /// `prov nodes init --dir DIR --orgs A,B,C [--consortium NAME] [--base-port PORT]` (Specs/protocol.md §2.1).
-    static func nodes(_ a: [String]) throws -> Int32 {
-        guard a.first == "init" else { throw UsageError("usage: prov nodes init --dir DIR --orgs ORG1,ORG2,... ") }
-        let args = try Arguments(Array(a.dropFirst()), options: ["dir", "orgs", "consortium", "base-port"])
+    static let nodesInitCommand = Command(
+        "nodes init",
+        purpose: "Set up a consortium of provd nodes on this machine: keys, descriptor, linking key and a node.json "
+            + "per org.",
+        options: [
+            .value("dir", "DIR", "the folder to make it in: DIR/<org>/node.json, DIR/consortium.json", required: true),
+            .value("orgs", "ORG1,ORG2,...", "the members' org ids, comma-separated", required: true),
+            .value("consortium", "NAME", "the consortium's name (default local)"),
+            .value(
+                "base-port", "PORT",
+                "ports from here: member i listens for peers on PORT+1+i and for its API on PORT+101+i (default "
+                    + "7400)"),
+        ],
+        examples: ["prov nodes init --dir /tmp/acme --orgs brand,retail,care"],
+        notes: ["Then start each node with provd --config DIR/<org>/node.json (Specs/protocol.md §2.1)."],
+        run: nodes)
+
+    static func nodes(_ args: Arguments) throws -> Int32 {
         let dir = try args.required("dir")
         let orgs = try args.required("orgs").split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         let name = try args.optional("consortium") ?? "local"
         let base = try args.integer("base-port", default: 7400)
         let r = try ConsortiumSetup.initialize(directory: dir, orgs: orgs, consortium: name, basePort: base)
-        out("wrote \(r.descriptor): consortium \(name) with \(orgs.count) members")
+        out("wrote \(r.descriptor): consortium \(name) with \(Phrase.count(orgs.count, "member"))")
         for org in orgs { out("  \(org): provd --config \(r.nodeConfigs[org]!)") }
         return 0
     }
-}
 
-extension Prov {
-    /// `prov demo` (the three-node journey): `--dir DIR`, `--keep-running`, `--customers N`.
-    static func journey(_ a: [String]) throws -> Int32 {
-        let args = try Arguments(a, options: ["dir", "customers"], flags: ["keep-running"])
-        let stamp = Timestamp.format(UInt64(Date().timeIntervalSince1970 * 1000)).replacingOccurrences(
-            of: ":", with: "")
-        let dir = try args.optional("dir") ?? FileManager.default.temporaryDirectory.path + "/prov-demo-\(stamp)"
-        return try JourneyDemo.main(
-            .init(
-                directory: dir, keepRunning: args.flags.contains("keep-running"),
-                customers: try args.integer("customers", default: 3000)))
-    }
+    static let demoCommand = Demo.command
+    static let vectorsCommand = Vectors.command
 }

@@ -15,8 +15,7 @@ import Synchronization
 /// run: the offline index build from the data directory (and `prov verify` of the same directory, for the rate it
 /// must match), the index's memory, and the latency of `permit` and `view` for random customers by raw identifier.
 enum QueryBench {
-    static func run(_ a: [String]) throws -> Int32 {
-        let args = try Arguments(a, options: ["entries", "subjects", "runs", "dir", "queries"])
+    static func run(_ args: Arguments) throws -> Int32 {
         let n = try args.integer("entries", default: 1_000_000)
         let subjects = try args.integer("subjects", default: max(1, n / 10))
         let runs = max(1, try args.integer("runs", default: 1))

@@ -63,8 +63,17 @@ public enum Vectors {
             }, linkKeyFingerprint: try LinkKey(bytes: linkKeyBytes).fingerprint)
     }
 
-    static func run(_ a: [String]) throws -> Int32 {
-        let args = try Arguments(a, options: ["out"])
+    static let command = Command(
+        "vectors",
+        purpose: "Regenerate the test vectors of Specs/vectors deterministically, from public seeds and a fixed clock.",
+        options: [.value("out", "DIR", "the folder to write them to (Specs/vectors in a checkout)", required: true)],
+        examples: ["prov vectors --out Specs/vectors"],
+        notes: [
+            "Writes consortium.json, entries.json (each input line, its canonical bytes and leaf hash), the signed "
+                + "log under log/ and a receipt, so an independent implementation can compare its bytes with ours."
+        ], run: run)
+
+    static func run(_ args: Arguments) throws -> Int32 {
         try generate(into: try args.required("out"))
         Prov.out("wrote test vectors to \(try args.required("out"))")
         return 0

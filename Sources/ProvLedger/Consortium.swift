@@ -198,7 +198,7 @@ public struct Consortium: Sendable {
         do {
             return try Consortium(json: try JSON.parse(Array(data)))
         } catch let e as JSONError {
-            throw LedgerError(.config, "\(path): not valid JSON: \(e)")
+            throw LedgerError(.config, "\(path): not valid JSON: \(e.located(in: Array(data)))")
         } catch let e as LedgerError {
             throw LedgerError(.config, "\(path): \(e.message)")
         }

@@ -108,7 +108,9 @@ public struct ConsortiumVocabulary: Sendable, Equatable {
     /// descriptor's `vocabulary`. Errors start with `source`.
     public init(parsing bytes: [UInt8], source: String) throws(LedgerError) {
         let json: JSONValue
-        do { json = try JSON.parse(bytes) } catch { throw LedgerError(.config, "\(source): not valid JSON: \(error)") }
+        do { json = try JSON.parse(bytes) } catch {
+            throw LedgerError(.config, "\(source): not valid JSON: \(error.located(in: bytes))")
+        }
         do { try self.init(json: json) } catch { throw LedgerError(.config, "\(source): \(error.message)") }
     }
 

@@ -439,7 +439,7 @@ extension EntryBody {
             guard list.count <= 32 else { throw f(name, "more than 32 items") }
             for (i, c) in list.enumerated() {
                 guard !checkCodes || set.contains(c) else {
-                    throw f("\(name)[\(i)]", "\(LedgerError.shown(c)) is not a known \(what)")
+                    throw f("\(name)[\(i)]", "\(LedgerError.shown(c)) is not a known \(what)" + Vocabulary.listing(set))
                 }
                 if i > 0 && list[i - 1] >= c { throw f(name, "must be unique and in ascending order") }
             }
@@ -459,7 +459,7 @@ extension EntryBody {
         }
         func one(_ value: String, _ name: String, in set: Set<String>, what: String) throws(LedgerError) {
             guard !checkCodes || set.contains(value) else {
-                throw f(name, "\(LedgerError.shown(value)) is not a known \(what)")
+                throw f(name, "\(LedgerError.shown(value)) is not a known \(what)" + Vocabulary.listing(set))
             }
         }
         switch self {

@@ -6,7 +6,35 @@ extension LedgerError {
     /// `A-Z a-z 0-9 : . _ -`, so no `@` or `+`, and no run of 6 or more digits), otherwise described by its size
     /// only. Error output ends up in logs, where raw emails, phone numbers and customer ids must never go.
     static func shown(_ value: some StringProtocol) -> String {
-        isShowable(value) ? "'\(value)'" : "a value of \(value.utf8.count) bytes"
+        isShowable(value) ? "'\(value)'" : sized(value)
+    }
+
+    /// `a value of 12 bytes`, and where a space or another blank is in it (a common slip that its size alone would
+    /// hide): `a value of 13 bytes that ends with a space`.
+    static func sized(_ value: some StringProtocol) -> String {
+        "a value of \(value.utf8.count) bytes" + (blank(in: value).map { " that \($0)" } ?? "")
+    }
+
+    /// Where the first blank of `value` is, said without the value: `starts with a space`, `ends with a tab`,
+    /// `holds a space`; nil when there is none. Blanks are the space, the tab, line breaks and the no-break space.
+    static func blank(in value: some StringProtocol) -> String? {
+        func name(_ c: Character) -> String? {
+            switch c {
+            case " ": "a space"
+            case "\t": "a tab"
+            case "\n", "\r", "\r\n": "a line break"
+            case "\u{A0}", "\u{202F}": "a no-break space"
+            default: nil
+            }
+        }
+        if let c = value.first, let n = name(c) { return "starts with \(n)" }
+        if let c = value.last, let n = name(c) { return "ends with \(n)" }
+        return value.lazy.compactMap(name).first.map { "holds \($0)" }
+    }
+
+    /// ` (it holds a space)` after a rule a value broke, when a blank is why.
+    static func blankNote(_ value: some StringProtocol) -> String {
+        blank(in: value).map { " (it \($0))" } ?? ""
     }
 
     /// True when `shown(_:)` quotes `value`. Six digits in a row may be part of a phone or customer number.
@@ -23,7 +51,7 @@ extension LedgerError {
     /// case, starting with a letter), so that a name, an e-mail address or a phone number put where a code
     /// belongs is described by its size only.
     static func shownCode(_ value: some StringProtocol) -> String {
-        Vocabulary.isCode(String(value)) ? shown(value) : "a value of \(value.utf8.count) bytes"
+        Vocabulary.isCode(String(value)) ? shown(value) : sized(value)
     }
 
     /// Whether `value` could carry an e-mail address or a phone number: an `@`, a `+`, or `digits` digits in a row.
@@ -47,7 +75,8 @@ public enum SubjectRef {
         func bad(_ why: String) -> Result<String, LedgerError> { .failure(LedgerError(.invalidEvent, why)) }
         guard raw.utf8.count <= 256 else { return bad("identifier longer than 256 bytes") }
         guard let colon = raw.firstIndex(of: ":") else {
-            return bad("identifier needs a scheme: email:, phone:, cust:<org>:, device: or ref:")
+            return bad(
+                "identifier needs a scheme: email:, phone:, cust:<org>:, device: or ref:" + LedgerError.blankNote(raw))
         }
         let scheme = raw[..<colon]
         let value = raw[raw.index(after: colon)...]
@@ -58,7 +87,11 @@ public enum SubjectRef {
             out.reserveCapacity(6 + value.utf8.count)
             var at = -1
             for b in value.utf8 {
-                guard b > 0x20 && b != 0x7f else { return bad("'email:' needs one address like alice@example.com") }
+                guard b > 0x20 && b != 0x7f else {
+                    return bad(
+                        "'email:' needs one address like alice@example.com"
+                            + (b == 0x20 || b == 0x09 ? LedgerError.blankNote(value) : ""))
+                }
                 if b == UInt8(ascii: "@") {
                     guard at < 0 else { return bad("'email:' needs one address like alice@example.com") }
                     at = out.count
@@ -94,19 +127,20 @@ public enum SubjectRef {
                 parts[1].utf8.allSatisfy({
                     ($0 >= 0x41 && $0 <= 0x5a) || Vocabulary.isLowerAlnum($0) || "._-".utf8.contains($0)
                 })
-            else { return bad("'cust:' id must be 1-64 of A-Z a-z 0-9 . _ -") }
+            else { return bad("'cust:' id must be 1-64 of A-Z a-z 0-9 . _ -" + LedgerError.blankNote(parts[1])) }
             return .success("cust:\(parts[0]):\(parts[1])")
         case "device":
             let v = value.lowercased()
             guard (1...128).contains(v.utf8.count),
                 v.utf8.allSatisfy({ Vocabulary.isLowerAlnum($0) || ":._-".utf8.contains($0) })
-            else { return bad("'device:' id must be 1-128 of a-z 0-9 : . _ -") }
+            else { return bad("'device:' id must be 1-128 of a-z 0-9 : . _ -" + LedgerError.blankNote(value)) }
             return .success("device:\(v)")
         default:
             // The scheme is quoted only when it looks like one (1-16 lower-case letters): anything before the first
             // ':' may be part of an identifier.
             guard (1...16).contains(scheme.utf8.count), scheme.utf8.allSatisfy({ $0 >= 0x61 && $0 <= 0x7a }) else {
-                return bad("unknown identifier scheme (email, phone, cust, device, ref)")
+                return bad(
+                    "unknown identifier scheme (email, phone, cust, device, ref)" + LedgerError.blankNote(scheme))
             }
             return bad("unknown identifier scheme '\(scheme):' (email, phone, cust, device, ref)")
         }
@@ -355,7 +389,9 @@ public struct EventParser {
             guard let s = item.stringValue, s.utf8.count <= 128 else {
                 throw bad("\(name)[\(i)]", "must be a string of at most 128 bytes")
             }
-            if let known, !known.contains(s) { throw bad("\(name)[\(i)]", "\(shown(s)) is not a known \(what)") }
+            if let known, !known.contains(s) {
+                throw bad("\(name)[\(i)]", "\(shown(s)) is not a known \(what)" + Vocabulary.listing(known))
+            }
             if orgs { try member(s, "\(name)[\(i)]") }
             out.append(s)
         }
@@ -390,7 +426,7 @@ public struct EventParser {
         guard Vocabulary.isNoticeVersion(version) else {
             throw bad(
                 "notice.version",
-                "a value of \(version.utf8.count) bytes is not a version: 1-4 groups of 1-4 digits separated by "
+                "\(LedgerError.sized(version)) is not a version: 1-4 groups of 1-4 digits separated by "
                     + "dots, such as 7 or 2.1")
         }
         return Notice(id: id, version: version, sha256: try digest(v["sha256"], "notice.sha256"))
@@ -406,7 +442,8 @@ public struct EventParser {
         guard let raw = v["id"]?.stringValue else { throw bad("agent.id", "missing or not a string") }
         guard let kind = v["kind"]?.stringValue else { throw bad("agent.kind", "missing or not a string") }
         guard Vocabulary.agentKinds.contains(kind) else {
-            throw bad("agent.kind", "\(shown(kind)) is not a known agent kind")
+            throw bad(
+                "agent.kind", "\(shown(kind)) is not a known agent kind" + Vocabulary.listing(Vocabulary.agentKinds))
         }
         let id: Agent.ID
         if kind == "person" {
@@ -422,7 +459,7 @@ public struct EventParser {
                     throw bad(
                         "agent.id",
                         "a person is given by their employee id, 1-64 of A-Z a-z 0-9 . _ - (stored as a keyed "
-                            + "pseudonym, never as given), or by a ref:")
+                            + "pseudonym, never as given), or by a ref:" + LedgerError.blankNote(raw))
                 }
                 id = .ref(linkKey.agentRef(org: org, employeeID: raw))
             }

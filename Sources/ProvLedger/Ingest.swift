@@ -16,6 +16,22 @@ public final class Ingestor {
         dataDirectory: String, consortium: Consortium, signer: NoteSigner, linkKey: LinkKey,
         log: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
     ) throws(LedgerError) {
+        let member = try Self.checkKeys(consortium: consortium, signer: signer, linkKey: linkKey)
+        self.consortium = consortium
+        self.signer = signer
+        self.linkKey = linkKey
+        self.dataDirectory = dataDirectory
+        self.store = try LogStore(
+            dataDirectory: dataDirectory, consortium: consortium.name, org: member.org, writable: true,
+            verifyingWith: consortium, log: log)
+    }
+
+    /// Checks the keys an ingestor would be given, before anything is read or opened: the signing key must be a
+    /// member's, and the linking key the consortium's. Returns the member.
+    @discardableResult
+    public static func checkKeys(
+        consortium: Consortium, signer: NoteSigner, linkKey: LinkKey
+    ) throws(LedgerError) -> Consortium.Member {
         guard let member = consortium.member(origin: signer.name) else {
             throw LedgerError(
                 .config, "the signing key is for '\(signer.name)', which is not a log of consortium \(consortium.name)")
@@ -28,13 +44,7 @@ public final class Ingestor {
         // A wrong linking key would give every customer other refs than the consortium's, for good: the log is
         // append-only. Its fingerprint must be the descriptor's (Specs/format.md §9.2).
         if let why = consortium.linkKeyMismatch(linkKey) { throw LedgerError(.config, why) }
-        self.consortium = consortium
-        self.signer = signer
-        self.linkKey = linkKey
-        self.dataDirectory = dataDirectory
-        self.store = try LogStore(
-            dataDirectory: dataDirectory, consortium: consortium.name, org: member.org, writable: true,
-            verifyingWith: consortium, log: log)
+        return member
     }
 
     /// Groups prepared here that the store may have written but not yet acknowledged (a pipelined commit
@@ -95,8 +105,9 @@ public final class Ingestor {
         let (deps, citedHLC) = heads(cited: store.state.cited)
         var first = true
         var line = firstLine - 1
-        var start = 0
         let bytes = input
+        // A UTF-8 byte order mark at the start of the input (an editor's) is skipped (Specs/events.md §1).
+        var start = firstLine == 1 && bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
         while start < bytes.count {
             line += 1
             var end = start
@@ -117,10 +128,20 @@ public final class Ingestor {
                     if error.code == .unexpectedCharacter && !FileKind.isText(text) {
                         throw LedgerError(.invalidEvent, "line \(line): binary data, not a JSON event")
                     }
-                    throw LedgerError(.invalidEvent, "line \(line): not valid JSON: \(error)")
+                    // An object or array left open at the end of its line: pretty-printed JSON, one event over
+                    // many lines.
+                    let spread = error.code == .unexpectedEnd && error.reason.hasPrefix("input ends inside")
+                    throw LedgerError(
+                        .invalidEvent,
+                        "line \(line): not valid JSON: \(error)"
+                            + (spread ? "; each event must be on one line: JSON Lines" : ""))
                 }
                 do { body = try parser.parse(value) } catch {
-                    throw LedgerError(.invalidEvent, "line \(line): \(error.message)")
+                    let array = value.arrayValue != nil
+                    throw LedgerError(
+                        .invalidEvent,
+                        "line \(line): \(error.message)"
+                            + (array ? "; give one event per line (JSON Lines), not an array of events" : ""))
                 }
             } catch {
                 guard let onBadLine else { throw error }

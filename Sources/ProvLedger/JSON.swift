@@ -14,6 +14,15 @@ public struct JSONError: Error, Equatable, CustomStringConvertible, Sendable {
 
     public var description: String { "column \(column): \(reason)" }
 
+    /// `line <l>, column <c>: <reason>` for an error in a file of several lines (`bytes` is what was parsed); the
+    /// column counts bytes from the start of the line, from 1.
+    public func located(in bytes: [UInt8]) -> String {
+        let before = bytes.prefix(min(offset, bytes.count))
+        let line = before.reduce(1) { $0 + ($1 == 0x0A ? 1 : 0) }
+        let start = before.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
+        return "line \(line), column \(offset - start + 1): \(reason)"
+    }
+
     public static func == (a: JSONError, b: JSONError) -> Bool { a.code == b.code && a.offset == b.offset }
 }
 

@@ -95,7 +95,8 @@ struct LogScan {
                 throw fail(
                     seq,
                     entrySeq > seq
-                        ? "found seq \(entrySeq) where seq \(seq) belongs: entries \(seq)..\(entrySeq - 1) are missing or out of order"
+                        ? "found seq \(entrySeq) where seq \(seq) belongs: "
+                            + Phrase.entries(seq, through: entrySeq - 1, are: "missing or out of order")
                         : "found seq \(entrySeq) again where seq \(seq) belongs: entries reordered or duplicated"
                 )
             }
@@ -191,13 +192,16 @@ struct LogScan {
                     throw fail(nil, "checkpoint at size \(cp.checkpoint.size): \(why)")
                 }
                 guard cp.checkpoint.size == seq else {
-                    throw fail(nil, "checkpoint is signed for size \(cp.checkpoint.size) but \(seq) entries precede it")
+                    throw fail(
+                        nil,
+                        "checkpoint covers \(Phrase.count(cp.checkpoint.size, "entry", "entries")) but "
+                            + "\(Phrase.count(seq, "entry", "entries")) precede it")
                 }
                 let root = frontier.root
                 guard cp.checkpoint.root == root else {
                     throw fail(
                         nil,
-                        "checkpoint at size \(seq) has root \(cp.checkpoint.root.hex) but the entries give \(root.hex)"
+                        "checkpoint at size \(seq) has root \(cp.checkpoint.root.base64) but the entries give \(root.base64)"
                     )
                 }
                 guard pendingState != nil else {
@@ -368,7 +372,8 @@ struct LogScan {
                     let reachesEnd = announced == Int.max || at + SegmentFormat.headerSize + announced >= fileSize
                     if isLast && reachesEnd {
                         audit.warnings.append(
-                            "torn tail at byte \(at) of \(name) (\(why)): \(seq - committed) entries after the last checkpoint, "
+                            "torn tail at byte \(at) of \(name) (\(why)): "
+                                + "\(Phrase.count(seq - committed, "entry", "entries")) after the last checkpoint, "
                                 + "never acknowledged; the writer cuts it on open")
                         audit.entries = committed
                         break
@@ -380,7 +385,8 @@ struct LogScan {
             if seq != committed {
                 if isLast {
                     audit.warnings.append(
-                        "\(seq - committed) entries after the last checkpoint (an unfinished group commit, never acknowledged)"
+                        "\(Phrase.count(seq - committed, "entry", "entries")) after the last checkpoint (an unfinished "
+                            + "group commit, never acknowledged)"
                     )
                     audit.entries = committed
                 } else {
@@ -555,7 +561,9 @@ struct IndexCheck {
                     + "(a torn write); the writer cuts it on open")
         }
         if !reported && count > committed {
-            out.append("index file lists \(count) entries, more than the \(committed) the checkpoints cover")
+            out.append(
+                "index file lists \(Phrase.count(count, "entry", "entries")), more than the \(committed) the "
+                    + "checkpoints cover")
         }
         return out
     }

@@ -613,7 +613,9 @@ public final class LogStore {
                 throw damaged("\(org): checkpoint at size \(cp.checkpoint.size): \(why)")
             }
             guard cp.checkpoint.size == m else {
-                throw damaged("\(org): checkpoint is signed for size \(cp.checkpoint.size) but \(m) entries precede it")
+                throw damaged(
+                    "\(org): checkpoint covers \(Phrase.count(cp.checkpoint.size, "entry", "entries")) but "
+                        + "\(Phrase.count(m, "entry", "entries")) precede it")
             }
             guard cp.checkpoint.root == st.frontier.root else {
                 throw damaged("\(org): state record does not match the checkpoint at size \(m)")
@@ -658,7 +660,8 @@ public final class LogStore {
         if cut > 0 {
             log(
                 "log \(org): torn tail cut back to the last whole group commit (seq \(Int64(size) - 1)): "
-                    + "\(cut) bytes, \(pending) whole entries never acknowledged"
+                    + "\(Phrase.count(cut, "byte")), \(Phrase.count(pending, "whole entry", "whole entries")) never "
+                    + "acknowledged"
                     + (damage.map { ", then \($0)" } ?? "") + "; nothing acknowledged was lost")
         }
     }
@@ -840,7 +843,10 @@ public final class LogStore {
     public func receipt(_ seq: UInt64) throws(LedgerError) -> Receipt {
         guard let cp = latest else { throw LedgerError(.io, "log \(org) has no checkpoint yet") }
         guard seq < cp.checkpoint.size else {
-            throw LedgerError(.io, "log \(org) has no entry \(seq): the latest checkpoint covers \(cp.checkpoint.size)")
+            throw LedgerError(
+                .io,
+                "log \(org) has no entry \(seq): the latest checkpoint covers \(Phrase.count(cp.checkpoint.size, "entry", "entries"))"
+            )
         }
         let proof = try inclusionProof(index: seq, size: cp.checkpoint.size)
         return Receipt(entry: try entryBytes(seq), index: seq, proof: proof, checkpoint: cp)

@@ -76,7 +76,8 @@ public final class ReplicaWriter {
             throw fail(
                 seq,
                 e.seq > seq
-                    ? "found seq \(e.seq) where seq \(seq) belongs: entries \(seq)..\(e.seq - 1) are missing or out of order"
+                    ? "found seq \(e.seq) where seq \(seq) belongs: "
+                        + Phrase.entries(seq, through: e.seq - 1, are: "missing or out of order")
                     : "found seq \(e.seq) again where seq \(seq) belongs: entries reordered or duplicated")
         }
         guard e.prev == group.lastLeaf else {
@@ -154,7 +155,7 @@ public final class ReplicaWriter {
         guard checkpoint.checkpoint.root == group.root else {
             throw LedgerError(
                 .verificationFailed,
-                "\(member.org): checkpoint at size \(group.size) has root \(checkpoint.checkpoint.root.hex) but the entries give \(group.root.hex)"
+                "\(member.org): checkpoint at size \(group.size) has root \(checkpoint.checkpoint.root.base64) but the entries give \(group.root.base64)"
             )
         }
         _ = try store.commit(group, checkpoint: checkpoint)

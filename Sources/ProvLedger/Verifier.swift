@@ -131,11 +131,13 @@ public struct Verifier {
             }
             for (org, n) in absent.sorted(by: { $0.key < $1.key }) {
                 audits[i].warnings.append(
-                    "\(n) references to \(org)'s log not checked: it is not in this directory or did not verify")
+                    "\(Phrase.count(n, "reference")) to \(org)'s log not checked: it is not in this directory or did "
+                        + "not verify")
             }
             for (org, n) in ahead.sorted(by: { $0.key < $1.key }) {
                 audits[i].warnings.append(
-                    "\(n) references to \(org) entries past the \(audits[index[org]!].entries) here not checked: "
+                    "\(Phrase.count(n, "reference")) to \(org) entries past the \(audits[index[org]!].entries) here "
+                        + "not checked: "
                         + "this copy of \(org)'s log is behind what \(audits[i].org) saw, or was rolled back "
                         + "(verify it with --checkpoint and a newer checkpoint of \(org))")
             }
@@ -203,8 +205,9 @@ public struct Verifier {
             guard c.size <= audit.entries else {
                 throw LedgerError(
                     .verificationFailed,
-                    "\(member.org): rollback: \(what) is signed for size \(c.size) but the log holds only "
-                        + "\(audit.entries) verified entries: entries \(audit.entries)..\(c.size - 1) are missing")
+                    "\(member.org): rollback: \(what) covers \(Phrase.count(c.size, "entry", "entries")) but the log "
+                        + "holds only \(audit.entries) verified: "
+                        + Phrase.entries(audit.entries, through: c.size - 1, are: "missing"))
             }
             guard let root = audit.roots[c.size] ?? (c.size == 0 ? Merkle.emptyRoot : nil) else {
                 audit.warnings.append("\(what) at size \(c.size) falls between stored checkpoints; not compared")
@@ -213,8 +216,8 @@ public struct Verifier {
             guard root == c.root else {
                 throw LedgerError(
                     .verificationFailed,
-                    "\(member.org): fork: \(what) for size \(c.size) has root \(c.root.hex), "
-                        + "the entries give \(root.hex): two signed histories")
+                    "\(member.org): fork: \(what) for size \(c.size) has root \(c.root.base64), "
+                        + "the entries give \(root.base64): two signed histories")
             }
         }
     }

@@ -51,6 +51,15 @@ package enum Vocabulary {
         return Set(names.map { "dpv:\($0)" } + names.map { "pd:\($0)" })
     }()
 
+    /// ` (one of a, b, c)`: the codes a field takes, for the message that refuses another (they are public).
+    package static func listing(_ codes: Set<String>) -> String {
+        if codes == dataCategories {
+            let names = codes.filter { $0.hasPrefix("dpv:") }.map { $0.dropFirst(4) }.sorted()
+            return " (dpv: or pd: and one of \(names.joined(separator: ", ")))"
+        }
+        return " (one of \(codes.sorted().joined(separator: ", ")))"
+    }
+
     /// Entry kinds of format version 1.
     package static let kinds: Set<String> = ["consent", "interaction", "share", "link", "unlink", "heads"]
 

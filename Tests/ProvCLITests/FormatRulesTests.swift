@@ -14,9 +14,8 @@ import Testing
         try Segment(c.data + "/\(org)/segments/" + SegmentFormat.segmentName(firstSeq: 0))
     }
 
-    func expectFailure(_ r: Run, _ message: String) {
-        #expect(r.status == 1, "exit \(r.status): \(r.stdout) \(r.stderr)")
-        #expect(r.stderr.contains(message), "missing '\(message)' in: \(r.stderr)")
+    func expectFailure(_ r: Run, _ message: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        expectVerificationFailure(r, [message], sourceLocation: sourceLocation)
     }
 
     /// Writes `body` into `org`'s log as a writer that skips the event parser would.
@@ -102,7 +101,7 @@ import Testing
         try r.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
         expectFailure(
             try prov(["verify-receipt", "--consortium", c.consortium, path]),
-            "is malformed: receipt: proof line 4 is not canonical base64 of a 32-byte hash")
+            "the receipt is malformed: proof line 4 is not canonical base64 of a 32-byte hash")
         r = receipt.split(separator: "\n", omittingEmptySubsequences: false)
         let rs = r.firstIndex { $0.hasPrefix("\u{2014}") }!
         var rf = r[rs].split(separator: " ")
@@ -196,7 +195,7 @@ import Testing
             try checkpointFile.write(to: URL(fileURLWithPath: c.data + "/brand/checkpoint"))
             let r = try c.verify()
             #expect(
-                r.stderr.contains("brand: 1 entries after the last checkpoint (an unfinished group commit"),
+                r.stderr.contains("brand: 1 entry after the last checkpoint (an unfinished group commit"),
                 "\(r.stderr)")
             if fails {
                 expectFailure(
@@ -206,7 +205,7 @@ import Testing
             } else {
                 #expect(r.status == 0, "\(r.stderr)")
                 // deps of entry 0 and derivedFrom of entry 1.
-                #expect(r.stdout.contains("brand: OK: 1 entries, 1 checkpoints verified, 2 references checked"))
+                #expect(r.stdout.contains("brand: OK: 1 entry, 1 checkpoint verified, 2 references checked"))
             }
             #expect(original.records.count == firstGroup.records.count + 3)
             try firstGroup.write()

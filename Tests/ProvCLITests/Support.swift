@@ -20,19 +20,25 @@ struct Run {
 }
 
 /// Runs `prov` to completion, feeding `stdin`, collecting both outputs (read concurrently so no pipe fills).
-func prov(_ args: [String], stdin: String? = nil) throws -> Run {
-    try run(provPath, args, input: stdin.map { Data($0.utf8) })
+func prov(_ args: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Run {
+    try run(provPath, args, input: stdin.map { Data($0.utf8) }, environment: environment)
 }
 
 /// Runs a program to completion, feeding `input`. One still running after `timeout` seconds is killed and
 /// reported as timed out, so that a hang fails its test instead of stopping the whole run. With `likeAShell`, it
-/// starts with no signal blocked (see `startLikeAShell`).
+/// starts with no signal blocked (see `startLikeAShell`). `environment` adds to the test's environment; `directory`
+/// is the folder it runs in.
 func run(
-    _ path: String, _ args: [String], input: Data? = nil, timeout: Double = 300, likeAShell: Bool = false
+    _ path: String, _ args: [String], input: Data? = nil, timeout: Double = 300, likeAShell: Bool = false,
+    environment: [String: String] = [:], directory: String? = nil
 ) throws -> Run {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: path)
     p.arguments = args
+    if !environment.isEmpty {
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
+    if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
     let out = Pipe()
     let err = Pipe()
     let inp = Pipe()
@@ -120,16 +126,16 @@ struct CLIConsortium {
     var data: String { dir.path + "/data" }
     func key(_ org: String) -> String { dir.path + "/\(org).key" }
 
-    init(orgs: [String] = ["brand", "retail"]) throws {
+    init(orgs: [String] = ["brand", "retail"], name: String = "acme") throws {
         dir = try makeTempDir()
         var members: [String] = []
         for org in orgs {
-            let r = try prov(["keygen", "--org", org, "--consortium", "acme", "--out", dir.path + "/\(org).key"])
+            let r = try prov(["keygen", "--org", org, "--consortium", name, "--out", dir.path + "/\(org).key"])
             guard r.status == 0 else { throw LedgerError(.io, "keygen failed: \(r.stderr)") }
             members += ["--member", "\(org)=\(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))"]
         }
         let r = try prov(
-            ["consortium", "init", "--name", "acme"] + members + ["--out", consortium, "--link-key", linkKey])
+            ["consortium", "init", "--name", name] + members + ["--out", consortium, "--link-key", linkKey])
         guard r.status == 0 else { throw LedgerError(.io, "consortium init failed: \(r.stderr)") }
     }
 
@@ -172,5 +178,33 @@ enum Events {
 
     static func lines(_ n: Int, from start: Int = 0) -> String {
         (start..<(start + n)).map { $0 % 2 == 0 ? consent($0) : interaction($0) }.joined(separator: "\n") + "\n"
+    }
+}
+
+/// A verification failure as `prov verify` and `prov verify-receipt` report it (Specs/format.md §12.3): once, on
+/// the result line of its log or receipt on standard output, without the org the line already names
+/// (`brand seq 5: …` is shown as `brand: FAILED after 5 entries: seq 5: …`, `receipt: …` as `FAILED: …`).
+func asReported(_ message: String) -> String {
+    let prefix = message.prefix { $0.isLowercase || $0.isNumber || $0 == "-" }
+    let rest = message.dropFirst(prefix.count)
+    guard !prefix.isEmpty else { return message }
+    if rest.hasPrefix(": ") { return String(rest.dropFirst(2)) }
+    if rest.hasPrefix(" seq ") { return String(rest.dropFirst()) }
+    return message
+}
+
+/// Exit 1, and every message reported once on a FAILED result line of standard output, and not on standard error.
+func expectVerificationFailure(
+    _ r: Run, _ messages: [String], sourceLocation: SourceLocation = #_sourceLocation
+) {
+    #expect(r.status == 1, "exit \(r.status): \(r.stdout) \(r.stderr)", sourceLocation: sourceLocation)
+    let failed = r.stdout.split(separator: "\n").filter { $0.contains(": FAILED") }
+    for m in messages {
+        let shown = asReported(m)
+        #expect(
+            failed.contains { $0.contains(shown) }, "missing '\(shown)' in: \(r.stdout)", sourceLocation: sourceLocation
+        )
+        #expect(
+            !r.stderr.contains(shown), "reported twice, also on stderr: \(r.stderr)", sourceLocation: sourceLocation)
     }
 }

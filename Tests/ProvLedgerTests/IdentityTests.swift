@@ -158,7 +158,7 @@ import Testing
         b.agent = Agent(id: .name("Bob Smith"), kind: "device")
         #expect(
             ledgerError { _ = try Entry.decode(entryBytes(.interaction(b))) }?.message
-                == "body.agent.id: a value of 9 bytes is not a code (1-64 of a-z 0-9 . _ -)")
+                == "body.agent.id: a value of 9 bytes that holds a space is not a code (1-64 of a-z 0-9 . _ -)")
         b.agent = Agent(id: .name("mailer"), kind: "software")
         b.interaction = "555-867-5309"
         #expect(

@@ -145,7 +145,11 @@ import Testing
         #expect(LedgerError.shown("+441632960001") == "a value of 13 bytes")
         #expect(LedgerError.shown("cust:bank:C123456") == "a value of 17 bytes")
         #expect(LedgerError.shown("441632960001") == "a value of 12 bytes")
-        #expect(LedgerError.shown("2026-11-24 10:00:00") == "a value of 19 bytes")
+        #expect(LedgerError.shown("2026-11-24 10:00:00") == "a value of 19 bytes that holds a space")
+        // Where a blank is, without the value: a slip its size alone would hide.
+        #expect(LedgerError.shown(" web") == "a value of 4 bytes that starts with a space")
+        #expect(LedgerError.shown("web\t") == "a value of 4 bytes that ends with a tab")
+        #expect(LedgerError.shown("a\u{A0}b") == "a value of 4 bytes that holds a no-break space")
         #expect(LedgerError.shown("") == "a value of 0 bytes")
         #expect(LedgerError.shown(String(repeating: "x", count: 65)) == "a value of 65 bytes")
     }

@@ -146,6 +146,6 @@ import Testing
         #expect(r.failure == nil)
         #expect(
             r.warnings.contains(
-                "1 references to brand's log not checked: it is not in this directory or did not verify"))
+                "1 reference to brand's log not checked: it is not in this directory or did not verify"))
     }
 }
