@@ -17,7 +17,8 @@ public enum Prov {
     package static let commands: [Command] =
         [
             keygenCommand, keyShowCommand, consortiumInitCommand, appendCommand, checkpointCommand, receiptCommand,
-            verifyCommand, verifyReceiptCommand, nodesInitCommand, demoCommand,
+            verifyCommand, verifyReceiptCommand, viewCommand, permitCommand, timelineCommand, complianceCommand,
+            reportCommand, verifyReportCommand, nodesInitCommand, demoCommand,
         ] + Bench.commands + [vectorsCommand, versionCommand]
 
     /// What the first word of commands of more than one word stands for (`prov bench --help` says it).

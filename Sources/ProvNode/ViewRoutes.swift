@@ -22,11 +22,12 @@ extension Node {
                 }
                 switch parts[3] {
                 case "view":
-                    return .json(200, try view.view(subject: subject, at: try time(req, "at")).json)
+                    let v = try view.view(subject: subject, at: try time(req, "at"))
+                    return answer(req, v.json, v.table)
                 case "timeline":
                     let limit = try integer(req, "limit") ?? 100
-                    return .json(
-                        200, try view.timeline(subject: subject, limit: limit, before: req.parameter("before")).json)
+                    let t = try view.timeline(subject: subject, limit: limit, before: req.parameter("before"))
+                    return answer(req, t.json, t.table)
                 case "report":
                     let report = try view.report(
                         subject: subject, at: try time(req, "at"), source: HeldLogsSource(logs: logs))
@@ -40,20 +41,14 @@ extension Node {
                     return nil
                 }
             case (2, "permit"):
-                return .json(
-                    200,
-                    try view.permit(
-                        subject: try required(req, "subject"), org: try required(req, "org"),
-                        purpose: try required(req, "purpose"), channel: req.parameter("channel"),
-                        at: try time(req, "at")
-                    ).json)
+                let p = try view.permit(
+                    subject: try required(req, "subject"), org: try required(req, "org"),
+                    purpose: try required(req, "purpose"), channel: req.parameter("channel"), at: try time(req, "at"))
+                return answer(req, p.json, p.table)
             case (2, "compliance"):
-                return .json(
-                    200,
-                    try view.compliance(
-                        org: try required(req, "org"), from: try time(req, "from"), to: try time(req, "to")
-                    )
-                    .json)
+                let c = try view.compliance(
+                    org: try required(req, "org"), from: try time(req, "from"), to: try time(req, "to"))
+                return answer(req, c.json, c.table)
             case (4, "entries"):
                 guard logs[parts[2]] != nil else {
                     throw ViewError(.badParameter, "parameter 'org': no log of that name here", parameter: "org")
@@ -76,6 +71,16 @@ extension Node {
                 return .error(500, "the view could not answer: \(error.message)")
             }
         }
+    }
+
+    /// JSON, or with `Accept: text/plain` the readable table `prov` prints (the same text offline and from a node).
+    func answer(_ req: NodeRequest, _ json: JSONValue, _ table: String) -> NodeResponse {
+        if let accept = req.accept, accept.contains("text/plain") {
+            return NodeResponse(
+                status: 200, contentType: "text/plain; charset=utf-8",
+                body: Array((table.hasSuffix("\n") ? table : table + "\n").utf8))
+        }
+        return .json(200, json)
     }
 
     func required(_ req: NodeRequest, _ name: String) throws(ViewError) -> String {

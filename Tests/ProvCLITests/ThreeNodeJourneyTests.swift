@@ -111,4 +111,70 @@ import Testing
         #expect(after["allowed"] == .bool(false))
         #expect(after["state"]?.stringValue == "withdrawn")
     }
+
+    /// `prov view/permit/timeline/compliance/report` print the same for the same logs from a running node and
+    /// offline from a copy of its data directory; `prov verify-report` checks the report and catches an altered fact.
+    @Test func theViewCommandsAnswerTheSameFromANodeAndOffline() throws {
+        let dir = try TemporaryFiles.directory("view-cli")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let o = try JourneyDemo.run(.init(directory: dir.path, keepRunning: true, customers: 60, quiet: true))
+        defer { for n in o.running.values { kill(n.pid, SIGKILL) } }
+        let (api, token, _) = o.running["retail"]!
+        let copy = dir.appendingPathComponent("copy").path
+        try FileManager.default.copyItem(atPath: dir.path + "/consortium/retail/data", toPath: copy)
+        let node = ["--node", "http://\(api)", "--token", token]
+        let offline = [
+            "--dir", copy, "--consortium", dir.path + "/consortium/consortium.json", "--link-key",
+            dir.path + "/consortium/link.key",
+        ]
+        let at = ["--at", String(UInt64(Date().timeIntervalSince1970 * 1000))]
+        let queries: [[String]] = [
+            ["view", Journey.email] + at, ["view", Journey.phone, "--json"] + at,
+            ["permit", "--subject", Journey.email, "--org", "retail", "--purpose", "dpv:DirectMarketing"] + at,
+            [
+                "permit", "--subject", Journey.phone, "--org", "brand", "--purpose", "dpv:ServicePersonalisation",
+                "--json",
+            ]
+                + at,
+            ["timeline", Journey.email, "--limit", "5"], ["timeline", Journey.email, "--json"],
+            ["compliance", "--org", "care"], ["compliance", "--org", "retail", "--json"],
+        ]
+        for q in queries {
+            let fromNode = try prov(q + node)
+            let fromCopy = try prov(q + offline)
+            #expect(fromNode.status == 0 && fromCopy.status == 0, "\(q): \(fromNode.stderr) \(fromCopy.stderr)")
+            #expect(!fromNode.stdout.isEmpty)
+            #expect(fromNode.stdout == fromCopy.stdout, "\(q) differs")
+        }
+        #expect(
+            try prov(
+                ["permit", "--subject", Journey.email, "--org", "retail", "--purpose", "dpv:DirectMarketing"]
+                    + node + at
+            ).stdout.contains("withdrawn"))
+        // A bad parameter is a usage error, named, from the node and offline alike.
+        for source in [node, offline] {
+            let bad = try prov(
+                ["permit", "--subject", Journey.email, "--org", "retail", "--purpose", "dpv:Nope"] + source)
+            #expect(bad.status == 2)
+            #expect(bad.stderr.contains("parameter 'purpose'"), "\(bad.stderr)")
+        }
+
+        // The report, from the node, checks offline; one altered fact does not.
+        let report = dir.appendingPathComponent("alex.json").path
+        #expect(try prov(["report", Journey.email, "--out", report] + node).status == 0)
+        let consortium = dir.path + "/consortium/consortium.json"
+        let good = try prov(["verify-report", report, "--consortium", consortium])
+        #expect(good.status == 0, "\(good.stdout) \(good.stderr)")
+        #expect(good.stdout.hasPrefix("OK:"))
+        var text = try String(contentsOfFile: report, encoding: .utf8)
+        text = text.replacingOccurrences(of: "\"channel\":\"sms\"", with: "\"channel\":\"web\"")
+        try text.write(toFile: report, atomically: true, encoding: .utf8)
+        let altered = try prov(["verify-report", report, "--consortium", consortium])
+        #expect(altered.status == 1, "\(altered.stdout)")
+        #expect(altered.stdout.hasPrefix("FAILED:"))
+        // The offline report of the copy is the same document as the node's (but for when it was made).
+        let html = dir.appendingPathComponent("alex.html").path
+        #expect(try prov(["report", Journey.email, "--html", "--out", html] + offline).status == 0)
+        #expect(try String(contentsOfFile: html, encoding: .utf8).contains("<html"))
+    }
 }
