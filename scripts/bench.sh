@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Reproduces BENCHMARKS.md: the machine's crypto ceiling, the three prov benchmarks (medians of --runs), the
-# per-step costs, and the SQLite baseline, all in one run. Usage: scripts/bench.sh [ENTRIES] [RUNS]
+# Reproduces BENCHMARKS.md: the machine's crypto ceiling, the ledger benchmarks (medians of --runs), the per-step
+# costs, the node benchmarks (replication, propagation, the API, the view), and the SQLite and PostgreSQL
+# baselines, all in one run. Usage: scripts/bench.sh [ENTRIES] [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000000}
 runs=${2:-3}
-swift build -c release --product prov >/dev/null
+swift build -c release >/dev/null
 prov=.build/release/prov
 echo "## machine"; nproc; grep -m1 'model name' /proc/cpuinfo; uname -r
 echo "## openssl speed (same run)"
@@ -16,5 +17,17 @@ $prov bench append --entries "$n" --runs "$runs"
 $prov bench ingest --entries "$n" --runs "$runs"
 $prov bench verify --entries "$n" --runs "$runs"
 $prov bench parts --entries 200000
+echo "## node benchmarks (real provd processes on 127.0.0.1)"
+$prov bench replicate --entries "$n" --runs "$runs"
+$prov bench replicate --entries "$((n / 10))" --runs 1
+$prov bench propagate --rate 10000 --seconds 10 --runs "$runs"
+$prov bench api --seconds 5 --runs "$runs"
+$prov bench query --entries "$n" --subjects "$((n / 10))" --runs "$runs"
 echo "## SQLite baseline (shared/bench/baseline_sqlite.py), $runs runs"
 for _ in $(seq "$runs"); do python3 ../shared/bench/baseline_sqlite.py "$n"; done
+echo "## PostgreSQL 15 baseline (shared/bench/baseline_postgres.py), $runs runs"
+if python3 -c 'import psycopg2' 2>/dev/null || pip install -q psycopg2-binary >/dev/null 2>&1; then
+    for _ in $(seq "$runs"); do python3 ../shared/bench/baseline_postgres.py "$n"; done
+else
+    echo "psycopg2 is not installed and could not be: skipped"
+fi

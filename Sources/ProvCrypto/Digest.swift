@@ -194,3 +194,56 @@ public enum Base64 {
         return bytes
     }
 }
+
+/// base64url without padding (RFC 4648 §5), the text form of refs: written and read by table, with no Foundation
+/// string work (this runs for every ref a view or report renders).
+public enum Base64URL {
+    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    static let values: [UInt8] = {
+        var t = [UInt8](repeating: 0xFF, count: 256)
+        for (i, c) in alphabet.enumerated() { t[Int(c)] = UInt8(i) }
+        return t
+    }()
+
+    public static func encode(_ bytes: some Collection<UInt8>) -> String {
+        let b = Array(bytes)
+        var out = [UInt8]()
+        out.reserveCapacity((b.count * 4 + 2) / 3)
+        var i = 0
+        while i + 3 <= b.count {
+            let n = UInt32(b[i]) << 16 | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2])
+            for shift in [18, 12, 6, 0] { out.append(alphabet[Int(n >> UInt32(shift) & 63)]) }
+            i += 3
+        }
+        let rest = b.count - i
+        if rest > 0 {
+            let n = UInt32(b[i]) << 16 | (rest == 2 ? UInt32(b[i + 1]) << 8 : 0)
+            out.append(alphabet[Int(n >> 18 & 63)])
+            out.append(alphabet[Int(n >> 12 & 63)])
+            if rest == 2 { out.append(alphabet[Int(n >> 6 & 63)]) }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The bytes of `text`, only when `encode` gives `text` back (no padding, unused bits zero); nil otherwise.
+    public static func decodeCanonical(_ text: some StringProtocol) -> [UInt8]? {
+        let t = Array(text.utf8)
+        guard t.count % 4 != 1 else { return nil }
+        var out = [UInt8]()
+        out.reserveCapacity(t.count * 3 / 4)
+        var acc: UInt32 = 0
+        var bits = 0
+        for c in t {
+            let v = values[Int(c)]
+            guard v != 0xFF else { return nil }
+            acc = acc << 6 | UInt32(v)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(acc >> UInt32(bits) & 0xFF))
+            }
+        }
+        guard acc & ((1 << UInt32(bits)) - 1) == 0 else { return nil }
+        return out
+    }
+}

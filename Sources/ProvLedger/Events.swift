@@ -148,22 +148,16 @@ public enum SubjectRef {
 
     /// The text form of a ref: `ref:` and the base64url of its 32 bytes, unpadded.
     public static func text(_ ref: SHA256Digest) -> String {
-        "ref:"
-            + Data(ref.bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        ref.withUnsafeBytes { "ref:" + Base64URL.encode($0) }
     }
 
     /// Parses `ref:<base64url>`.
     public static func parse(_ text: String) -> SHA256Digest? {
         guard text.hasPrefix("ref:") else { return nil }
         let b = text.dropFirst(4)
-        guard b.count == 43, b.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
-        else { return nil }
-        let std = b.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/") + "="
-        guard let data = Data(base64Encoded: std) else { return nil }
         // The last character carries two unused bits: only the form `text(_:)` writes names the ref.
-        guard let ref = SHA256Digest(bytes: data), Self.text(ref) == text else { return nil }
-        return ref
+        guard b.utf8.count == 43, let bytes = Base64URL.decodeCanonical(b) else { return nil }
+        return SHA256Digest(bytes: bytes)
     }
 }
 

@@ -42,6 +42,9 @@ public final class NodeServer: Sendable {
             }
         }
         let members = consortiumKeys
+        // Handlers never wait (a write or an add-checkpoint answers later, from the writer or a replication
+        // thread), so one worker per core keeps every core busy without threads queuing for them.
+        let workers = max(2, ProcessInfo.processInfo.activeProcessorCount)
         var timeouts = HTTPServerTimeouts()
         timeouts.handshake = .milliseconds(config.requestTimeoutMs)
         timeouts.header = .milliseconds(config.requestTimeoutMs)
@@ -54,7 +57,7 @@ public final class NodeServer: Sendable {
         peerConfig.limits.maxBodyBytes = 2 << 20
         peerConfig.timeouts = timeouts
         peerConfig.logger = netLog
-        peerConfig.workerThreads = 4
+        peerConfig.workerThreads = workers
         let peerServer: HTTPServer
         do {
             peerServer = try HTTPServer.start(peerConfig) { [node] req, responder in
@@ -74,7 +77,7 @@ public final class NodeServer: Sendable {
         apiConfig.limits.maxBodyBytes = 16 << 20
         apiConfig.timeouts = timeouts
         apiConfig.logger = netLog
-        apiConfig.workerThreads = 4
+        apiConfig.workerThreads = workers
         let apiServer: HTTPServer
         do {
             apiServer = try HTTPServer.start(apiConfig) { [node] req, responder in

@@ -33,17 +33,46 @@ public struct NodeRequest: Sendable {
         self.body = body
     }
 
-    /// The value of query parameter `name` (percent-decoded), if present.
+    /// The value of query parameter `name` (`+` and percent escapes decoded; nil when absent or malformed).
     public func parameter(_ name: String) -> String? {
         guard let query else { return nil }
-        for pair in query.split(separator: "&") {
-            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            if kv[0] == name {
-                let raw = kv.count > 1 ? String(kv[1]) : ""
-                return raw.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
-            }
+        for pair in query.utf8.split(separator: UInt8(ascii: "&")) {
+            let eq = pair.firstIndex(of: UInt8(ascii: "=")) ?? pair.endIndex
+            guard pair[pair.startIndex..<eq].elementsEqual(name.utf8) else { continue }
+            return Self.percentDecoded(
+                eq < pair.endIndex ? pair[pair.index(after: eq)...] : pair[eq..<eq], plusIsSpace: true)
         }
         return nil
+    }
+
+    /// `%XX` escapes decoded, and in a query `+` as a space; nil for a broken escape or bytes that are not UTF-8.
+    static func percentDecoded(_ raw: Substring.UTF8View.SubSequence, plusIsSpace: Bool) -> String? {
+        var out = [UInt8]()
+        out.reserveCapacity(raw.count)
+        var i = raw.startIndex
+        func hex(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+            default: nil
+            }
+        }
+        while i < raw.endIndex {
+            let c = raw[i]
+            if c == UInt8(ascii: "%") {
+                let a = raw.index(after: i)
+                guard a < raw.endIndex, raw.index(after: a) < raw.endIndex, let h = hex(raw[a]),
+                    let l = hex(raw[raw.index(after: a)])
+                else { return nil }
+                out.append(h << 4 | l)
+                i = raw.index(a, offsetBy: 2)
+            } else {
+                out.append(plusIsSpace && c == UInt8(ascii: "+") ? 0x20 : c)
+                i = raw.index(after: i)
+            }
+        }
+        return String(validating: out, as: UTF8.self)
     }
 }
 
@@ -66,7 +95,7 @@ public struct NodeResponse: Sendable {
     }
 
     static func json(_ status: Int, _ v: JSONValue) -> NodeResponse {
-        NodeResponse(status: status, contentType: "application/json", body: Array((v.serialized + "\n").utf8))
+        NodeResponse(status: status, contentType: "application/json", body: v.serializedBytes + [0x0A])
     }
 
     /// A JSON error body `{"error": …}` with extra members.

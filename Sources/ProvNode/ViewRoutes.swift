@@ -15,7 +15,9 @@ extension Node {
         do throws(ViewError) {
             switch (parts.count, parts[1]) {
             case (4, "subjects"):
-                guard let subject = parts[2].removingPercentEncoding, !subject.isEmpty else {
+                guard let subject = NodeRequest.percentDecoded(Substring(parts[2]).utf8[...], plusIsSpace: false),
+                    !subject.isEmpty
+                else {
                     throw ViewError(
                         .badParameter, "parameter 'subject': not a percent-encoded identifier or ref",
                         parameter: "subject")
@@ -74,13 +76,16 @@ extension Node {
     }
 
     /// JSON, or with `Accept: text/plain` the readable table `prov` prints (the same text offline and from a node).
-    func answer(_ req: NodeRequest, _ json: JSONValue, _ table: String) -> NodeResponse {
+    func answer(_ req: NodeRequest, _ json: @autoclosure () -> JSONValue, _ table: @autoclosure () -> String)
+        -> NodeResponse
+    {
         if let accept = req.accept, accept.contains("text/plain") {
+            let t = table()
             return NodeResponse(
                 status: 200, contentType: "text/plain; charset=utf-8",
-                body: Array((table.hasSuffix("\n") ? table : table + "\n").utf8))
+                body: Array((t.hasSuffix("\n") ? t : t + "\n").utf8))
         }
-        return .json(200, json)
+        return .json(200, json())
     }
 
     func required(_ req: NodeRequest, _ name: String) throws(ViewError) -> String {

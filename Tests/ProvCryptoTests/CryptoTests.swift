@@ -185,3 +185,35 @@ struct Ed25519Vector: Sendable, CustomStringConvertible {
         }
     }
 }
+
+/// base64url without padding (RFC 4648 §5): the RFC's test vectors, and one text per value.
+@Suite struct Base64URLTests {
+    @Test(arguments: [
+        ("", ""), ("f", "Zg"), ("fo", "Zm8"), ("foo", "Zm9v"), ("foob", "Zm9vYg"), ("fooba", "Zm9vYmE"),
+        ("foobar", "Zm9vYmFy"),
+    ])
+    func rfc4648Vectors(_ plain: String, _ encoded: String) {
+        #expect(Base64URL.encode(Array(plain.utf8)) == encoded)
+        #expect(Base64URL.decodeCanonical(encoded) == Array(plain.utf8))
+    }
+
+    @Test func theUrlAlphabetAndOneTextPerValue() {
+        #expect(Base64URL.encode([0xFB, 0xFF]) == "-_8")
+        #expect(Base64URL.decodeCanonical("-_8") == [0xFB, 0xFF])
+        // Unused low bits must be zero, padding and the standard alphabet's + and / are not base64url.
+        #expect(Base64URL.decodeCanonical("-_9") == nil)
+        #expect(Base64URL.decodeCanonical("Zg==") == nil)
+        #expect(Base64URL.decodeCanonical("+/8") == nil)
+        #expect(Base64URL.decodeCanonical("Z") == nil)
+        var rng = SystemRandomNumberGenerator()
+        for n in 0..<70 {
+            let bytes = (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let text = Base64URL.encode(bytes)
+            #expect(Base64URL.decodeCanonical(text) == bytes)
+            #expect(
+                text
+                    == Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+                    .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: ""))
+        }
+    }
+}

@@ -128,3 +128,21 @@ import Testing
         #expect(try call("GET", "/v1/nothing-here", token: auditor) == 404)
     }
 }
+
+/// Query and path parameters as a node reads them.
+@Suite struct ParameterTests {
+    @Test func percentEscapesAndPlusAreDecoded() {
+        let r = NodeRequest(
+            listener: .api, method: "GET", path: "/v1/permit",
+            query: "subject=email%3Aa%2Bb%40example.com&org=retail&purpose=dpv%3ADirect+Marketing&empty=&bad=%zz")
+        #expect(r.parameter("subject") == "email:a+b@example.com")
+        #expect(r.parameter("org") == "retail")
+        #expect(r.parameter("purpose") == "dpv:Direct Marketing")
+        #expect(r.parameter("empty") == "")
+        #expect(r.parameter("bad") == nil)
+        #expect(r.parameter("missing") == nil)
+        // In a path, + is itself.
+        #expect(NodeRequest.percentDecoded(Substring("phone%3A+44").utf8[...], plusIsSpace: false) == "phone:+44")
+        #expect(NodeRequest.percentDecoded(Substring("%FF").utf8[...], plusIsSpace: false) == nil)
+    }
+}

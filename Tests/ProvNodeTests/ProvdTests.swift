@@ -345,3 +345,53 @@ import Testing
         #expect(try client.get("/logs/brand/checkpoint").status == 401)
     }
 }
+
+/// provd refuses to start, with a message that says what and where and exit code 2, on a bad configuration, a
+/// locked data directory or a busy port.
+@Suite(.serialized, .leavesNoFiles, .timeLimit(.minutes(2))) struct ProvdStartTests {
+    /// Runs provd to its end (it must not start) and returns its exit status and stderr.
+    static func failedStart(_ config: String) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: provdPath)
+        p.arguments = ["--config", config, "--log-format", "text"]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = Pipe()
+        try p.run()
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, text)
+    }
+
+    @Test func aBadConfigurationALockedDataDirectoryAndABusyPortAreRefused() throws {
+        let c = try ProvdCluster(orgs: ["brand", "retail"])
+        defer { c.stopAll() }
+        let brand = try c.start("brand")
+        // The same node again: its data directory is locked by the running one.
+        let (locked, lockedText) = try Self.failedStart(c.configPath("brand"))
+        #expect(locked == 2)
+        #expect(lockedText.contains("is locked by another writer (pid \(brand.pid))"), "\(lockedText)")
+        // Another node on the running node's peer port.
+        try c.rewrite("retail") { $0["peer"] = .string(brand.peer) }
+        let (busy, busyText) = try Self.failedStart(c.configPath("retail"))
+        #expect(busy == 2)
+        #expect(busyText.contains("peer listener \(brand.peer)"), "\(busyText)")
+        // A misspelt field, and a file others may read (it holds tokens).
+        try c.rewrite("retail") {
+            $0["peer"] = .string("127.0.0.1:0"); $0["sycnIntervalMs"] = .number("100")
+        }
+        let (bad, badText) = try Self.failedStart(c.configPath("retail"))
+        #expect(bad == 2)
+        #expect(badText.contains("field 'sycnIntervalMs' is not known"), "\(badText)")
+        try c.rewrite("retail") { $0["sycnIntervalMs"] = nil }
+        chmod(c.configPath("retail"), 0o644)
+        let (open, openText) = try Self.failedStart(c.configPath("retail"))
+        #expect(open == 2)
+        #expect(openText.contains("node.json"), "\(openText)")
+        // Put right, it starts; the running node is untouched throughout.
+        chmod(c.configPath("retail"), 0o600)
+        try c.start("retail")
+        #expect(try c.heads("brand")["brand"]?.0 == 0)
+    }
+}
