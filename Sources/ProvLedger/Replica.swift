@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import ProvCrypto
 
@@ -62,16 +63,61 @@ public final class ReplicaWriter {
         LedgerError(.verificationFailed, "\(member.org) seq \(seq): \(what)")
     }
 
+    /// What checking an entry on its own gives (canonical encoding, entry and body rules, membership): the facts
+    /// the chain checks need, and its leaf hash. Depends on nothing but the bytes, so entries are audited on every
+    /// core at once.
+    public struct Audited: Sendable {
+        let entry: AuditedEntry?
+        let failure: String?
+        let leaf: SHA256Digest
+    }
+
+    /// Audits one entry (any thread).
+    public func audit(_ raw: UnsafeRawBufferPointer) -> Audited { Self.audit(raw, context, consortium) }
+
+    static func audit(_ raw: UnsafeRawBufferPointer, _ context: AuditContext, _ consortium: Consortium) -> Audited {
+        guard raw.count <= Entry.maxSize else {
+            return Audited(entry: nil, failure: "entry of \(raw.count) bytes, over \(Entry.maxSize)", leaf: .zero)
+        }
+        do {
+            return Audited(entry: try Entry.audit(raw, context), failure: nil, leaf: Merkle.leafHash(raw))
+        } catch {
+            return Audited(entry: nil, failure: LogScan.explain(raw, context, consortium, audit: error), leaf: .zero)
+        }
+    }
+
     /// Checks entry `raw` as the next entry of the copy and adds it to the pending group. `known` answers for
     /// entries of other logs held here (nil when not held or not that far): references into them are checked
     /// by leaf hash, kind and clock, the way `prov verify` checks references between the logs of a directory.
     public func add(_ raw: UnsafeRawBufferPointer, known: (String, UInt64) -> KnownEntry?) throws(LedgerError) {
-        let seq = group.size
-        guard raw.count <= Entry.maxSize else { throw fail(seq, "entry of \(raw.count) bytes, over \(Entry.maxSize)") }
-        let e: AuditedEntry
-        do { e = try Entry.audit(raw, context) } catch {
-            throw fail(seq, LogScan.explain(raw, context, consortium, audit: error))
+        try append(raw, audit(raw), known: known)
+    }
+
+    /// Adds the entries of a bundle in order: audited on every core first, then checked against the chain one by
+    /// one. The first that fails stops the bundle (the entries before it stay pending).
+    public func add(bundle: [UnsafeRawBufferPointer], known: (String, UInt64) -> KnownEntry?) throws(LedgerError) {
+        let audited = UnsafeMutableBufferPointer<Audited?>.allocate(capacity: bundle.count)
+        audited.initialize(repeating: nil)
+        defer { audited.deallocate() }
+        let chunk = 32
+        let chunks = (bundle.count + chunk - 1) / chunk
+        // Safe: each iteration writes only its own slots, which are read after concurrentPerform returns; the
+        // entries' bytes are only read, and outlive the call.
+        nonisolated(unsafe) let slots = audited
+        nonisolated(unsafe) let entries = bundle
+        let (ctx, cons) = (context, consortium)
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            for i in (c * chunk)..<min(entries.count, (c + 1) * chunk) { slots[i] = Self.audit(entries[i], ctx, cons) }
         }
+        for (i, raw) in bundle.enumerated() { try append(raw, audited[i]!, known: known) }
+    }
+
+    /// The chain checks of an audited entry, then the entry joins the pending group.
+    func append(_ raw: UnsafeRawBufferPointer, _ a: Audited, known: (String, UInt64) -> KnownEntry?)
+        throws(LedgerError)
+    {
+        let seq = group.size
+        guard let e = a.entry else { throw fail(seq, a.failure ?? "entry rejected") }
         guard e.seq == seq else {
             throw fail(
                 seq,
@@ -115,7 +161,7 @@ public final class ReplicaWriter {
                 throw fail(seq, why)
             }
         }
-        group.addVerified(raw, leaf: Merkle.leafHash(raw), hlc: e.hlc, deps: e.deps)
+        group.addVerified(raw, leaf: a.leaf, hlc: e.hlc, deps: e.deps)
         pendingInfo.append((e.kind, e.hlc))
     }
 

@@ -24,6 +24,8 @@ public final class Node: @unchecked Sendable {
     let writer: EventWriter
     /// The shared customer view over every log held here (Specs/view.md).
     public let view: ViewIndex
+    /// Feeds the view the groups of copies, off the catch-up's thread.
+    let viewQueue = DispatchQueue(label: "provd.view-feed")
     private(set) var workers: [String: PeerWorker] = [:]
     let makeLink: PeerLinkFactory
     /// Called after any log held here moved (org, new size): tests and the view follow commits through it.
@@ -108,6 +110,7 @@ public final class Node: @unchecked Sendable {
         guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
         writer.stop()
         for w in workers.values { w.stop() }
+        viewQueue.sync {}
         for l in logs.values { l.cancelWaiters() }
     }
 

@@ -31,6 +31,12 @@ extension Node {
         return built.index
     }
 
+    /// Feeds the view a committed group of a copy on the view's own queue: a catch-up goes on verifying and
+    /// storing the next chunk meanwhile (on the other core). Groups of one log arrive in order.
+    func feedViewLater(_ org: String, _ group: GroupEntries, _ checkpoint: SignedCheckpoint) {
+        viewQueue.async { [self] in feedView(org, group, checkpoint) }
+    }
+
     /// Feeds the view the entries of a committed group and the checkpoint that closes it.
     func feedView(_ org: String, _ group: GroupEntries, _ checkpoint: SignedCheckpoint) {
         do {

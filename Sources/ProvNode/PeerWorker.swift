@@ -417,9 +417,13 @@ final class PeerWorker: @unchecked Sendable {
                         log: log, reason: "GET \(t) answered \(r.status) though its checkpoint covers it")
                 }
                 do {
-                    try Self.forEachEntry(r.body, first: bundle * 256, expected: Int(width)) { seq, raw in
-                        guard seq >= m else { return }
-                        try replica.add(raw) { o, s in node.known(o, s) }
+                    try r.body.withUnsafeBytes { b in
+                        var entries: [UnsafeRawBufferPointer] = []
+                        entries.reserveCapacity(Int(width))
+                        try Self.forEachEntry(b, first: bundle * 256, expected: Int(width)) { seq, raw in
+                            if seq >= m { entries.append(raw) }
+                        }
+                        try replica.add(bundle: entries) { o, s in node.known(o, s) }
                     }
                 } catch let e as LedgerError {
                     replica.reset()
@@ -428,7 +432,7 @@ final class PeerWorker: @unchecked Sendable {
                 bundle += 1
             }
             do {
-                _ = try held.commitReplica(chunkEnd) { group in node.feedView(log, group, chunkEnd) }
+                _ = try held.commitReplica(chunkEnd) { group in node.feedViewLater(log, group, chunkEnd) }
             } catch {
                 replica.reset()
                 if error.code == .verificationFailed {
@@ -456,9 +460,9 @@ final class PeerWorker: @unchecked Sendable {
 
     /// Splits an entry bundle (uint16 length-prefixed entries); it must hold exactly `expected` entries.
     static func forEachEntry(
-        _ bundle: [UInt8], first: UInt64, expected: Int, _ body: (UInt64, UnsafeRawBufferPointer) throws -> Void
+        _ b: UnsafeRawBufferPointer, first: UInt64, expected: Int, _ body: (UInt64, UnsafeRawBufferPointer) throws -> Void
     ) throws {
-        try bundle.withUnsafeBytes { b in
+        do {
             var at = 0
             var n = 0
             while at < b.count {

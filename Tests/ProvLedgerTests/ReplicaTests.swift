@@ -118,6 +118,55 @@ import Testing
         let reopened = try LogStore(dataDirectory: b.path, consortium: "acme", org: "brand", writable: false)
         #expect(reopened.size == 0)
     }
+
+    /// Static helper: adds a whole bundle the way a peer worker does (audited on every core, then chained).
+    static func addBundle(_ r: ReplicaWriter, _ entries: [[UInt8]]) throws {
+        let bytes = entries.map { ContiguousArray($0) }
+        var failure: LedgerError?
+        var raws: [UnsafeRawBufferPointer] = []
+        func go(_ i: Int) {
+            if i == bytes.count {
+                do throws(LedgerError) { try r.add(bundle: raws) { _, _ in nil } } catch { failure = error }
+                return
+            }
+            bytes[i].withUnsafeBytes { raw in
+                raws.append(raw)
+                go(i + 1)
+            }
+        }
+        go(0)
+        if let failure { throw failure }
+    }
+
+    @Test func aBundleCheckedOnEveryCoreGivesTheSameVerdictsAsOneByOne() throws {
+        let a = try makeTempDir()
+        let b = try makeTempDir()
+        defer {
+            try? FileManager.default.removeItem(at: a)
+            try? FileManager.default.removeItem(at: b)
+        }
+        let src = try origin(a)
+        let r = try replica(b)
+        let cp = try #require(try src.checkpoint(atLeast: 300))
+        let good = Self.entries(try src.entryBundle(0..<cp.checkpoint.size))
+        // A flipped byte deep in the bundle (past the first audit chunk) is named by its seq.
+        var tampered = good
+        tampered[77][tampered[77].count - 40] ^= 0x01
+        let e1 = #expect(throws: LedgerError.self) { try Self.addBundle(r, tampered) }
+        #expect(e1?.message.contains("brand seq 77") == true || e1?.message.contains("brand seq 78") == true)
+        r.reset()
+        // A missing entry.
+        var gap = good
+        gap.remove(at: 200)
+        let e2 = #expect(throws: LedgerError.self) { try Self.addBundle(r, gap) }
+        #expect(e2?.message.contains("where seq 200 belongs") == true)
+        r.reset()
+        // The right bundle commits and matches the origin.
+        try Self.addBundle(r, good)
+        #expect(try r.commit(cp) == 300)
+        #expect(try r.store.subtreeRoot(0..<300) == cp.checkpoint.root)
+        r.store.close()
+    }
 }
 
 /// A writer checks its last group on open from the state the group before it left: its clock and citations too.
