@@ -460,7 +460,8 @@ final class PeerWorker: @unchecked Sendable {
 
     /// Splits an entry bundle (uint16 length-prefixed entries); it must hold exactly `expected` entries.
     static func forEachEntry(
-        _ b: UnsafeRawBufferPointer, first: UInt64, expected: Int, _ body: (UInt64, UnsafeRawBufferPointer) throws -> Void
+        _ b: UnsafeRawBufferPointer, first: UInt64, expected: Int,
+        _ body: (UInt64, UnsafeRawBufferPointer) throws -> Void
     ) throws {
         do {
             var at = 0
