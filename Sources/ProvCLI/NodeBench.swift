@@ -25,7 +25,13 @@ enum NodeBench {
         return [
             bench(
                 "replicate", "Measure how fast a fresh provd node copies one log of N entries from a peer over TLS.",
-                [.value("entries", "N", "entries in the log copied (default 100000)")],
+                [
+                    .value("entries", "N", "entries in the log copied (default 100000)"),
+                    .flag(
+                        "no-view",
+                        "the copying node keeps no customer view (node.json \"view\": false), as an auditor's mirror: "
+                            + "replication and verification alone"),
+                ],
                 "prov bench replicate --entries 1000000"),
             bench(
                 "propagate",
@@ -58,7 +64,10 @@ enum NodeBench {
             defer { try? FileManager.default.removeItem(atPath: dir) }
             switch which {
             case "replicate":
-                results.append(try replicate(dir, n: try args.integer("entries", default: 100_000), progress: progress))
+                results.append(
+                    try replicate(
+                        dir, n: try args.integer("entries", default: 100_000), view: !args.flag("no-view"),
+                        progress: progress))
             case "propagate":
                 results.append(
                     try propagate(
@@ -110,7 +119,7 @@ enum NodeBench {
 
     // MARK: replicate
 
-    static func replicate(_ dir: String, n: Int, progress: Progress) throws -> [String: Double] {
+    static func replicate(_ dir: String, n: Int, view: Bool, progress: Progress) throws -> [String: Double] {
         let setup = try consortium(dir, ["brand", "retail"], ["syncIntervalMs": .number("50")])
         // brand's log of n entries, written before the clock starts.
         let consortium = try Consortium.load(setup.descriptor)
@@ -139,6 +148,7 @@ enum NodeBench {
         try NodeFile.update(setup.nodeConfigs["retail"]!) { c in
             c["peers"] = .array([.string("brand")])
             c["peerAddresses"] = .object([JSONMember("brand", .string(brand.peer))])
+            c["view"] = .bool(view)
         }
         let start = Bench.clock()
         let retail = try NodeProcess(org: "retail", config: setup.nodeConfigs["retail"]!)
@@ -153,7 +163,7 @@ enum NodeBench {
         let secs = Bench.clock() - start
         return [
             "entries": Double(n), "seconds": secs, "entries_per_second": Double(n) / secs,
-            "max_rss_bytes": Double(retail.maxRSS),
+            "max_rss_bytes": Double(retail.maxRSS), "view": view ? 1 : 0,
         ]
     }
 

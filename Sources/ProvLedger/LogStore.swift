@@ -236,7 +236,10 @@ public final class LogStore {
     /// Entries covered by the latest checkpoint.
     public private(set) var size: UInt64 = 0
     public private(set) var latest: SignedCheckpoint?
+    /// The writer's state after the last group written (acknowledged or not): where the next group starts.
     package private(set) var state = WriterState.initial
+    /// The state at `size`: after the last group acknowledged (last leaf, clock and citations of what counts).
+    package private(set) var committedState = WriterState.initial
 
     /// Largest segment before a new one is started (at a group-commit boundary).
     public var maxSegmentBytes = 512 << 20
@@ -522,6 +525,7 @@ public final class LogStore {
             }
         }
         state = commit.state
+        committedState = commit.state
         latest = commit.checkpoint
         size = commit.count
         // The records of the groups found after the index: written now by a writer, served from memory by a reader.
@@ -901,9 +905,13 @@ public final class LogStore {
         fileprivate let segment: FileHandleFD?
         fileprivate let startSize: UInt64
         fileprivate var tiles: [TileHash] = []
+        fileprivate var state: WriterState? = nil
+        fileprivate var deferred: DeferredData? = nil
 
         /// The checkpoint that closes the group.
         public var signedCheckpoint: SignedCheckpoint? { checkpoint }
+        /// The log's size before the group.
+        public var start: UInt64 { startSize }
     }
 
     /// The first half of a commit: signs the group's checkpoint and writes the group, without fsync. The next
@@ -932,7 +940,12 @@ public final class LogStore {
 
     /// Writes a group closed by a checkpoint signed elsewhere: a copy of another company's log, whose entries
     /// the caller verified (`PendingGroup.addVerified`) and whose checkpoint signs exactly the group's end.
-    public func write(_ group: PendingGroup, checkpoint cp: SignedCheckpoint) throws(LedgerError) -> WrittenGroup {
+    ///
+    /// With `deferringData`, the group's bytes are not written here but by `sync`, before its fsync (on the
+    /// thread that syncs, while the caller checks the next group); the store's state already moves past them.
+    public func write(_ group: PendingGroup, checkpoint cp: SignedCheckpoint, deferringData: Bool = false)
+        throws(LedgerError) -> WrittenGroup
+    {
         guard writable, current != nil else { throw LedgerError(.io, "log \(org) is open read-only") }
         if let failed { throw LedgerError(.io, "log \(org) failed earlier (\(failed.message)); reopen it") }
         guard group.startSize == state.frontier.size, group.origin == origin else {
@@ -964,17 +977,15 @@ public final class LogStore {
         for (i, r) in group.results.enumerated() {
             Self.appendIndexRecord(r.leaf, UInt64(base + group.offsets[i]), to: &idx)
         }
+        var deferred: DeferredData?
         do throws(LedgerError) {
             if rolling { try startSegment(firstSeq: group.startSize) }
             let target = self.current!
             let at = currentSize
-            do throws(LedgerError) {
-                try target.pwriteAll(group.buffer, at: at)
-                try target.pwriteAll(trailer, at: at + group.buffer.count)
-            } catch {
-                // Nothing of the group stays behind (a full disk, a file-size limit).
-                try? target.truncate(to: at)
-                throw error
+            if deferringData {
+                deferred = DeferredData(records: group.buffer, trailer: trailer, at: at)
+            } else {
+                try DeferredData(records: group.buffer, trailer: trailer, at: at).write(to: target)
             }
             currentSize = at + group.buffer.count + trailer.count
         } catch {
@@ -982,15 +993,35 @@ public final class LogStore {
             throw error
         }
         state = st
-        spare = group.buffer
+        if deferred == nil { spare = group.buffer }
         return WrittenGroup(
             results: group.results, index: idx, checkpoint: cp, segment: self.current, startSize: group.startSize,
-            tiles: group.tiles)
+            tiles: group.tiles, state: st, deferred: deferred)
     }
 
-    /// The second half: fdatasync of the group's segment. Safe to call from another thread while the next
-    /// group is being built (it touches only the file descriptor).
+    /// A group's bytes whose write was left to `sync`.
+    struct DeferredData: Sendable {
+        let records: [UInt8]
+        let trailer: [UInt8]
+        let at: Int
+
+        func write(to target: FileHandleFD) throws(LedgerError) {
+            do throws(LedgerError) {
+                try target.pwriteAll(records, at: at)
+                try target.pwriteAll(trailer, at: at + records.count)
+            } catch {
+                // Nothing of the group stays behind (a full disk, a file-size limit).
+                try? target.truncate(to: at)
+                throw error
+            }
+        }
+    }
+
+    /// The second half: fdatasync of the group's segment (after writing the group's bytes, when `write` left
+    /// them). Safe to call from another thread while the next group is being built (it touches only the file
+    /// descriptor); groups are synced in the order they were written.
     public static func sync(_ w: WrittenGroup) throws(LedgerError) {
+        if let d = w.deferred, let f = w.segment { try d.write(to: f) }
         try w.segment?.sync()
     }
 
@@ -1005,6 +1036,7 @@ public final class LogStore {
         }
         size = cp.checkpoint.size
         latest = cp
+        if let st = w.state { committedState = st }
         pendingIndex += w.index
         flushIndex()
         writeCheckpointFile(cp)

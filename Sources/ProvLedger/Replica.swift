@@ -32,6 +32,9 @@ public final class ReplicaWriter {
     private var group: PendingGroup
     /// Kinds and clocks of the pending entries, for reference checks into the group.
     private var pendingInfo: [(kind: UInt8, hlc: HLC)] = []
+    /// The last group written and not yet acknowledged (its fsync may run while the next group is checked):
+    /// where it starts, its leaves, kinds and clocks.
+    private var written: (start: UInt64, leaves: [SHA256Digest], info: [(kind: UInt8, hlc: HLC)])?
 
     public init(store: LogStore, consortium: Consortium) throws(LedgerError) {
         guard let member = consortium.member(store.org) else {
@@ -172,7 +175,11 @@ public final class ReplicaWriter {
             let kind = UInt8(AuditedEntry.kindNames.firstIndex(of: e.body.kind) ?? 0)
             return KnownEntry(leaf: try store.leafHash(seq), kind: kind, hlc: e.hlc)
         }
-        let i = Int(seq - store.size)
+        if let w = written, seq >= w.start, seq < w.start + UInt64(w.leaves.count) {
+            let i = Int(seq - w.start)
+            return KnownEntry(leaf: w.leaves[i], kind: w.info[i].kind, hlc: w.info[i].hlc)
+        }
+        let i = Int(seq - group.startSize)
         return KnownEntry(leaf: group.results[i].leaf, kind: pendingInfo[i].kind, hlc: pendingInfo[i].hlc)
     }
 
@@ -181,6 +188,22 @@ public final class ReplicaWriter {
     /// and the pending entries are dropped.
     @discardableResult
     public func commit(_ checkpoint: SignedCheckpoint) throws(LedgerError) -> UInt64 {
+        let w = try write(checkpoint)
+        do throws(LedgerError) { try LogStore.sync(w) } catch {
+            store.fail(error)
+            throw error
+        }
+        return try acknowledge(w)
+    }
+
+    /// The first half of `commit`: the checks, then the pending group is written (not yet synced) and a new
+    /// group begins after it, so the next entries can be checked while this group's fsync runs (`LogStore.sync`
+    /// from any thread, then `acknowledge` here, in order). On a mismatch nothing is written and the pending
+    /// entries are dropped.
+    /// With `deferringData`, the group's bytes too are written by `LogStore.sync`.
+    public func write(_ checkpoint: SignedCheckpoint, deferringData: Bool = false) throws(LedgerError)
+        -> LogStore.WrittenGroup
+    {
         defer { reset() }
         guard checkpoint.checkpoint.origin == member.origin else {
             throw LedgerError(
@@ -191,7 +214,7 @@ public final class ReplicaWriter {
             throw LedgerError(
                 .verificationFailed, "\(member.org): checkpoint at size \(checkpoint.checkpoint.size): \(why)")
         }
-        guard group.count > 0 else { return store.size }
+        guard group.count > 0 else { return try store.write(group, checkpoint: checkpoint) }
         guard checkpoint.checkpoint.size == group.size else {
             throw LedgerError(
                 .verificationFailed,
@@ -204,7 +227,17 @@ public final class ReplicaWriter {
                 "\(member.org): checkpoint at size \(group.size) has root \(checkpoint.checkpoint.root.base64) but the entries give \(group.root.base64)"
             )
         }
-        _ = try store.commit(group, checkpoint: checkpoint)
+        let w = try store.write(group, checkpoint: checkpoint, deferringData: deferringData)
+        written = (group.startSize, group.results.map(\.leaf), pendingInfo)
+        return w
+    }
+
+    /// The last part, after the group's fsync: the copy's size and latest checkpoint move forward. Groups are
+    /// acknowledged in the order they were written. Returns the new size.
+    @discardableResult
+    public func acknowledge(_ w: LogStore.WrittenGroup) throws(LedgerError) -> UInt64 {
+        _ = try store.acknowledge(w)
+        if let done = written, done.start == w.start { written = nil }
         return store.size
     }
 }

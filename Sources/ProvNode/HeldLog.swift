@@ -44,11 +44,13 @@ final class HeldLog: @unchecked Sendable {
         return try body(store)
     }
 
-    /// The log's head: size, latest checkpoint, last leaf and clock.
+    /// The log's head: size, latest checkpoint, last leaf and clock, all of what is acknowledged (a group written
+    /// and still in its fsync is not part of it).
     var head: Head {
         lock.lock()
         defer { lock.unlock() }
-        return Head(size: store.size, checkpoint: store.latest, lastLeaf: store.state.lastLeaf, hlc: store.state.hlc)
+        let st = store.committedState
+        return Head(size: store.size, checkpoint: store.latest, lastLeaf: st.lastLeaf, hlc: st.hlc)
     }
 
     struct Head: Sendable {
@@ -104,19 +106,28 @@ final class HeldLog: @unchecked Sendable {
         return store.beginGroup(now: now)
     }
 
-    /// Commits the replica's pending entries under `checkpoint` (the caller holds `syncLock`); `committed` gets
-    /// the group once it is durable, before anyone waiting for the size hears of it.
-    func commitReplica(_ checkpoint: SignedCheckpoint, committed: (GroupEntries) -> Void) throws(LedgerError) -> UInt64
-    {
+    /// Prepares the write of the replica's pending entries under `checkpoint` (the caller holds `syncLock`):
+    /// `ReplicaCommitter` writes and syncs the bytes off the lock and then calls `acknowledgeReplica`. Returns the written group
+    /// and its entries.
+    func writeReplica(_ checkpoint: SignedCheckpoint) throws(LedgerError) -> (LogStore.WrittenGroup, GroupEntries) {
         guard let replica else { throw LedgerError(.config, "log \(org) is this node's own log") }
-        let group = replica.pendingGroup.entries
+        let entries = replica.pendingGroup.entries
+        lock.lock()
+        defer { lock.unlock() }
+        return (try replica.write(checkpoint, deferringData: true), entries)
+    }
+
+    /// After its fsync, the written group counts: the size moves, `committed` gets the group before anyone
+    /// waiting for the size hears of it. Returns the new size.
+    func acknowledgeReplica(_ w: LogStore.WrittenGroup, committed: () -> Void) throws(LedgerError) -> UInt64 {
+        guard let replica else { throw LedgerError(.config, "log \(org) is this node's own log") }
         lock.lock()
         let size: UInt64
-        do throws(LedgerError) { size = try replica.commit(checkpoint) } catch {
+        do throws(LedgerError) { size = try replica.acknowledge(w) } catch {
             lock.unlock()
             throw error
         }
-        committed(group)
+        committed()
         let ready = waiters.filter { $0.size <= size }
         waiters.removeAll { $0.size <= size }
         lock.unlock()

@@ -22,8 +22,8 @@ public final class Node: @unchecked Sendable {
     let logs: [String: HeldLog]
     var own: HeldLog { logs[config.org]! }
     let writer: EventWriter
-    /// The shared customer view over every log held here (Specs/view.md).
-    public let view: ViewIndex
+    /// The shared customer view over every log held here (Specs/view.md); nil when node.json sets `"view": false`.
+    public let view: ViewIndex?
     /// Feeds the view the groups of copies, off the catch-up's thread.
     let viewQueue = DispatchQueue(label: "provd.view-feed")
     private(set) var workers: [String: PeerWorker] = [:]
@@ -65,8 +65,11 @@ public final class Node: @unchecked Sendable {
             logs[m.org] = try HeldLog(member: m, store: store, consortium: consortium, isOwn: m.org == config.org)
         }
         self.logs = logs
-        view = try Self.buildView(
-            dataDirectory: config.dataDirectory, consortium: consortium, linkKey: linkKey, logs: logs, log: log)
+        view =
+            config.view
+            ? try Self.buildView(
+                dataDirectory: config.dataDirectory, consortium: consortium, linkKey: linkKey, logs: logs, log: log)
+            : nil
         writer = EventWriter()
         writer.node = self
         for (org, held) in logs where !held.isOwn {

@@ -21,6 +21,9 @@ public struct NodeConfig: Sendable {
     public var peerAddresses: [String: String]
     /// Serve the API over TLS with the node's key (no client certificate).
     public var apiTLS: Bool
+    /// Keep the shared customer view (Specs/view.md). A node that only keeps and serves verified copies (an
+    /// auditor's mirror) sets it false: no index in memory, and the view routes answer 404.
+    public var view: Bool
     /// A heads-only entry is appended at most this often when other logs moved and nothing else was written.
     public var headsIntervalMs: Int
     /// How often every peer is asked for every log's checkpoint (anti-entropy).
@@ -35,6 +38,7 @@ public struct NodeConfig: Sendable {
     static let fields: Set<String> = [
         "org", "consortium", "key", "linkKey", "data", "peer", "api", "token", "auditorToken", "peers",
         "peerAddresses", "apiTLS", "headsIntervalMs", "syncIntervalMs", "requestTimeoutMs", "evidence",
+        "view",
     ]
 
     /// Reads and checks `node.json`. Errors name the file and the field.
@@ -116,6 +120,12 @@ public struct NodeConfig: Sendable {
             apiTLS = b
         } else {
             apiTLS = false
+        }
+        if let v = json["view"] {
+            guard case .bool(let b) = v else { throw bad("view", "must be true or false") }
+            view = b
+        } else {
+            view = true
         }
         headsIntervalMs = try integer("headsIntervalMs", 1000, 10...3_600_000)
         syncIntervalMs = try integer("syncIntervalMs", 2000, 50...3_600_000)

@@ -34,11 +34,13 @@ extension Node {
     /// Feeds the view a committed group of a copy on the view's own queue: a catch-up goes on verifying and
     /// storing the next chunk meanwhile (on the other core). Groups of one log arrive in order.
     func feedViewLater(_ org: String, _ group: GroupEntries, _ checkpoint: SignedCheckpoint) {
+        guard view != nil else { return }
         viewQueue.async { [self] in feedView(org, group, checkpoint) }
     }
 
     /// Feeds the view the entries of a committed group and the checkpoint that closes it.
     func feedView(_ org: String, _ group: GroupEntries, _ checkpoint: SignedCheckpoint) {
+        guard let view else { return }
         do {
             try group.forEach { seq, leaf, bytes in try view.ingest(org: org, seq: seq, leaf: leaf, entryBytes: bytes) }
             try view.commit(org: org, size: checkpoint.checkpoint.size, checkpoint: checkpoint)

@@ -35,7 +35,7 @@ final class PeerWorker: @unchecked Sendable {
     private var addressGeneration = 0
 
     /// Entries per catch-up chunk at most: a chunk is one group commit, under a checkpoint the peer stores.
-    static let chunk: UInt64 = 65_536
+    static let chunk: UInt64 = 32_768
 
     init(node: Node, org: String, address: String) {
         self.node = node
@@ -395,9 +395,34 @@ final class PeerWorker: @unchecked Sendable {
             try checkAgainstOwnCopy(held, goal)
             return
         }
-        var stored: UInt64 = 0
-        while held.head.size < goal.checkpoint.size && !isStopping {
-            let m = held.head.size
+        // Each chunk's write and fsync run while the next chunk is fetched and checked.
+        let committer = ReplicaCommitter(node: node, held: held)
+        do {
+            try catchUp(log, to: goal, from: replica, into: committer, over: link)
+            try committer.finish()
+        } catch {
+            replica.reset()
+            do { try committer.finish() } catch {
+                node.log.error("a copy could not be stored", ["log": log, "error": "\(error)"])
+            }
+            throw error
+        }
+        if committer.stored > 0 {
+            node.metrics.pulls.add(1, ordering: .relaxed)
+            node.log.info(
+                "copy verified and stored",
+                ["log": log, "peer": org, "entries": "\(committer.stored)", "size": "\(held.head.size)"])
+            node.logMoved(log, except: org)
+        }
+    }
+
+    /// The chunks of a catch-up, each checked entry by entry and handed to `committer` under its checkpoint.
+    private func catchUp(
+        _ log: String, to goal: SignedCheckpoint, from replica: ReplicaWriter, into committer: ReplicaCommitter,
+        over link: PeerLink
+    ) throws {
+        while replica.pendingSize < goal.checkpoint.size && !isStopping {
+            let m = replica.pendingSize
             let want = min(goal.checkpoint.size, m + Self.chunk)
             var chunkEnd = goal
             if want < goal.checkpoint.size, let cp = try fetchCheckpoint(log, "checkpoints/\(want)", over: link),
@@ -406,49 +431,37 @@ final class PeerWorker: @unchecked Sendable {
                 chunkEnd = cp
             }
             let c = chunkEnd.checkpoint.size
-            var bundle = m / 256
-            while bundle * 256 < c {
-                let width = min(256, c - bundle * 256)
-                let t = TileAddress(level: nil, index: bundle, width: Int(width))
-                let r = try link.request("GET", "/logs/\(log)/\(t)", body: nil, contentType: nil)
+            // The next bundles are fetched while this one is checked: the link belongs to the fetcher until
+            // it ends, which `finish` waits for.
+            let tiles = stride(from: m / 256, to: (c + 255) / 256, by: 1).map {
+                TileAddress(level: nil, index: $0, width: Int(min(256, c - $0 * 256)))
+            }
+            let fetch = BundleFetch(tiles.map { "/logs/\(log)/\($0)" }, over: link)
+            defer { fetch.finish() }
+            for t in tiles {
+                let r = try fetch.next()
                 guard r.status == 200 else {
-                    replica.reset()
                     throw PeerMisbehaved(
                         log: log, reason: "GET \(t) answered \(r.status) though its checkpoint covers it")
                 }
                 do {
                     try r.body.withUnsafeBytes { b in
                         var entries: [UnsafeRawBufferPointer] = []
-                        entries.reserveCapacity(Int(width))
-                        try Self.forEachEntry(b, first: bundle * 256, expected: Int(width)) { seq, raw in
+                        entries.reserveCapacity(t.width)
+                        try Self.forEachEntry(b, first: t.index * 256, expected: t.width) { seq, raw in
                             if seq >= m { entries.append(raw) }
                         }
                         try replica.add(bundle: entries) { o, s in node.known(o, s) }
                     }
                 } catch let e as LedgerError {
-                    replica.reset()
                     throw PeerMisbehaved(log: log, reason: "\(t): \(e.message)")
                 }
-                bundle += 1
             }
-            do {
-                _ = try held.commitReplica(chunkEnd) { group in node.feedViewLater(log, group, chunkEnd) }
-            } catch {
-                replica.reset()
-                if error.code == .verificationFailed {
-                    throw PeerMisbehaved(log: log, reason: error.message)
-                }
+            fetch.finish()
+            do { try committer.submit(chunkEnd) } catch {
+                if error.code == .verificationFailed { throw PeerMisbehaved(log: log, reason: error.message) }
                 throw error
             }
-            stored += c - m
-            node.metrics.entriesReplicated.add(c - m, ordering: .relaxed)
-        }
-        if stored > 0 {
-            node.metrics.pulls.add(1, ordering: .relaxed)
-            node.log.info(
-                "copy verified and stored",
-                ["log": log, "peer": org, "entries": "\(stored)", "size": "\(held.head.size)"])
-            node.logMoved(log, except: org)
         }
     }
 
@@ -485,5 +498,120 @@ final class PeerWorker: @unchecked Sendable {
                 throw LedgerError(.verificationFailed, "entry bundle holds \(n) entries, not \(expected)")
             }
         }
+    }
+}
+
+/// Fetches a list of paths over one link on its own thread, a few ahead of the reader, in order.
+///
+/// `@unchecked Sendable`: every mutable field is guarded by `cond`; the link is used by the fetch thread only,
+/// until `finish` returns.
+final class BundleFetch: @unchecked Sendable {
+    private let cond = NSCondition()
+    private var ready: [Result<PeerResponse, any Error>] = []
+    private var stopped = false
+    private var done = false
+    static let ahead = 8
+
+    init(_ paths: [String], over link: PeerLink) {
+        let t = Thread { [self] in
+            for p in paths {
+                cond.lock()
+                while ready.count >= Self.ahead && !stopped { cond.wait() }
+                let stop = stopped
+                cond.unlock()
+                if stop { break }
+                let r = Result { try link.request("GET", p, body: nil, contentType: nil) }
+                cond.lock()
+                ready.append(r)
+                cond.broadcast()
+                cond.unlock()
+                if case .failure = r { break }
+            }
+            cond.lock()
+            done = true
+            cond.broadcast()
+            cond.unlock()
+        }
+        t.name = "provd-fetch"
+        t.start()
+    }
+
+    /// The next answer, in the order of the paths (throws what fetching it threw).
+    func next() throws -> PeerResponse {
+        cond.lock()
+        defer { cond.unlock() }
+        while ready.isEmpty && !done { cond.wait() }
+        guard !ready.isEmpty else { throw LedgerError(.io, "bundle fetch ended early") }
+        let r = ready.removeFirst()
+        cond.broadcast()
+        return try r.get()
+    }
+
+    /// Stops fetching and waits until the fetch thread has let go of the link.
+    func finish() {
+        cond.lock()
+        stopped = true
+        cond.broadcast()
+        while !done { cond.wait() }
+        cond.unlock()
+    }
+}
+
+/// Commits the chunks of one catch-up of a copy: each chunk's bytes are written and fsynced on a queue of its
+/// own while the next chunk is fetched and checked; a chunk counts (size, view, waiters, metrics) only after
+/// its fsync, in order. Used by one thread.
+final class ReplicaCommitter {
+    let node: Node
+    let held: HeldLog
+    private let queue = DispatchQueue(label: "provd.replica-fsync")
+    private var inFlight: (written: LogStore.WrittenGroup, entries: GroupEntries, done: DispatchGroup, error: ErrorBox)?
+    /// Entries committed so far.
+    private(set) var stored: UInt64 = 0
+
+    final class ErrorBox: @unchecked Sendable {
+        // Written by the fsync queue before `done.leave()`, read after `done.wait()`.
+        var error: LedgerError?
+    }
+
+    init(node: Node, held: HeldLog) {
+        self.node = node
+        self.held = held
+    }
+
+    /// Writes the pending chunk under `checkpoint` (checked first), acknowledges the chunk before it once its
+    /// fsync ended, and starts this chunk's fsync. When the chunk cannot be written, the one before it is still
+    /// acknowledged before the error is thrown.
+    func submit(_ checkpoint: SignedCheckpoint) throws(LedgerError) {
+        let written: (LogStore.WrittenGroup, GroupEntries)
+        do throws(LedgerError) { written = try held.writeReplica(checkpoint) } catch {
+            try finish()
+            throw error
+        }
+        try finish()
+        let done = DispatchGroup()
+        let box = ErrorBox()
+        done.enter()
+        let w = written.0
+        queue.async {
+            do throws(LedgerError) { try LogStore.sync(w) } catch { box.error = error }
+            done.leave()
+        }
+        inFlight = (written.0, written.1, done, box)
+    }
+
+    /// Waits for the last chunk's fsync and acknowledges it.
+    func finish() throws(LedgerError) {
+        guard let f = inFlight else { return }
+        inFlight = nil
+        f.done.wait()
+        if let e = f.error.error {
+            held.fail(e)
+            throw e
+        }
+        guard let cp = f.written.signedCheckpoint else { return }
+        let before = f.written.start
+        let size = try held.acknowledgeReplica(f.written) { node.feedViewLater(held.org, f.entries, cp) }
+        stored += size - before
+        node.metrics.entriesReplicated.add(size - before, ordering: .relaxed)
     }
 }

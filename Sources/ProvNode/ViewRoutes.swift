@@ -12,6 +12,12 @@ extension Node {
         guard req.method == "GET" || req.method == "HEAD" else { return nil }
         let parts = req.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
         guard parts.count >= 2, parts[0] == "v1" else { return nil }
+        let asksView =
+            (parts.count == 4 && parts[1] == "subjects" && ["view", "timeline", "report"].contains(parts[3]))
+            || (parts.count == 2 && (parts[1] == "permit" || parts[1] == "compliance"))
+        guard view != nil || !asksView else {
+            return .error(404, "this node keeps no customer view (its node.json sets \"view\": false)")
+        }
         do throws(ViewError) {
             switch (parts.count, parts[1]) {
             case (4, "subjects"):
@@ -24,14 +30,14 @@ extension Node {
                 }
                 switch parts[3] {
                 case "view":
-                    let v = try view.view(subject: subject, at: try time(req, "at"))
+                    let v = try view!.view(subject: subject, at: try time(req, "at"))
                     return answer(req, v.json, v.table)
                 case "timeline":
                     let limit = try integer(req, "limit") ?? 100
-                    let t = try view.timeline(subject: subject, limit: limit, before: req.parameter("before"))
+                    let t = try view!.timeline(subject: subject, limit: limit, before: req.parameter("before"))
                     return answer(req, t.json, t.table)
                 case "report":
-                    let report = try view.report(
+                    let report = try view!.report(
                         subject: subject, at: try time(req, "at"), source: HeldLogsSource(logs: logs))
                     if let accept = req.accept, accept.contains("text/html") {
                         return NodeResponse(
@@ -43,12 +49,12 @@ extension Node {
                     return nil
                 }
             case (2, "permit"):
-                let p = try view.permit(
+                let p = try view!.permit(
                     subject: try required(req, "subject"), org: try required(req, "org"),
                     purpose: try required(req, "purpose"), channel: req.parameter("channel"), at: try time(req, "at"))
                 return answer(req, p.json, p.table)
             case (2, "compliance"):
-                let c = try view.compliance(
+                let c = try view!.compliance(
                     org: try required(req, "org"), from: try time(req, "from"), to: try time(req, "to"))
                 return answer(req, c.json, c.table)
             case (4, "entries"):

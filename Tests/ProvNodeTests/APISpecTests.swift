@@ -41,19 +41,25 @@ import Testing
     @Test func everyDocumentedRouteAnswersAsDocumented() throws {
         let c = try ProvdCluster(orgs: ["brand", "retail"])
         defer { c.stopAll() }
+        // retail keeps copies but no customer view: its view routes answer 404.
+        try c.rewrite("retail") { $0["view"] = .bool(false) }
         try c.startAll()
         let event = Ev.consent(1, org: "brand")
         #expect(try c.post("brand", [event]).status == 200)
         let app = try c.token("brand")
         let auditor = try c.token("brand", auditor: true)
         let client = try c.client("brand")
-        func call(_ method: String, _ path: String, token: String?, body: [UInt8] = [], accept: String? = nil) throws
-            -> Int
-        {
+        let mirror = try c.client("retail")
+        let mirrorAuditor = try c.token("retail", auditor: true)
+        func call(
+            _ method: String, _ path: String, token: String?, body: [UInt8] = [], accept: String? = nil,
+            on node: HTTPClient? = nil
+        ) throws -> Int {
+
             var h: HTTPHeaders = [:]
             if let token { h.set("Authorization", "Bearer \(token)") }
             if let accept { h.set("Accept", accept) }
-            return try client.send(method: method, target: path, headers: h, body: body).status
+            return try (node ?? client).send(method: method, target: path, headers: h, body: body).status
         }
         let subject = "email%3Auser1%40example.com"
         let many = Array(("[" + Array(repeating: "{}", count: 100_001).joined(separator: ",") + "]").utf8)
@@ -116,6 +122,23 @@ import Testing
             "GET /logs/{org}/tile/{path} 400": { try call("GET", "/logs/brand/tile/0/0", token: auditor) },
             "GET /logs/{org}/tile/{path} 401": { try call("GET", "/logs/brand/tile/0/000.p/1", token: nil) },
             "GET /logs/{org}/tile/{path} 404": { try call("GET", "/logs/brand/tile/0/000", token: auditor) },
+            "GET /v1/subjects/{subject}/view 404": {
+                try call("GET", "/v1/subjects/\(subject)/view", token: mirrorAuditor, on: mirror)
+            },
+            "GET /v1/subjects/{subject}/timeline 404": {
+                try call("GET", "/v1/subjects/\(subject)/timeline", token: mirrorAuditor, on: mirror)
+            },
+            "GET /v1/subjects/{subject}/report 404": {
+                try call("GET", "/v1/subjects/\(subject)/report", token: mirrorAuditor, on: mirror)
+            },
+            "GET /v1/permit 404": {
+                try call(
+                    "GET", "/v1/permit?subject=\(subject)&org=brand&purpose=dpv:DirectMarketing", token: mirrorAuditor,
+                    on: mirror)
+            },
+            "GET /v1/compliance 404": {
+                try call("GET", "/v1/compliance?org=brand", token: mirrorAuditor, on: mirror)
+            },
         ]
         let documented = try Self.documented()
         #expect(documented.count > 30)
@@ -126,6 +149,9 @@ import Testing
         }
         // A route the spec does not name is not served.
         #expect(try call("GET", "/v1/nothing-here", token: auditor) == 404)
+        // The node without a view still copies, verifies and serves brand's log.
+        #expect(c.waitConverged(["brand": 2]))
+        #expect(try call("GET", "/v1/entries/brand/0", token: mirrorAuditor, on: mirror) == 200)
     }
 }
 

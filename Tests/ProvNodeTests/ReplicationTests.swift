@@ -74,6 +74,34 @@ import Testing
         #expect(net.wait { net.node("retail").logs["brand"]!.head.size == 12 })
     }
 
+    @Test func aCatchUpOverSeveralChunksKeepsEveryChunkThatVerified() throws {
+        let net = try InMemoryConsortium(peers: ["brand": [], "retail": ["brand"], "care": []])
+        defer { net.stopAll() }
+        // brand's bundles 140…149 (entries 35,840…38,399, in the second chunk of a catch-up) arrive damaged.
+        net.tamper.withLock {
+            $0 = { from, path, r in
+                guard from == "brand", path.contains("/tile/entries/14"), r.status == 200 else { return r }
+                var t = r
+                t.body[t.body.count - 3] ^= 0x20
+                return t
+            }
+        }
+        try net.start("brand")
+        for k in 0..<40 { #expect(net.post("brand", Ev.batch(1000, org: "brand", from: k * 1000))?.status == 200) }
+        try net.start("retail")
+        // The first chunk (to brand's checkpoint at 33,000, the first at or past 32,768) verified and counts;
+        // nothing of the damaged second chunk is stored.
+        #expect(net.wait(timeout: 30) { net.node("retail").metrics.rejections["peer-bad-data", default: 0] >= 1 })
+        #expect(net.node("retail").logs["brand"]!.head.size == 33_000)
+        net.tamper.withLock { $0 = nil }
+        #expect(net.wait(timeout: 30) { net.node("retail").logs["brand"]!.head.size == 40_000 })
+        net.stopNodes()
+        let consortium = try Consortium.load(net.dir.path + "/consortium.json")
+        let audits = try Verifier(consortium: consortium).verify(dataDirectory: net.configs["retail"]!.dataDirectory)
+        #expect(audits.first { $0.org == "brand" }?.entries == 40_000)
+        #expect(audits.allSatisfy { $0.failure == nil })
+    }
+
     @Test func aCheckpointSignedByAnotherKeyIsRefused() throws {
         let net = try InMemoryConsortium()
         defer { net.stopAll() }
