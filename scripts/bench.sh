@@ -19,6 +19,7 @@ $prov bench verify --entries "$n" --runs "$runs"
 $prov bench parts --entries 200000
 echo "## node benchmarks (real provd processes on 127.0.0.1)"
 $prov bench replicate --entries "$n" --runs "$runs"
+$prov bench replicate --entries "$n" --runs "$runs" --no-view
 $prov bench replicate --entries "$((n / 10))" --runs 1
 $prov bench propagate --rate 10000 --seconds 10 --runs "$runs"
 $prov bench api --seconds 5 --runs "$runs"
