@@ -117,7 +117,7 @@ public final class ViewIndex: Sendable {
         guard st.root == cp.root else {
             throw ViewError(
                 .feed,
-                "\(org): the \(size) leaf hashes ingested give root \(st.root.hex), the checkpoint says \(cp.root.hex)")
+                "\(org): the \(size) leaf hashes ingested give root \(st.root.base64), the checkpoint says \(cp.root.base64)")
         }
         try state.withLock { s throws(ViewError) in
             guard s.logs[o].committed == from else {

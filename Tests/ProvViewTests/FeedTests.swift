@@ -58,6 +58,11 @@ import Testing
         try index.commit(org: "brand", size: 3, checkpoint: store.latest!)
         #expect(index.frontier.logs == [LogHead(org: "brand", size: 3, root: store.latest!.checkpoint.root)])
         #expect(try index.view(subject: "email:f0@example.com").timeline.count == 1)
+        // A root is shown as a checkpoint writes it (base64), with its hex beside it in JSON (Specs/cli.md §4).
+        let root = store.latest!.checkpoint.root
+        let head = index.frontier.json.arrayValue?.first
+        #expect(head?["root"]?.stringValue == root.base64 && head?["rootHex"]?.stringValue == root.hex)
+        #expect(index.frontier.table.contains(root.base64))
     }
 
     /// Receipts made by the index prove each entry against the committed checkpoint, as `LogStore.receipt` does.

@@ -75,13 +75,13 @@ public struct Frontier: Sendable, Equatable {
             logs.map {
                 .object([
                     JSONMember("org", .string($0.org)), JSONMember("size", Render.number($0.size)),
-                    JSONMember("root", .string($0.root.hex)),
+                    JSONMember("root", .string($0.root.base64)), JSONMember("rootHex", .string($0.root.hex)),
                 ])
             })
     }
 
     public var table: String {
-        Render.table(["LOG", "SIZE", "ROOT"], logs.map { [$0.org, String($0.size), $0.root.hex] })
+        Render.table(["LOG", "SIZE", "ROOT"], logs.map { [$0.org, String($0.size), $0.root.base64] })
     }
 }
 

@@ -294,8 +294,9 @@ struct ReportChecker {
         var frontier: [LogHead] = []
         for l in try Self.array(doc["frontier"], "frontier") {
             guard let org = l["org"]?.stringValue, let size = l["size"]?.int64Value, size >= 0,
-                let root = l["root"]?.stringValue.flatMap({ SHA256Digest(hex: $0) })
-            else { throw Self.bad("a frontier log is not {org, size, root}") }
+                let root = l["rootHex"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
+                l["root"]?.stringValue == root.base64
+            else { throw Self.bad("a frontier log is not {org, size, root, rootHex} of one root") }
             frontier.append(LogHead(org: org, size: UInt64(size), root: root))
         }
         var compliance: [ViewDigest.Input.Finding] = []

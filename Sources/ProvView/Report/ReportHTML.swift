@@ -159,7 +159,7 @@ extension SubjectReport {
             <table class="keys"><thead><tr><th>Log</th><th>Entries</th><th>Root hash</th></tr></thead><tbody>
             """)
         for l in v.frontier.logs {
-            h.raw("<tr><td>\(HTMLBuilder.escape(l.org))</td><td>\(l.size)</td><td><code>\(l.root.hex)</code></td></tr>")
+            h.raw("<tr><td>\(HTMLBuilder.escape(l.org))</td><td>\(l.size)</td><td><code>\(l.root.base64)</code></td></tr>")
         }
         h.raw("</tbody></table>\n<p>View digest: <code>\(v.digest.hex)</code></p>\n</section>\n")
         let data = json.serialized.replacingOccurrences(of: "<", with: "\\u003c")
@@ -197,6 +197,7 @@ extension SubjectReport {
         tr.no td{background:var(--nobg)}td.state-ok{color:var(--ok);font-weight:600}td.state-no{color:var(--no);font-weight:600}
         .mark{white-space:nowrap;font-weight:600}.mark.ok{color:var(--ok)}.mark.no{color:var(--no)}.mark.pending{color:var(--pending)}
         td[data-field=when],td[data-field=since],td[data-field=expires]{white-space:nowrap}
+        td[data-field=agent]{overflow-wrap:anywhere;min-width:12em}
         .why{display:block;font-weight:400;font-size:12px;color:var(--no);white-space:normal}
         code{font:12px/1.4 ui-monospace,Menlo,Consolas,monospace;word-break:break-all}
         .empty{color:var(--muted);font-style:italic}.refs{margin:4px 0 8px}
