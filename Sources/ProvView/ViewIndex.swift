@@ -117,7 +117,8 @@ public final class ViewIndex: Sendable {
         guard st.root == cp.root else {
             throw ViewError(
                 .feed,
-                "\(org): the \(size) leaf hashes ingested give root \(st.root.base64), the checkpoint says \(cp.root.base64)")
+                "\(org): the \(size) leaf hashes ingested give root \(st.root.base64), the checkpoint says \(cp.root.base64)"
+            )
         }
         try state.withLock { s throws(ViewError) in
             guard s.logs[o].committed == from else {

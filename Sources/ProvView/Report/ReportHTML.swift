@@ -159,7 +159,9 @@ extension SubjectReport {
             <table class="keys"><thead><tr><th>Log</th><th>Entries</th><th>Root hash</th></tr></thead><tbody>
             """)
         for l in v.frontier.logs {
-            h.raw("<tr><td>\(HTMLBuilder.escape(l.org))</td><td>\(l.size)</td><td><code>\(l.root.base64)</code></td></tr>")
+            h.raw(
+                "<tr><td>\(HTMLBuilder.escape(l.org))</td><td>\(l.size)</td><td><code>\(l.root.base64)</code></td></tr>"
+            )
         }
         h.raw("</tbody></table>\n<p>View digest: <code>\(v.digest.hex)</code></p>\n</section>\n")
         let data = json.serialized.replacingOccurrences(of: "<", with: "\\u003c")
