@@ -47,9 +47,9 @@ public final class Ingestor {
         return member
     }
 
-    /// Groups prepared here that the store may have written but not yet acknowledged (a pipelined commit
-    /// writes the next group during the previous one's fsync): references into them resolve from here.
-    private var recent: [(start: UInt64, leaves: [SHA256Digest], bodies: [EntryBody])] = []
+    /// Entries prepared here that the store has not acknowledged yet (a pipelined commit writes the next group
+    /// during the previous one's fsync): references into them resolve from here.
+    private let unacknowledged = UnacknowledgedEntries()
 
     /// Parses every line of `input` into one pending group. Throws on the first bad line and nothing is
     /// written, unless `onBadLine` is given: then a bad line is reported to it and left out, and the good
@@ -60,17 +60,11 @@ public final class Ingestor {
         var group = store.beginGroup(now: now)
         let own = store.org
         let storeSize = store.size
-        let startSize = group.startSize
-        recent.removeAll { $0.start >= startSize || $0.start + UInt64($0.leaves.count) <= storeSize }
-        let recent = self.recent
+        // Entries of this group so far are kept there too, apart from `group`, so that reading them does not
+        // copy the group's buffers.
+        let unacknowledged = self.unacknowledged
+        unacknowledged.begin(at: group.startSize, acknowledged: storeSize)
         var others: [String: LogStore] = [:]
-        // Entries of this group so far, for references to them; kept apart from `group` so that reading them
-        // does not copy the group's buffers.
-        final class Pending {
-            var leaves: [SHA256Digest] = []
-            var bodies: [EntryBody] = []
-        }
-        let pending = Pending()
         let store = self.store
         let dataDirectory = self.dataDirectory
         let consortiumName = consortium.name
@@ -80,17 +74,7 @@ public final class Ingestor {
                     guard let leaf = try? store.leafHash(seq), let e = try? store.entry(seq) else { return nil }
                     return ReferencedEntry(leaf: leaf, kind: e.body.kind, subjects: e.body.subjects)
                 }
-                if seq < startSize {
-                    guard let g = recent.first(where: { seq >= $0.start && seq - $0.start < $0.leaves.count }) else {
-                        return nil
-                    }
-                    let i = Int(seq - g.start)
-                    return ReferencedEntry(leaf: g.leaves[i], kind: g.bodies[i].kind, subjects: g.bodies[i].subjects)
-                }
-                guard seq - startSize < pending.leaves.count else { return nil }
-                let i = Int(seq - startSize)
-                return ReferencedEntry(
-                    leaf: pending.leaves[i], kind: pending.bodies[i].kind, subjects: pending.bodies[i].subjects)
+                return unacknowledged.entry(seq)
             }
             if others[org] == nil {
                 others[org] = try? LogStore(
@@ -149,11 +133,10 @@ public final class Ingestor {
                 continue
             }
             let added = group.add(body, deps: first ? deps : [], citedHLC: first ? citedHLC : nil)
-            pending.leaves.append(added.leaf)
-            pending.bodies.append(body)
+            unacknowledged.add(leaf: added.leaf, body: body)
             first = false
         }
-        if !pending.leaves.isEmpty { self.recent.append((startSize, pending.leaves, pending.bodies)) }
+        unacknowledged.keepBuiltGroup()
         return group
     }
 

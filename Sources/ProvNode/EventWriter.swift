@@ -48,7 +48,7 @@ final class EventWriter: @unchecked Sendable {
     private var thread: Thread?
     private let fsync = DispatchQueue(label: "provd.own-log.fsync")
     /// Groups written but not yet acknowledged: references into them resolve from here.
-    private var recent: [(start: UInt64, leaves: [SHA256Digest], bodies: [EntryBody])] = []
+    private let unacknowledged = UnacknowledgedEntries()
     /// When the own log last cited the other logs' heads (for heads-only entries).
     private var lastCited = DispatchTime.now()
 
@@ -137,7 +137,7 @@ final class EventWriter: @unchecked Sendable {
             node.log.error("cannot write a heads entry to the own log", ["error": error.message])
             return
         }
-        recent.append((group.startSize, group.results.map(\.leaf), group.bodies))
+        unacknowledged.keep(start: group.startSize, leaves: group.results.map(\.leaf), bodies: group.bodies)
         let log = node.log
         let committedGroup = group.entries
         fsync.async {
@@ -163,30 +163,13 @@ final class EventWriter: @unchecked Sendable {
         let own = node.own
         let now = Ingestor.now()
         var group = own.beginGroup(now: now)
-        let startSize = group.startSize
         let storeSize = own.head.size
-        recent.removeAll { $0.start + UInt64($0.leaves.count) <= storeSize }
-        final class Pending {
-            var leaves: [SHA256Digest] = []
-            var bodies: [EntryBody] = []
-        }
-        let pending = Pending()
-        let recent = self.recent
+        let unacknowledged = self.unacknowledged
+        unacknowledged.begin(at: group.startSize, acknowledged: storeSize)
         let ownOrg = node.config.org
         let resolve: (String, UInt64) -> ReferencedEntry? = { org, seq in
-            guard org == ownOrg else { return node.referenced(org, seq) }
-            if seq < storeSize { return node.referenced(org, seq) }
-            if seq < startSize {
-                guard let g = recent.first(where: { seq >= $0.start && seq - $0.start < $0.leaves.count }) else {
-                    return nil
-                }
-                let i = Int(seq - g.start)
-                return ReferencedEntry(leaf: g.leaves[i], kind: g.bodies[i].kind, subjects: g.bodies[i].subjects)
-            }
-            guard seq - startSize < pending.leaves.count else { return nil }
-            let i = Int(seq - startSize)
-            return ReferencedEntry(
-                leaf: pending.leaves[i], kind: pending.bodies[i].kind, subjects: pending.bodies[i].subjects)
+            guard org == ownOrg, seq >= storeSize else { return node.referenced(org, seq) }
+            return unacknowledged.entry(seq)
         }
         let parser = EventParser(consortium: node.consortium, org: ownOrg, linkKey: node.linkKey, resolve: resolve)
         let (deps, citedHLC) = node.heads { group.cited($0) }
@@ -205,8 +188,7 @@ final class EventWriter: @unchecked Sendable {
                     }
                     let isFirst = group.count == 0
                     let r = group.add(body, deps: isFirst ? deps : [], citedHLC: isFirst ? citedHLC : nil)
-                    pending.leaves.append(r.leaf)
-                    pending.bodies.append(body)
+                    unacknowledged.add(leaf: r.leaf, body: body)
                 } catch {
                     failure = .rejected(index: i, message: error.message)
                     break
@@ -214,8 +196,7 @@ final class EventWriter: @unchecked Sendable {
             }
             if let failure {
                 group.rollback(to: mark)
-                pending.leaves.removeSubrange(first...)
-                pending.bodies.removeSubrange(first...)
+                unacknowledged.drop(from: first)
                 rejected.append((s, failure))
                 node.metrics.reject("invalid-event")
             } else {
@@ -231,7 +212,7 @@ final class EventWriter: @unchecked Sendable {
             for (s, _) in accepted { s.respond(.failed(error.message)) }
             return
         }
-        self.recent.append((startSize, pending.leaves, pending.bodies))
+        unacknowledged.keepBuiltGroup()
         let committedGroup = group.entries
         let metrics = node.metrics
         let log = node.log
