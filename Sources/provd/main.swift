@@ -18,7 +18,13 @@ func fail(_ log: NodeLog, _ message: String) -> Never {
 
 var args = Array(CommandLine.arguments.dropFirst())
 var configPath: String?
-var format: NodeLog.Format? = ProcessInfo.processInfo.environment["PROV_LOG_FORMAT"].flatMap(NodeLog.Format.init)
+var format: NodeLog.Format?
+if let env = ProcessInfo.processInfo.environment["PROV_LOG_FORMAT"] {
+    guard let f = NodeLog.Format(rawValue: env) else {
+        fail(.standardError(format: nil), "PROV_LOG_FORMAT takes text or json, not a value of \(env.utf8.count) bytes")
+    }
+    format = f
+}
 while !args.isEmpty {
     let a = args.removeFirst()
     switch a {

@@ -350,10 +350,11 @@ import Testing
 /// locked data directory or a busy port.
 @Suite(.serialized, .leavesNoFiles, .timeLimit(.minutes(2))) struct ProvdStartTests {
     /// Runs provd to its end (it must not start) and returns its exit status and stderr.
-    static func failedStart(_ config: String) throws -> (Int32, String) {
+    static func failedStart(_ config: String, environment: [String: String] = [:]) throws -> (Int32, String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: provdPath)
         p.arguments = ["--config", config, "--log-format", "text"]
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let err = Pipe()
         p.standardError = err
         p.standardOutput = Pipe()
@@ -389,8 +390,12 @@ import Testing
         let (open, openText) = try Self.failedStart(c.configPath("retail"))
         #expect(open == 2)
         #expect(openText.contains("node.json"), "\(openText)")
-        // Put right, it starts; the running node is untouched throughout.
         chmod(c.configPath("retail"), 0o600)
+        // A log format it does not know, from the environment.
+        let (format, formatText) = try Self.failedStart(c.configPath("retail"), environment: ["PROV_LOG_FORMAT": "xml"])
+        #expect(format == 2)
+        #expect(formatText.contains("PROV_LOG_FORMAT takes text or json"), "\(formatText)")
+        // Put right, it starts; the running node is untouched throughout.
         try c.start("retail")
         #expect(try c.heads("brand")["brand"]?.0 == 0)
     }
