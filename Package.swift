@@ -46,7 +46,8 @@ let package = Package(
             name: "ProvLedgerTests", dependencies: ["ProvLedger", "ProvCrypto", "TestSupport"], exclude: ["Vectors"]),
         .testTarget(name: "ProvNetTests", dependencies: ["ProvNet", "ProvCrypto", "TestSupport"]),
         .testTarget(
-            name: "ProvNodeTests", dependencies: ["ProvNode", "ProvNet", "ProvLedger", "ProvCrypto", "TestSupport"]),
+            name: "ProvNodeTests",
+            dependencies: ["ProvNode", "ProvNet", "ProvLedger", "ProvCrypto", "ProvCLI", "TestSupport"]),
         .testTarget(
             name: "ProvViewTests", dependencies: ["ProvView", "ProvLedger", "ProvCrypto", "TestSupport"]),
         .testTarget(

@@ -6,39 +6,44 @@ import ProvNet
     import Glibc
 #endif
 
-/// A `provd` process started by `prov` (benchmarks, the demo): the binary next to `prov`, its ready line read,
-/// its stderr collected while it runs, stopped by pid.
-final class NodeProcess: @unchecked Sendable {
-    // Set once in init; `lines` is guarded by `cond`.
-    let org: String
+/// A `provd` process started by `prov` (benchmarks, the demo) or by a test: its ready line read, its stderr
+/// collected while it runs, stopped by pid.
+package final class NodeProcess: @unchecked Sendable {
+    // Set once in init; the stderr lines live in `sink`, which guards itself.
+    package let org: String
     let process = Process()
-    let peer: String
-    let api: String
-    private let cond = NSCondition()
-    private var lines: [String] = []
-    /// Called with every stderr line of the node (the demo shows some).
-    let onLine: (@Sendable (String) -> Void)?
+    package let peer: String
+    package let api: String
+    private let sink: LineSink
+    private let exited = DispatchSemaphore(value: 0)
 
-    /// The `provd` binary beside this executable.
-    static var provdPath: String {
+    /// The `provd` binary beside this executable (`swift build` puts them in one folder).
+    package static var provdPath: String {
         URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
             .appendingPathComponent("provd").path
     }
 
-    init(org: String, config: String, onLine: (@Sendable (String) -> Void)? = nil) throws {
+    /// Starts `provd --config config` and waits for its ready line; `onLine` is called with every stderr line
+    /// (from a reader thread). Throws with the node's last message when it exits instead.
+    package init(
+        org: String, config: String, provd: String = NodeProcess.provdPath,
+        onLine: (@Sendable (String) -> Void)? = nil
+    ) throws {
         self.org = org
-        self.onLine = onLine
-        guard FileManager.default.isExecutableFile(atPath: Self.provdPath) else {
-            throw LedgerError(.io, "\(Self.provdPath) not found: build it first (swift build builds provd beside prov)")
+        guard FileManager.default.isExecutableFile(atPath: provd) else {
+            throw LedgerError(.io, "\(provd) not found: build it first (swift build builds provd beside prov)")
         }
-        process.executableURL = URL(fileURLWithPath: Self.provdPath)
+        process.executableURL = URL(fileURLWithPath: provd)
         process.arguments = ["--config", config, "--log-format", "json"]
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
         process.standardError = err
+        process.terminationHandler = { [exited] _ in exited.signal() }
         try process.run()
-        let box = LineSink(cond: cond, onLine: onLine)
+        let sink = LineSink(onLine: onLine)
+        self.sink = sink
+        // stderr is read while the node runs: a full pipe would block it.
         Thread.detachNewThread {
             var buffer = Data()
             while true {
@@ -46,11 +51,12 @@ final class NodeProcess: @unchecked Sendable {
                 if d.isEmpty { break }
                 buffer.append(d)
                 while let nl = buffer.firstIndex(of: 0x0A) {
-                    box.add(String(decoding: buffer[buffer.startIndex..<nl], as: UTF8.self))
+                    sink.add(String(decoding: buffer[buffer.startIndex..<nl], as: UTF8.self))
                     buffer.removeSubrange(buffer.startIndex...nl)
                 }
             }
         }
+        // The ready line: {"org":…,"peer":"host:port","api":"host:port"}, or the process ends with an error.
         var first = Data()
         while !first.contains(0x0A) {
             let d = out.fileHandleForReading.availableData
@@ -60,26 +66,20 @@ final class NodeProcess: @unchecked Sendable {
         guard let v = try? JSON.parse(Array(first)), let p = v["peer"]?.stringValue, let a = v["api"]?.stringValue
         else {
             process.waitUntilExit()
-            let why = box.all.compactMap { (try? JSON.parse($0))?["msg"]?.stringValue }.last ?? "no message"
+            let why = sink.all.compactMap { (try? JSON.parse($0))?["msg"]?.stringValue }.last ?? "no message"
             throw LedgerError(.io, "provd for \(org) did not start: \(why)")
         }
         peer = p
         api = a
         Thread.detachNewThread { _ = out.fileHandleForReading.readDataToEndOfFile() }
-        sink = box
     }
-
-    private var sink: LineSink?
 
     final class LineSink: @unchecked Sendable {
         // `lines` guarded by `cond`.
-        let cond: NSCondition
+        let cond = NSCondition()
         var lines: [String] = []
         let onLine: (@Sendable (String) -> Void)?
-        init(cond: NSCondition, onLine: (@Sendable (String) -> Void)?) {
-            self.cond = cond
-            self.onLine = onLine
-        }
+        init(onLine: (@Sendable (String) -> Void)?) { self.onLine = onLine }
         func add(_ l: String) {
             cond.lock()
             lines.append(l)
@@ -94,21 +94,24 @@ final class NodeProcess: @unchecked Sendable {
         }
     }
 
-    var stderrLines: [String] { sink?.all ?? [] }
+    /// Every stderr line so far.
+    package var stderrLines: [String] { sink.all }
 
     /// Waits (bounded) until more than `after` stderr lines contain `text`; true if they do.
     @discardableResult
-    func waitForLog(_ text: String, after: Int, timeout: Double = 10) -> Bool {
+    package func waitForLog(_ text: String, after: Int = 0, timeout: Double = 10) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
-        cond.lock()
-        defer { cond.unlock() }
-        while (sink?.lines ?? []).filter({ $0.contains(text) }).count <= after {
-            if !cond.wait(until: deadline) { return false }
+        sink.cond.lock()
+        defer { sink.cond.unlock() }
+        while sink.lines.filter({ $0.contains(text) }).count <= after {
+            if !sink.cond.wait(until: deadline) { return false }
         }
         return true
     }
 
-    var pid: Int32 { process.processIdentifier }
+    package var pid: Int32 { process.processIdentifier }
+
+    package func signal(_ s: Int32) { kill(pid, s) }
 
     /// Peak resident memory of the process so far (VmHWM), in bytes.
     var maxRSS: Int {
@@ -120,14 +123,18 @@ final class NodeProcess: @unchecked Sendable {
 
     /// SIGTERM and wait (SIGKILL after `timeout`); returns the exit status.
     @discardableResult
-    func stop(timeout: Double = 20) -> Int32 {
+    package func stop(timeout: Double = 20) -> Int32 {
         guard process.isRunning else { return process.terminationStatus }
         kill(pid, SIGTERM)
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning { kill(pid, SIGKILL) }
+        if exited.wait(timeout: .now() + timeout) == .timedOut { kill(pid, SIGKILL) }
         process.waitUntilExit()
         return process.terminationStatus
+    }
+
+    /// SIGKILL, as a crash: nothing is finished.
+    package func crash() {
+        kill(pid, SIGKILL)
+        process.waitUntilExit()
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import ProvCLI
 import ProvCrypto
+import TestSupport
 import Testing
 
 @testable import ProvLedger

@@ -86,19 +86,6 @@ import Testing
     }
 }
 
-/// Deterministic pseudo-random numbers (SplitMix64).
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// `prov append --follow` stopped with SIGTERM: every whole line it read is committed and acknowledged, an
 /// unfinished line is dropped with a log line saying so, and it exits 0.
 @Suite(.leavesNoFiles) struct StopTests {

@@ -1,4 +1,5 @@
 import ProvCrypto
+import TestSupport
 import Testing
 
 @testable import ProvLedger

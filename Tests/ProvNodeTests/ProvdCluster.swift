@@ -1,4 +1,5 @@
 import Foundation
+import ProvCLI
 import ProvCrypto
 import ProvLedger
 import ProvNet
@@ -12,128 +13,13 @@ import Testing
 let provdPath = Bundle.main.bundleURL.appendingPathComponent("provd").path
 let provPath = Bundle.main.bundleURL.appendingPathComponent("prov").path
 
-/// One real `provd` process: started with its configuration, its ready line read, its stderr collected while it
-/// runs, ended by pid.
-final class ProvdProcess: @unchecked Sendable {
-    // Set once in init; the lines live in `output`, which guards itself.
-    let org: String
-    let process = Process()
-    let peer: String
-    let api: String
-    let output: LineBuffer
-
-    struct StartFailed: Error, CustomStringConvertible { var description: String }
-
-    /// stderr lines as they arrive, with a condition to wait on.
-    final class LineBuffer: @unchecked Sendable {
-        // `lines` is guarded by `cond`.
-        let cond = NSCondition()
-        var lines: [String] = []
-        /// Broadcast on every line, so a test can wait for progress anywhere in a cluster.
-        let activity: NSCondition?
-        init(activity: NSCondition?) { self.activity = activity }
-
-        func append(_ line: String) {
-            cond.lock()
-            lines.append(line)
-            cond.broadcast()
-            cond.unlock()
-            if let a = activity {
-                a.lock()
-                a.broadcast()
-                a.unlock()
-            }
-        }
-    }
-
-    init(org: String, config: String, activity: NSCondition? = nil) throws {
-        self.org = org
-        let output = LineBuffer(activity: activity)
-        self.output = output
-        process.executableURL = URL(fileURLWithPath: provdPath)
-        process.arguments = ["--config", config, "--log-format", "json"]
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // stderr is read while the node runs: a full pipe would block it.
-        Thread.detachNewThread {
-            var buffer = Data()
-            while true {
-                let d = err.fileHandleForReading.availableData
-                if d.isEmpty { break }
-                buffer.append(d)
-                while let nl = buffer.firstIndex(of: 0x0A) {
-                    output.append(String(decoding: buffer[buffer.startIndex..<nl], as: UTF8.self))
-                    buffer.removeSubrange(buffer.startIndex...nl)
-                }
-            }
-        }
-        // The ready line: {"org":…,"peer":"host:port","api":"host:port"}, or the process ends with an error.
-        let ready = out.fileHandleForReading
-        var first = Data()
-        while !first.contains(0x0A) {
-            let d = ready.availableData
-            if d.isEmpty { break }
-            first.append(d)
-        }
-        guard let v = try? JSON.parse(Array(first)), let p = v["peer"]?.stringValue, let a = v["api"]?.stringValue
-        else {
-            process.waitUntilExit()
-            throw StartFailed(description: "provd \(org) did not start: \(output.cond.withLock { output.lines })")
-        }
-        peer = p
-        api = a
-        Thread.detachNewThread { _ = out.fileHandleForReading.readDataToEndOfFile() }
-    }
-
-    var stderrLines: [String] {
-        output.cond.lock()
-        defer { output.cond.unlock() }
-        return output.lines
-    }
-
-    /// Waits until a stderr line contains `text` (bounded).
-    func waitForLog(_ text: String, timeout: Double = 20) -> String? {
-        let deadline = Date().addingTimeInterval(timeout)
-        output.cond.lock()
-        defer { output.cond.unlock() }
-        while true {
-            if let l = output.lines.first(where: { $0.contains(text) }) { return l }
-            if !output.cond.wait(until: deadline) { return nil }
-        }
-    }
-
-    var pid: Int32 { process.processIdentifier }
-
-    func signal(_ s: Int32) { kill(pid, s) }
-
-    /// SIGTERM, then the exit status (SIGKILL after `timeout`).
-    @discardableResult
-    func stop(timeout: Double = 15) -> Int32 {
-        guard process.isRunning else { return process.terminationStatus }
-        kill(pid, SIGTERM)
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning { kill(pid, SIGKILL) }
-        process.waitUntilExit()
-        return process.terminationStatus
-    }
-
-    func crash() {
-        kill(pid, SIGKILL)
-        process.waitUntilExit()
-    }
-}
-
 /// A consortium made by `prov nodes init`, each node a real `provd` on 127.0.0.1 port 0; the test tells them
 /// each other's ports through `peerAddresses` and SIGHUP.
 final class ProvdCluster: @unchecked Sendable {
     // `nodes` is touched from the test's thread only.
     let dir: URL
     let orgs: [String]
-    var nodes: [String: ProvdProcess] = [:]
+    var nodes: [String: NodeProcess] = [:]
     let consortium: Consortium
     /// Broadcast whenever any node logs a line (a copy stored, a peer connected, …).
     let activity = NSCondition()
@@ -180,8 +66,13 @@ final class ProvdCluster: @unchecked Sendable {
     }
 
     @discardableResult
-    func start(_ org: String) throws -> ProvdProcess {
-        let p = try ProvdProcess(org: org, config: configPath(org), activity: activity)
+    func start(_ org: String) throws -> NodeProcess {
+        let activity = self.activity
+        let p = try NodeProcess(org: org, config: configPath(org), provd: provdPath) { _ in
+            activity.lock()
+            activity.broadcast()
+            activity.unlock()
+        }
         nodes[org] = p
         return p
     }
@@ -196,9 +87,8 @@ final class ProvdCluster: @unchecked Sendable {
                 c["peerAddresses"] = .object(addresses.keys.sorted().map { JSONMember($0, addresses[$0]!) })
             }
             p.signal(SIGHUP)
-            let deadline = Date().addingTimeInterval(10)
-            while p.stderrLines.filter({ $0.contains("peer addresses re-read") }).count == before && Date() < deadline {
-                _ = p.waitForLog("peer addresses re-read", timeout: 0.2)
+            guard p.waitForLog("peer addresses re-read", after: before) else {
+                throw LedgerError(.io, "\(org) did not re-read its peer addresses: \(p.stderrLines.suffix(5))")
             }
         }
     }

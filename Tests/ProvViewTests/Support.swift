@@ -10,19 +10,6 @@ import Testing
 /// the caller removes it.
 func makeTempDir(_ tag: String = "prov-view") throws -> URL { try TemporaryFiles.directory(tag) }
 
-/// Deterministic pseudo-random numbers (SplitMix64), so a failing order can be replayed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// 2026-11-24T12:00:00Z in ms: the clock the tests start from.
 let t0: UInt64 = 1_795_521_600_000
 
