@@ -1211,14 +1211,7 @@ public struct GroupEntries: Sendable {
 public final class PipelinedCommitter {
     public let store: LogStore
     let signer: NoteSigner
-    let acknowledged: ([(seq: UInt64, leaf: SHA256Digest)]) -> Void
-    private let queue = DispatchQueue(label: "prov.group-commit.fsync")
-    private var inFlight: (group: LogStore.WrittenGroup, done: DispatchGroup, error: ErrorBox)?
-
-    final class ErrorBox: @unchecked Sendable {
-        // Written by the fsync queue before `done.leave()`, read after `done.wait()`.
-        var error: LedgerError?
-    }
+    private let pipeline: FsyncPipeline<Void>
 
     /// `acknowledged` gets each group's seqs and leaf hashes once the group is durable.
     public init(
@@ -1227,41 +1220,78 @@ public final class PipelinedCommitter {
     ) {
         self.store = store
         self.signer = signer
-        self.acknowledged = acknowledged
+        pipeline = FsyncPipeline(
+            acknowledge: { w, _ throws(LedgerError) in
+                let acks = try store.acknowledge(w)
+                if !acks.isEmpty { acknowledged(acks) }
+            }, fail: { store.fail($0) })
     }
 
     /// Writes `group`, then waits for the previous group's fsync and acknowledges it, then starts this group's
     /// fsync in the background. When `group` cannot be written, the previous group is still waited for and
     /// acknowledged before the error is thrown.
     public func submit(_ group: PendingGroup) throws(LedgerError) {
-        let written: LogStore.WrittenGroup
-        do throws(LedgerError) { written = try store.write(group, signer: signer) } catch {
-            try finishInFlight()
-            throw error
-        }
-        try finishInFlight()
-        let done = DispatchGroup()
-        let box = ErrorBox()
-        done.enter()
-        queue.async {
-            do throws(LedgerError) { try LogStore.sync(written) } catch { box.error = error }
-            done.leave()
-        }
-        inFlight = (written, done, box)
+        try pipeline.submit { () throws(LedgerError) in (try store.write(group, signer: signer), ()) }
     }
 
     /// Waits for the last group's fsync and acknowledges it.
-    public func flush() throws(LedgerError) { try finishInFlight() }
+    public func flush() throws(LedgerError) { try pipeline.flush() }
+}
 
-    private func finishInFlight() throws(LedgerError) {
+/// The ordering of a pipelined commit, for any writer of a log: a group is written (`submit`'s closure), the
+/// previous group's fsync is awaited and that group acknowledged, then this group's write-out and fsync start
+/// on a queue of their own. Groups count in order and only after their fsync; a failed fsync fails the log
+/// (`fail`) and is thrown. Used by one thread.
+public final class FsyncPipeline<Extra> {
+    private let acknowledge: (LogStore.WrittenGroup, Extra) throws(LedgerError) -> Void
+    private let fail: (LedgerError) -> Void
+    private let queue = DispatchQueue(label: "prov.group-commit.fsync")
+    private var inFlight: (group: LogStore.WrittenGroup, extra: Extra, done: DispatchGroup, error: ErrorBox)?
+
+    final class ErrorBox: @unchecked Sendable {
+        // Written by the fsync queue before `done.leave()`, read after `done.wait()`.
+        var error: LedgerError?
+    }
+
+    /// `acknowledge` makes a synced group count (with what `submit`'s closure returned beside it); `fail` marks
+    /// the log failed after a failed fsync.
+    public init(
+        acknowledge: @escaping (LogStore.WrittenGroup, Extra) throws(LedgerError) -> Void,
+        fail: @escaping (LedgerError) -> Void
+    ) {
+        self.acknowledge = acknowledge
+        self.fail = fail
+    }
+
+    /// Writes a group with `write`; when it cannot, the group before it is still finished before the error is
+    /// thrown.
+    public func submit(_ write: () throws(LedgerError) -> (LogStore.WrittenGroup, Extra)) throws(LedgerError) {
+        let written: (LogStore.WrittenGroup, Extra)
+        do throws(LedgerError) { written = try write() } catch {
+            try flush()
+            throw error
+        }
+        try flush()
+        let done = DispatchGroup()
+        let box = ErrorBox()
+        done.enter()
+        let w = written.0
+        queue.async {
+            do throws(LedgerError) { try LogStore.sync(w) } catch { box.error = error }
+            done.leave()
+        }
+        inFlight = (written.0, written.1, done, box)
+    }
+
+    /// Waits for the last group's fsync and acknowledges it.
+    public func flush() throws(LedgerError) {
         guard let f = inFlight else { return }
         inFlight = nil
         f.done.wait()
         if let e = f.error.error {
-            store.fail(e)
+            fail(e)
             throw e
         }
-        let acks = try store.acknowledge(f.group)
-        if !acks.isEmpty { acknowledged(acks) }
+        try acknowledge(f.group, f.extra)
     }
 }

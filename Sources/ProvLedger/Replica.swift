@@ -75,6 +75,14 @@ public final class ReplicaWriter {
         let leaf: SHA256Digest
     }
 
+    /// What the copy's store holds of its committed entry `seq`: for `known` when nothing else reads the store
+    /// meanwhile (tools and tests; a node answers under its log's lock).
+    public func committedEntry(_ seq: UInt64) -> KnownEntry? {
+        guard seq < store.size, let e = try? store.entry(seq), let leaf = try? store.leafHash(seq) else { return nil }
+        return KnownEntry(
+            leaf: leaf, kind: UInt8(AuditedEntry.kindNames.firstIndex(of: e.body.kind) ?? 0), hlc: e.hlc)
+    }
+
     /// Audits one entry (any thread).
     public func audit(_ raw: UnsafeRawBufferPointer) -> Audited { Self.audit(raw, context, consortium) }
 
@@ -90,8 +98,9 @@ public final class ReplicaWriter {
     }
 
     /// Checks entry `raw` as the next entry of the copy and adds it to the pending group. `known` answers for
-    /// entries of other logs held here (nil when not held or not that far): references into them are checked
-    /// by leaf hash, kind and clock, the way `prov verify` checks references between the logs of a directory.
+    /// committed entries of the logs held here (nil when not held or not that far), this copy's own included, so
+    /// that the store is read the way its owner guards reads: references into other logs are checked by leaf
+    /// hash, kind and clock, the way `prov verify` checks references between the logs of a directory.
     public func add(_ raw: UnsafeRawBufferPointer, known: (String, UInt64) -> KnownEntry?) throws(LedgerError) {
         try append(raw, audit(raw), known: known)
     }
@@ -151,7 +160,7 @@ public final class ReplicaWriter {
                 guard ref.seq < seq else {
                     throw fail(seq, "\(field) cites \(ref.org)/\(ref.seq), which is not an earlier entry of this log")
                 }
-                let k = try ownEntry(ref.seq)
+                let k = try ownEntry(ref.seq, known)
                 if let why = Verifier.referenceFailure(
                     field, ref, citingHLC: e.hlc, leaf: k.leaf, kind: k.kind, hlc: k.hlc, sameLog: true)
                 {
@@ -168,12 +177,13 @@ public final class ReplicaWriter {
         pendingInfo.append((e.kind, e.hlc))
     }
 
-    /// An earlier entry of this log: committed (from the store) or pending.
-    private func ownEntry(_ seq: UInt64) throws(LedgerError) -> KnownEntry {
-        if seq < store.size {
-            let e = try store.entry(seq)
-            let kind = UInt8(AuditedEntry.kindNames.firstIndex(of: e.body.kind) ?? 0)
-            return KnownEntry(leaf: try store.leafHash(seq), kind: kind, hlc: e.hlc)
+    /// An earlier entry of this log: committed (through `known`), written and not yet acknowledged, or pending.
+    private func ownEntry(_ seq: UInt64, _ known: (String, UInt64) -> KnownEntry?) throws(LedgerError) -> KnownEntry {
+        if seq < (written?.start ?? group.startSize) {
+            guard let k = known(member.org, seq) else {
+                throw LedgerError(.io, "\(member.org) seq \(seq): the copy's committed entry cannot be read")
+            }
+            return k
         }
         if let w = written, seq >= w.start, seq < w.start + UInt64(w.leaves.count) {
             let i = Int(seq - w.start)
@@ -243,18 +253,6 @@ public final class ReplicaWriter {
 }
 
 extension LogStore {
-    /// Writes, fsyncs and acknowledges a group closed by a checkpoint signed elsewhere.
-    public func commit(_ group: PendingGroup, checkpoint: SignedCheckpoint) throws(LedgerError) -> [(
-        seq: UInt64, leaf: SHA256Digest
-    )] {
-        let w = try write(group, checkpoint: checkpoint)
-        do throws(LedgerError) { try Self.sync(w) } catch {
-            fail(error)
-            throw error
-        }
-        return try acknowledge(w)
-    }
-
     /// The stored checkpoint with the smallest size at least `n` (n ≥ 1): the end of the group that holds entry
     /// n−1, found by reading forward from that entry's record. A group too long to read quickly answers with the
     /// latest checkpoint instead. Nil when `n` is past the log's size.

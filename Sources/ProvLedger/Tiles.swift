@@ -119,7 +119,9 @@ final class TileStore {
         return f
     }
 
-    /// Writes hashes at their places (a tile hash has one place, so a repeated write is harmless).
+    /// Writes hashes at their places (a tile hash has one place, so a repeated write is harmless). A run that
+    /// would start past the end of its level is left out: after a failed write the level stops where it is
+    /// whole (reads fall back to the index, and the next open fills it), never with a hole of zeros.
     func write(_ hashes: [TileHash]) throws(LedgerError) {
         var byLevel: [Int: [TileHash]] = [:]
         for h in hashes { byLevel[h.level, default: []].append(h) }
@@ -128,7 +130,10 @@ final class TileStore {
             var start = list[0].index
             var run: [UInt8] = []
             func flush() throws(LedgerError) {
-                guard !run.isEmpty else { return }
+                guard !run.isEmpty, start <= (try count(level)) else {
+                    run.removeAll(keepingCapacity: true)
+                    return
+                }
                 try f.pwriteAll(run, at: Int(start) * 32)
                 counts[level] = max(try count(level), start + UInt64(run.count / 32))
                 run.removeAll(keepingCapacity: true)

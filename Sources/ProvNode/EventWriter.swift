@@ -148,7 +148,10 @@ final class EventWriter: @unchecked Sendable {
                 return
             }
             do throws(LedgerError) { _ = try own.acknowledge(written) } catch {
-                log.warn("group committed, but a cache file was not updated", ["error": error.message])
+                // Not acknowledged (an earlier group failed): it does not count, whatever its fsync said.
+                own.fail(error)
+                log.error("a heads entry was not committed", ["error": error.message])
+                return
             }
             if let cp = written.signedCheckpoint { node.feedView(node.config.org, committedGroup, cp) }
             node.metrics.appends.add(1, ordering: .relaxed)
@@ -229,10 +232,14 @@ final class EventWriter: @unchecked Sendable {
                 return
             }
             do throws(LedgerError) {
+                // Cache files that cannot be updated are warnings inside; what throws here is a group that does
+                // not count (an earlier group's fsync failed), so its writers hear that it failed.
                 _ = try own.acknowledge(written)
             } catch {
-                // The segment is durable: the entries are committed; only a cache update failed.
-                log.warn("group committed, but a cache file was not updated", ["error": error.message])
+                own.fail(error)
+                log.error("a group was not committed", ["error": error.message])
+                for (s, _) in answers { s.respond(.failed(error.message)) }
+                return
             }
             // The view shows the entries before their writers hear back: a client reads what it wrote.
             if let cp = written.signedCheckpoint { node.feedView(ownOrg, committedGroup, cp) }

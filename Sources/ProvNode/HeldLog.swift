@@ -162,20 +162,34 @@ final class HeldLog: @unchecked Sendable {
 
     /// Keeps `signatures` (verified cosignatures of peers) for own checkpoint `cp`. The `cosigned` file holds the
     /// checkpoint with the most cosigners (the newer on a tie), replaced atomically when that changes.
+    /// The file is written outside `lock` (two fsyncs and a rename must not hold up commits and reads), one
+    /// writer at a time, and only while what it writes is still the best.
     func addCosignatures(_ signatures: [NoteSignature], for cp: SignedCheckpoint) {
         lock.lock()
-        defer { lock.unlock() }
         var note = recentCosigned[cp.checkpoint.size] ?? cp
-        guard note.checkpoint == cp.checkpoint else { return }
+        guard note.checkpoint == cp.checkpoint else {
+            lock.unlock()
+            return
+        }
         for sig in signatures where !note.note.signatures.contains(sig) { note.note.signatures.append(sig) }
         recentCosigned[cp.checkpoint.size] = note
         if recentCosigned.count > 32, let oldest = recentCosigned.keys.min() { recentCosigned[oldest] = nil }
-        func rank(_ c: SignedCheckpoint) -> (Int, UInt64) { (c.note.signatures.count, c.checkpoint.size) }
-        guard let best = recentCosigned.values.max(by: { rank($0) < rank($1) }) else { return }
-        if let current = cosigned, rank(current) >= rank(best) { return }
+        let best = recentCosigned.values.max(by: { Self.rank($0) < Self.rank($1) })
+        guard let best, cosigned.map({ Self.rank($0) < Self.rank(best) }) ?? true else {
+            lock.unlock()
+            return
+        }
         cosigned = best
+        lock.unlock()
+        cosignedFileLock.lock()
+        defer { cosignedFileLock.unlock() }
+        guard latestCosigned == best else { return }  // a newer best was decided meanwhile: its writer writes it
         try? FileHandleFD.replaceAtomically(cosignedPath, Array(best.serialized.utf8))
     }
+
+    private let cosignedFileLock = NSLock()
+
+    private static func rank(_ c: SignedCheckpoint) -> (Int, UInt64) { (c.note.signatures.count, c.checkpoint.size) }
 
     var latestCosigned: SignedCheckpoint? {
         lock.lock()

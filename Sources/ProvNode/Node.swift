@@ -26,12 +26,17 @@ public final class Node: @unchecked Sendable {
     public let view: ViewIndex?
     /// Feeds the view the groups of copies, off the catch-up's thread.
     let viewQueue = DispatchQueue(label: "provd.view-feed")
+    /// One worker per peer, made as the node opens (never changed after: listeners read it from any thread).
     private(set) var workers: [String: PeerWorker] = [:]
     let makeLink: PeerLinkFactory
     /// Called after any log held here moved (org, new size): tests and the view follow commits through it.
     public var onLogMoved: (@Sendable (String, UInt64) -> Void)?
     /// Counters the transport adds to `/metrics` (connections refused and so on).
-    public var transportCounters: @Sendable () -> [String: UInt64] = { [:] }
+    public var transportCounters: @Sendable () -> [String: UInt64] {
+        get { counters.withLock { $0 } }
+        set { counters.withLock { $0 = newValue } }
+    }
+    private let counters = Mutex<@Sendable () -> [String: UInt64]>({ [:] })
     let stopping = Atomic<Bool>(false)
 
     /// Opens every log (creating the copies' folders), ready to `start`. Fails with a clear message on a bad
@@ -78,16 +83,13 @@ public final class Node: @unchecked Sendable {
                 log.error("log frozen by equivocation evidence kept earlier", ["log": org, "evidence": e])
             }
         }
+        for org in peerOrgs() { workers[org] = PeerWorker(node: self, org: org, address: peerAddress(org) ?? "") }
     }
 
     /// Starts the writer and one worker per peer.
     public func start() {
         writer.start()
-        for org in peerOrgs() {
-            let w = PeerWorker(node: self, org: org, address: peerAddress(org) ?? "")
-            workers[org] = w
-            w.start()
-        }
+        for w in workers.values { w.start() }
         log.info(
             "node started",
             ["org": config.org, "logs": "\(logs.count)", "peers": workers.keys.sorted().joined(separator: ",")])
@@ -112,7 +114,8 @@ public final class Node: @unchecked Sendable {
     public func stop() {
         guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
         writer.stop()
-        for w in workers.values { w.stop() }
+        for w in workers.values { w.beginStop() }
+        for w in workers.values { w.waitStopped() }
         viewQueue.sync {}
         for l in logs.values { l.cancelWaiters() }
     }

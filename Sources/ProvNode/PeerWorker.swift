@@ -79,14 +79,18 @@ final class PeerWorker: @unchecked Sendable {
         wantSync()
     }
 
-    func stop() {
+    /// Tells the threads to end and wakes one blocked in a call to the peer; `waitStopped` waits for them. A
+    /// node tells every worker before waiting for any, so no worker waits out another's catch-up.
+    func beginStop() {
         cond.lock()
         stopping = true
         let links = [pushLink, pullLink]
         cond.broadcast()
         cond.unlock()
-        // A thread blocked in a call to the peer is woken at once.
         for l in links { l?.interrupt() }
+    }
+
+    func waitStopped() {
         cond.lock()
         while running > 0 { cond.wait() }
         cond.unlock()
@@ -117,7 +121,7 @@ final class PeerWorker: @unchecked Sendable {
         } else {
             pullWanted[log] = target
         }
-        distrustUntil = min(distrustUntil, .now())
+        // A peer that served something wrong is not pulled from before its pause ends, even when it pushes again.
         cond.broadcast()
         cond.unlock()
     }
@@ -132,11 +136,9 @@ final class PeerWorker: @unchecked Sendable {
     /// The link for one thread, made anew when the address changed.
     private func link(_ which: ReferenceWritableKeyPath<PeerWorker, PeerLink?>, generation: inout Int) -> PeerLink {
         cond.lock()
+        defer { cond.unlock() }
         let a = address
         let g = addressGeneration
-        cond.unlock()
-        cond.lock()
-        defer { cond.unlock() }
         if let l = self[keyPath: which], g == generation { return l }
         self[keyPath: which]?.close()
         let l = node.makeLink(org, a)
@@ -172,22 +174,22 @@ final class PeerWorker: @unchecked Sendable {
             let logs = pushWanted
             pushWanted.removeAll()
             cond.unlock()
-            var retry = false
+            var retry: [String] = []
             for log in logs.sorted() {
                 let l = link(\.pushLink, generation: &generation)
                 do {
-                    if try !push(log, over: l) { retry = true }
+                    if try !push(log, over: l) { retry.append(log) }
                     mark(connected: true)
                 } catch {
                     mark(connected: false)
                     l.close()
-                    retry = true
+                    retry.append(log)
                 }
             }
-            if retry {
-                // Try again later (the peer is down or busy): a pause, unless stopping.
+            if !retry.isEmpty {
+                // Try those again later (the peer is down or busy): a pause, unless stopping.
                 cond.lock()
-                for log in logs { pushWanted.insert(log) }
+                for log in retry { pushWanted.insert(log) }
                 _ = cond.wait(until: Date().addingTimeInterval(0.5))
                 cond.unlock()
             }
@@ -557,61 +559,38 @@ final class BundleFetch: @unchecked Sendable {
     }
 }
 
-/// Commits the chunks of one catch-up of a copy: each chunk's bytes are written and fsynced on a queue of its
-/// own while the next chunk is fetched and checked; a chunk counts (size, view, waiters, metrics) only after
-/// its fsync, in order. Used by one thread.
+/// Commits the chunks of one catch-up of a copy (an `FsyncPipeline`): each chunk's bytes are written and fsynced
+/// on a queue of their own while the next chunk is fetched and checked; a chunk counts (size, view, waiters,
+/// metrics) only after its fsync, in order. Used by one thread.
 final class ReplicaCommitter {
-    let node: Node
     let held: HeldLog
-    private let queue = DispatchQueue(label: "provd.replica-fsync")
-    private var inFlight: (written: LogStore.WrittenGroup, entries: GroupEntries, done: DispatchGroup, error: ErrorBox)?
+    private let pipeline: FsyncPipeline<GroupEntries>
+    private let tally = Tally()
     /// Entries committed so far.
-    private(set) var stored: UInt64 = 0
+    var stored: UInt64 { tally.entries }
 
-    final class ErrorBox: @unchecked Sendable {
-        // Written by the fsync queue before `done.leave()`, read after `done.wait()`.
-        var error: LedgerError?
+    final class Tally {
+        var entries: UInt64 = 0
     }
 
     init(node: Node, held: HeldLog) {
-        self.node = node
         self.held = held
+        let tally = self.tally
+        pipeline = FsyncPipeline(
+            acknowledge: { w, entries throws(LedgerError) in
+                guard let cp = w.signedCheckpoint else { return }
+                let size = try held.acknowledgeReplica(w) { node.feedViewLater(held.org, entries, cp) }
+                tally.entries += size - w.start
+                node.metrics.entriesReplicated.add(size - w.start, ordering: .relaxed)
+            }, fail: { held.fail($0) })
     }
 
-    /// Writes the pending chunk under `checkpoint` (checked first), acknowledges the chunk before it once its
-    /// fsync ended, and starts this chunk's fsync. When the chunk cannot be written, the one before it is still
-    /// acknowledged before the error is thrown.
+    /// Writes the pending chunk under `checkpoint` (checked first) and starts its fsync, once the chunk before
+    /// it counts.
     func submit(_ checkpoint: SignedCheckpoint) throws(LedgerError) {
-        let written: (LogStore.WrittenGroup, GroupEntries)
-        do throws(LedgerError) { written = try held.writeReplica(checkpoint) } catch {
-            try finish()
-            throw error
-        }
-        try finish()
-        let done = DispatchGroup()
-        let box = ErrorBox()
-        done.enter()
-        let w = written.0
-        queue.async {
-            do throws(LedgerError) { try LogStore.sync(w) } catch { box.error = error }
-            done.leave()
-        }
-        inFlight = (written.0, written.1, done, box)
+        try pipeline.submit { () throws(LedgerError) in try held.writeReplica(checkpoint) }
     }
 
-    /// Waits for the last chunk's fsync and acknowledges it.
-    func finish() throws(LedgerError) {
-        guard let f = inFlight else { return }
-        inFlight = nil
-        f.done.wait()
-        if let e = f.error.error {
-            held.fail(e)
-            throw e
-        }
-        guard let cp = f.written.signedCheckpoint else { return }
-        let before = f.written.start
-        let size = try held.acknowledgeReplica(f.written) { node.feedViewLater(held.org, f.entries, cp) }
-        stored += size - before
-        node.metrics.entriesReplicated.add(size - before, ordering: .relaxed)
-    }
+    /// Waits for the last chunk's fsync and makes it count.
+    func finish() throws(LedgerError) { try pipeline.flush() }
 }

@@ -32,7 +32,9 @@ import Testing
     static func add(_ r: ReplicaWriter, _ e: [UInt8]) throws {
         var failure: LedgerError?
         e.withUnsafeBytes { raw in
-            do throws(LedgerError) { try r.add(raw) { _, _ in nil } } catch { failure = error }
+            do throws(LedgerError) { try r.add(raw) { o, s in o == r.member.org ? r.committedEntry(s) : nil } } catch {
+                failure = error
+            }
         }
         if let failure { throw failure }
     }
@@ -126,7 +128,9 @@ import Testing
         var raws: [UnsafeRawBufferPointer] = []
         func go(_ i: Int) {
             if i == bytes.count {
-                do throws(LedgerError) { try r.add(bundle: raws) { _, _ in nil } } catch { failure = error }
+                do throws(LedgerError) {
+                    try r.add(bundle: raws) { o, s in o == r.member.org ? r.committedEntry(s) : nil }
+                } catch { failure = error }
                 return
             }
             bytes[i].withUnsafeBytes { raw in

@@ -121,4 +121,22 @@ import Testing
             try reader.receipt(5).proof
                 == Merkle.inclusionProof(index: 5, leaves: try reader.leafHashes(count: 3000)[...]))
     }
+
+    /// A tile write that failed (a full disk) leaves its level short; the next group's hashes, further on, are not
+    /// written past the gap, so no read ever sees zeros where hashes belong.
+    @Test func aLevelIsNeverWrittenPastAGap() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let tiles = TileStore(logDirectory: dir.path, writable: true)
+        func h(_ i: UInt64) -> TileHash { TileHash(level: 1, index: i, hash: SHA256.hash("tile \(i)")) }
+        try tiles.write((0..<4).map(h))
+        #expect(try tiles.count(1) == 4)
+        // Hashes 4 and 5 were lost; 6 and 7 arrive.
+        try tiles.write((6..<8).map(h))
+        #expect(try tiles.count(1) == 4)
+        #expect(throws: LedgerError.self) { _ = try tiles.hashes(level: 1, 4..<8) }
+        // Once the gap is filled, the level goes on.
+        try tiles.write((4..<8).map(h))
+        #expect(try tiles.hashes(level: 1, 0..<8) == (0..<8).map { h($0).hash })
+    }
 }
