@@ -92,18 +92,6 @@ package struct Arguments {
         }
     }
 
-    /// Options and switches outside the declaration: named ad hoc (`prov bench` helpers that take a few numbers).
-    package init(
-        _ args: [String], options valued: Set<String>, flags switches: Set<String> = [], positionals most: Int = 0
-    ) throws(UsageError) {
-        let command = Command(
-            "(arguments)", purpose: "",
-            options: valued.sorted().map { .value($0, "VALUE", "") } + switches.sorted().map { .flag($0, "") },
-            operands: (0..<most).map { Operand("ARG\($0)", "", required: false) }, examples: []
-        ) { _ in 0 }
-        try self.init(args, for: command)
-    }
-
     private func unknown(_ typed: String, _ name: String) -> UsageError {
         let names = command.allOptions.map(\.name)
         if let near = Suggest.nearest(name, among: names) {

@@ -62,8 +62,9 @@ public enum Prov {
     /// Runs one command line; returns the exit code.
     public static func main(_ args: [String]) -> Int32 {
         let status = run(args)
-        if status == 0 && outputFailed.load(ordering: .relaxed) {
-            log("error", "standard output could not be written (\(String(cString: strerror(errno))))")
+        let failed = outputFailed.load(ordering: .relaxed)
+        if status == 0 && failed != 0 {
+            log("error", "standard output could not be written (\(String(cString: strerror(failed))))")
             return 2
         }
         return status

@@ -53,8 +53,8 @@ enum JourneyDemo {
         public var verified: [String: Bool] = [:]
         /// The journey's entries by name (`withdrawal`, `web-consent`, …) as `org/seq`.
         public var entries: [String: String] = [:]
-        /// The nodes, when they keep running: org → (API address, auditor token, pid).
-        public var running: [String: (api: String, token: String, pid: Int32)] = [:]
+        /// The nodes, when they keep running: org → (the process, its auditor token). Whoever holds it stops them.
+        package var running: [String: (node: NodeProcess, token: String)] = [:]
 
         public var ok: Bool {
             Set(digests.values).count == 1 && reportOK && receiptCosigners.count == 2
@@ -118,7 +118,7 @@ enum JourneyDemo {
 
         out.step("The customer's view, asked of each node")
         let subject = Journey.email
-        let path = "/v1/subjects/" + percentEncoded(subject)
+        let path = "/v1/subjects/" + Prov.q(subject)
         var digests: [String: String] = [:]
         var shown = false
         for org in orgs {
@@ -216,12 +216,12 @@ enum JourneyDemo {
                 let c = try NodeFile.read(setup.nodeConfigs[org]!)
                 out.line(
                     "  curl -H 'Authorization: Bearer \(c["auditorToken"]!.stringValue!)' "
-                        + "http://\(nodes[org]!.api)/v1/subjects/\(percentEncoded(subject))/view")
+                        + "http://\(nodes[org]!.api)/v1/subjects/\(Prov.q(subject))/view")
             }
             out.line("  stop them with: kill \(orgs.map { String(nodes[$0]!.pid) }.joined(separator: " "))")
             for org in orgs {
                 let c = try NodeFile.read(setup.nodeConfigs[org]!)
-                outcome.running[org] = (nodes[org]!.api, c["auditorToken"]!.stringValue!, nodes[org]!.pid)
+                outcome.running[org] = (nodes[org]!, c["auditorToken"]!.stringValue!)
             }
             stopped = true
         } else {
@@ -267,8 +267,10 @@ enum JourneyDemo {
                         JSONMember($0, .string(org == except ? "127.0.0.1:1" : nodes[$0]!.peer))
                     })
             }
-            kill(node.pid, SIGHUP)
-            _ = node.waitForLog("peer addresses re-read", after: before)
+            node.signal(SIGHUP)
+            guard node.waitForLog("peer addresses re-read", after: before) else {
+                throw LedgerError(.io, "the node of \(org) did not re-read its peer addresses")
+            }
         }
     }
 
@@ -358,10 +360,6 @@ enum JourneyDemo {
             usleep(50_000)  // sampling, as above
         }
         throw LedgerError(.io, "timed out waiting until \(what)")
-    }
-
-    static func percentEncoded(_ s: String) -> String {
-        s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? s
     }
 
     /// Output on stdout; progress on a terminal's stderr.

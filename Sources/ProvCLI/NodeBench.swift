@@ -155,9 +155,13 @@ enum NodeBench {
         defer { retail.stop() }
         let api = try NodeAPI(address: retail.api, token: try token(setup.nodeConfigs["retail"]!))
         var size: UInt64 = 0
+        let deadline = Date().addingTimeInterval(600)
         while size < UInt64(n) {
             size = try api.sizes()["brand"] ?? 0
             progress.update("replicate: retail holds \(size)/\(n) of brand's log")
+            guard Date() < deadline else {
+                throw LedgerError(.io, "bench: retail holds \(size) of \(n) entries after 10 minutes")
+            }
             if size < UInt64(n) { usleep(20_000) }  // a benchmark's sampling interval, not a synchronisation
         }
         let secs = Bench.clock() - start
@@ -178,23 +182,28 @@ enum NodeBench {
         }
         // retail reports each stored chunk with its new size: that line's time is when the entries were stored.
         let stored = Mutex<[(size: UInt64, at: Double)]>([])
+        let storedMoved = NSCondition()
         let retail = try NodeProcess(org: "retail", config: setup.nodeConfigs["retail"]!) { line in
             guard line.contains("copy verified and stored"), let v = try? JSON.parse(line),
                 let s = v["size"]?.stringValue.flatMap({ UInt64($0) })
             else { return }
             let t = Date().timeIntervalSince1970
             stored.withLock { $0.append((s, t)) }
+            storedMoved.lock()
+            storedMoved.broadcast()
+            storedMoved.unlock()
         }
         defer { retail.stop() }
         try NodeFile.update(setup.nodeConfigs["brand"]!) { c in
             c["peerAddresses"] = .object([JSONMember("retail", .string(retail.peer))])
         }
-        kill(brand.pid, SIGHUP)
-        let api = try NodeAPI(address: brand.api, token: try token(setup.nodeConfigs["brand"]!))
-        // Wait until brand reaches retail (its first push).
-        while (try? NodeAPI(address: retail.api, token: try token(setup.nodeConfigs["retail"]!)).sizes()) == nil {
-            usleep(10_000)
+        // brand learns where retail listens, and reaches it, before the clock starts.
+        let reread = brand.stderrLines.filter { $0.contains("peer addresses re-read") }.count
+        brand.signal(SIGHUP)
+        guard brand.waitForLog("peer addresses re-read", after: reread), brand.waitForLog("peer connected") else {
+            throw LedgerError(.io, "bench: brand did not reach retail")
         }
+        let api = try NodeAPI(address: brand.api, token: try token(setup.nodeConfigs["brand"]!))
         // Steady load: every 10 ms a request of rate/100 events; each acknowledgement's time is recorded.
         var acks: [(seq: UInt64, at: Double)] = []
         let perTick = max(1, rate / 100)
@@ -217,9 +226,11 @@ enum NodeBench {
             tick += 1
             progress.update("propagate: \(acks.count) entries acknowledged by brand")
         }
-        let last = acks.last!.seq + 1
+        guard let last = acks.last.map({ $0.seq + 1 }) else { throw LedgerError(.io, "bench: nothing was posted") }
         let deadline = Date().addingTimeInterval(30)
-        while (stored.withLock { $0.last?.size ?? 0 }) < last && Date() < deadline { usleep(10_000) }
+        storedMoved.lock()
+        while (stored.withLock { $0.last?.size ?? 0 }) < last && storedMoved.wait(until: deadline) {}
+        storedMoved.unlock()
         let marks = stored.withLock { $0 }
         var latencies: [Double] = []
         var m = 0

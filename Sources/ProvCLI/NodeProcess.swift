@@ -44,7 +44,9 @@ package final class NodeProcess: @unchecked Sendable {
         let sink = LineSink(onLine: onLine)
         self.sink = sink
         // stderr is read while the node runs: a full pipe would block it.
+        let stderrEnded = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
+            defer { stderrEnded.signal() }
             var buffer = Data()
             while true {
                 let d = err.fileHandleForReading.availableData
@@ -66,6 +68,7 @@ package final class NodeProcess: @unchecked Sendable {
         guard let v = try? JSON.parse(Array(first)), let p = v["peer"]?.stringValue, let a = v["api"]?.stringValue
         else {
             process.waitUntilExit()
+            _ = stderrEnded.wait(timeout: .now() + 5)  // its last lines say why
             let why = sink.all.compactMap { (try? JSON.parse($0))?["msg"]?.stringValue }.last ?? "no message"
             throw LedgerError(.io, "provd for \(org) did not start: \(why)")
         }
@@ -111,7 +114,8 @@ package final class NodeProcess: @unchecked Sendable {
 
     package var pid: Int32 { process.processIdentifier }
 
-    package func signal(_ s: Int32) { kill(pid, s) }
+    /// Sends `s` while the process runs (never to a pid that may have been reused).
+    package func signal(_ s: Int32) { if process.isRunning { kill(pid, s) } }
 
     /// Peak resident memory of the process so far (VmHWM), in bytes.
     var maxRSS: Int {
@@ -126,21 +130,21 @@ package final class NodeProcess: @unchecked Sendable {
     package func stop(timeout: Double = 20) -> Int32 {
         guard process.isRunning else { return process.terminationStatus }
         kill(pid, SIGTERM)
-        if exited.wait(timeout: .now() + timeout) == .timedOut { kill(pid, SIGKILL) }
+        if exited.wait(timeout: .now() + timeout) == .timedOut { signal(SIGKILL) }
         process.waitUntilExit()
         return process.terminationStatus
     }
 
     /// SIGKILL, as a crash: nothing is finished.
     package func crash() {
-        kill(pid, SIGKILL)
+        signal(SIGKILL)
         process.waitUntilExit()
     }
 }
 
 /// node.json edits (the file stays owner-only: it holds tokens).
-enum NodeFile {
-    static func read(_ path: String) throws -> [String: JSONValue] {
+package enum NodeFile {
+    package static func read(_ path: String) throws -> [String: JSONValue] {
         var d: [String: JSONValue] = [:]
         for m in try JSON.parse(Array(try Data(contentsOf: URL(fileURLWithPath: path)))).objectValue ?? [] {
             d[m.key] = m.value
@@ -148,12 +152,14 @@ enum NodeFile {
         return d
     }
 
-    static func update(_ path: String, _ change: (inout [String: JSONValue]) -> Void) throws {
+    package static func update(_ path: String, _ change: (inout [String: JSONValue]) -> Void) throws {
         var c = try read(path)
         change(&c)
         let text = JSONValue.object(c.keys.sorted().map { JSONMember($0, c[$0]!) }).prettySerialized + "\n"
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-        chmod(path, 0o600)
+        guard
+            FileManager.default.createFile(
+                atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+        else { throw LedgerError(.io, "cannot write \(path)") }
     }
 }
 

@@ -49,7 +49,8 @@ extension Prov {
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 {
                     // A reader that left is not an error of ours; a full disk or an I/O error is (exit 2).
-                    if fd == 1 && !(n < 0 && errno == EPIPE) { outputFailed.store(true, ordering: .relaxed) }
+                    let e = n < 0 ? errno : EIO
+                    if fd == 1 && e != EPIPE { outputFailed.store(e, ordering: .relaxed) }
                     return
                 }
                 done += n
@@ -58,7 +59,8 @@ extension Prov {
     }
 
     /// Set when standard output could not be written (other than a closed pipe): the command then exits 2.
-    static let outputFailed = Atomic<Bool>(false)
+    /// The errno of a failed write to standard output (0: none failed).
+    static let outputFailed = Atomic<Int32>(0)
 
     /// A diagnostic on standard error, in the chosen format: `prov: <level>: <message>` (and a line per field,
     /// `<key>: <value>`), or one JSON object `{"ts","level","msg",<fields>}`.

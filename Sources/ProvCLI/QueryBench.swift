@@ -144,12 +144,8 @@ enum QueryBench {
         let startSeconds = Bench.clock() - t0
         let token = try NodeFile.read(config)["auditorToken"]!.stringValue!
         let headers: HTTPHeaders = ["Authorization": "Bearer \(token)"]
-        func encoded(_ s: String) -> String {
-            s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~")))
-                ?? s
-        }
         func permitPath(_ s: Int) -> String {
-            "/v1/permit?subject=\(encoded(identifier(s)))&org=retail&purpose=dpv:DirectMarketing&channel=email"
+            "/v1/permit?subject=\(Prov.q(identifier(s)))&org=retail&purpose=dpv:DirectMarketing&channel=email"
         }
         let client = try HTTPClient(address: node.api)
         var rng = SystemRandomNumberGenerator()
@@ -164,7 +160,7 @@ enum QueryBench {
         }
         var view: [Double] = []
         for _ in 0..<max(100, count / 10) {
-            let path = "/v1/subjects/\(encoded(identifier(Int.random(in: 0..<subjects, using: &rng))))/view"
+            let path = "/v1/subjects/\(Prov.q(identifier(Int.random(in: 0..<subjects, using: &rng))))/view"
             let t = Bench.clock()
             let r = try client.get(path, headers: headers)
             view.append((Bench.clock() - t) * 1e6)

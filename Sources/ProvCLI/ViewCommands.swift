@@ -85,6 +85,7 @@ extension Prov {
     }
 
     /// A query parameter, percent-encoded.
+    /// `s` percent-encoded for a URL path segment or query value (RFC 3986 unreserved characters kept).
     static func q(_ s: String) -> String {
         s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? s
     }

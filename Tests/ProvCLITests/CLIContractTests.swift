@@ -201,10 +201,13 @@ import Testing
         p.executableURL = URL(fileURLWithPath: provPath)
         p.arguments = ["checkpoint", "--dir", c.data, "--org", "brand"]
         p.standardOutput = FileHandle(forWritingAtPath: "/dev/full")
-        p.standardError = FileHandle.nullDevice
+        let err = Pipe()
+        p.standardError = err
         try p.run()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
         #expect(p.terminationStatus == 2)
+        #expect(message.contains("standard output could not be written (No space left on device)"), "\(message)")
     }
 
     /// A checkpoint the auditor kept for a log that is gone from the directory: the whole log was rolled back.

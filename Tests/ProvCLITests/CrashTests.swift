@@ -101,8 +101,7 @@ import Testing
         try p.run()
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         // If SIGTERM were ignored the test would wait forever: end it after a minute, and fail below.
-        let pid = p.processIdentifier
-        DispatchQueue.global().asyncAfter(deadline: .now() + 60) { kill(pid, SIGKILL) }
+        let watchdog = Watchdog(pid: p.processIdentifier, after: 60)
 
         // Five lines, then wait until all five are acknowledged: the process is then waiting for input.
         try inp.fileHandleForWriting.write(contentsOf: Data(Events.lines(5).utf8))
@@ -116,6 +115,7 @@ import Testing
         try inp.fileHandleForWriting.write(contentsOf: Data(Events.consent(5).prefix(40).utf8))
         kill(p.processIdentifier, SIGTERM)
         p.waitUntilExit()
+        #expect(!watchdog.finish(), "prov did not stop on SIGTERM within a minute")
         let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(p.terminationReason == .exit && p.terminationStatus == 0, "\(p.terminationStatus): \(stderr)")
         #expect(stderr.contains("stopping on signal"), "\(stderr)")

@@ -151,8 +151,9 @@ import Testing
         var seg = original
         seg.records[i].payload = w.bytes
         try seg.write()
-        expectFailure(try c.verify(), "brand: state record at byte ")
-        expectFailure(try c.verify(), "of 00000000000000000000.seg is malformed (not in canonical form)")
+        expectVerificationFailure(
+            try c.verify(),
+            ["brand: state record at byte ", "of 00000000000000000000.seg is malformed (not in canonical form)"])
 
         // Canonical, but another clock or other citations than the entries give.
         for change in [

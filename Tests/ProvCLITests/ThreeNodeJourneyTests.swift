@@ -12,7 +12,7 @@ import Testing
 /// and a contact centre; every node gives the customer the same view; the violation and the propagation lag are
 /// found and nothing else of the journey is flagged.
 @Suite(.serialized, .leavesNoFiles, .timeLimit(.minutes(3))) struct ThreeNodeJourneyTests {
-    static let subject = JourneyDemo.percentEncoded(Journey.email)
+    static let subject = Prov.q(Journey.email)
 
     static func get(_ api: String, _ token: String, _ path: String) throws -> JSONValue {
         let c = try HTTPClient(address: api)
@@ -25,7 +25,7 @@ import Testing
         let dir = try TemporaryFiles.directory("journey")
         defer { try? FileManager.default.removeItem(at: dir) }
         let o = try JourneyDemo.run(.init(directory: dir.path, keepRunning: true, customers: 300, quiet: true))
-        defer { for n in o.running.values { kill(n.pid, SIGKILL) } }
+        defer { for n in o.running.values { n.node.crash() } }
         #expect(Set(o.digests.values).count == 1, "\(o.digests)")
         #expect(o.digests.count == 3)
         #expect(o.findings["retail"] == ["violation"])
@@ -35,7 +35,8 @@ import Testing
         #expect(Set(o.receiptCosigners) == ["retail", "care"])
 
         // The deciding entries: the retailer's mail is judged by the withdrawal, and so is the contact centre's.
-        let (api, token, _) = o.running["care"]!
+        let (care, token) = o.running["care"]!
+        let api = care.api
         let compliance = try Self.get(api, token, "/v1/compliance?org=care")
         let lag = try #require(compliance["findings"]?.arrayValue?.first)
         #expect(lag["classification"]?.stringValue == "propagation-lag")
@@ -48,9 +49,7 @@ import Testing
 
         // A node restarted from disk gives the same digest.
         let brand = o.running["brand"]!
-        kill(brand.pid, SIGTERM)
-        var status: Int32 = 0
-        waitpid(brand.pid, &status, 0)
+        #expect(brand.node.stop() == 0)
         let restarted = try NodeProcess(org: "brand", config: dir.path + "/consortium/brand/node.json")
         defer { restarted.stop() }
         let view = try Self.get(restarted.api, brand.token, "/v1/subjects/\(Self.subject)/view")
@@ -69,12 +68,13 @@ import Testing
     @Test func permitsChangeAtExpiryAndOnceAWithdrawalReachesTheNode() throws {
         let dir = try TemporaryFiles.directory("permit")
         defer { try? FileManager.default.removeItem(at: dir) }
-        // Nodes only, no journey: a consent that expires, then a withdrawal.
+        // A small journey (3 background customers) starts the nodes; then a consent that expires, and a withdrawal.
         let o = try JourneyDemo.run(.init(directory: dir.path, keepRunning: true, customers: 3, quiet: true))
-        defer { for n in o.running.values { kill(n.pid, SIGKILL) } }
+        defer { for n in o.running.values { n.node.crash() } }
         let brandConfig = try NodeFile.read(dir.path + "/consortium/brand/node.json")
-        let brand = try NodeAPI(address: o.running["brand"]!.api, token: brandConfig["token"]!.stringValue!)
-        let (retailAPI, retailToken, _) = o.running["retail"]!
+        let brand = try NodeAPI(address: o.running["brand"]!.node.api, token: brandConfig["token"]!.stringValue!)
+        let (retailNode, retailToken) = o.running["retail"]!
+        let retailAPI = retailNode.api
         let subject = "email:jamie@example.com"
         let expires = UInt64(Date().timeIntervalSince1970 * 1000) + 3_600_000
         let give = try brand.post(
@@ -83,7 +83,7 @@ import Testing
                 #"{"type":"consent","subject":"\#(subject)","event":"give","purposes":["dpv:DirectMarketing"],"controllers":["brand"],"recipients":["retail"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","occurredAt":"\#(Journey.now())","expiresAt":"\#(Timestamp.format(expires))"}"#
                     .utf8))
         #expect(give.status == 200)
-        let permit = "/v1/permit?subject=\(JourneyDemo.percentEncoded(subject))&org=retail&purpose=dpv:DirectMarketing"
+        let permit = "/v1/permit?subject=\(Prov.q(subject))&org=retail&purpose=dpv:DirectMarketing"
         func retailHolds(_ size: UInt64) throws -> Bool {
             (try NodeAPI(address: retailAPI, token: retailToken).sizes()["brand"] ?? 0) >= size
         }
@@ -118,8 +118,9 @@ import Testing
         let dir = try TemporaryFiles.directory("view-cli")
         defer { try? FileManager.default.removeItem(at: dir) }
         let o = try JourneyDemo.run(.init(directory: dir.path, keepRunning: true, customers: 60, quiet: true))
-        defer { for n in o.running.values { kill(n.pid, SIGKILL) } }
-        let (api, token, _) = o.running["retail"]!
+        defer { for n in o.running.values { n.node.crash() } }
+        let (retail, token) = o.running["retail"]!
+        let api = retail.api
         let copy = dir.appendingPathComponent("copy").path
         try FileManager.default.copyItem(atPath: dir.path + "/consortium/retail/data", toPath: copy)
         let node = ["--node", "http://\(api)", "--token", token]

@@ -45,12 +45,7 @@ final class ProvdCluster: @unchecked Sendable {
     func configPath(_ org: String) -> String { dir.path + "/\(org)/node.json" }
     func dataDirectory(_ org: String) -> String { dir.path + "/\(org)/data" }
 
-    func config(_ org: String) throws -> [String: JSONValue] {
-        let v = try JSON.parse(Array(try Data(contentsOf: URL(fileURLWithPath: configPath(org)))))
-        var d: [String: JSONValue] = [:]
-        for m in v.objectValue ?? [] { d[m.key] = m.value }
-        return d
-    }
+    func config(_ org: String) throws -> [String: JSONValue] { try NodeFile.read(configPath(org)) }
 
     func token(_ org: String, auditor: Bool = false) throws -> String {
         try config(org)[auditor ? "auditorToken" : "token"]!.stringValue!
@@ -58,11 +53,7 @@ final class ProvdCluster: @unchecked Sendable {
 
     /// Changes node.json (kept owner-only: it holds tokens).
     func rewrite(_ org: String, _ change: (inout [String: JSONValue]) -> Void) throws {
-        var c = try config(org)
-        change(&c)
-        let text = JSONValue.object(c.keys.sorted().map { JSONMember($0, c[$0]!) }).prettySerialized + "\n"
-        try Data(text.utf8).write(to: URL(fileURLWithPath: configPath(org)))
-        chmod(configPath(org), 0o600)
+        try NodeFile.update(configPath(org), change)
     }
 
     @discardableResult

@@ -171,10 +171,11 @@ import Testing
         #expect(!last.deps.contains { $0.org == "brand" && $0.seq <= e.deps.first { $0.org == "brand" }!.seq })
         // Idle nodes do not cite each other's heads entries for ever: the logs stop growing.
         #expect(net.wait { net.converged(["brand": 3]) })
+        // Stopping is an absence, which no event announces: the sizes must stay the same over an observation
+        // window of six heads intervals and three sync intervals (a node still citing would write within one).
         let settled = net.wait(timeout: 10) {
             let before = net.heads()
-            let again = DispatchSemaphore(value: 0)
-            _ = again.wait(timeout: .now() + 0.3)
+            Thread.sleep(forTimeInterval: 0.3)
             let after = net.heads()
             return before.mapValues { $0.mapValues(\.0) } == after.mapValues { $0.mapValues(\.0) }
         }
