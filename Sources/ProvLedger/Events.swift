@@ -5,7 +5,7 @@ extension LedgerError {
     /// How an error message may show an input value: quoted when it cannot carry a customer identifier (1–64 of
     /// `A-Z a-z 0-9 : . _ -`, so no `@` or `+`, and no run of 6 or more digits), otherwise described by its size
     /// only. Error output ends up in logs, where raw emails, phone numbers and customer ids must never go.
-    static func shown(_ value: some StringProtocol) -> String {
+    package static func shown(_ value: some StringProtocol) -> String {
         isShowable(value) ? "'\(value)'" : sized(value)
     }
 

@@ -321,11 +321,8 @@ public final class LogStore {
                 let below = (have * 256)..<((have + n) * 256)
                 let hashes = level == 1 ? try leafHashes(below) : try t.hashes(level: level - 1, below)
                 for b in 0..<Int(n) {
-                    var layer = Array(hashes[(b * 256)..<(b * 256 + 256)])
-                    while layer.count > 1 {
-                        layer = stride(from: 0, to: layer.count, by: 2).map { SHA256.node(layer[$0], layer[$0 + 1]) }
-                    }
-                    out.append(TileHash(level: level, index: have + UInt64(b), hash: layer[0]))
+                    let root = Merkle.root(hashes[(b * 256)..<(b * 256 + 256)])
+                    out.append(TileHash(level: level, index: have + UInt64(b), hash: root))
                 }
                 try t.write(out)
                 have += n
@@ -916,7 +913,9 @@ public final class LogStore {
 
     /// The first half of a commit: signs the group's checkpoint and writes the group, without fsync. The next
     /// group may be built and written at once; nothing is acknowledged before `sync` and `acknowledge`.
-    public func write(_ group: PendingGroup, signer: NoteSigner) throws(LedgerError) -> WrittenGroup {
+    public func write(_ group: PendingGroup, signer: NoteSigner, deferringData: Bool = false) throws(LedgerError)
+        -> WrittenGroup
+    {
         guard writable, current != nil else { throw LedgerError(.io, "log \(org) is open read-only") }
         if let failed { throw LedgerError(.io, "log \(org) failed earlier (\(failed.message)); reopen it") }
         guard signer.name == origin else {
@@ -935,7 +934,7 @@ public final class LogStore {
             cp = try SignedCheckpoint.sign(
                 Checkpoint(origin: origin, size: st.frontier.size, root: st.frontier.root), with: signer)
         } catch { throw LedgerError(.io, "cannot sign checkpoint: \(error)") }
-        return try write(group, checkpoint: cp)
+        return try write(group, checkpoint: cp, deferringData: deferringData)
     }
 
     /// Writes a group closed by a checkpoint signed elsewhere: a copy of another company's log, whose entries

@@ -77,11 +77,7 @@ public final class ReplicaWriter {
 
     /// What the copy's store holds of its committed entry `seq`: for `known` when nothing else reads the store
     /// meanwhile (tools and tests; a node answers under its log's lock).
-    public func committedEntry(_ seq: UInt64) -> KnownEntry? {
-        guard seq < store.size, let e = try? store.entry(seq), let leaf = try? store.leafHash(seq) else { return nil }
-        return KnownEntry(
-            leaf: leaf, kind: UInt8(AuditedEntry.kindNames.firstIndex(of: e.body.kind) ?? 0), hlc: e.hlc)
-    }
+    public func committedEntry(_ seq: UInt64) -> KnownEntry? { store.knownEntry(seq) }
 
     /// Audits one entry (any thread).
     public func audit(_ raw: UnsafeRawBufferPointer) -> Audited { Self.audit(raw, context, consortium) }
@@ -253,6 +249,13 @@ public final class ReplicaWriter {
 }
 
 extension LogStore {
+    /// What a reference check needs of committed entry `seq` (leaf hash, kind, clock); nil past the log's size
+    /// or when it cannot be read.
+    public func knownEntry(_ seq: UInt64) -> KnownEntry? {
+        guard seq < size, let e = try? entry(seq), let leaf = try? leafHash(seq) else { return nil }
+        return KnownEntry(leaf: leaf, kind: UInt8(AuditedEntry.kindNames.firstIndex(of: e.body.kind) ?? 0), hlc: e.hlc)
+    }
+
     /// The stored checkpoint with the smallest size at least `n` (n ≥ 1): the end of the group that holds entry
     /// n−1, found by reading forward from that entry's record. A group too long to read quickly answers with the
     /// latest checkpoint instead. Nil when `n` is past the log's size.

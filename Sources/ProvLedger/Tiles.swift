@@ -297,11 +297,8 @@ extension LogStore {
                     try subtreeRoot(range.lowerBound..<(range.lowerBound + half)),
                     try subtreeRoot((range.lowerBound + half)..<range.upperBound))
             }
-            var layer = level == 0 ? try leafHashes(lo..<hi) : try tileStore().hashes(level: level, lo..<hi)
-            while layer.count > 1 {
-                layer = stride(from: 0, to: layer.count, by: 2).map { SHA256.node(layer[$0], layer[$0 + 1]) }
-            }
-            return layer[0]
+            // A whole subtree (a power of two, aligned): the root of the stored hashes that cover it.
+            return Merkle.root(level == 0 ? try leafHashes(lo..<hi) : try tileStore().hashes(level: level, lo..<hi))
         }
         let k = UInt64(Merkle.split(Int(n)))
         return SHA256.node(

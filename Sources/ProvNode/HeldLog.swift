@@ -72,11 +72,12 @@ final class HeldLog: @unchecked Sendable {
         lock.unlock()
     }
 
-    /// A group of the own log: written under the lock, synced without it, acknowledged under it again.
+    /// A group of the own log: signed and placed under the lock; its bytes are written and synced without it
+    /// (`LogStore.sync`, on the writer's fsync queue); acknowledged under the lock again.
     func write(_ group: PendingGroup, signer: NoteSigner) throws(LedgerError) -> LogStore.WrittenGroup {
         lock.lock()
         defer { lock.unlock() }
-        return try store.write(group, signer: signer)
+        return try store.write(group, signer: signer, deferringData: true)
     }
 
     func acknowledge(_ w: LogStore.WrittenGroup) throws(LedgerError) -> [(seq: UInt64, leaf: SHA256Digest)] {

@@ -163,13 +163,7 @@ public final class Node: @unchecked Sendable {
 
     /// What the copy of `org` knows of its entry `seq`, for the checks of references between logs.
     func known(_ org: String, _ seq: UInt64) -> KnownEntry? {
-        guard let held = logs[org] else { return nil }
-        return try? held.read { store throws(LedgerError) -> KnownEntry? in
-            guard seq < store.size else { return nil }
-            let e = try store.entry(seq)
-            let kind = UInt8(AuditedEntry.kindNames.firstIndex(of: e.body.kind) ?? 0)
-            return KnownEntry(leaf: try store.leafHash(seq), kind: kind, hlc: e.hlc)
-        }
+        try? logs[org]?.read { store throws(LedgerError) in store.knownEntry(seq) }
     }
 
     /// Called after a log moved (own commit or verified copy): tell the peers.

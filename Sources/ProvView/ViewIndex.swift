@@ -36,7 +36,7 @@ public final class ViewIndex: Sendable {
 
     func orgIndex(_ org: String, parameter: String = "org") throws(ViewError) -> Int {
         guard let o = consortium.members.firstIndex(where: { $0.org == org }) else {
-            throw ViewError.parameter(parameter, "\(LedgerErrorText.shown(org)) is not a consortium member")
+            throw ViewError.parameter(parameter, "\(LedgerError.shown(org)) is not a consortium member")
         }
         return o
     }
@@ -155,10 +155,10 @@ public final class ViewIndex: Sendable {
         let ref = try resolver.ref(subject)
         let o = try orgIndex(org)
         guard Vocabulary.purposes.contains(purpose) else {
-            throw ViewError.parameter("purpose", "\(LedgerErrorText.shown(purpose)) is not a known DPV purpose")
+            throw ViewError.parameter("purpose", "\(LedgerError.shown(purpose)) is not a known DPV purpose")
         }
         if let channel, !Vocabulary.channels.contains(channel) {
-            throw ViewError.parameter("channel", "\(LedgerErrorText.shown(channel)) is not a known channel")
+            throw ViewError.parameter("channel", "\(LedgerError.shown(channel)) is not a known channel")
         }
         let t = at ?? Self.now()
         return state.withLock { s in
@@ -287,24 +287,5 @@ struct SubjectResolver: Sendable {
         // The message never repeats the identifier.
         case .failure(let e): throw ViewError.parameter(parameter, e.message)
         }
-    }
-}
-
-/// Quoting rule for values in messages: the ledger's (events.md §8), which this module cannot call.
-enum LedgerErrorText {
-    static func shown(_ value: String) -> String {
-        let ok =
-            (1...64).contains(value.utf8.count)
-            && value.utf8.allSatisfy {
-                ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x61 && $0 <= 0x7a)
-                    || ":._-".utf8.contains($0)
-            }
-        var run = 0
-        var digits = false
-        for b in value.utf8 {
-            run = b >= 0x30 && b <= 0x39 ? run + 1 : 0
-            if run >= 6 { digits = true }
-        }
-        return ok && !digits ? "'\(value)'" : "a value of \(value.utf8.count) bytes"
     }
 }

@@ -306,9 +306,8 @@ public final class HTTPClient: Sendable {
 
     /// Reads more bytes into the connection's buffer; false at the end of the stream.
     private func fill(_ c: ClientConnection, deadline: Instant, received: Bool) throws -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
-            let step: TLSStep = chunk.withUnsafeMutableBytes { buf in
+            let step: TLSStep = c.scratch.withUnsafeMutableBytes { buf in
                 if let tls = c.tls { return tls.read(into: buf) }
                 let n = recv(c.fd, buf.baseAddress, buf.count, 0)
                 if n > 0 { return .done(n) }
@@ -318,7 +317,7 @@ public final class HTTPClient: Sendable {
             }
             switch step {
             case .done(let n):
-                c.input.append(contentsOf: chunk[..<n])
+                c.input.append(contentsOf: c.scratch[..<n])
                 return true
             case .wantRead, .wantWrite:
                 let events = { if case .wantWrite = step { return Int16(POLLOUT) } else { return Int16(POLLIN) } }()
@@ -393,8 +392,14 @@ public final class HTTPClient: Sendable {
                         "\(address) closed the connection after \(c.input.count) of \(length) body bytes")
                 }
             }
-            let body = Array(c.input[..<length])
-            c.input.removeFirst(length)
+            let body: [UInt8]
+            if c.input.count == length {
+                body = c.input  // the usual case: the buffer is the body, no copy
+                c.input = []
+            } else {
+                body = Array(c.input[..<length])
+                c.input.removeFirst(length)
+            }
             // Bytes after the response that nobody asked for: the connection cannot be trusted for the next one.
             let reusable = head.keepAlive && c.input.isEmpty
             return (HTTPResponse(status: head.status, headers: head.headers, body: body), reusable)
@@ -416,6 +421,8 @@ final class ClientConnection {
     let fd: Int32
     let tls: TLSSession?
     var input: [UInt8] = []
+    /// Where reads land before they join `input`: one buffer per connection, not one per read.
+    var scratch = [UInt8](repeating: 0, count: 64 * 1024)
     /// No response has been read on this connection yet.
     var fresh = true
 

@@ -101,13 +101,4 @@ func tlsError(_ what: String) -> NetError {
     return NetError(.tls, text.map { "\(what): \($0)" } ?? what)
 }
 
-func hex(_ bytes: [UInt8]) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out = [UInt8]()
-    out.reserveCapacity(bytes.count * 2)
-    for b in bytes {
-        out.append(digits[Int(b >> 4)])
-        out.append(digits[Int(b & 15)])
-    }
-    return String(decoding: out, as: UTF8.self)
-}
+func hex(_ bytes: [UInt8]) -> String { bytes.withUnsafeBytes { Hex.encode($0) } }

@@ -102,9 +102,6 @@ final class TLSSession {
         return step(rc, handshaking: false)
     }
 
-    /// True when OpenSSL holds decrypted or undecrypted bytes that a read would return without the socket.
-    var hasBufferedInput: Bool { SSL_has_pending(ssl) == 1 }
-
     /// Sends close_notify once (best effort: a full socket buffer drops it).
     func shutdown() {
         guard !sentShutdown else { return }
