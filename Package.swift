@@ -15,6 +15,8 @@ let package = Package(
             name: "COpenSSL", pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]),
         .target(name: "CShims", dependencies: ["COpenSSL"]),
+        // Child processes through posix_spawn (prov starts provd, tests start both), never Foundation.Process.
+        .target(name: "ProvProcess", dependencies: ["CShims"]),
 
         // Crypto: SHA-256, HMAC, Ed25519, C2SP signed notes, key files.
         .target(name: "ProvCrypto", dependencies: ["COpenSSL", "CShims"]),
@@ -31,8 +33,10 @@ let package = Package(
         .target(name: "ProvNode", dependencies: ["ProvLedger", "ProvCrypto", "ProvView", "ProvNet", "CShims"]),
         // The commands behind the `prov` executable, so tests can call them directly.
         .target(
-            name: "ProvCLI", dependencies: ["ProvView", "ProvLedger", "ProvCrypto", "ProvNode", "ProvNet", "CShims"]),
-        .executableTarget(name: "prov", dependencies: ["ProvCLI"]),
+            name: "ProvCLI",
+            dependencies: ["ProvView", "ProvLedger", "ProvCrypto", "ProvNode", "ProvNet", "ProvProcess", "CShims"]),
+        // prov starts provd (the demo, node benchmarks): building prov builds provd beside it.
+        .executableTarget(name: "prov", dependencies: ["ProvCLI", "provd"]),
         .executableTarget(name: "provd", dependencies: ["ProvNode", "CShims"]),
         // libFuzzer target over the decoders and the HTTP parsers (see Specs/fuzzing.md); a replay tool when built
         // without -DFUZZING.
@@ -44,15 +48,19 @@ let package = Package(
             name: "ProvCryptoTests", dependencies: ["ProvCrypto", "TestSupport"], exclude: ["Vectors"]),
         .testTarget(
             name: "ProvLedgerTests", dependencies: ["ProvLedger", "ProvCrypto", "TestSupport"], exclude: ["Vectors"]),
+        .testTarget(name: "ProvProcessTests", dependencies: ["ProvProcess"]),
         .testTarget(name: "ProvNetTests", dependencies: ["ProvNet", "ProvCrypto", "TestSupport"]),
         .testTarget(
             name: "ProvNodeTests",
-            dependencies: ["ProvNode", "ProvNet", "ProvLedger", "ProvCrypto", "ProvCLI", "TestSupport"]),
+            dependencies: ["ProvNode", "ProvNet", "ProvLedger", "ProvCrypto", "ProvCLI", "ProvProcess", "TestSupport"]),
         .testTarget(
-            name: "ProvViewTests", dependencies: ["ProvView", "ProvLedger", "ProvCrypto", "TestSupport"]),
+            name: "ProvViewTests",
+            dependencies: ["ProvView", "ProvLedger", "ProvCrypto", "ProvProcess", "TestSupport"]),
         .testTarget(
             name: "ProvCLITests",
-            dependencies: ["ProvCLI", "ProvLedger", "ProvCrypto", "ProvView", "ProvNet", "ProvNode", "TestSupport"]),
+            dependencies: [
+                "ProvCLI", "ProvLedger", "ProvCrypto", "ProvView", "ProvNet", "ProvNode", "ProvProcess", "TestSupport",
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

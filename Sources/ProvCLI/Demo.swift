@@ -16,6 +16,7 @@ enum Demo {
                 "the Nodes folder (default: the Nodes/ beside Package.swift of the checkout this is run in, from "
                     + "any folder inside it)"),
             .value("customers", "N", "background customers (default 3000)"),
+            .value("provd", "PATH", "the provd to run (default: the one built beside this prov)"),
             .flag("keep-running", "leave the three nodes running at the end and print how to query them"),
         ],
         exitCodes: [
@@ -27,7 +28,9 @@ enum Demo {
         examples: ["swift run prov demo", "prov demo --keep-running", "prov demo --nodes ~/ProvenanceLedger/Nodes"],
         notes: [
             "Each run makes a fresh consortium (keys, descriptor, node.json per company, data) in "
-                + "Nodes/<consortium>/run-<time>/; nothing is shared between runs. Exit 0 when every node gives the "
+                + "Nodes/<consortium>/run-<time>/; nothing is shared between runs, and a run that cannot finish "
+                + "(exit 2) stops its nodes and removes its folder. With --keep-running the nodes log to "
+                + "<org>.log in the run's folder and each node.json names the addresses its node listens on. Exit 0 when every node gives the "
                 + "customer the same view digest, the violation and the propagation lag are found and nothing else, "
                 + "and the report, the receipt and every node's data verify."
         ], run: run)
@@ -43,7 +46,8 @@ enum Demo {
         return try JourneyDemo.main(
             .init(
                 directory: dir, keepRunning: args.flag("keep-running"),
-                customers: try args.integer("customers", default: 3000), consortium: name, names: names))
+                customers: try args.integer("customers", default: 3000), consortium: name, names: names,
+                provd: try args.optional("provd") ?? NodeProcess.provdPath))
     }
 
     /// The committed example consortium: its name and its members' display names. The journey is written for

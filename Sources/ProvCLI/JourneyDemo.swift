@@ -27,11 +27,15 @@ enum JourneyDemo {
         public var consortium: String
         /// Display names by org.
         public var names: [String: String]
+        /// The provd binary the nodes run.
+        public var provd: String
 
         public init(
             directory: String, keepRunning: Bool = false, customers: Int = 3000, quiet: Bool = false,
-            consortium: String = "demo", names: [String: String] = JourneyDemo.names
+            consortium: String = "demo", names: [String: String] = JourneyDemo.names,
+            provd: String = NodeProcess.provdPath
         ) {
+            self.provd = provd
             self.directory = directory
             self.keepRunning = keepRunning
             self.customers = customers
@@ -65,7 +69,29 @@ enum JourneyDemo {
 
     public static func main(_ o: Options) throws -> Int32 { try run(o).ok ? 0 : 1 }
 
+    /// Runs the demo. A run that cannot finish (a node that does not start, a step that fails) stops its nodes and
+    /// leaves nothing behind: its folder is removed, and the consortium's folder too when that leaves it empty.
     public static func run(_ o: Options) throws -> Outcome {
+        let fm = FileManager.default
+        let existed = fm.fileExists(atPath: o.directory)
+        guard (try? fm.contentsOfDirectory(atPath: o.directory))?.isEmpty ?? true else {
+            throw LedgerError(.io, "\(o.directory) is not empty: each run makes a fresh consortium")
+        }
+        do { return try steps(o) } catch {
+            if existed {
+                for name in (try? fm.contentsOfDirectory(atPath: o.directory)) ?? [] {
+                    try? fm.removeItem(atPath: o.directory + "/" + name)
+                }
+            } else {
+                try? fm.removeItem(atPath: o.directory)
+                let parent = URL(fileURLWithPath: o.directory).deletingLastPathComponent().path
+                if (try? fm.contentsOfDirectory(atPath: parent))?.isEmpty == true { try? fm.removeItem(atPath: parent) }
+            }
+            throw error
+        }
+    }
+
+    private static func steps(_ o: Options) throws -> Outcome {
         let start = Date()
         let out = Output(quiet: o.quiet)
         var outcome = Outcome()
@@ -88,7 +114,12 @@ enum JourneyDemo {
         var nodes: [String: NodeProcess] = [:]
         var stopped = false
         defer { if !stopped { for n in nodes.values { n.stop() } } }
-        for org in orgs { nodes[org] = try NodeProcess(org: org, config: setup.nodeConfigs[org]!) }
+        for org in orgs {
+            // Nodes that outlive the demo log to files of the run: a pipe would end with the demo.
+            nodes[org] = try NodeProcess(
+                org: org, config: setup.nodeConfigs[org]!, provd: o.provd,
+                logFile: o.keepRunning ? o.directory + "/\(org).log" : nil)
+        }
         try connect(nodes, setup, except: nil)
         var api: [String: NodeAPI] = [:]
         var auditor: [String: NodeAPI] = [:]
@@ -134,7 +165,7 @@ enum JourneyDemo {
                         "    \(c["controller"]?.stringValue ?? "?") \(c["purpose"]?.stringValue ?? "?") → "
                             + "\(c["state"]?.stringValue ?? "?")")
                 }
-                out.line("  timeline, newest first:")
+                out.line("  timeline, newest first (when it happened, the company, the channel, what):")
                 for t in (v["timeline"]?.arrayValue ?? []).prefix(14) {
                     let kind = t["kind"]?.stringValue ?? "?"
                     var what = t["interaction"]?.stringValue ?? t["event"]?.stringValue ?? kind
@@ -145,7 +176,9 @@ enum JourneyDemo {
                         who = " by \(a["kind"]?.stringValue ?? "") \(a["id"]?.stringValue ?? "")"
                         if let b = a["onBehalfOf"]?.stringValue { who += " for \(b)" }
                     }
-                    let time = (t["recordedAt"]?.stringValue ?? "").dropFirst(11).prefix(12)
+                    // "2026-11-24T10:00:00.000Z" → "2026-11-24 10:00:00"
+                    let time = (t["occurredAt"]?.stringValue ?? "").prefix(19).replacingOccurrences(
+                        of: "T", with: " ")
                     out.line(
                         "    \(time)  \((t["org"]?.stringValue ?? "?").padding(toLength: 7, withPad: " ", startingAt: 0))"
                             + "\((t["channel"]?.stringValue ?? "-").padding(toLength: 7, withPad: " ", startingAt: 0))"
@@ -163,10 +196,12 @@ enum JourneyDemo {
         for org in orgs {
             let r = try auditor[org]!.get("/v1/compliance?org=\(org)")
             let c = try JSON.parse(r.body)
+            let n = { (field: String) in c[field]?.int64Value ?? 0 }
             out.line(
-                "  \(names[org]!): \(c["interactions"]?.int64Value ?? 0) interactions, \(c["lawful"]?.int64Value ?? 0) "
-                    + "lawful, \(c["violations"]?.int64Value ?? 0) violations, "
-                    + "\(c["propagationLags"]?.int64Value ?? 0) propagation lags")
+                "  \(names[org]!): \(Phrase.count(n("interactions"), "interaction")) in all; "
+                    + "\(n("checked")) relied on consent: \(n("lawful")) lawful, "
+                    + "\(Phrase.count(n("violations"), "violation")), "
+                    + "\(Phrase.count(n("propagationLags"), "propagation lag"))")
             for f in c["findings"]?.arrayValue ?? [] {
                 let cls = f["classification"]?.stringValue ?? "?"
                 findings.append((org, cls))
@@ -213,9 +248,17 @@ enum JourneyDemo {
         if o.keepRunning {
             out.step("The nodes keep running")
             for org in orgs {
+                // node.json says where the node listens (it asked for port 0): a restart binds the same addresses.
+                try NodeFile.update(setup.nodeConfigs[org]!) { c in
+                    c["peer"] = .string(nodes[org]!.peer)
+                    c["api"] = .string(nodes[org]!.api)
+                }
                 let c = try NodeFile.read(setup.nodeConfigs[org]!)
                 out.line(
-                    "  curl -H 'Authorization: Bearer \(c["auditorToken"]!.stringValue!)' "
+                    "  \(org): \(setup.nodeConfigs[org]!) (API http://\(nodes[org]!.api)), log \(o.directory)/\(org).log"
+                )
+                out.line(
+                    "    curl -H 'Authorization: Bearer \(c["auditorToken"]!.stringValue!)' "
                         + "http://\(nodes[org]!.api)/v1/subjects/\(Prov.q(subject))/view")
             }
             out.line("  stop them with: kill \(orgs.map { String(nodes[$0]!.pid) }.joined(separator: " "))")
@@ -249,7 +292,8 @@ enum JourneyDemo {
         out.line("")
         out.line(
             "Done in \(String(format: "%.1f", Date().timeIntervalSince(start))) s: one view digest on three nodes: "
-                + "\(identical ? "yes" : "NO"); \(violations) violation and \(lags) propagation lag found; "
+                + "\(identical ? "yes" : "NO"); \(Phrase.count(violations, "violation")) and "
+                + "\(Phrase.count(lags, "propagation lag")) found; "
                 + "report and receipt verified offline: \(check.ok ? "yes" : "NO").")
         return outcome
     }

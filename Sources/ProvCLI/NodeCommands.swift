@@ -10,7 +10,10 @@ extension Prov {
         options: [
             .value("dir", "DIR", "the folder to make it in: DIR/<org>/node.json, DIR/consortium.json", required: true),
             .value("orgs", "ORG1,ORG2,...", "the members' org ids, comma-separated", required: true),
-            .value("consortium", "NAME", "the consortium's name (default local)"),
+            .value(
+                "consortium", "NAME",
+                "the consortium's name, the first part of every log's origin (default: DIR's folder name, as acme "
+                    + "for /tmp/acme)"),
             .value(
                 "base-port", "PORT",
                 "ports from here: member i listens for peers on PORT+1+i and for its API on PORT+101+i (default "
@@ -23,7 +26,12 @@ extension Prov {
     static func nodes(_ args: Arguments) throws -> Int32 {
         let dir = try args.required("dir")
         let orgs = try args.required("orgs").split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        let name = try args.optional("consortium") ?? "local"
+        let folder = URL(fileURLWithPath: dir).lastPathComponent
+        guard let name = try args.optional("consortium") ?? (Vocabulary.isConsortiumName(folder) ? folder : nil) else {
+            throw UsageError(
+                "the folder name '\(folder.prefix(40))' is not a consortium name (a-z 0-9 . -, starting with a letter or digit): give --consortium NAME"
+            )
+        }
         let base = try args.integer("base-port", default: 7400)
         let r = try ConsortiumSetup.initialize(directory: dir, orgs: orgs, consortium: name, basePort: base)
         out("wrote \(r.descriptor): consortium \(name) with \(Phrase.count(orgs.count, "member"))")

@@ -1,80 +1,121 @@
 import Foundation
 import ProvLedger
 import ProvNet
+import ProvProcess
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
 /// A `provd` process started by `prov` (benchmarks, the demo) or by a test: its ready line read, its stderr
-/// collected while it runs, stopped by pid.
-package final class NodeProcess: @unchecked Sendable {
-    // Set once in init; the stderr lines live in `sink`, which guards itself.
+/// collected while it runs (or written to a file), stopped by pid.
+package final class NodeProcess: Sendable {
     package let org: String
-    let process = Process()
+    let process: ChildProcess
     package let peer: String
     package let api: String
     private let sink: LineSink
-    private let exited = DispatchSemaphore(value: 0)
 
-    /// The `provd` binary beside this executable (`swift build` puts them in one folder).
+    /// The `provd` binary beside this executable (building `prov` builds `provd` beside it).
     package static var provdPath: String {
         URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
             .appendingPathComponent("provd").path
     }
 
     /// Starts `provd --config config` and waits for its ready line; `onLine` is called with every stderr line
-    /// (from a reader thread). Throws with the node's last message when it exits instead.
+    /// (from a reader thread). With `logFile`, stderr goes to that file instead (the node outlives this process)
+    /// and no lines are collected. Throws with the node's last message when it exits instead.
     package init(
-        org: String, config: String, provd: String = NodeProcess.provdPath,
+        org: String, config: String, provd: String = NodeProcess.provdPath, logFile: String? = nil,
         onLine: (@Sendable (String) -> Void)? = nil
     ) throws {
         self.org = org
-        guard FileManager.default.isExecutableFile(atPath: provd) else {
-            throw LedgerError(.io, "\(provd) not found: build it first (swift build builds provd beside prov)")
+        guard access(provd, X_OK) == 0 else {
+            throw LedgerError(.io, "\(provd) not found: build it with swift build (it is built beside prov)")
         }
-        process.executableURL = URL(fileURLWithPath: provd)
-        process.arguments = ["--config", config, "--log-format", "json"]
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.terminationHandler = { [exited] _ in exited.signal() }
-        try process.run()
+        var logFD: Int32 = -1
+        if let logFile {
+            logFD = open(logFile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            guard logFD >= 0 else {
+                throw LedgerError(.io, "cannot open \(logFile) for provd's log: \(String(cString: strerror(errno)))")
+            }
+        }
+        defer { if logFD >= 0 { close(logFD) } }
+        do {
+            process = try ChildProcess(
+                provd, ["--config", config, "--log-format", "json"], stdout: .pipe,
+                stderr: logFD >= 0 ? .descriptor(logFD) : .pipe)
+        } catch { throw LedgerError(.io, "provd for \(org): \(error.reason)") }
         let sink = LineSink(onLine: onLine)
         self.sink = sink
         // stderr is read while the node runs: a full pipe would block it.
         let stderrEnded = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            defer { stderrEnded.signal() }
-            var buffer = Data()
-            while true {
-                let d = err.fileHandleForReading.availableData
-                if d.isEmpty { break }
-                buffer.append(d)
-                while let nl = buffer.firstIndex(of: 0x0A) {
-                    sink.add(String(decoding: buffer[buffer.startIndex..<nl], as: UTF8.self))
-                    buffer.removeSubrange(buffer.startIndex...nl)
-                }
+        if let err = process.stderr {
+            Thread.detachNewThread {
+                err.forEachLine { sink.add($0) }
+                stderrEnded.signal()
             }
+        } else if let logFile {
+            let p = process
+            Thread.detachNewThread {
+                Self.follow(logFile, while: { p.isRunning }) { sink.add($0) }
+                stderrEnded.signal()
+            }
+        } else {
+            stderrEnded.signal()
         }
         // The ready line: {"org":…,"peer":"host:port","api":"host:port"}, or the process ends with an error.
-        var first = Data()
+        let out = process.stdout!
+        var first: [UInt8] = []
         while !first.contains(0x0A) {
-            let d = out.fileHandleForReading.availableData
+            let d = out.read()
             if d.isEmpty { break }
-            first.append(d)
+            first += d
         }
-        guard let v = try? JSON.parse(Array(first)), let p = v["peer"]?.stringValue, let a = v["api"]?.stringValue
-        else {
-            process.waitUntilExit()
+        guard let v = try? JSON.parse(first), let p = v["peer"]?.stringValue, let a = v["api"]?.stringValue else {
+            process.wait()
             _ = stderrEnded.wait(timeout: .now() + 5)  // its last lines say why
-            let why = sink.all.compactMap { (try? JSON.parse($0))?["msg"]?.stringValue }.last ?? "no message"
+            var why = sink.all.compactMap { (try? JSON.parse($0))?["msg"]?.stringValue }.last ?? "no message"
+            if let logFile, why == "no message" { why = "see \(logFile)" }
             throw LedgerError(.io, "provd for \(org) did not start: \(why)")
         }
         peer = p
         api = a
-        Thread.detachNewThread { _ = out.fileHandleForReading.readDataToEndOfFile() }
+        Thread.detachNewThread { _ = out.readToEnd() }
+    }
+
+    /// Reads `path` as it grows, line by line, woken by inotify when it is written, until `running` turns false and
+    /// the end is reached (the lines of a node that logs to a file are then seen as those of one that logs to a pipe).
+    static func follow(_ path: String, while running: () -> Bool, _ line: (String) -> Void) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        let watch = inotify_init1(Int32(IN_CLOEXEC))
+        defer { if watch >= 0 { close(watch) } }
+        if watch >= 0 { _ = inotify_add_watch(watch, path, UInt32(IN_MODIFY)) }
+        var pending: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n > 0 {
+                pending += buffer[..<n]
+                var start = 0
+                while let nl = pending[start...].firstIndex(of: 0x0A) {
+                    line(String(decoding: pending[start..<nl], as: UTF8.self))
+                    start = nl + 1
+                }
+                pending.removeFirst(start)
+                continue
+            }
+            guard running() else { return }
+            // At the end for now: wait for the next write (or a second, to notice the node has ended).
+            var p = pollfd(fd: watch, events: Int16(POLLIN), revents: 0)
+            if watch >= 0, poll(&p, 1, 1000) > 0 {
+                _ = buffer.withUnsafeMutableBytes { read(watch, $0.baseAddress!, $0.count) }
+            } else if watch < 0 {
+                usleep(20_000)  // no inotify: sample the file
+            }
+        }
     }
 
     final class LineSink: @unchecked Sendable {
@@ -112,33 +153,43 @@ package final class NodeProcess: @unchecked Sendable {
         return true
     }
 
-    package var pid: Int32 { process.processIdentifier }
+    package var pid: Int32 { process.pid }
+
+    package var isRunning: Bool { process.isRunning }
 
     /// Sends `s` while the process runs (never to a pid that may have been reused).
-    package func signal(_ s: Int32) { if process.isRunning { kill(pid, s) } }
+    package func signal(_ s: Int32) { process.signal(s) }
 
     /// Peak resident memory of the process so far (VmHWM), in bytes.
-    var maxRSS: Int {
+    var maxRSS: Int { Self.status(pid, "VmHWM:") }
+
+    /// Resident memory now (VmRSS), in bytes.
+    package var rss: Int { Self.status(pid, "VmRSS:") }
+
+    private static func status(_ pid: Int32, _ field: String) -> Int {
         guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-            let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+            let line = s.split(separator: "\n").first(where: { $0.hasPrefix(field) })
         else { return 0 }
         return (Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0) * 1024
     }
 
-    /// SIGTERM and wait (SIGKILL after `timeout`); returns the exit status.
+    /// SIGTERM and wait (SIGKILL after `timeout`); returns the exit status (the signal's number when killed).
     @discardableResult
     package func stop(timeout: Double = 20) -> Int32 {
-        guard process.isRunning else { return process.terminationStatus }
-        kill(pid, SIGTERM)
-        if exited.wait(timeout: .now() + timeout) == .timedOut { signal(SIGKILL) }
-        process.waitUntilExit()
-        return process.terminationStatus
+        process.terminate(grace: timeout).status
     }
+
+    /// How the process ended, once it has.
+    package var termination: ChildProcess.Termination? { process.termination }
+
+    /// Waits until the process ends by itself.
+    @discardableResult
+    package func wait() -> ChildProcess.Termination { process.wait() }
 
     /// SIGKILL, as a crash: nothing is finished.
     package func crash() {
         signal(SIGKILL)
-        process.waitUntilExit()
+        process.wait()
     }
 }
 

@@ -36,7 +36,9 @@ extension Prov {
             + "view. The same logs give the same output from a node and offline."
     ]
 
-    static func viewSource(_ args: Arguments) throws -> ViewSource {
+    /// Where to answer; `subject` is the customer asked about, checked before anything is read: offline, a raw
+    /// identifier needs the linking key.
+    static func viewSource(_ args: Arguments, subject: String? = nil) throws -> ViewSource {
         let node = try args.optional("node")
         let dir = try args.optional("dir")
         switch (node, dir) {
@@ -52,8 +54,14 @@ extension Prov {
             }
             return .node(try NodeAPI(address: address, token: token))
         case (nil, let dir?):
+            let linkKeyPath = try args.optional("link-key")
+            if let subject, !subject.hasPrefix("ref:"), linkKeyPath == nil {
+                throw UsageError(
+                    "a raw identifier is pseudonymised with the consortium's linking key: give --link-key FILE, or the "
+                        + "customer's ref:… instead")
+            }
             let consortium = try Consortium.load(try args.required("consortium"))
-            let linkKey = try args.optional("link-key").map { try LinkKey.load($0) }
+            let linkKey = try linkKeyPath.map { try LinkKey.load($0) }
             if let linkKey, let why = consortium.linkKeyMismatch(linkKey) { throw LedgerError(.config, why) }
             let built = try ViewIndex.build(dataDirectory: dir, consortium: consortium, linkKey: linkKey)
             for (org, reason) in built.excluded { log("warn", "the log of \(org) is left out of the view: \(reason)") }
@@ -67,15 +75,20 @@ extension Prov {
 
     /// Asks the node for `path` as a table or JSON; a bad parameter is a usage error with the node's message.
     static func ask(_ api: NodeAPI, _ path: String, json: Bool, accept: String? = nil) throws -> [UInt8] {
+        try askResponse(api, path, json: json, accept: accept).body
+    }
+
+    /// As `ask`, with the whole response (headers too).
+    static func askResponse(_ api: NodeAPI, _ path: String, json: Bool, accept: String? = nil) throws -> HTTPResponse {
         let r = try api.client.get(
             path,
             headers: [
                 "Authorization": "Bearer \(api.token)", "Accept": accept ?? (json ? "application/json" : "text/plain"),
             ])
         switch r.status {
-        case 200: return r.body
+        case 200: return r
         case 400: throw UsageError(errorText(r.body))
-        case 401: throw LedgerError(.config, "the node refused the token (401): give its token or auditorToken")
+        case 401: throw LedgerError(.config, "the node refused the token (401): \(errorText(r.body))")
         default: throw LedgerError(.io, "the node answered \(r.status): \(errorText(r.body))")
         }
     }
@@ -138,7 +151,7 @@ extension Prov {
     static func view(_ args: Arguments) throws -> Int32 {
         let s = try subject(args)
         let at = try time(args, "at")
-        switch try viewSource(args) {
+        switch try viewSource(args, subject: s) {
         case .node(let api):
             write(
                 1,
@@ -165,10 +178,14 @@ extension Prov {
             .value("purpose", "DPV", "the purpose, a DPV code such as dpv:DirectMarketing", required: true),
             .value("channel", "CHANNEL", "the channel (echoed; consents of format 1 have no channel scope)"),
         ] + sourceOptions + [atOption, .json],
-        exitCodes: ExitCode.standard,
+        exitCodes: [
+            ExitCode(0, "allowed: the company may process the data for that purpose"),
+            ExitCode(1, "denied (the answer says why)"), ExitCode.usage,
+        ],
         examples: [
             "prov permit --subject email:alex@example.com --org retail --purpose dpv:DirectMarketing "
-                + "--node http://127.0.0.1:7502 --token $TOKEN"
+                + "--node http://127.0.0.1:7502 --token $TOKEN",
+            "prov permit ... --json > /dev/null && send-the-newsletter",
         ], notes: viewNotes, run: permit)
 
     static func permit(_ args: Arguments) throws -> Int32 {
@@ -177,19 +194,25 @@ extension Prov {
         let purpose = try args.required("purpose")
         let channel = try args.optional("channel")
         let at = try time(args, "at")
-        switch try viewSource(args) {
+        switch try viewSource(args, subject: s) {
         case .node(let api):
             var path = "/v1/permit?subject=\(q(s))&org=\(q(org))&purpose=\(q(purpose))"
             if let channel { path += "&channel=\(q(channel))" }
             if let at { path += "&at=\(at)" }
-            write(1, String(decoding: try ask(api, path, json: args.flag("json")), as: UTF8.self))
+            let r = try askResponse(api, path, json: args.flag("json"))
+            write(1, String(decoding: r.body, as: UTF8.self))
+            switch r.headers["Prov-Permit"] {
+            case "allowed": return 0
+            case "denied": return 1
+            default: throw LedgerError(.io, "the node's answer has no Prov-Permit header: is it a provd node?")
+            }
         case .offline(let built):
             let p = try offline { () throws(ViewError) in
                 try built.index.permit(subject: s, org: org, purpose: purpose, channel: channel, at: at)
             }
             show(p.json, p.table, args.flag("json"))
+            return p.allowed ? 0 : 1
         }
-        return 0
     }
 
     // MARK: timeline
@@ -210,7 +233,7 @@ extension Prov {
         let s = try subject(args)
         let limit = try args.integer("limit", default: 100)
         let before = try args.optional("before")
-        switch try viewSource(args) {
+        switch try viewSource(args, subject: s) {
         case .node(let api):
             var path = "/v1/subjects/\(q(s))/timeline?limit=\(limit)"
             if let before { path += "&before=\(q(before))" }
@@ -281,7 +304,7 @@ extension Prov {
         let at = try time(args, "at")
         let html = args.flag("html")
         let bytes: [UInt8]
-        switch try viewSource(args) {
+        switch try viewSource(args, subject: s) {
         case .node(let api):
             bytes = try ask(
                 api, "/v1/subjects/\(q(s))/report" + (at.map { "?at=\($0)" } ?? ""), json: !html,

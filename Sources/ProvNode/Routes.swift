@@ -14,11 +14,12 @@ extension Node {
         let parts = Array(path)
         if case .api = req.listener {
             if req.method == "GET" && req.path == "/healthz" { return respond(.text(200, "ok")) }
-            guard let role = role(req.authorization) else {
+            let role: Role
+            switch authenticate(req.authorization) {
+            case .success(let r): role = r
+            case .failure(let refusal):
                 metrics.reject("unauthorized")
-                return respond(
-                    .error(401, "a bearer token is required (Authorization: Bearer <token>)")
-                        .with(header: ("WWW-Authenticate", "Bearer")))
+                return respond(refusal.response)
             }
             if parts.first == "logs" { return respond(readLog(req, Array(parts.dropFirst()))) }
             if let r = viewRoute(req) { return respond(r) }
@@ -50,13 +51,35 @@ extension Node {
 
     enum Role { case app, auditor }
 
-    /// The role of a bearer token; tokens are compared in constant time.
-    func role(_ authorization: String?) -> Role? {
-        guard let a = authorization, a.hasPrefix("Bearer ") else { return nil }
-        let given = Array(a.dropFirst(7).utf8)
-        if constantTimeEqual(given, Array(config.token.utf8)) { return .app }
-        if constantTimeEqual(given, Array(config.auditorToken.utf8)) { return .auditor }
-        return nil
+    /// Why a request was not authenticated: no bearer token, or one this node does not know.
+    enum Refusal: Error {
+        case missing, unknown
+
+        var response: NodeResponse {
+            switch self {
+            case .missing:
+                .error(401, "a bearer token is required (Authorization: Bearer <token>)")
+                    .with(header: ("WWW-Authenticate", "Bearer"))
+            case .unknown:
+                .error(
+                    401, "the bearer token is not one of this node's tokens (token or auditorToken of its node.json)"
+                )
+                .with(header: ("WWW-Authenticate", "Bearer error=\"invalid_token\""))
+            }
+        }
+    }
+
+    /// The role of the request's bearer token (RFC 6750 §2.1; the scheme is case-insensitive, RFC 9110 §11.1).
+    /// Tokens are compared in constant time.
+    func authenticate(_ authorization: String?) -> Result<Role, Refusal> {
+        guard let a = authorization, String(decoding: a.utf8.prefix(7), as: UTF8.self).lowercased() == "bearer " else {
+            return .failure(.missing)
+        }
+        let given = Array(a.utf8.dropFirst(7).drop { $0 == 0x20 })
+        guard !given.isEmpty else { return .failure(.missing) }
+        if constantTimeEqual(given, Array(config.token.utf8)) { return .success(.app) }
+        if constantTimeEqual(given, Array(config.auditorToken.utf8)) { return .success(.auditor) }
+        return .failure(.unknown)
     }
 
     func notFound(_ req: NodeRequest) -> NodeResponse {
@@ -143,6 +166,13 @@ extension Node {
         let value: JSONValue
         do { value = try JSON.parse(body, maxDepth: 10, maxSize: 16 << 20) } catch {
             metrics.reject("bad-request")
+            if Self.looksLikeJSONLines(body) {
+                return respond(
+                    .error(
+                        400,
+                        "the body holds several JSON values, one per line (JSON Lines): send one event object, or a "
+                            + "JSON array of events [{…}, {…}]"))
+            }
             return respond(.error(400, "the body is not valid JSON: \(error)"))
         }
         let items: [JSONValue]
@@ -193,6 +223,15 @@ extension Node {
                 respond(.error(503, "not appended: \(message)"))
             }
         }
+    }
+
+    /// Whether `body` is JSON Lines (what `prov append` reads): a first line that is a JSON object by itself,
+    /// followed by more.
+    static func looksLikeJSONLines(_ body: [UInt8]) -> Bool {
+        guard let nl = body.firstIndex(of: 0x0A), body[(nl + 1)...].contains(where: { $0 > 0x20 }),
+            case .object? = try? JSON.parse(Array(body[..<nl]), maxDepth: 10)
+        else { return false }
+        return true
     }
 
     enum Parsed {

@@ -52,7 +52,8 @@ extension Node {
                 let p = try view!.permit(
                     subject: try required(req, "subject"), org: try required(req, "org"),
                     purpose: try required(req, "purpose"), channel: req.parameter("channel"), at: try time(req, "at"))
-                return answer(req, p.json, p.table)
+                // The answer in a header too, whatever the body's form: `prov permit` exits with it.
+                return answer(req, p.json, p.table).with(header: ("Prov-Permit", p.allowed ? "allowed" : "denied"))
             case (2, "compliance"):
                 let c = try view!.compliance(
                     org: try required(req, "org"), from: try time(req, "from"), to: try time(req, "to"))

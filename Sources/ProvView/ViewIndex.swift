@@ -197,7 +197,7 @@ public final class ViewIndex: Sendable {
             (s.committedSizes, s.seqRange(o, from: from, to: to, size: s.logs[o].committed), s.frontier)
         }
         var report = ComplianceReport(
-            org: org, from: from, to: to, interactions: 0, lawful: 0, violations: 0, propagationLags: 0,
+            org: org, from: from, to: to, interactions: 0, checked: 0, lawful: 0, violations: 0, propagationLags: 0,
             findings: [], frontier: frontier)
         var seq = range.lowerBound
         while seq < range.upperBound {
@@ -208,6 +208,7 @@ public final class ViewIndex: Sendable {
                     guard s.facts[Int(id)].entryKind == .interaction else { continue }
                     report.interactions += 1
                     guard let f = s.classify(id, sizes: sizes, person: nil) else { continue }
+                    report.checked += 1
                     switch f.classification {
                     case .lawful: report.lawful += 1
                     case .violation: report.violations += 1

@@ -1,5 +1,6 @@
 import Foundation
 import ProvCrypto
+import ProvProcess
 import TestSupport
 import Testing
 
@@ -197,16 +198,13 @@ import Testing
         #expect(try Consortium.load(c.consortium).members.count == 2)
         // Output that cannot be written (a full disk) fails the command.
         _ = try c.append(Events.lines(2))
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: provPath)
-        p.arguments = ["checkpoint", "--dir", c.data, "--org", "brand"]
-        p.standardOutput = FileHandle(forWritingAtPath: "/dev/full")
-        let err = Pipe()
-        p.standardError = err
-        try p.run()
-        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 2)
+        let full = open("/dev/full", O_WRONLY | O_CLOEXEC)
+        try #require(full >= 0)
+        defer { close(full) }
+        let checkpoint = try ChildProcess.run(
+            provPath, ["checkpoint", "--dir", c.data, "--org", "brand"], stdout: .descriptor(full), timeout: 60)
+        let message = checkpoint.stderrText
+        #expect(checkpoint.termination == .exited(2))
         #expect(message.contains("standard output could not be written (No space left on device)"), "\(message)")
     }
 
@@ -238,14 +236,13 @@ import Testing
         let c = try CLIConsortium()
         defer { c.remove() }
         _ = try c.append(Events.lines(10))
-        let (p, inp) = c.follow()
-        try p.run()
-        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        let writer = inp.fileHandleForWriting
+        let p = try c.follow()
+        defer { p.signal(SIGKILL) }
+        let writer = p.stdin!
         let feeder = Thread {
             var n = 10
             while true {
-                do { try writer.write(contentsOf: Data(Events.lines(50, from: n).utf8)) } catch { break }
+                do { try writer.write(Events.lines(50, from: n)) } catch { break }
                 n += 50
             }
         }
@@ -254,9 +251,9 @@ import Testing
             let v = try c.verify()
             #expect(v.status == 0, "\(v.stderr)")
         }
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
-        try? writer.close()
+        p.signal(SIGKILL)
+        p.wait()
+        writer.close()
     }
 
     @Test func rawIdentifiersAreNotWrittenAnywhere() throws {

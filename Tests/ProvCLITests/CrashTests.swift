@@ -1,5 +1,6 @@
 import Foundation
 import ProvCrypto
+import ProvProcess
 import TestSupport
 import Testing
 
@@ -17,21 +18,18 @@ import Testing
         var eventNumber = 0
         let rounds = 30
         for round in 0..<rounds {
-            let (p, inp) = c.follow()
-            let out = Pipe()
-            p.standardOutput = out
-            try p.run()
-            defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+            let p = try c.follow(stdout: .pipe)
+            defer { p.signal(SIGKILL) }
 
             // Feed events without pause, in chunks of varying size, until the child is gone.
-            let writer = inp.fileHandleForWriting
+            let writer = p.stdin!
             let start = eventNumber
             let feeder = Thread {
                 var n = start
                 var chunkRng = SplitMix64(seed: UInt64(start))
                 while true {
                     let k = Int(chunkRng.next() % 40) + 1
-                    do { try writer.write(contentsOf: Data(Events.lines(k, from: n).utf8)) } catch { break }
+                    do { try writer.write(Events.lines(k, from: n)) } catch { break }
                     n += k
                 }
             }
@@ -41,20 +39,20 @@ import Testing
             // Kill once a random number of acknowledgements has arrived, plus a random sliver of time, so the kill
             // lands anywhere in a group commit: parsing, writing, fsync, printing.
             let target = Int.random(in: 1...150, using: &rng)
-            var buffer = Data()
+            var buffer: [UInt8] = []
             var lines = 0
-            let reader = out.fileHandleForReading
+            let reader = p.stdout!
             while lines < target {
-                let d = reader.availableData
+                let d = reader.read()
                 if d.isEmpty { break }
-                buffer.append(d)
+                buffer += d
                 lines = buffer.reduce(0) { $1 == 10 ? $0 + 1 : $0 }
             }
             usleep(UInt32.random(in: 0...3000, using: &rng))
-            kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
-            buffer.append(reader.readDataToEndOfFile())
-            try? writer.close()
+            p.signal(SIGKILL)
+            p.wait()
+            buffer += reader.readToEnd()
+            writer.close()
 
             // Only whole lines are acknowledgements.
             let text = String(decoding: buffer, as: UTF8.self)
@@ -93,31 +91,26 @@ import Testing
         signal(SIGPIPE, SIG_IGN)
         let c = try CLIConsortium()
         defer { c.remove() }
-        let (p, inp) = c.follow()
-        let out = Pipe()
-        let err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let p = try c.follow(stdout: .pipe, stderr: .pipe)
+        defer { p.signal(SIGKILL) }
         // If SIGTERM were ignored the test would wait forever: end it after a minute, and fail below.
-        let watchdog = Watchdog(pid: p.processIdentifier, after: 60)
+        let watchdog = Watchdog(p, after: 60)
 
         // Five lines, then wait until all five are acknowledged: the process is then waiting for input.
-        try inp.fileHandleForWriting.write(contentsOf: Data(Events.lines(5).utf8))
-        var acks = Data()
+        try p.stdin!.write(Events.lines(5))
+        var acks: [UInt8] = []
         while acks.reduce(0, { $1 == 10 ? $0 + 1 : $0 }) < 5 {
-            let d = out.fileHandleForReading.availableData
+            let d = p.stdout!.read()
             try #require(!d.isEmpty, "prov exited early")
-            acks.append(d)
+            acks += d
         }
         // Half a line, then SIGTERM.
-        try inp.fileHandleForWriting.write(contentsOf: Data(Events.consent(5).prefix(40).utf8))
-        kill(p.processIdentifier, SIGTERM)
-        p.waitUntilExit()
+        try p.stdin!.write(String(Events.consent(5).prefix(40)))
+        p.signal(SIGTERM)
+        let ended = p.wait()
         #expect(!watchdog.finish(), "prov did not stop on SIGTERM within a minute")
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(p.terminationReason == .exit && p.terminationStatus == 0, "\(p.terminationStatus): \(stderr)")
+        let stderr = String(decoding: p.stderr!.readToEnd(), as: UTF8.self)
+        #expect(ended == .exited(0), "\(ended): \(stderr)")
         #expect(stderr.contains("stopping on signal"), "\(stderr)")
         #expect(stderr.contains("40 bytes of an unfinished last line dropped"), "\(stderr)")
         let v = try c.verify()

@@ -1,5 +1,6 @@
 import Foundation
 import ProvCrypto
+import ProvProcess
 import TestSupport
 import Testing
 
@@ -56,33 +57,28 @@ struct DiskFullTests {
         defer { c.remove() }
         defer { disk.unmount() }
         try Tmpfs.fill(filler)
-        let (p, input) = c.follow()
-        let out = Pipe()
-        let err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let watchdog = Watchdog(pid: p.processIdentifier, after: 120)
+        let p = try c.follow(stdout: .pipe, stderr: .pipe)
+        let watchdog = Watchdog(p, after: 120)
         defer {
-            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+            p.signal(SIGKILL)
             _ = watchdog.finish()
         }
         let errors = OutputBox()
         let reading = DispatchGroup()
         DispatchQueue.global().async(group: reading) {
-            errors.set(false, err.fileHandleForReading.readDataToEndOfFile())
+            errors.set(false, Data(p.stderr!.readToEnd()))
         }
-        var acks = AckReader(out.fileHandleForReading)
+        var acks = AckReader(p.stdout!)
 
-        try input.fileHandleForWriting.write(contentsOf: Data(Events.lines(1, from: 512).utf8))
+        try p.stdin!.write(Events.lines(1, from: 512))
         #expect(try acks.next(1) == ["512"])
         try FileManager.default.removeItem(atPath: filler)
-        try input.fileHandleForWriting.write(contentsOf: Data(Events.lines(2, from: 513).utf8))
+        try p.stdin!.write(Events.lines(2, from: 513))
         #expect(try acks.next(2) == ["513", "514"])
-        try input.fileHandleForWriting.close()
-        p.waitUntilExit()
+        p.stdin!.close()
+        let ended = p.wait()
         reading.wait()
-        #expect(p.terminationReason == .exit && p.terminationStatus == 0, "exit \(p.terminationStatus)")
+        #expect(ended == .exited(0), "\(ended)")
         let stderr = errors.err
         #expect(stderr.contains("cannot write \(c.data)/brand/index: No space left on device"), "\(stderr)")
         #expect(stderr.contains("the index is written again, up to seq "), "\(stderr)")
@@ -109,10 +105,10 @@ struct DiskFullTests {
 
 /// Reads `<seq> <leaf>` acknowledgement lines as they arrive.
 struct AckReader {
-    let handle: FileHandle
+    let handle: PipeEnd
     var buffer = Data()
 
-    init(_ handle: FileHandle) { self.handle = handle }
+    init(_ handle: PipeEnd) { self.handle = handle }
 
     /// The seqs of the next `n` lines, waiting for them.
     mutating func next(_ n: Int) throws -> [String] {
@@ -124,7 +120,7 @@ struct AckReader {
                 lines.append(String(line.split(separator: " ").first ?? ""))
                 continue
             }
-            let d = handle.availableData
+            let d = Data(handle.read())
             try #require(!d.isEmpty, "prov exited before \(n) acknowledgements")
             buffer.append(d)
         }

@@ -1,5 +1,6 @@
 import Foundation
 import ProvCrypto
+import ProvProcess
 import TestSupport
 import Testing
 
@@ -157,24 +158,18 @@ import Testing
         defer { c.remove() }
         let fifo = c.dir.path + "/consortium.fifo"
         try #require(mkfifo(fifo, 0o600) == 0)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: provPath)
-        p.arguments = [
-            "append", "--dir", c.data, "--key", c.key("brand"), "--consortium", fifo, "--link-key", c.linkKey,
-            "--follow",
-        ]
-        let input = Pipe()
-        let out = Pipe()
-        p.standardInput = input
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try startLikeAShell(p)
-        let watchdog = Watchdog(pid: p.processIdentifier, after: 60)
+        let p = try ChildProcess(
+            provPath,
+            [
+                "append", "--dir", c.data, "--key", c.key("brand"), "--consortium", fifo, "--link-key", c.linkKey,
+                "--follow",
+            ], stdin: .pipe, stdout: .pipe)
+        let watchdog = Watchdog(p, after: 60)
         defer {
-            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+            p.signal(SIGKILL)
             _ = watchdog.finish()
         }
-        try input.fileHandleForWriting.write(contentsOf: Data(Events.lines(4).utf8))
+        try p.stdin!.write(Events.lines(4))
         // The FIFO opens for writing once prov has it open for reading: prov is then loading its descriptor.
         var writer: Int32 = -1
         while writer < 0 && p.isRunning {
@@ -182,14 +177,14 @@ import Testing
             if writer < 0 { usleep(1000) }
         }
         try #require(writer >= 0, "prov never opened its descriptor")
-        kill(p.processIdentifier, SIGTERM)
+        p.signal(SIGTERM)
         let descriptor = try Data(contentsOf: URL(fileURLWithPath: c.consortium))
         _ = descriptor.withUnsafeBytes { Glibc.write(writer, $0.baseAddress!, $0.count) }
         close(writer)
-        let acks = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        let acks = String(decoding: p.stdout!.readToEnd(), as: UTF8.self)
+        let ended = p.wait()
         #expect(!watchdog.finish(), "prov did not stop on SIGTERM")
-        #expect(p.terminationReason == .exit && p.terminationStatus == 0, "ended by \(p.terminationReason.rawValue)")
+        #expect(ended == .exited(0), "ended by \(ended)")
         #expect(acks.split(separator: "\n").map { $0.split(separator: " ")[0] } == ["0", "1", "2", "3"], "\(acks)")
         #expect(try c.verify().stdout.contains("brand: OK: 4 entries"))
     }
@@ -206,7 +201,7 @@ import Testing
             [
                 "-c", #"ulimit -f 8 && exec "$0" "$@""#, provPath, "append", "--dir", c.data, "--key", c.key("brand"),
                 "--consortium", c.consortium, "--link-key", c.linkKey,
-            ], input: Data(Events.lines(2, from: 60).utf8), likeAShell: true)
+            ], input: Data(Events.lines(2, from: 60).utf8))
         #expect(!r.signalled, "killed by signal \(r.status)")
         #expect(r.status == 2 && r.stdout.isEmpty, "exit \(r.status): \(r.stdout)")
         #expect(r.stderr.contains("File too large"), "\(r.stderr)")

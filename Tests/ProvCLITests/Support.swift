@@ -1,5 +1,6 @@
 import Foundation
 import ProvCrypto
+import ProvProcess
 import Synchronization
 import TestSupport
 import Testing
@@ -25,70 +26,31 @@ func prov(_ args: [String], stdin: String? = nil, environment: [String: String] 
 }
 
 /// Runs a program to completion, feeding `input`. One still running after `timeout` seconds is killed and
-/// reported as timed out, so that a hang fails its test instead of stopping the whole run. With `likeAShell`, it
-/// starts with no signal blocked (see `startLikeAShell`). `environment` adds to the test's environment; `directory`
-/// is the folder it runs in.
+/// reported as timed out, so that a hang fails its test instead of stopping the whole run. It starts as from a
+/// shell, with no signal blocked. `environment` adds to the test's environment; `directory` is the folder it runs
+/// in.
 func run(
-    _ path: String, _ args: [String], input: Data? = nil, timeout: Double = 300, likeAShell: Bool = false,
+    _ path: String, _ args: [String], input: Data? = nil, timeout: Double = 300,
     environment: [String: String] = [:], directory: String? = nil
 ) throws -> Run {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: path)
-    p.arguments = args
-    if !environment.isEmpty {
-        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    }
-    if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
-    let out = Pipe()
-    let err = Pipe()
-    let inp = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    p.standardInput = inp
-    if likeAShell { try startLikeAShell(p) } else { try p.run() }
-    let watchdog = Watchdog(pid: p.processIdentifier, after: timeout)
-    let box = OutputBox()
-    let group = DispatchGroup()
-    for (pipe, isOut) in [(out, true), (err, false)] {
-        group.enter()
-        DispatchQueue.global().async {
-            let d = pipe.fileHandleForReading.readDataToEndOfFile()
-            box.set(isOut, d)
-            group.leave()
-        }
-    }
-    if let input { try? inp.fileHandleForWriting.write(contentsOf: input) }
-    try inp.fileHandleForWriting.close()
-    p.waitUntilExit()
-    let timedOut = watchdog.finish()
-    group.wait()
+    let r = try ChildProcess.run(
+        path, args, input: input.map { Array($0) } ?? [], environment: environment, directory: directory,
+        timeout: timeout)
     return Run(
-        status: p.terminationStatus, stdout: box.out, stderr: box.err,
-        signalled: p.terminationReason == .uncaughtSignal, timedOut: timedOut)
+        status: r.termination.status, stdout: r.stdoutText, stderr: r.stderrText, signalled: r.termination.isSignal,
+        timedOut: r.timedOut)
 }
 
-/// Starts `p` as a shell would, with no signal blocked. The test runner's threads block most signals, and a
-/// child inherits the signal mask of the thread that starts it: a signal sent to it would wait, not act.
-func startLikeAShell(_ p: Process) throws {
-    var none = sigset_t()
-    var saved = sigset_t()
-    sigemptyset(&none)
-    pthread_sigmask(SIG_SETMASK, &none, &saved)
-    defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
-    try p.run()
-}
-
-/// Kills a process (by pid) that is still running after a time limit; `finish` once it has ended, so that a
-/// reused pid is never killed.
+/// Kills a process that is still running after a time limit (through the process object, so that a reused pid is
+/// never killed); `finish` once it has ended.
 final class Watchdog: Sendable {
     private let state = Mutex<(done: Bool, fired: Bool)>((false, false))
 
-    init(pid: Int32, after seconds: Double) {
+    init(_ process: ChildProcess, after seconds: Double) {
         DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [self] in
             state.withLock {
                 guard !$0.done else { return }
-                $0.fired = true
-                kill(pid, SIGKILL)
+                $0.fired = process.signal(SIGKILL)
             }
         }
     }
@@ -151,19 +113,17 @@ struct CLIConsortium {
 
     func remove() { try? FileManager.default.removeItem(at: dir) }
 
-    /// A `prov append --follow` process for `org`, not yet started, reading a pipe; its outputs are discarded
-    /// unless set.
-    func follow(org: String = "brand") -> (process: Process, input: Pipe) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: provPath)
-        p.arguments = [
-            "append", "--dir", data, "--key", key(org), "--consortium", consortium, "--link-key", linkKey, "--follow",
-        ]
-        let input = Pipe()
-        p.standardInput = input
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        return (p, input)
+    /// A running `prov append --follow` process for `org`, reading its standard input from a pipe
+    /// (`process.stdin`); its outputs are discarded unless asked for.
+    func follow(
+        org: String = "brand", stdout: ChildProcess.Output = .null, stderr: ChildProcess.Output = .null
+    ) throws -> ChildProcess {
+        try ChildProcess(
+            provPath,
+            [
+                "append", "--dir", data, "--key", key(org), "--consortium", consortium, "--link-key", linkKey,
+                "--follow",
+            ], stdin: .pipe, stdout: stdout, stderr: stderr)
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import ProvCrypto
+import ProvProcess
 import TestSupport
 import Testing
 
@@ -82,10 +83,10 @@ import Testing
     }
 
     /// Reads a pipe until `text` has arrived (or the pipe ends); returns all read.
-    func read(_ pipe: Pipe, until text: String) -> String {
+    func read(_ pipe: PipeEnd, until text: String) -> String {
         var got = ""
         while !got.contains(text) {
-            let d = pipe.fileHandleForReading.availableData
+            let d = pipe.read()
             if d.isEmpty { break }
             got += String(decoding: d, as: UTF8.self)
         }
@@ -99,40 +100,32 @@ import Testing
         defer { c.remove() }
         for typed in [false, true] {
             let terminal = try Terminal()
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: provPath)
-            p.arguments = [
-                "append", "--dir", c.data, "--key", c.key("brand"), "--consortium", c.consortium, "--link-key",
-                c.linkKey, "--log-format", "text",
-            ]
-            let out = Pipe()
-            let err = Pipe()
-            p.standardInput = terminal.theirs
-            p.standardOutput = out
-            p.standardError = err
-            try startLikeAShell(p)
-            let watchdog = Watchdog(pid: p.processIdentifier, after: 60)
+            let p = try ChildProcess(
+                provPath,
+                [
+                    "append", "--dir", c.data, "--key", c.key("brand"), "--consortium", c.consortium, "--link-key",
+                    c.linkKey, "--log-format", "text",
+                ], stdin: .descriptor(terminal.theirs.fileDescriptor), stdout: .pipe, stderr: .pipe)
+            let watchdog = Watchdog(p, after: 60)
             defer {
-                if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+                p.signal(SIGKILL)
                 _ = watchdog.finish()
             }
             try terminal.theirs.close()
-            let said = read(err, until: "Ctrl-C cancels: nothing is appended)\n")
+            let said = read(p.stderr!, until: "Ctrl-C cancels: nothing is appended)\n")
             #expect(
                 said
                     == "prov: info: reading events from standard input, one JSON object per line; end with Ctrl-D "
                     + "(Ctrl-C cancels: nothing is appended)\n", "\(said)")
             if typed {
                 try terminal.ours.write(contentsOf: Data((Events.lines(2) + "\u{04}").utf8))
-                let acks = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                p.waitUntilExit()
-                #expect(p.terminationReason == .exit && p.terminationStatus == 0)
+                let acks = String(decoding: p.stdout!.readToEnd(), as: UTF8.self)
+                #expect(p.wait() == .exited(0))
                 #expect(acks.split(separator: "\n").map { $0.prefix(2) } == ["0 ", "1 "], "\(acks)")
             } else {
                 try terminal.ours.write(contentsOf: Data(Events.consent(1).utf8))  // a line not yet ended
-                kill(p.processIdentifier, SIGINT)
-                p.waitUntilExit()
-                #expect(p.terminationReason == .uncaughtSignal && p.terminationStatus == SIGINT)
+                p.signal(SIGINT)
+                #expect(p.wait() == .signalled(SIGINT))
                 #expect(!FileManager.default.fileExists(atPath: c.data + "/brand"), "a log folder was left behind")
             }
             #expect(!watchdog.finish(), "prov append did not end")
@@ -168,10 +161,23 @@ import Testing
         try fm.copyItem(atPath: members, toPath: root.path + "/Nodes/members.json")
         let demo = try run(provPath, ["demo", "--customers", "30"], directory: root.path + "/Sources/ProvCLI")
         #expect(demo.status == 0, "\(demo.stdout) \(demo.stderr)")
-        let runs = (try? fm.contentsOfDirectory(atPath: root.path + "/Nodes/local")) ?? []
+        let name = try #require(
+            try JSON.parse(Array(try Data(contentsOf: URL(fileURLWithPath: members))))["consortium"])
+        let runsFolder = root.path + "/Nodes/" + (name.stringValue ?? "")
+        let runs = (try? fm.contentsOfDirectory(atPath: runsFolder)) ?? []
         #expect(runs.count == 1 && runs[0].hasPrefix("run-"), "\(runs)")
-        #expect(fm.fileExists(atPath: root.path + "/Nodes/local/\(runs.first ?? "")/consortium/consortium.json"))
+        #expect(fm.fileExists(atPath: runsFolder + "/\(runs.first ?? "")/consortium/consortium.json"))
         #expect(demo.stdout.contains("care's node: OK"), "\(demo.stdout)")
+        // A run whose nodes cannot start says so, exits 2 and leaves nothing behind.
+        let broken = try run(provPath, ["demo", "--provd", "/bin/false"], directory: root.path)
+        #expect(broken.status == 2 && broken.stderr.contains("provd for brand did not start"), "\(broken.stderr)")
+        #expect((try? fm.contentsOfDirectory(atPath: runsFolder)) == runs, "a failed run left files behind")
+        let fresh = try makeTempDir("prov-nodes")
+        defer { try? fm.removeItem(at: fresh) }
+        try fm.copyItem(atPath: members, toPath: fresh.path + "/members.json")
+        let brokenFirst = try run(provPath, ["demo", "--nodes", fresh.path, "--provd", "/bin/false"])
+        #expect(brokenFirst.status == 2)
+        #expect(try fm.contentsOfDirectory(atPath: fresh.path) == ["members.json"], "a failed first run left files")
         let outside = try run(provPath, ["demo"], directory: file.path)
         #expect(outside.status == 2)
         #expect(

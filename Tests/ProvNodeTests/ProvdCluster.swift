@@ -3,6 +3,7 @@ import ProvCLI
 import ProvCrypto
 import ProvLedger
 import ProvNet
+import ProvProcess
 import Synchronization
 import TestSupport
 import Testing
@@ -149,15 +150,8 @@ final class ProvdCluster: @unchecked Sendable {
 
     /// Runs `prov verify` on a node's data directory.
     func verify(_ org: String) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: provPath)
-        p.arguments = ["verify", "--consortium", dir.path + "/consortium.json", dataDirectory(org)]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = Pipe()
-        try p.run()
-        let d = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: d, as: UTF8.self))
+        let r = try ChildProcess.run(
+            provPath, ["verify", "--consortium", dir.path + "/consortium.json", dataDirectory(org)], timeout: 120)
+        return (r.termination.status, r.stdoutText)
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import ProvCrypto
 import ProvLedger
 import ProvNet
+import ProvProcess
 import Synchronization
 import TestSupport
 import Testing
@@ -26,6 +27,9 @@ import Testing
             }
         }
         #expect(acks["brand"]?.map(\.0) == Array(0..<60))
+        for (org, p) in c.nodes {
+            #expect(!p.stderrLines.contains { $0.contains(#""level":"error""#) }, "\(org): \(p.stderrLines)")
+        }
         #expect(c.waitConverged(["brand": 60, "retail": 63, "care": 66]), "\(c.describe)")
         for org in c.orgs { #expect(c.nodes[org]!.stop() == 0, "\(org) did not stop cleanly") }
         for org in c.orgs {
@@ -361,6 +365,37 @@ import Testing
         #expect(try client.get("/logs/brand/tile/0/3", headers: auth).status == 400)
         #expect(try client.get("/logs/brand/checkpoint").status == 401)
     }
+
+    /// What a newcomer meets first: answers that say what was wrong (JSON Lines instead of one event or an
+    /// array; no token; a token the node does not know), `bearer` in any case, and a fresh node whose empty logs
+    /// are not reported as errors.
+    @Test func theAPIsAnswersSayWhatWasWrong() throws {
+        let c = try ProvdCluster(orgs: ["brand", "retail"])
+        defer { c.stopAll() }
+        try c.startAll()
+        for (org, p) in c.nodes {
+            let errors = p.stderrLines.filter { $0.contains(#""level":"error""#) }
+            #expect(errors.isEmpty, "a fresh node of \(org) logged errors: \(errors)")
+        }
+        let client = try c.client("brand")
+        let token = try c.token("brand")
+        func post(_ body: String, _ authorization: String?) throws -> (Int, String) {
+            var h: HTTPHeaders = ["Content-Type": "application/json"]
+            if let authorization { h.set("Authorization", authorization) }
+            let r = try client.send(method: "POST", target: "/v1/events", headers: h, body: Array(body.utf8))
+            return (r.status, (try? JSON.parse(r.body))?["error"]?.stringValue ?? "")
+        }
+        let lines = Ev.consent(1, org: "brand") + "\n" + Ev.consent(2, org: "brand") + "\n"
+        let jsonLines = try post(lines, "Bearer \(token)")
+        #expect(jsonLines.0 == 400 && jsonLines.1.contains("JSON Lines"), "\(jsonLines)")
+        #expect(jsonLines.1.contains("one event object, or a JSON array of events"))
+        let missing = try post(Ev.consent(1, org: "brand"), nil)
+        #expect(missing.0 == 401 && missing.1.contains("a bearer token is required"), "\(missing)")
+        let unknown = try post(Ev.consent(1, org: "brand"), "Bearer not-a-token-of-this-node")
+        #expect(unknown.0 == 401 && unknown.1.contains("not one of this node's tokens"), "\(unknown)")
+        let lowercase = try post(Ev.consent(1, org: "brand"), "bearer \(token)")
+        #expect(lowercase.0 == 200, "\(lowercase)")
+    }
 }
 
 /// provd refuses to start, with a message that says what and where and exit code 2, on a bad configuration, a
@@ -368,18 +403,9 @@ import Testing
 @Suite(.serialized, .leavesNoFiles, .timeLimit(.minutes(2))) struct ProvdStartTests {
     /// Runs provd to its end (it must not start) and returns its exit status and stderr.
     static func failedStart(_ config: String, environment: [String: String] = [:]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: provdPath)
-        p.arguments = ["--config", config, "--log-format", "text"]
-        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = Pipe()
-        try p.run()
-        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, text)
+        let r = try ChildProcess.run(
+            provdPath, ["--config", config, "--log-format", "text"], environment: environment, timeout: 60)
+        return (r.termination.status, r.stderrText)
     }
 
     @Test func aBadConfigurationALockedDataDirectoryAndABusyPortAreRefused() throws {

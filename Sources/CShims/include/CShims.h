@@ -43,4 +43,7 @@ int prov_hangup_signal_install(void);
 // Sockets, epoll and TLS shims for ProvNet.
 #include "CShimsNet.h"
 
+// posix_spawn and waiting for children, for ProvProcess.
+#include "CShimsProcess.h"
+
 #endif

@@ -117,14 +117,16 @@ public struct TimelineItem: Sendable, Equatable {
         return .object(m)
     }
 
+    /// When it happened (what the company asserts), then when its log recorded it: the timeline is ordered by the
+    /// second (Specs/view.md §4.5), so a late entry shows an older HAPPENED among newer ones.
     var row: [String] {
         [
-            Render.time(facts.hlc.wall), Render.duration(facts.skewMs), facts.org, facts.channel ?? "-",
+            Render.time(facts.occurredAt), Render.time(facts.hlc.wall), facts.org, facts.channel ?? "-",
             facts.kind.rawValue, facts.summary, Render.refText(facts.ref),
         ]
     }
 
-    static let header = ["RECORDED", "SKEW", "COMPANY", "CHANNEL", "KIND", "WHAT", "ENTRY"]
+    static let header = ["HAPPENED", "RECORDED", "COMPANY", "CHANNEL", "KIND", "WHAT", "ENTRY"]
 }
 
 /// A position in a timeline: items strictly older than it follow. Text form `<wall>.<counter>.<org>.<seq>`, or an
@@ -256,7 +258,9 @@ public struct ComplianceReport: Sendable, Equatable {
     public var to: UInt64?
     /// Interactions of `org` recorded in the range.
     public var interactions: Int
-    /// How many were classified (they relied on consent, or an objection applied), by class.
+    /// Of those, the ones checked against consent (Specs/view.md §7.2, "listed": they relied on consent, met an
+    /// objection, or named a consent), each classified: `checked == lawful + violations + propagationLags`.
+    public var checked: Int
     public var lawful: Int
     public var violations: Int
     public var propagationLags: Int
@@ -268,7 +272,8 @@ public struct ComplianceReport: Sendable, Equatable {
         .object([
             JSONMember("org", .string(org)), JSONMember("from", Render.optional(from) { .string(Render.time($0)) }),
             JSONMember("to", Render.optional(to) { .string(Render.time($0)) }),
-            JSONMember("interactions", Render.number(interactions)), JSONMember("lawful", Render.number(lawful)),
+            JSONMember("interactions", Render.number(interactions)), JSONMember("checked", Render.number(checked)),
+            JSONMember("lawful", Render.number(lawful)),
             JSONMember("violations", Render.number(violations)),
             JSONMember("propagationLags", Render.number(propagationLags)),
             JSONMember("findings", .array(findings.map(\.json))), JSONMember("frontier", frontier.json),
@@ -276,8 +281,8 @@ public struct ComplianceReport: Sendable, Equatable {
     }
 
     public var table: String {
-        "\(org): \(interactions) interactions, \(lawful) lawful, \(violations) violations, "
-            + "\(propagationLags) propagation lags\n"
+        "\(org): \(Phrase.count(interactions, "interaction")), \(checked) checked against consent: \(lawful) lawful, "
+            + "\(Phrase.count(violations, "violation")), \(Phrase.count(propagationLags, "propagation lag"))\n"
             + Render.table(ComplianceFinding.header, findings.map(\.row))
     }
 }

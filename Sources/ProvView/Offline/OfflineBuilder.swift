@@ -100,8 +100,10 @@ extension ViewIndex {
         let reader = SegmentReader(directory: directory + "/segments", org: org, origin: member.origin)
         let index = hashEntries ? nil : IndexFile(path: directory + "/index")
         var stopped: (seq: UInt64, error: ViewError)?
+        var sawEntries = false
         let work = BatchWork()
         let latest = try reader.read { window, records, firstSeq throws(ViewError) in
+            sawEntries = sawEntries || !records.isEmpty
             guard stopped == nil else { return }
             if let failure = ingestWindow(
                 org: o, window: window, records: records, firstSeq: firstSeq,
@@ -111,7 +113,11 @@ extension ViewIndex {
             }
             progress?(org, firstSeq + UInt64(records.count))
         }
-        guard let (size, checkpoint) = latest else { throw ViewError(.source, "\(org): no signed checkpoint yet") }
+        guard let (size, checkpoint) = latest else {
+            // An empty log (a member that has written nothing yet) is simply empty in the view.
+            if !sawEntries { return }
+            throw ViewError(.source, "\(org): entries but no signed checkpoint")
+        }
         // An entry that does not decode is fatal only if the latest checkpoint covers it.
         if let stopped, stopped.seq < size { throw stopped.error }
         try commit(org: org, size: size, checkpoint: checkpoint)

@@ -60,7 +60,7 @@ extension IndexState {
         if let (p, kb) = violation {
             finding.classification = .violation
             finding.purpose = strings.string(p)
-            finding.reason = "\(orgs[b]) acted when its own frontier showed \(kb.reason)"
+            finding.reason = "\(orgs[b]) acted although what it had already recorded or received showed \(kb.reason)"
             finding.cause = kb.cause
             finding.deciding = kb.decidedBy.map { [deciding($0)] } ?? []
         } else if let (p, gb, _) = lag {

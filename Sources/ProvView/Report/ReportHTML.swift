@@ -8,7 +8,11 @@ extension SubjectReport {
     public var html: String {
         var h = HTMLBuilder(consortium: consortium)
         let v = view
-        let name = consortium.name
+        // The companies by the names a customer knows: "Stride Sports, Northwind Retail and Helpline".
+        let names = consortium.members.map(\.name)
+        let name =
+            names.count <= 1
+            ? names.joined() : names.dropLast().joined(separator: ", ") + " and " + names.last!
         h.raw(
             """
             <!DOCTYPE html>
@@ -18,7 +22,7 @@ extension SubjectReport {
             <style>\(Self.css)</style>
             </head><body data-verification="pending">
             <header><p class="kicker">Subject access report · GDPR Article 15</p>
-            <h1>What the \(HTMLBuilder.escape(name)) companies have recorded about you</h1>
+            <h1>What \(HTMLBuilder.escape(name)) have recorded about you</h1>
             <p class="meta">Made \(HTMLBuilder.escape(Labels.time(generatedAt))). Consent states as of \
             \(HTMLBuilder.escape(Labels.time(v.at))). \(v.timeline.count) records from \
             \(Set(v.timeline.map(\.facts.org)).count) companies.</p>
