@@ -2,6 +2,7 @@
 #include "CShimsNet.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <pthread.h>
@@ -52,6 +53,8 @@ int prov_accept(int fd, void *addr, unsigned int *len) {
 }
 
 void prov_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
+
+void prov_malloc_trim(void) { malloc_trim(0); }
 
 uint64_t prov_monotonic_ns(void) {
     struct timespec ts;

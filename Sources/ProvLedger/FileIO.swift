@@ -122,9 +122,13 @@ package final class FileHandleFD: Sendable {
         return (FileHandleFD(fd: r.fd, path: path), true)
     }
 
-    /// The contents of a regular file, or nil when it does not exist.
-    package static func readIfPresent(_ path: String) throws(LedgerError) -> [UInt8]? {
-        try openIfPresent(path, flags: O_RDONLY)?.readAll()
+    /// The contents of a regular file, or nil when it does not exist; a file larger than `maxSize` is an error
+    /// (nothing of it is read).
+    package static func readIfPresent(_ path: String, maxSize: Int = .max) throws(LedgerError) -> [UInt8]? {
+        guard let f = try openIfPresent(path, flags: O_RDONLY) else { return nil }
+        let size = try f.size
+        guard size <= maxSize else { throw LedgerError(.io, "\(path) is larger than \(maxSize) bytes") }
+        return try f.read(count: size, at: 0)
     }
 
     /// The names in a directory (without `.` and `..`), unsorted.

@@ -244,6 +244,10 @@ public final class LogStore {
     /// Largest segment before a new one is started (at a group-commit boundary).
     public var maxSegmentBytes = 512 << 20
 
+    /// Entries in one group commit at most (Specs/format.md §10.3): a peer copies a log a group at a time and holds
+    /// that group in memory until it verified, so a signed checkpoint is never further than this from the last.
+    public static let maxGroupEntries = 1 << 20
+
     private let lock: DirectoryLock?
     var segments: [(firstSeq: UInt64, path: String)] = []
     private var current: FileHandleFD?
@@ -927,6 +931,12 @@ public final class LogStore {
         }
         guard !group.results.isEmpty else {
             return WrittenGroup(results: [], index: [], checkpoint: nil, segment: nil, startSize: group.startSize)
+        }
+        guard group.results.count <= Self.maxGroupEntries else {
+            throw LedgerError(
+                .invalidEntry,
+                "a group commit holds at most \(Self.maxGroupEntries) entries, this one \(group.results.count): "
+                    + "split the input")
         }
         let st = group.state
         let cp: SignedCheckpoint

@@ -20,8 +20,19 @@ public struct TileAddress: Sendable, Hashable, CustomStringConvertible {
         self.width = width
     }
 
-    /// The entries (level 0, bundles) or level-`level` hashes the resource covers.
+    /// The entries (level 0, bundles) or level-`level` hashes the resource covers. Only for a tile that
+    /// `exists(inTreeOf:)` some tree: a path may name any index, and beyond 2^56 this would not fit in 64 bits.
     public var range: Range<UInt64> { (index * 256)..<(index * 256 + UInt64(width)) }
+
+    /// Whether the tree of `size` leaves has this tile (C2SP tlog-tiles): level `level` has `size / 256^level`
+    /// hashes, and the tile's last one must be among them. Decided without arithmetic that could overflow,
+    /// whatever index and level a request names.
+    public func exists(inTreeOf size: UInt64) -> Bool {
+        let level = self.level ?? 0
+        let available = level >= 8 ? 0 : size >> UInt64(8 * level)
+        guard available >= UInt64(width) else { return false }
+        return index <= (available - UInt64(width)) / 256
+    }
 
     /// The path below the log prefix, e.g. `tile/0/x001/234.p/7` or `tile/entries/005`.
     public var description: String {

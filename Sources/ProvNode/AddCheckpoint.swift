@@ -15,10 +15,13 @@ package struct AddCheckpoint: Sendable, Equatable {
         return Array((s + "\n" + checkpoint.serialized).utf8)
     }
 
+    /// The largest body: the `old` line, 63 proof lines and a signed note.
+    package static let maxBodySize = SignedNote.maxSize + 64 * 46
+
     /// Parses a request body; the error is the reason for a 400 answer (it never quotes the body).
     package init(parsing body: [UInt8]) throws(LedgerError) {
         func bad(_ why: String) -> LedgerError { LedgerError(.invalidEntry, "add-checkpoint: \(why)") }
-        guard body.count <= SignedNote.maxSize + 64 * 46 else { throw bad("body too large") }
+        guard body.count <= Self.maxBodySize else { throw bad("body too large") }
         guard let text = String(validating: body, as: UTF8.self) else { throw bad("body is not UTF-8") }
         guard let blank = text.range(of: "\n\n") else { throw bad("no empty line before the checkpoint") }
         let head = text[..<blank.lowerBound].split(separator: "\n", omittingEmptySubsequences: false)

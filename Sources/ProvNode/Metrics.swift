@@ -23,6 +23,12 @@ final class Metrics: Sendable {
         }
     }
 
+    /// A Prometheus label value: backslash, double quote and newline escaped.
+    static func label(_ s: String) -> String {
+        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+    }
+
     func reject(_ reason: String) { rejected.withLock { $0[reason, default: 0] += 1 } }
 
     var rejections: [String: UInt64] { rejected.withLock { $0 } }
@@ -30,7 +36,7 @@ final class Metrics: Sendable {
     /// The exposition text. `logs` gives per log (org) its size and the newest size seen signed anywhere.
     func exposition(
         org: String, logs: [(org: String, size: UInt64, seen: UInt64)], peers: [(org: String, connected: Bool)],
-        transport: [String: UInt64]
+        transport: [String: UInt64], suppressedLogLines: [String: UInt64] = [:]
     ) -> String {
         var s = ""
         func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, String)]) {
@@ -79,6 +85,10 @@ final class Metrics: Sendable {
         metric(
             "prov_rejected_requests_total", "counter", "Requests refused, by reason.",
             reasons.sorted { $0.key < $1.key }.map { ("{reason=\"\($0.key)\"}", "\($0.value)") })
+        metric(
+            "prov_log_lines_suppressed_total", "counter",
+            "Log lines not written because more of their kind came within the interval (a summary line says so).",
+            suppressedLogLines.sorted { $0.key < $1.key }.map { ("{kind=\"\(Self.label($0.key))\"}", "\($0.value)") })
         _ = org
         return s
     }

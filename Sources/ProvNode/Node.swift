@@ -77,11 +77,22 @@ public final class Node: @unchecked Sendable {
             : nil
         writer = EventWriter()
         writer.node = self
-        for (org, held) in logs where !held.isOwn {
-            for e in Evidence.load(directory: config.evidenceDirectory, org: org) {
-                held.freeze(e)
-                log.error("log frozen by equivocation evidence kept earlier", ["log": org, "evidence": e])
+        // Evidence kept earlier counts only as what it proves, checked again against the descriptor; the org comes
+        // from its verified checkpoints, never from a file name.
+        let kept = EvidenceStore.load(directory: config.evidenceDirectory, consortium: consortium)
+        for (org, path) in kept.verified {
+            guard let held = logs[org] else { continue }
+            if held.isOwn {
+                log.error(
+                    "evidence kept here shows this node's own key signed a history it does not hold", ["evidence": path]
+                )
+            } else {
+                held.freeze(path)
+                log.error("log frozen by equivocation evidence kept earlier", ["log": org, "evidence": path])
             }
+        }
+        for (path, reason) in kept.ignored {
+            log.warn("a file in the evidence folder is not evidence; ignored", ["file": path, "reason": reason])
         }
         for org in peerOrgs() { workers[org] = PeerWorker(node: self, org: org, address: peerAddress(org) ?? "") }
     }
@@ -170,24 +181,5 @@ public final class Node: @unchecked Sendable {
     func logMoved(_ org: String, except source: String? = nil) {
         if let onLogMoved, let held = logs[org] { onLogMoved(org, held.head.size) }
         for (p, w) in workers where p != org && p != source { w.wantPush(org) }
-    }
-}
-
-/// Equivocation evidence kept in the evidence folder: the two signed checkpoints that cannot both be true.
-enum Evidence {
-    static func store(directory: String, org: String, ours: SignedCheckpoint, theirs: SignedCheckpoint, why: String)
-        -> String
-    {
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let name = "\(org)-\(theirs.checkpoint.size)-\(UInt64(Date().timeIntervalSince1970 * 1000)).txt"
-        let text =
-            "equivocation by \(org): \(why)\n\n-- checkpoint held here --\n\(ours.serialized)\n-- conflicting checkpoint --\n\(theirs.serialized)"
-        try? FileHandleFD.replaceAtomically(directory + "/" + name, Array(text.utf8))
-        return directory + "/" + name
-    }
-
-    static func load(directory: String, org: String) -> [String] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return names.filter { $0.hasPrefix(org + "-") && $0.hasSuffix(".txt") }.sorted().map { directory + "/" + $0 }
     }
 }

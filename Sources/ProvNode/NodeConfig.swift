@@ -32,13 +32,18 @@ public struct NodeConfig: Sendable {
     public var requestTimeoutMs: Int
     /// Where equivocation evidence is kept.
     public var evidenceDirectory: String
+    /// Connections each listener keeps open at most, and at most from one client address (Specs/transport.md).
+    public var maxConnections: Int
+    public var maxConnectionsPerAddress: Int
+    /// Request bodies the API listener holds in memory at once, across all connections; past it, 503.
+    public var bodyBudgetBytes: Int
     /// The file the configuration was read from.
     public var path: String
 
     static let fields: Set<String> = [
         "org", "consortium", "key", "linkKey", "data", "peer", "api", "token", "auditorToken", "peers",
         "peerAddresses", "apiTLS", "headsIntervalMs", "syncIntervalMs", "requestTimeoutMs", "evidence",
-        "view",
+        "view", "maxConnections", "maxConnectionsPerAddress", "bodyBudgetBytes",
     ]
 
     /// Reads and checks `node.json`. Errors name the file and the field.
@@ -131,6 +136,12 @@ public struct NodeConfig: Sendable {
         syncIntervalMs = try integer("syncIntervalMs", 2000, 50...3_600_000)
         requestTimeoutMs = try integer("requestTimeoutMs", 10_000, 100...600_000)
         evidenceDirectory = json["evidence"] == nil ? base + "/evidence" : try file("evidence")
+        maxConnections = try integer("maxConnections", 1024, 2...65_536)
+        maxConnectionsPerAddress = try integer("maxConnectionsPerAddress", 256, 1...65_536)
+        guard maxConnectionsPerAddress <= maxConnections else {
+            throw bad("maxConnectionsPerAddress", "must not be above maxConnections (\(maxConnections))")
+        }
+        bodyBudgetBytes = try integer("bodyBudgetBytes", 64 << 20, (16 << 20)...(1 << 34))
     }
 
     /// `host:port` with a port 0…65535; nil otherwise.

@@ -31,14 +31,22 @@ public final class NodeServer: Sendable {
             c.readTimeout = .seconds(20)
             return NetPeerLink(address: address, configuration: c)
         }
+        // What clients and peers cause (refusals, timeouts, failed handshakes) is limited by its kind: a flood
+        // writes a few lines and a count, not a line per connection.
         let netLog: @Sendable (NetEvent) -> Void = { e in
             guard e.level >= .info else { return }
             var fields: KeyValuePairs<String, String> = ["event": e.kind.rawValue]
             if let r = e.remote { fields = ["event": e.kind.rawValue, "remote": r.description] }
+            let kind = "net:" + e.kind.rawValue
             switch e.level {
-            case .error: log.error(e.message, fields)
-            case .warning: log.warn(e.message, fields)
-            default: if e.kind == .listening || e.kind == .stopped { log.info(e.message, fields) }
+            case .error: log.error(e.message, fields, kind: kind)
+            case .warning: log.warn(e.message, fields, kind: kind)
+            default:
+                if e.kind == .listening || e.kind == .stopped || e.kind == .stopping {
+                    log.info(e.message, fields)
+                } else if e.kind == .overCapacity || e.kind == .evicted {
+                    log.info(e.message, fields, limited: kind)
+                }
             }
         }
         let members = consortiumKeys
@@ -55,9 +63,19 @@ public final class NodeServer: Sendable {
                 identity: identity,
                 clientKeys: TLSPeerKeys(allowing: { key in members.contains { $0.1 == key } })))
         peerConfig.limits.maxBodyBytes = 2 << 20
+        peerConfig.maxBufferedBodyBytes = 16 << 20
+        peerConfig.maxConnections = config.maxConnections
+        peerConfig.maxConnectionsPerAddress = config.maxConnectionsPerAddress
         peerConfig.timeouts = timeouts
         peerConfig.logger = netLog
         peerConfig.workerThreads = workers
+        peerConfig.headCheck = { [node] head, length in
+            guard let key = head.peerKey, let org = members.first(where: { $0.1 == key })?.0 else {
+                return .text(403, "not a member\n")
+            }
+            return node.admit(Self.nodeRequest(head, listener: .peer(org: org)), contentLength: length).map(
+                Self.response)
+        }
         let peerServer: HTTPServer
         do {
             peerServer = try HTTPServer.start(peerConfig) { [node] req, responder in
@@ -74,10 +92,16 @@ public final class NodeServer: Sendable {
         }
         var apiConfig = HTTPServerConfiguration(
             address: config.apiListen, tls: config.apiTLS ? TLSServerConfiguration(identity: identity) : nil)
-        apiConfig.limits.maxBodyBytes = 16 << 20
+        apiConfig.limits.maxBodyBytes = Node.maxEventsBody
+        apiConfig.maxBufferedBodyBytes = config.bodyBudgetBytes
+        apiConfig.maxConnections = config.maxConnections
+        apiConfig.maxConnectionsPerAddress = config.maxConnectionsPerAddress
         apiConfig.timeouts = timeouts
         apiConfig.logger = netLog
         apiConfig.workerThreads = workers
+        apiConfig.headCheck = { [node] head, length in
+            node.admit(Self.nodeRequest(head, listener: .api), contentLength: length).map(Self.response)
+        }
         let apiServer: HTTPServer
         do {
             apiServer = try HTTPServer.start(apiConfig) { [node] req, responder in
@@ -98,6 +122,8 @@ public final class NodeServer: Sendable {
                 "body-too-large": UInt64(p.tooLarge + a.tooLarge),
                 "timeout": UInt64(p.timeouts + a.timeouts),
                 "over-capacity": UInt64(p.overCapacity + a.overCapacity),
+                "evicted-idle": UInt64(p.evicted + a.evicted),
+                "over-body-budget": UInt64(p.overBudget + a.overBudget),
             ]
         }
         node.start()

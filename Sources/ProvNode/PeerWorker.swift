@@ -24,18 +24,24 @@ final class PeerWorker: @unchecked Sendable {
     private var seen: [String: UInt64] = [:]
     private var knownSize: [String: UInt64] = [:]
     private var connected = false
+    private var lastFailure: String?
     private var lastSeen: UInt64?
     private var stopping = false
     private var running = 0
     private var nextSync = DispatchTime.now()
     /// After a peer served something wrong, pulls from it wait until then.
     private var distrustUntil = DispatchTime(uptimeNanoseconds: 0)
+    /// Logs the peer keeps frozen after equivocation: not pushed there again until its address changes.
+    private var frozenThere = Set<String>()
     private var pushLink: PeerLink?
     private var pullLink: PeerLink?
     private var addressGeneration = 0
 
-    /// Entries per catch-up chunk at most: a chunk is one group commit, under a checkpoint the peer stores.
+    /// Entries per catch-up chunk asked for: a chunk is one group commit, under a checkpoint the peer stores.
     static let chunk: UInt64 = 32_768
+    /// Entries per chunk at most, when the owner's checkpoints are further apart than `chunk`: its groups are
+    /// at most `LogStore.maxGroupEntries`.
+    static let maxChunk = UInt64(LogStore.maxGroupEntries)
 
     init(node: Node, org: String, address: String) {
         self.node = node
@@ -101,6 +107,7 @@ final class PeerWorker: @unchecked Sendable {
         if a != address {
             address = a
             addressGeneration += 1
+            frozenThere.removeAll()
             nextSync = .now()
             cond.broadcast()
         }
@@ -148,13 +155,20 @@ final class PeerWorker: @unchecked Sendable {
         return l
     }
 
-    private func mark(connected ok: Bool) {
+    /// Records whether the last exchange worked; says so when that changes, and why it failed (refused, timed
+    /// out, the peer's key not the one pinned, …) whenever the reason changes.
+    private func mark(connected ok: Bool, failure: (any Error)? = nil) {
         cond.lock()
         if ok {
             if !connected { node.log.info("peer connected", ["peer": org, "address": address]) }
             lastSeen = UInt64(Date().timeIntervalSince1970 * 1000)
-        } else if connected {
-            node.log.warn("peer unreachable", ["peer": org, "address": address])
+            lastFailure = nil
+        } else {
+            let why = failure.map { "\($0)" } ?? "unknown"
+            if connected || why != lastFailure {
+                node.log.warn("peer unreachable", ["peer": org, "address": address, "reason": why])
+            }
+            lastFailure = why
         }
         connected = ok
         cond.unlock()
@@ -181,7 +195,7 @@ final class PeerWorker: @unchecked Sendable {
                     if try !push(log, over: l) { retry.append(log) }
                     mark(connected: true)
                 } catch {
-                    mark(connected: false)
+                    mark(connected: false, failure: error)
                     l.close()
                     retry.append(log)
                 }
@@ -201,7 +215,9 @@ final class PeerWorker: @unchecked Sendable {
         guard let held = node.logs[log], held.frozen == nil, let cp = held.head.checkpoint else { return true }
         cond.lock()
         var old = knownSize[log] ?? 0
+        let frozen = frozenThere.contains(log)
         cond.unlock()
+        if frozen { return true }
         for _ in 0..<3 {
             if old > cp.checkpoint.size { break }
             // A peer that holds a copy's checkpoint already needs no push; the own log is pushed all the same,
@@ -241,6 +257,14 @@ final class PeerWorker: @unchecked Sendable {
                 old = size
             case 503:
                 return false
+            case 422 where (try? JSON.parse(r.body))?["frozen"] == .bool(true):
+                cond.lock()
+                frozenThere.insert(log)
+                cond.unlock()
+                node.log.warn(
+                    "peer keeps its copy of this log frozen after equivocation: not pushing it there any more",
+                    ["peer": org, "log": log, "reason": Self.reason(r.body)])
+                return true
             default:
                 node.log.warn(
                     "peer refused add-checkpoint",
@@ -307,7 +331,7 @@ final class PeerWorker: @unchecked Sendable {
                 cond.unlock()
                 node.logs[e.log]?.cancelWaiters(above: node.logs[e.log]?.head.size)
             } catch {
-                mark(connected: false)
+                mark(connected: false, failure: error)
                 l.close()
                 for log in pulls.keys { node.logs[log]?.cancelWaiters(above: node.logs[log]?.head.size) }
                 cond.lock()
@@ -373,13 +397,10 @@ final class PeerWorker: @unchecked Sendable {
         try catchUp(log, theirs, over: link)
     }
 
-    /// A signed checkpoint at or below the size held here must have the root of the tree held here at its size.
+    /// A signed checkpoint at or below the size held here must have the root of the tree held here at its size;
+    /// otherwise this node holds the evidence itself.
     private func checkAgainstOwnCopy(_ held: HeldLog, _ theirs: SignedCheckpoint) throws {
-        let s = theirs.checkpoint.size
-        let root = try held.read { store throws(LedgerError) in try store.subtreeRoot(0..<s) }
-        guard root != theirs.checkpoint.root, let ours = held.head.checkpoint else { return }
-        node.equivocation(
-            held, ours: ours, theirs: theirs, source: org, why: "the tree held here has another root at size \(s)")
+        if let evidence = try node.conflict(held, theirs) { node.equivocation(held, evidence, source: org) }
     }
 
     /// Brings the copy of `log` up to `target` (or the peer's checkpoint) from this peer, chunk by chunk: each
@@ -433,9 +454,18 @@ final class PeerWorker: @unchecked Sendable {
                 chunkEnd = cp
             }
             let c = chunkEnd.checkpoint.size
+            // A chunk is held in memory until it is committed: a checkpoint that ends past the bound (an owner
+            // that signs a huge group, or claims a size it never wrote) is refused rather than followed.
+            guard c - m <= Self.maxChunk else {
+                throw PeerMisbehaved(
+                    log: log,
+                    reason:
+                        "the next checkpoint it serves is \(c - m) entries ahead, more than \(Self.maxChunk) per chunk")
+            }
             // The next bundles are fetched while this one is checked: the link belongs to the fetcher until
-            // it ends, which `finish` waits for.
-            let tiles = stride(from: m / 256, to: (c + 255) / 256, by: 1).map {
+            // it ends, which `finish` waits for. (c / 256 rounded up without c + 255, which could overflow.)
+            let lastBundle = c / 256 + (c % 256 == 0 ? 0 : 1)
+            let tiles = stride(from: m / 256, to: lastBundle, by: 1).map {
                 TileAddress(level: nil, index: $0, width: Int(min(256, c - $0 * 256)))
             }
             let fetch = BundleFetch(tiles.map { "/logs/\(log)/\($0)" }, over: link)

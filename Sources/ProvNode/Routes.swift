@@ -10,43 +10,93 @@ import ProvLedger
 extension Node {
     /// Answers `req` through `respond`, now or later (an `add-checkpoint` or an append waits for a commit).
     public func handle(_ req: NodeRequest, respond: @escaping @Sendable (NodeResponse) -> Void) {
-        let path = req.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-        let parts = Array(path)
-        if case .api = req.listener {
-            if req.method == "GET" && req.path == "/healthz" { return respond(.text(200, "ok")) }
-            let role: Role
+        if let refusal = admit(req, contentLength: req.body.count) { return respond(refusal) }
+        // HEAD is GET without the body (the transport leaves the body out).
+        var req = req
+        if req.method == "HEAD" { req.method = "GET" }
+        let parts = Array(req.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst())
+        if parts.first == "logs" { return respond(readLog(req, Array(parts.dropFirst()))) }
+        switch (req.listener, req.path) {
+        case (.api, "/healthz"): return respond(.text(200, "ok"))
+        case (.api, "/v1/events"): return appendEvents(req.body, respond: respond)
+        case (.api, "/v1/status"): return respond(.json(200, status()))
+        case (.api, "/metrics"):
+            return respond(
+                NodeResponse(
+                    status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
+                    body: Array(exposition().utf8)))
+        case (.peer(let caller), "/add-checkpoint"): return addCheckpoint(req.body, from: caller, respond: respond)
+        default: break
+        }
+        respond(viewRoute(req) ?? notFound(req))
+    }
+
+    /// What a route takes (Specs/protocol.md §3): its methods, who may call it, and its largest body.
+    struct RouteRule {
+        var methods: [String]
+        /// Only the company's app token (the API's writing route).
+        var appOnly = false
+        var maxBody = 0
+    }
+
+    /// The rule of `path` on `listener`; nil for no route.
+    static func rule(_ listener: NodeRequest.Listener, _ path: String) -> RouteRule? {
+        let read = RouteRule(methods: ["GET", "HEAD"])
+        if path.hasPrefix("/logs/") { return read }
+        switch listener {
+        case .peer:
+            return path == "/add-checkpoint" ? RouteRule(methods: ["POST"], maxBody: AddCheckpoint.maxBodySize) : nil
+        case .api:
+            switch path {
+            case "/healthz", "/v1/status", "/metrics", "/v1/permit", "/v1/compliance": return read
+            case "/v1/events": return RouteRule(methods: ["POST"], appOnly: true, maxBody: Self.maxEventsBody)
+            default:
+                let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+                if parts.count == 5 && parts[1] == "v1" && parts[2] == "subjects"
+                    && ["view", "timeline", "report"].contains(parts[4])
+                {
+                    return read
+                }
+                return parts.count == 5 && parts[1] == "v1" && parts[2] == "entries" ? read : nil
+            }
+        }
+    }
+
+    /// The largest body of `POST /v1/events`.
+    static let maxEventsBody = 16 << 20
+
+    /// Decides on a request from its head alone, before its body is read (Specs/protocol.md §3.4): who calls
+    /// (token, or the member's key on the peer listener), which route and method, and the body's size. The response
+    /// that refuses it, or nil to read its body and handle it.
+    public func admit(_ req: NodeRequest, contentLength: Int) -> NodeResponse? {
+        var role = Role.app
+        if case .api = req.listener, req.path != "/healthz" {
             switch authenticate(req.authorization) {
             case .success(let r): role = r
             case .failure(let refusal):
                 metrics.reject("unauthorized")
-                return respond(refusal.response)
-            }
-            if parts.first == "logs" { return respond(readLog(req, Array(parts.dropFirst()))) }
-            if let r = viewRoute(req) { return respond(r) }
-            switch (req.method, req.path) {
-            case ("POST", "/v1/events"):
-                guard role == .app else {
-                    metrics.reject("forbidden")
-                    return respond(.error(403, "the auditor token is read-only"))
-                }
-                return appendEvents(req.body, respond: respond)
-            case ("GET", "/v1/status"): return respond(.json(200, status()))
-            case ("GET", "/metrics"):
-                return respond(
-                    NodeResponse(
-                        status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
-                        body: Array(exposition().utf8)))
-            default:
-                return respond(notFound(req))
+                return refusal.response
             }
         }
-        // The peer listener: the caller is a member, authenticated by its key in the TLS handshake.
-        guard case .peer(let caller) = req.listener else { return }
-        if parts.first == "logs" { return respond(readLog(req, Array(parts.dropFirst()))) }
-        if req.method == "POST" && req.path == "/add-checkpoint" {
-            return addCheckpoint(req.body, from: caller, respond: respond)
+        guard let rule = Self.rule(req.listener, req.path) else { return notFound(req) }
+        guard rule.methods.contains(req.method) else {
+            metrics.reject("method-not-allowed")
+            return .error(405, "\(req.path.prefix(100)) takes \(rule.methods.joined(separator: " or "))")
+                .with(header: ("Allow", rule.methods.joined(separator: ", ")))
         }
-        respond(notFound(req))
+        if rule.appOnly && role != .app {
+            metrics.reject("forbidden")
+            return .error(403, "the auditor token is read-only")
+        }
+        guard contentLength <= rule.maxBody else {
+            metrics.reject("too-large")
+            return .error(
+                413,
+                rule.maxBody == 0
+                    ? "\(req.method) \(req.path.prefix(100)) takes no request body"
+                    : "the body is larger than the \(rule.maxBody) bytes this route takes")
+        }
+        return nil
     }
 
     enum Role { case app, auditor }
@@ -91,10 +141,6 @@ extension Node {
 
     /// `GET /logs/<org>/checkpoint`, `…/checkpoints/<N>`, `…/tile/<L>/<N>[.p/<W>]`, `…/tile/entries/<N>[.p/<W>]`.
     func readLog(_ req: NodeRequest, _ parts: [Substring]) -> NodeResponse {
-        guard req.method == "GET" || req.method == "HEAD" else {
-            metrics.reject("method-not-allowed")
-            return .error(405, "logs are read with GET").with(header: ("Allow", "GET, HEAD"))
-        }
         guard let org = parts.first, let held = logs[String(org)] else {
             metrics.reject("not-found")
             return .error(404, "this node holds no log by that name")
@@ -127,12 +173,8 @@ extension Node {
             return .error(400, "not a tlog-tiles path: tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>]")
         }
         let size = held.head.size
-        let levelShift = UInt64(8 * (t.level ?? 0))
-        // A tile exists once the tree is large enough: full when 256 hashes of its level exist, partial (of
-        // width W) when the tree has exactly that many at its level so far or more.
-        let available = size >> levelShift
-        guard t.range.upperBound <= available else {
-            return .error(404, "log \(held.org) has no \(t) yet (size \(size))")
+        guard t.exists(inTreeOf: size) else {
+            return .error(404, "log \(held.org) has no \(t) (size \(size))")
         }
         do {
             let bytes = try held.read { store throws(LedgerError) in try store.tile(t) }
@@ -302,7 +344,8 @@ extension Node {
             return (org, size, max(seen, size))
         }
         let p = workers.keys.sorted().map { ($0, workers[$0]!.snapshot.connected) }
-        return metrics.exposition(org: config.org, logs: l, peers: p, transport: transportCounters())
+        return metrics.exposition(
+            org: config.org, logs: l, peers: p, transport: transportCounters(), suppressedLogLines: log.suppressed)
     }
 }
 

@@ -28,38 +28,64 @@ extension Node {
             log.warn("add-checkpoint with a bad signature", ["peer": caller, "log": member.org, "reason": why])
             return respond(.error(403, "\(member.org): \(why)"))
         }
+        if cp.checkpoint.size == 0 && cp.checkpoint.root != Merkle.emptyRoot {
+            metrics.reject("bad-request")
+            return respond(.error(422, "a checkpoint of size 0 must have the empty tree's root"))
+        }
+        if let f = held.frozen {
+            // Said once, when the copy froze; the sender backs off on `frozen`.
+            metrics.reject("frozen")
+            return respond(
+                .error(
+                    422, "log \(member.org) is frozen here after equivocation (\(f))",
+                    [JSONMember("frozen", .bool(true))]))
+        }
+        let h = held.head
+        // A validly signed checkpoint of a size held here is checked against the tree held here, whatever else the
+        // request says: the node's own proof, never the sender's, decides whether it is a fork.
+        if cp.checkpoint.size <= h.size {
+            let conflict: Evidence?
+            do { conflict = try self.conflict(held, cp) } catch {
+                log.error("cannot read a log to check a checkpoint", ["log": held.org, "error": error.message])
+                return respond(.error(500, "log \(held.org): stored data cannot be read"))
+            }
+            if let conflict {
+                equivocation(held, conflict, source: caller)
+                return respond(
+                    .error(
+                        422, "\(member.org): this checkpoint conflicts with the history held here; evidence is kept",
+                        [JSONMember("frozen", .bool(!held.isOwn))]))
+            }
+        }
         guard req.old <= cp.checkpoint.size else {
             metrics.reject("bad-request")
             return respond(.error(400, "old size \(req.old) is above the checkpoint's size \(cp.checkpoint.size)"))
         }
-        if cp.checkpoint.size == 0 && cp.checkpoint.root != Merkle.emptyRoot {
-            return respond(.error(422, "a checkpoint of size 0 must have the empty tree's root"))
-        }
-        if let f = held.frozen {
-            return respond(.error(422, "log \(member.org) is frozen here after equivocation: \(f)"))
-        }
-        let h = held.head
         guard req.old == h.size else {
             // The sender's idea of what this node holds is out of date: tell it (tlog-witness 409).
             return respond(
                 NodeResponse(status: 409, contentType: "text/x.tlog.size", body: Array("\(h.size)\n".utf8)))
+        }
+        if cp.checkpoint.size == h.size {
+            guard req.proof.isEmpty else {
+                metrics.reject("bad-proof")
+                return respond(.error(422, "a consistency proof between equal sizes must be empty"))
+            }
+            return respond(cosignature(cp))
         }
         let oldRoot = h.checkpoint?.checkpoint.root ?? Merkle.emptyRoot
         if let why = Merkle.consistencyFailure(
             oldSize: req.old, newSize: cp.checkpoint.size, oldRoot: oldRoot, newRoot: cp.checkpoint.root,
             proof: req.proof)
         {
-            if req.old == cp.checkpoint.size, let ours = h.checkpoint {
-                equivocation(held, ours: ours, theirs: cp, source: caller, why: "two roots signed for size \(req.old)")
-                return respond(.error(422, "\(member.org): two different roots signed for size \(req.old)"))
-            }
+            // The sender's proof: not evidence of anything but a bad request. A real fork shows when the entries are
+            // pulled and checked here.
             metrics.reject("bad-proof")
             log.warn(
                 "add-checkpoint with a consistency proof that does not verify",
                 ["peer": caller, "log": member.org, "reason": why])
             return respond(.error(422, "consistency proof from \(req.old) to \(cp.checkpoint.size): \(why)"))
         }
-        if cp.checkpoint.size == h.size { return respond(cosignature(cp)) }
         if held.isOwn {
             // A history of this node's own log that it does not hold, under its own key: lost data or a stolen key.
             log.error(
@@ -99,17 +125,86 @@ extension Node {
         }
     }
 
-    /// Two validly signed checkpoints of one log that cannot both be true: both are kept as evidence, the copy
-    /// stops at what it holds, and the error is logged.
-    func equivocation(_ held: HeldLog, ours: SignedCheckpoint, theirs: SignedCheckpoint, source: String, why: String) {
+    /// A validly signed checkpoint of `held`'s log of at most the size held here, checked against the tree held
+    /// here: evidence when it is not that tree's prefix (or root), made from what this node holds; nil when they
+    /// agree.
+    func conflict(_ held: HeldLog, _ theirs: SignedCheckpoint) throws(LedgerError) -> Evidence? {
+        try held.read { store throws(LedgerError) -> Evidence? in
+            guard let ours = store.latest else { return nil }
+            let s = theirs.checkpoint.size
+            let n = ours.checkpoint.size
+            guard s <= n else { return nil }
+            let root = s == n ? ours.checkpoint.root : try store.subtreeRoot(0..<s)
+            guard root != theirs.checkpoint.root else { return nil }
+            if s == n { return Evidence(ours, theirs) }
+            return Evidence(theirs, ours, prefixRoot: root, proof: try store.consistencyProof(old: s, new: n))
+        }
+    }
+
+    /// Evidence this node made or received: checked once more, kept in the evidence folder, and the copy of that
+    /// log frozen at what it holds. The node's own log is never frozen on evidence (it stops in other ways).
+    func equivocation(_ held: HeldLog, _ evidence: Evidence, source: String) {
+        guard case .success(let proven) = evidence.verify(consortium: consortium) else {
+            log.error("evidence that does not verify was not kept", ["log": held.org, "peer": source])
+            return
+        }
+        let file: String
+        do { file = try EvidenceStore.store(evidence, org: held.org, directory: config.evidenceDirectory) } catch {
+            log.error("cannot keep equivocation evidence", ["log": held.org, "error": error.message])
+            file = "(not kept: \(error.message))"
+        }
+        metrics.reject("equivocation")
+        if held.isOwn {
+            log.error(
+                "equivocation: this node's own key signed a history this node does not hold",
+                ["log": held.org, "peer": source, "proven": proven.description, "evidence": file])
+            return
+        }
         guard held.frozen == nil else { return }
-        let file = Evidence.store(
-            directory: config.evidenceDirectory, org: held.org, ours: ours, theirs: theirs, why: why)
         held.freeze(file)
         held.cancelWaiters()
-        metrics.reject("equivocation")
         log.error(
             "equivocation: two signed checkpoints of one log disagree; the copy is frozen at what it holds",
-            ["log": held.org, "peer": source, "why": why, "evidence": file])
+            ["log": held.org, "peer": source, "proven": proven.description, "evidence": file])
+    }
+}
+
+/// Equivocation evidence kept in the evidence folder (Specs/protocol.md §4.3): one JSON file per piece, named by
+/// org, sizes and hash; read back only as evidence that verifies against the descriptor.
+enum EvidenceStore {
+    /// Keeps `evidence` (once: the same evidence has the same name); returns its path.
+    static func store(_ evidence: Evidence, org: String, directory: String) throws(LedgerError) -> String {
+        try FileHandleFD.makeDirectory(directory, mode: 0o755)
+        let path = directory + "/" + evidence.fileName(org: org)
+        if FileHandleFD.kind(of: path) == nil { try FileHandleFD.replaceAtomically(path, evidence.serialized) }
+        return path
+    }
+
+    /// Every piece of evidence in `directory` that verifies, by the org its checkpoints name, and what was found
+    /// there and not taken (with the reason). A missing folder holds nothing.
+    static func load(directory: String, consortium: Consortium) -> (
+        verified: [(org: String, path: String)], ignored: [(path: String, reason: String)]
+    ) {
+        guard FileHandleFD.kind(of: directory) != nil else { return ([], []) }
+        var verified: [(String, String)] = []
+        var ignored: [(String, String)] = []
+        let names: [String]
+        do { names = try FileHandleFD.list(directory: directory).sorted() } catch {
+            return ([], [(directory, error.message)])
+        }
+        for name in names where !name.hasSuffix(".tmp") {
+            let path = directory + "/" + name
+            do throws(LedgerError) {
+                guard let bytes = try FileHandleFD.readIfPresent(path, maxSize: Evidence.maxSize) else { continue }
+                let e = try Evidence(parsing: bytes)
+                switch e.verify(consortium: consortium) {
+                case .success(let p): verified.append((p.org, path))
+                case .failure(let f): ignored.append((path, f.message))
+                }
+            } catch {
+                ignored.append((path, error.message))
+            }
+        }
+        return (verified, ignored)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 import Testing
 
 @testable import ProvNet
@@ -17,6 +18,7 @@ import Testing
         try #require(limit.rlim_cur >= 2600, "needs 2,600 file descriptors (ulimit -n)")
         let server = try testServer {
             $0.maxConnections = 2000
+            $0.maxConnectionsPerAddress = 2000
             $0.workerThreads = 4
         }
         defer { server.shutdown() }

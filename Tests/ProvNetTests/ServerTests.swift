@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Glibc
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import ProvNet
@@ -317,7 +318,32 @@ final class HeldResponders: Sendable {
         #expect(server.counters.timeouts == 1)
     }
 
-    @Test func connectionsOverTheLimitAreClosedAtOnce() throws {
+    /// At the cap, with every connection in the middle of a request, a new one is closed at once and the others
+    /// finish their requests.
+    @Test func connectionsOverTheLimitAreClosedAtOnceWhenNoneIsIdle() throws {
+        let log = EventLog()
+        let held = HeldResponders()
+        let server = try testServer({ $0.maxConnections = 2 }, log: log, handler: held.handler)
+        defer { server.shutdown() }
+        // Two connections whose requests the handler holds: neither is idle.
+        var busy: [(RawConnection, HTTPResponder)] = []
+        for _ in 0..<2 {
+            let c = try RawConnection(port: server.port)
+            try c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            busy.append((c, try #require(held.next()).1))
+        }
+        let third = try RawConnection(port: server.port)
+        #expect(third.waitForClose())
+        #expect(log.wait(for: .overCapacity) != nil)
+        #expect(server.counters.overCapacity == 1)
+        for (c, responder) in busy {
+            responder.respond(.text(200, "done"))
+            #expect(try c.readResponse()?.status == 200)
+        }
+    }
+
+    /// At the cap, the longest-idle connection makes room for a new one: idle clients cannot keep others out.
+    @Test func atTheCapTheLongestIdleConnectionMakesRoom() throws {
         let log = EventLog()
         let server = try testServer({ $0.maxConnections = 2 }, log: log)
         defer { server.shutdown() }
@@ -329,12 +355,39 @@ final class HeldResponders: Sendable {
             open.append(c)
         }
         let third = try RawConnection(port: server.port)
-        #expect(third.waitForClose())
-        #expect(log.wait(for: .overCapacity) != nil)
+        try third.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(try third.readResponse()?.status == 200)
+        #expect(open[0].waitForClose(), "the longest idle was not closed")
+        #expect(log.wait(for: .evicted) != nil)
+        #expect(server.counters.evicted == 1 && server.counters.overCapacity == 0)
+        try open[1].send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(try open[1].readResponse()?.status == 200)
+    }
+
+    /// One address holds at most its share: past it, its own idle connections make room, and with none idle its new
+    /// connection is closed, while another address is still served.
+    @Test func oneAddressCannotHoldEveryConnection() throws {
+        let held = HeldResponders()
+        let server = try testServer(
+            {
+                $0.maxConnections = 10
+                $0.maxConnectionsPerAddress = 2
+            }, handler: held.handler)
+        defer { server.shutdown() }
+        var busy: [(RawConnection, HTTPResponder)] = []
+        for _ in 0..<2 {
+            let c = try RawConnection(port: server.port, from: "127.0.0.2")
+            try c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            busy.append((c, try #require(held.next()).1))
+        }
+        let more = try RawConnection(port: server.port, from: "127.0.0.2")
+        #expect(more.waitForClose())
         #expect(server.counters.overCapacity == 1)
-        // The open ones still work.
-        try open[0].send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-        #expect(try open[0].readResponse()?.status == 200)
+        let other = try RawConnection(port: server.port)
+        try other.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        try #require(held.next()).1.respond(.text(200, "other address"))
+        #expect(try other.readResponse()?.status == 200)
+        for (_, responder) in busy { responder.respond(.text(200, "done")) }
     }
 
     @Test func gracefulShutdownAnswersRequestsInFlight() throws {

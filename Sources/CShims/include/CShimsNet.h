@@ -35,6 +35,9 @@ int prov_accept(int fd, void *addr, unsigned int *len);
 /// SIGPIPE ignored for the whole process (a peer that closes mid-write must not kill the daemon).
 void prov_ignore_sigpipe(void);
 
+/// malloc_trim(0): gives freed heap memory back to the system (after a burst of large request bodies).
+void prov_malloc_trim(void);
+
 /// CLOCK_MONOTONIC in nanoseconds.
 uint64_t prov_monotonic_ns(void);
 

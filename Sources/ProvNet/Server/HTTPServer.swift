@@ -33,13 +33,15 @@ public final class HTTPServer: Sendable {
         -> HTTPServer
     {
         let c = configuration
-        guard c.workerThreads >= 1, c.maxConnections >= 1, c.limits.maxRequestLineBytes >= 16,
-            c.limits.maxHeaderBytes >= 1, c.limits.maxHeaderCount >= 1, c.limits.maxBodyBytes >= 0
+        guard c.workerThreads >= 1, c.maxConnections >= 1, c.maxConnectionsPerAddress >= 1,
+            c.limits.maxRequestLineBytes >= 16, c.limits.maxHeaderBytes >= 1, c.limits.maxHeaderCount >= 1,
+            c.limits.maxBodyBytes >= 0, c.maxBufferedBodyBytes >= c.limits.maxBodyBytes
         else {
             throw NetError(
                 .invalidConfiguration,
-                "server configuration: workerThreads and maxConnections must be at least 1, the request line limit at "
-                    + "least 16, header limits at least 1")
+                "server configuration: workerThreads, maxConnections and maxConnectionsPerAddress must be at least 1, "
+                    + "the request line limit at least 16, header limits at least 1, and the body budget at least "
+                    + "the largest body")
         }
         prov_ignore_sigpipe()
         let addresses = try SocketAddress.resolve(c.address)
@@ -138,6 +140,10 @@ final class ServerCounters: Sendable {
     let tooLarge = Atomic<Int>(0)
     let timeouts = Atomic<Int>(0)
     let overCapacity = Atomic<Int>(0)
+    let evicted = Atomic<Int>(0)
+    let refusedOnHead = Atomic<Int>(0)
+    let overBudget = Atomic<Int>(0)
+    let bufferedBodyBytes = Atomic<Int>(0)
 
     func snapshot() -> HTTPServerCounters {
         var s = HTTPServerCounters()
@@ -151,6 +157,10 @@ final class ServerCounters: Sendable {
         s.tooLarge = tooLarge.load(ordering: .relaxed)
         s.timeouts = timeouts.load(ordering: .relaxed)
         s.overCapacity = overCapacity.load(ordering: .relaxed)
+        s.evicted = evicted.load(ordering: .relaxed)
+        s.refusedOnHead = refusedOnHead.load(ordering: .relaxed)
+        s.overBudget = overBudget.load(ordering: .relaxed)
+        s.bufferedBodyBytes = bufferedBodyBytes.load(ordering: .relaxed)
         return s
     }
 }

@@ -49,8 +49,12 @@ public struct NetEvent: Sendable {
         case tooLarge
         /// A connection dropped for a timeout.
         case timeout
-        /// A connection closed at once because the server holds `maxConnections`.
+        /// A connection closed at once because the server (or its address) holds its connections at the cap.
         case overCapacity
+        /// An idle connection closed to make room at a connection cap.
+        case evicted
+        /// A request refused on its head (by `headCheck`, or over the body budget), its body not read.
+        case refused
         /// accept(2) failed (for example out of file descriptors); the listener pauses briefly.
         case acceptFailed
         /// A handler's response could not be sent as given (invalid header), answered 500.
@@ -89,8 +93,20 @@ public struct HTTPServerConfiguration: Sendable {
     public var timeouts = HTTPServerTimeouts()
     /// Threads that run the handler. Connections are served by one event-loop thread whatever their number.
     public var workerThreads = 4
-    /// Open connections beyond which a new connection is closed at once (and counted `overCapacity`).
+    /// Open connections at most. At the cap a new connection takes the place of the longest-idle connection of the
+    /// address that holds the most (counted `evicted`); when none is idle it is closed at once (`overCapacity`).
     public var maxConnections = 1024
+    /// Open connections of one client address at most: past it a new connection from that address takes the place
+    /// of that address's longest-idle connection, or is closed at once (`overCapacity`). One address cannot hold
+    /// the whole server.
+    public var maxConnectionsPerAddress = 256
+    /// Request bodies held in memory at once, across every connection: a request whose body would pass it is
+    /// answered 503 with `Retry-After` before its body is read.
+    public var maxBufferedBodyBytes = 64 << 20
+    /// Called on the loop thread with each request's head (the body not yet read; `body` is empty) and its
+    /// Content-Length. A response refuses the request: it is sent with `Connection: close` and the body is never
+    /// read. Must be quick: it runs on the thread that serves every connection.
+    public var headCheck: (@Sendable (HTTPRequest, Int) -> HTTPResponse?)?
     /// Receives the server's log events, on the loop or a worker thread: keep it quick.
     public var logger: (@Sendable (NetEvent) -> Void)?
 
@@ -120,8 +136,16 @@ public struct HTTPServerCounters: Sendable, Equatable {
     public var tooLarge = 0
     /// Connections dropped for a timeout (handshake, header, body, write, handler).
     public var timeouts = 0
-    /// Connections closed at accept because `maxConnections` were open.
+    /// Connections closed at accept because `maxConnections` were open, or the address's `maxConnectionsPerAddress`.
     public var overCapacity = 0
+    /// Idle connections closed to make room for a new one at a cap.
+    public var evicted = 0
+    /// Requests refused on their head (`headCheck`), their body not read.
+    public var refusedOnHead = 0
+    /// Requests answered 503 because their body would pass `maxBufferedBodyBytes`.
+    public var overBudget = 0
+    /// Request body bytes held in memory now.
+    public var bufferedBodyBytes = 0
 
     public init() {}
 }

@@ -32,6 +32,11 @@ final class ServerConnection {
     private var writingHandlerResponse = false
     private var peerKey: Ed25519PublicKey?
     private var lingerBytes = 0
+    /// Body bytes of the current request reserved from the server's budget, given back once it is answered.
+    private var reservedBody = 0
+    /// Since when the connection has been waiting for a request that has not started (or for its TLS handshake);
+    /// nil while a request is in progress. Idle connections are the first to go at a connection cap.
+    private(set) var idleSince: Instant? = .now
 
     /// Bytes discarded after a closing response before the socket is closed, and for how long (so the client reads
     /// the response instead of a reset).
@@ -155,6 +160,7 @@ final class ServerConnection {
         head = nil
         requestStarted = false
         let now = Instant.now
+        idleSince = input.isEmpty ? now : nil
         if firstRequest {
             // The first request's head must arrive within the header timeout of the connection being ready: this
             // also drops a client that connects and sends nothing.
@@ -172,6 +178,7 @@ final class ServerConnection {
         if state == .readingHead {
             if !requestStarted && parser.hasStarted(input.count) {
                 requestStarted = true
+                idleSince = nil
                 if !firstRequest { setDeadline(Instant.now + timeouts.header) }
             }
             let parsed = input.withUnsafeBytes { parser.parseHeadResult($0) }
@@ -182,6 +189,12 @@ final class ServerConnection {
             guard let (h, length) = found else { return false }
             head = h
             headLength = length
+            idleSince = nil
+            // Nothing of the body is read before the request is admitted: a refused one is answered and closed.
+            if let refusal = admit(h) {
+                refuse(refusal, head: h)
+                return true
+            }
             state = .readingBody
             setDeadline(Instant.now + timeouts.body)
             if h.expectsContinue && input.count < length + h.contentLength {
@@ -192,6 +205,50 @@ final class ServerConnection {
         guard let h = head, input.count >= headLength + h.contentLength else { return false }
         dispatch(h)
         return true
+    }
+
+    /// The server's check of the head (token, route, size), then the body budget; the response that refuses the
+    /// request, or nil when its body may be read.
+    private func admit(_ h: HTTPRequestHead) -> HTTPResponse? {
+        if let check = loop.configuration.headCheck {
+            let request = HTTPRequest(
+                method: h.method, target: h.target, path: h.path, query: h.query, headers: h.headers, body: [],
+                remoteAddress: remote, peerKey: peerKey)
+            if let r = check(request, h.contentLength) {
+                loop.counters.refusedOnHead.increment()
+                loop.log(.info, .refused, "refused a request on its head with \(r.status)", remote: remote)
+                return r
+            }
+        }
+        guard loop.reserveBody(h.contentLength) else {
+            loop.counters.overBudget.increment()
+            loop.log(
+                .warning, .refused,
+                "refused a request with 503: its body would pass the budget of \(loop.configuration.maxBufferedBodyBytes) "
+                    + "bytes held at once", remote: remote)
+            var r = HTTPResponse.text(503, "the server holds too many request bodies now: retry shortly\n")
+            r.headers.set("Retry-After", "1")
+            return r
+        }
+        reservedBody = h.contentLength
+        return nil
+    }
+
+    /// Answers a request refused on its head and closes: its body, if any, is never read (what the client sends
+    /// meanwhile is discarded, within the linger's bounds).
+    private func refuse(_ response: HTTPResponse, head h: HTTPRequestHead) {
+        let bytes =
+            response.serialized(headRequest: h.method == "HEAD", close: true, date: HTTPDate.now)
+            ?? HTTPResponse.text(500, "internal error\n").serialized(
+                headRequest: false, close: true, date: HTTPDate.now)
+            ?? []
+        startWriting(bytes, close: true, fromHandler: false)
+        want(PROV_EPOLL_OUT)
+    }
+
+    private func releaseBody() {
+        loop.releaseBody(reservedBody)
+        reservedBody = 0
     }
 
     /// The interim 100 (RFC 9110 §10.1.1), written at once: a fresh connection's socket buffer takes 25 bytes.
@@ -230,6 +287,7 @@ final class ServerConnection {
     /// A response from the handler (through the loop's inbox).
     func deliver(_ bytes: [UInt8], close: Bool) {
         guard state == .handling else { return }  // timed out meanwhile: the 503 went instead
+        releaseBody()
         startWriting(bytes, close: close || loop.stopping.load(ordering: .relaxed), fromHandler: true)
         drive()
     }
@@ -297,6 +355,7 @@ final class ServerConnection {
             drive()
         case .handling:
             countTimeout("the handler did not answer within \(timeouts.handler)")
+            releaseBody()
             respondAndClose(HTTPResponse.text(503, "the server did not answer in time\n"))
             drive()
         case .writing:
@@ -417,6 +476,7 @@ final class ServerConnection {
 
     func close() {
         guard state != .closed else { return }
+        releaseBody()
         state = .closed
         loop.remove(self)
     }

@@ -32,6 +32,11 @@ final class ServerLoop: @unchecked Sendable {
     private static let listenToken: UInt64 = 1
 
     private var connections: [UInt64: ServerConnection] = [:]
+    /// Open connections per client address (the host, without the port).
+    private var perAddress: [String: Int] = [:]
+    /// Request body bytes reserved by connections now, and the most since memory was last given back.
+    private var bodyBytes = 0
+    private var bodyPeak = 0
     private var nextID: UInt64 = 2
     private var listenerPausedUntil: Instant?
     private var listenerOpen = true
@@ -179,13 +184,9 @@ final class ServerLoop: @unchecked Sendable {
                 return
             case .success(let (fd, remote)?):
                 counters.accepted.increment()
-                if connections.count >= configuration.maxConnections {
+                guard makeRoom(for: remote) else {
+                    counters.overCapacity.increment()  // before the close a client may be waiting for
                     Glibc.close(fd)
-                    counters.overCapacity.increment()
-                    log(
-                        .warning, .overCapacity,
-                        "closed a new connection: \(configuration.maxConnections) connections are open",
-                        remote: remote)
                     continue
                 }
                 Sockets.setNoDelay(fd)
@@ -206,6 +207,7 @@ final class ServerLoop: @unchecked Sendable {
                     continue
                 }
                 connections[id] = c
+                perAddress[remote.host, default: 0] += 1
                 counters.open.increment()
                 c.start()
             case .failure(let error):
@@ -218,6 +220,81 @@ final class ServerLoop: @unchecked Sendable {
         }
     }
 
+    /// Whether a connection from `remote` may be accepted: under both caps, or once an idle connection made room
+    /// (Specs/transport.md §Connections). Logs why not.
+    private func makeRoom(for remote: SocketAddress) -> Bool {
+        let c = configuration
+        if perAddress[remote.host, default: 0] >= c.maxConnectionsPerAddress {
+            guard let victim = longestIdle(of: remote.host) else {
+                log(
+                    .warning, .overCapacity,
+                    "closed a new connection: its address holds \(c.maxConnectionsPerAddress) connections, none idle",
+                    remote: remote)
+                return false
+            }
+            evict(victim)
+        }
+        if connections.count >= c.maxConnections {
+            // The address that holds the most gives up its longest-idle connection (one pass over the connections).
+            var victim: ServerConnection?
+            var held = -1
+            for conn in connections.values {
+                guard let since = conn.idleSince else { continue }
+                let n = perAddress[conn.remote.host] ?? 0
+                if n > held || (n == held && since < victim!.idleSince!) {
+                    victim = conn
+                    held = n
+                }
+            }
+            guard let victim else {
+                log(
+                    .warning, .overCapacity,
+                    "closed a new connection: \(c.maxConnections) connections are open, none idle",
+                    remote: remote)
+                return false
+            }
+            evict(victim)
+        }
+        return true
+    }
+
+    private func longestIdle(of host: String) -> ServerConnection? {
+        var best: ServerConnection?
+        for conn in connections.values where conn.remote.host == host {
+            guard let since = conn.idleSince else { continue }
+            if best == nil || since < best!.idleSince! { best = conn }
+        }
+        return best
+    }
+
+    private func evict(_ c: ServerConnection) {
+        counters.evicted.increment()
+        log(.info, .evicted, "closed an idle connection to make room for a new one", remote: c.remote)
+        c.close()
+    }
+
+    /// Reserves `bytes` of the body budget for a request about to be read; false when that would pass the budget.
+    func reserveBody(_ bytes: Int) -> Bool {
+        guard bytes > 0 else { return true }
+        guard bodyBytes + bytes <= configuration.maxBufferedBodyBytes else { return false }
+        bodyBytes += bytes
+        bodyPeak = max(bodyPeak, bodyBytes)
+        counters.bufferedBodyBytes.store(bodyBytes, ordering: .relaxed)
+        return true
+    }
+
+    /// Gives back a reservation. When nothing is held any more after a burst of large bodies, the freed memory goes
+    /// back to the system (glibc keeps it otherwise).
+    func releaseBody(_ bytes: Int) {
+        guard bytes > 0 else { return }
+        bodyBytes -= bytes
+        counters.bufferedBodyBytes.store(bodyBytes, ordering: .relaxed)
+        if bodyBytes == 0 && bodyPeak >= 4 << 20 {
+            bodyPeak = 0
+            prov_malloc_trim()
+        }
+    }
+
     /// Changes the events a connection is polled for.
     func setInterest(_ c: ServerConnection, _ events: UInt32) {
         _ = prov_epoll_ctl(epfd, 3, c.fd, events, c.id)
@@ -227,7 +304,11 @@ final class ServerLoop: @unchecked Sendable {
     func remove(_ c: ServerConnection) {
         _ = prov_epoll_ctl(epfd, 2, c.fd, 0, c.id)
         Glibc.close(c.fd)
-        if connections.removeValue(forKey: c.id) != nil { counters.open.decrement() }
+        if connections.removeValue(forKey: c.id) != nil {
+            counters.open.decrement()
+            let left = (perAddress[c.remote.host] ?? 1) - 1
+            perAddress[c.remote.host] = left > 0 ? left : nil
+        }
     }
 
     private func beginShutdown() {
