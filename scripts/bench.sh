@@ -24,11 +24,16 @@ $prov bench replicate --entries "$((n / 10))" --runs 1
 $prov bench propagate --rate 10000 --seconds 10 --runs "$runs"
 $prov bench api --seconds 5 --runs "$runs"
 $prov bench query --entries "$n" --subjects "$((n / 10))" --runs "$runs"
-echo "## SQLite baseline (shared/bench/baseline_sqlite.py), $runs runs"
-for _ in $(seq "$runs"); do python3 ../shared/bench/baseline_sqlite.py "$n"; done
-echo "## PostgreSQL 15 baseline (shared/bench/baseline_postgres.py), $runs runs"
-if python3 -c 'import psycopg2' 2>/dev/null || pip install -q psycopg2-binary >/dev/null 2>&1; then
-    for _ in $(seq "$runs"); do python3 ../shared/bench/baseline_postgres.py "$n"; done
+echo "## SQLite baseline (scripts/baselines/sqlite_audit_table.py), $runs runs"
+python3 -c 'import cryptography' 2>/dev/null || pip install -q cryptography >/dev/null 2>&1 || true
+for _ in $(seq "$runs"); do python3 scripts/baselines/sqlite_audit_table.py "$n"; done
+echo "## PostgreSQL 15 baseline (scripts/baselines/postgres_audit_table.py), $runs runs"
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ] && [ "$(id -u)" -eq 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null 2>&1 || true
+fi
+if [ -x /usr/lib/postgresql/15/bin/initdb ] \
+    && { python3 -c 'import psycopg2' 2>/dev/null || pip install -q psycopg2-binary >/dev/null 2>&1; }; then
+    for _ in $(seq "$runs"); do python3 scripts/baselines/postgres_audit_table.py "$n"; done
 else
-    echo "psycopg2 is not installed and could not be: skipped"
+    echo "PostgreSQL 15 or psycopg2 is not installed and could not be: skipped"
 fi
