@@ -307,7 +307,9 @@ extension Prov {
 
     /// A receipt file's bytes (`-`: standard input), or why there are none, said without its path (the result line
     /// starts with it) and without any of its bytes when it is not text.
-    static func readReceipt(_ path: String) -> Result<[UInt8], LedgerError> {
+    static func readReceipt(_ path: String, what: String = "a receipt", file: String = "a receipt file") -> Result<
+        [UInt8], LedgerError
+    > {
         let bytes: [UInt8]
         if path == "-" {
             bytes = Array(FileHandle.standardInput.readDataToEndOfFile())
@@ -316,15 +318,76 @@ extension Prov {
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
                 return .failure(LedgerError(.io, "no such file"))
             }
-            guard !isDirectory.boolValue else { return .failure(LedgerError(.io, "a directory, not a receipt file")) }
+            guard !isDirectory.boolValue else { return .failure(LedgerError(.io, "a directory, not \(file)")) }
             guard let d = FileManager.default.contents(atPath: path) else {
                 return .failure(LedgerError(.io, "cannot be read (permissions?)"))
             }
             bytes = Array(d)
         }
-        if let why = FileKind.misplaced(bytes, expected: "a receipt") {
+        if let why = FileKind.misplaced(bytes, expected: what) {
             return .failure(LedgerError(.io, (path == "-" ? "the input " : "the file ") + why))
         }
         return .success(bytes)
+    }
+}
+
+extension Prov {
+    static let verifyEvidenceCommand = Command(
+        "verify-evidence",
+        purpose: "Check equivocation evidence offline against the consortium's keys: two checkpoints signed by one "
+            + "company's key that cannot both be true.",
+        options: [.value("consortium", "FILE", "the consortium descriptor", required: true), .json],
+        operands: [Operand("EVIDENCE", "an evidence file (a node keeps them in its evidence folder; - reads one from standard input)")],
+        exitCodes: [
+            ExitCode(0, "proven: the company signed two histories of its log"),
+            ExitCode(1, "not proven: the file parses, but what it shows is not a conflict the descriptor's keys signed"),
+            ExitCode(2, "unreadable: the file cannot be read or is not evidence (Specs/protocol.md §4.3)"),
+        ],
+        examples: ["prov verify-evidence --consortium consortium.json evidence/brand.6-8.3fa1c2d4e5b60718.json"],
+        notes: [
+            "Evidence holds both signed checkpoints and, when their sizes differ, the larger tree's root at the smaller "
+                + "size with a consistency proof to the larger root: anyone checks it with the descriptor alone."
+        ], run: verifyEvidence)
+
+    static func verifyEvidence(_ args: Arguments) throws -> Int32 {
+        guard args.positionals.count == 1, let path = args.positionals.first else {
+            throw UsageError("give one EVIDENCE file")
+        }
+        let consortium = try Consortium.load(try args.required("consortium"))
+        let bytes: [UInt8]
+        switch readReceipt(path, what: "evidence", file: "an evidence file") {
+        case .success(let b): bytes = b
+        case .failure(let e): throw LedgerError(.io, "\(path): \(e.message)")
+        }
+        let evidence: Evidence
+        do { evidence = try Evidence(parsing: bytes) } catch { throw LedgerError(.io, "\(path): \(error.message)") }
+        let verdict = evidence.verify(consortium: consortium)
+        let sizes = [evidence.first.checkpoint.size, evidence.second.checkpoint.size]
+        if args.flag("json") {
+            var fields = [
+                JSONMember("file", .string(path)), JSONMember("log", .string(evidence.log)),
+                JSONMember("sizes", .array(sizes.map { .number(String($0)) })),
+            ]
+            switch verdict {
+            case .success(let p):
+                fields += [
+                    JSONMember("status", .string("proven")), JSONMember("org", .string(p.org)),
+                    JSONMember("proven", .string(p.description)), JSONMember("failure", .null),
+                ]
+            case .failure(let e):
+                fields += [
+                    JSONMember("status", .string("not-proven")), JSONMember("org", .null),
+                    JSONMember("proven", .null), JSONMember("failure", .string(e.message)),
+                ]
+            }
+            outJSON(fields)
+        } else {
+            switch verdict {
+            case .success(let p): out("\(path): PROVEN: \(p.description)")
+            case .failure(let e): out("\(path): NOT PROVEN: \(e.message)")
+            }
+        }
+        if case .success = verdict { return 0 }
+        return 1
     }
 }

@@ -38,6 +38,24 @@ public final class Node: @unchecked Sendable {
     }
     private let counters = Mutex<@Sendable () -> [String: UInt64]>({ [:] })
     let stopping = Atomic<Bool>(false)
+    /// Every piece of evidence held, by file name (Specs/protocol.md §4.3): checked when it came or when read back.
+    let keptEvidence = Mutex<[String: KeptEvidence]>([:])
+    /// Why the own log takes no more entries, when it must not: this node's key signed a history this node does
+    /// not hold (Specs/protocol.md §5.5). Nothing is appended, and no heads entry either, until an operator acts.
+    private let stoppedWriting = Mutex<String?>(nil)
+
+    /// Nil while the own log takes entries; otherwise why it does not.
+    public var writingStopped: String? { stoppedWriting.withLock { $0 } }
+
+    /// Stops appending to the own log, for `reason` (the first reason stays).
+    func stopWriting(_ reason: String) {
+        let first = stoppedWriting.withLock { current -> Bool in
+            guard current == nil else { return false }
+            current = reason
+            return true
+        }
+        if first { log.error("the own log takes no more entries", ["reason": reason]) }
+    }
 
     /// Opens every log (creating the copies' folders), ready to `start`. Fails with a clear message on a bad
     /// descriptor, key, linking key, or a data directory another process holds.
@@ -80,12 +98,15 @@ public final class Node: @unchecked Sendable {
         // Evidence kept earlier counts only as what it proves, checked again against the descriptor; the org comes
         // from its verified checkpoints, never from a file name.
         let kept = EvidenceStore.load(directory: config.evidenceDirectory, consortium: consortium)
-        for (org, path) in kept.verified {
+        for (path, k) in kept.verified {
+            let org = k.org
             guard let held = logs[org] else { continue }
+            keptEvidence.withLock { $0[k.evidence.fileName(org: org)] = k }
             if held.isOwn {
-                log.error(
-                    "evidence kept here shows this node's own key signed a history it does not hold", ["evidence": path]
-                )
+                stopWriting(
+                    "evidence kept here (\(path)) shows this node's key signed another history of its log: appending "
+                        + "is stopped until an operator acts (Nodes/README.md, 'When a node's key signed another "
+                        + "history')")
             } else {
                 held.freeze(path)
                 log.error("log frozen by equivocation evidence kept earlier", ["log": org, "evidence": path])
@@ -101,6 +122,8 @@ public final class Node: @unchecked Sendable {
     public func start() {
         writer.start()
         for w in workers.values { w.start() }
+        // Evidence kept earlier goes to every peer again: a peer that missed it (down, new) learns it now.
+        for name in keptEvidence.withLock({ Array($0.keys) }) { gossip(name) }
         log.info(
             "node started",
             ["org": config.org, "logs": "\(logs.count)", "peers": workers.keys.sorted().joined(separator: ",")])

@@ -34,9 +34,9 @@ import Testing
         return out
     }
 
-    /// Responses that need a broken disk or a stopping node; the writer's failure path is tested elsewhere
-    /// (LogStoreTests, DiskFullTests).
-    static let notProvoked: Set<String> = ["POST /v1/events 503"]
+    /// Responses that need a broken disk or a stopping node (the writer's failure path is tested in LogStoreTests,
+    /// DiskFullTests and EvidenceTests), or a real equivocation (EvidenceTests fetches evidence that way).
+    static let notProvoked: Set<String> = ["POST /v1/events 503", "GET /v1/evidence/{name} 200"]
 
     @Test func everyDocumentedRouteAnswersAsDocumented() throws {
         let c = try ProvdCluster(orgs: ["brand", "retail"])
@@ -76,6 +76,10 @@ import Testing
             "GET /v1/status 200": { try call("GET", "/v1/status", token: auditor) },
             "GET /v1/status 401": { try call("GET", "/v1/status", token: "not-a-token-of-this-node") },
             "GET /metrics 200": { try call("GET", "/metrics", token: auditor) },
+            "GET /v1/evidence 200": { try call("GET", "/v1/evidence", token: auditor) },
+            "GET /v1/evidence 401": { try call("GET", "/v1/evidence", token: nil) },
+            "GET /v1/evidence/{name} 401": { try call("GET", "/v1/evidence/brand.1-1.0.json", token: nil) },
+            "GET /v1/evidence/{name} 404": { try call("GET", "/v1/evidence/brand.1-1.0.json", token: auditor) },
             "GET /metrics 401": { try call("GET", "/metrics", token: nil) },
             "GET /v1/subjects/{subject}/view 200": { try call("GET", "/v1/subjects/\(subject)/view", token: auditor) },
             "GET /v1/subjects/{subject}/view 400": {

@@ -69,6 +69,11 @@ final class EventWriter: @unchecked Sendable {
             respond(.failed("the node is stopping"))
             return
         }
+        if let why = node?.writingStopped {
+            cond.unlock()
+            respond(.failed(why))
+            return
+        }
         queue.append(Submission(items: items, respond: respond, queued: .now()))
         cond.signal()
         cond.unlock()
@@ -117,13 +122,17 @@ final class EventWriter: @unchecked Sendable {
                 n += s.items.count
             }
             cond.unlock()
+            if let why = node?.writingStopped {
+                for s in batch { s.respond(.failed(why)) }
+                continue
+            }
             commit(batch)
         }
     }
 
     /// A heads-only entry when other logs moved past what the own log cited (Specs/protocol.md §5.4).
     private func writeHeads() {
-        guard let node else { return }
+        guard let node, node.writingStopped == nil else { return }
         let own = node.own
         var group = own.beginGroup(now: Ingestor.now())
         let (deps, citedHLC) = node.heads { group.cited($0) }

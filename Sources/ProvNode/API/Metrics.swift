@@ -36,7 +36,8 @@ final class Metrics: Sendable {
     /// The exposition text. `logs` gives per log (org) its size and the newest size seen signed anywhere.
     func exposition(
         org: String, logs: [(org: String, size: UInt64, seen: UInt64)], peers: [(org: String, connected: Bool)],
-        transport: [String: UInt64], suppressedLogLines: [String: UInt64] = [:]
+        transport: [String: UInt64], suppressedLogLines: [String: UInt64] = [:], evidence: [String: UInt64] = [:],
+        writing: Bool = true
     ) -> String {
         var s = ""
         func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, String)]) {
@@ -89,6 +90,13 @@ final class Metrics: Sendable {
             "prov_log_lines_suppressed_total", "counter",
             "Log lines not written because more of their kind came within the interval (a summary line says so).",
             suppressedLogLines.sorted { $0.key < $1.key }.map { ("{kind=\"\(Self.label($0.key))\"}", "\($0.value)") })
+        metric(
+            "prov_equivocation_evidence", "gauge",
+            "Pieces of equivocation evidence held against each log (checked; Specs/protocol.md §4.3).",
+            logs.map { ("{log=\"\($0.org)\"}", "\(evidence[$0.org] ?? 0)") })
+        metric(
+            "prov_own_log_writing", "gauge", "1 while the own log takes entries, 0 once appending was stopped.",
+            [("", writing ? "1" : "0")])
         _ = org
         return s
     }

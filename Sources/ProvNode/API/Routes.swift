@@ -26,7 +26,12 @@ extension Node {
                     status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
                     body: Array(exposition().utf8)))
         case (.peer(let caller), "/add-checkpoint"): return addCheckpoint(req.body, from: caller, respond: respond)
+        case (.peer(let caller), "/evidence"): return respond(receiveEvidence(req.body, from: caller))
+        case (.api, "/v1/evidence"): return respond(.json(200, evidenceList()))
         default: break
+        }
+        if case .api = req.listener, req.path.hasPrefix("/v1/evidence/") {
+            return respond(evidenceFile(String(req.path.dropFirst("/v1/evidence/".count))))
         }
         respond(viewRoute(req) ?? notFound(req))
     }
@@ -45,10 +50,14 @@ extension Node {
         if path.hasPrefix("/logs/") { return read }
         switch listener {
         case .peer:
-            return path == "/add-checkpoint" ? RouteRule(methods: ["POST"], maxBody: AddCheckpoint.maxBodySize) : nil
+            switch path {
+            case "/add-checkpoint": return RouteRule(methods: ["POST"], maxBody: AddCheckpoint.maxBodySize)
+            case "/evidence": return RouteRule(methods: ["POST"], maxBody: Evidence.maxSize)
+            default: return nil
+            }
         case .api:
             switch path {
-            case "/healthz", "/v1/status", "/metrics", "/v1/permit", "/v1/compliance": return read
+            case "/healthz", "/v1/status", "/metrics", "/v1/permit", "/v1/compliance", "/v1/evidence": return read
             case "/v1/events": return RouteRule(methods: ["POST"], appOnly: true, maxBody: Self.maxEventsBody)
             default:
                 let parts = path.split(separator: "/", omittingEmptySubsequences: false)
@@ -57,6 +66,7 @@ extension Node {
                 {
                     return read
                 }
+                if parts.count == 4 && parts[1] == "v1" && parts[2] == "evidence" { return read }
                 return parts.count == 5 && parts[1] == "v1" && parts[2] == "entries" ? read : nil
             }
         }
@@ -334,6 +344,8 @@ extension Node {
         return .object([
             JSONMember("org", .string(config.org)), JSONMember("consortium", .string(consortium.name)),
             JSONMember("logs", .object(logMembers)), JSONMember("peers", .array(peers)),
+            JSONMember("evidence", evidenceList()["evidence"] ?? .array([])),
+            JSONMember("writingStopped", writingStopped.map { .string($0) } ?? .null),
         ])
     }
 
@@ -344,8 +356,11 @@ extension Node {
             return (org, size, max(seen, size))
         }
         let p = workers.keys.sorted().map { ($0, workers[$0]!.snapshot.connected) }
+        var evidence: [String: UInt64] = [:]
+        for k in keptEvidence.withLock({ Array($0.values) }) { evidence[k.org, default: 0] += 1 }
         return metrics.exposition(
-            org: config.org, logs: l, peers: p, transport: transportCounters(), suppressedLogLines: log.suppressed)
+            org: config.org, logs: l, peers: p, transport: transportCounters(), suppressedLogLines: log.suppressed,
+            evidence: evidence, writing: writingStopped == nil)
     }
 }
 

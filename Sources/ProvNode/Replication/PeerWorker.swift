@@ -20,6 +20,8 @@ final class PeerWorker: @unchecked Sendable {
     private let cond = NSCondition()
     private var address: String
     private var pushWanted = Set<String>()
+    /// Evidence (by name) to pass on to this peer.
+    private var evidenceWanted = Set<String>()
     private var pullWanted: [String: SignedCheckpoint?] = [:]
     private var seen: [String: UInt64] = [:]
     private var knownSize: [String: UInt64] = [:]
@@ -114,6 +116,14 @@ final class PeerWorker: @unchecked Sendable {
         cond.unlock()
     }
 
+    /// Pass evidence `name` on to this peer (Specs/protocol.md §4.4).
+    func wantEvidence(_ name: String) {
+        cond.lock()
+        evidenceWanted.insert(name)
+        cond.broadcast()
+        cond.unlock()
+    }
+
     func wantPush(_ log: String) {
         cond.lock()
         pushWanted.insert(log)
@@ -180,14 +190,33 @@ final class PeerWorker: @unchecked Sendable {
         var generation = -1
         while true {
             cond.lock()
-            while pushWanted.isEmpty && !stopping { cond.wait() }
+            while pushWanted.isEmpty && evidenceWanted.isEmpty && !stopping { cond.wait() }
             if stopping {
                 cond.unlock()
                 return
             }
             let logs = pushWanted
             pushWanted.removeAll()
+            let evidence = evidenceWanted
+            evidenceWanted.removeAll()
             cond.unlock()
+            var unsent: [String] = []
+            for name in evidence.sorted() {
+                guard let bytes = node.evidenceBytes(name) else { continue }
+                let l = link(\.pushLink, generation: &generation)
+                do {
+                    let r = try l.request("POST", "/evidence", body: bytes, contentType: "application/json")
+                    mark(connected: true)
+                    if r.status != 200 {
+                        node.log.warn(
+                            "peer did not take evidence", ["peer": org, "status": "\(r.status)", "reason": Self.reason(r.body)])
+                    }
+                } catch {
+                    mark(connected: false, failure: error)
+                    l.close()
+                    unsent.append(name)
+                }
+            }
             var retry: [String] = []
             for log in logs.sorted() {
                 let l = link(\.pushLink, generation: &generation)
@@ -200,10 +229,11 @@ final class PeerWorker: @unchecked Sendable {
                     retry.append(log)
                 }
             }
-            if !retry.isEmpty {
+            if !retry.isEmpty || !unsent.isEmpty {
                 // Try those again later (the peer is down or busy): a pause, unless stopping.
                 cond.lock()
                 for log in retry { pushWanted.insert(log) }
+                for name in unsent { evidenceWanted.insert(name) }
                 _ = cond.wait(until: Date().addingTimeInterval(0.5))
                 cond.unlock()
             }

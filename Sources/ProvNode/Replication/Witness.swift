@@ -148,16 +148,24 @@ extension Node {
             log.error("evidence that does not verify was not kept", ["log": held.org, "peer": source])
             return
         }
+        let name = evidence.fileName(org: held.org)
         let file: String
         do { file = try EvidenceStore.store(evidence, org: held.org, directory: config.evidenceDirectory) } catch {
             log.error("cannot keep equivocation evidence", ["log": held.org, "error": error.message])
             file = "(not kept: \(error.message))"
         }
+        guard keptEvidence.withLock({ $0.updateValue(.init(org: held.org, proven: proven, evidence: evidence), forKey: name) }) == nil
+        else { return }  // held already: said and passed on when it came first
+        gossip(name, except: source)
         metrics.reject("equivocation")
         if held.isOwn {
             log.error(
                 "equivocation: this node's own key signed a history this node does not hold",
                 ["log": held.org, "peer": source, "proven": proven.description, "evidence": file])
+            stopWriting(
+                "this node's key signed another history of its log (\(proven.description); evidence \(file)): "
+                    + "appending is stopped until an operator acts (Nodes/README.md, 'When a node's key signed "
+                    + "another history')")
             return
         }
         guard held.frozen == nil else { return }
@@ -183,10 +191,10 @@ enum EvidenceStore {
     /// Every piece of evidence in `directory` that verifies, by the org its checkpoints name, and what was found
     /// there and not taken (with the reason). A missing folder holds nothing.
     static func load(directory: String, consortium: Consortium) -> (
-        verified: [(org: String, path: String)], ignored: [(path: String, reason: String)]
+        verified: [(path: String, kept: Node.KeptEvidence)], ignored: [(path: String, reason: String)]
     ) {
         guard FileHandleFD.kind(of: directory) != nil else { return ([], []) }
-        var verified: [(String, String)] = []
+        var verified: [(String, Node.KeptEvidence)] = []
         var ignored: [(String, String)] = []
         let names: [String]
         do { names = try FileHandleFD.list(directory: directory).sorted() } catch {
@@ -198,7 +206,7 @@ enum EvidenceStore {
                 guard let bytes = try FileHandleFD.readIfPresent(path, maxSize: Evidence.maxSize) else { continue }
                 let e = try Evidence(parsing: bytes)
                 switch e.verify(consortium: consortium) {
-                case .success(let p): verified.append((p.org, path))
+                case .success(let p): verified.append((path, Node.KeptEvidence(org: p.org, proven: p, evidence: e)))
                 case .failure(let f): ignored.append((path, f.message))
                 }
             } catch {
@@ -206,5 +214,73 @@ enum EvidenceStore {
             }
         }
         return (verified, ignored)
+    }
+}
+
+// MARK: Evidence that travels (Specs/protocol.md §4.4)
+
+extension Node {
+    /// A piece of evidence this node holds, checked.
+    struct KeptEvidence: Sendable {
+        var org: String
+        var proven: Evidence.Proven
+        var evidence: Evidence
+    }
+
+    /// `POST /evidence` on the peer listener: a member passes on evidence it holds. It is checked here against the
+    /// descriptor before anything is done with it; proven evidence is kept, acted on and passed on.
+    func receiveEvidence(_ body: [UInt8], from caller: String) -> NodeResponse {
+        let evidence: Evidence
+        do { evidence = try Evidence(parsing: body) } catch {
+            metrics.reject("bad-request")
+            return .error(400, error.message)
+        }
+        let proven: Evidence.Proven
+        switch evidence.verify(consortium: consortium) {
+        case .success(let p): proven = p
+        case .failure(let e):
+            metrics.reject("bad-evidence")
+            log.warn("a peer sent evidence that proves nothing; nothing was done", ["peer": caller, "reason": e.message])
+            return .error(422, e.message)
+        }
+        guard let held = logs[proven.org] else { return .error(404, "this node holds no log by that name") }
+        let known = keptEvidence.withLock { $0[evidence.fileName(org: held.org)] != nil }
+        if !known { equivocation(held, evidence, source: caller) }
+        return .json(200, .object([JSONMember("proven", .string(proven.description)), JSONMember("new", .bool(!known))]))
+    }
+
+    /// Tells every peer but `source` of evidence `name`.
+    func gossip(_ name: String, except source: String? = nil) {
+        for (org, w) in workers where org != source { w.wantEvidence(name) }
+    }
+
+    /// The evidence held, for pushes: its bytes by name.
+    func evidenceBytes(_ name: String) -> [UInt8]? { keptEvidence.withLock { $0[name]?.evidence.serialized } }
+
+    /// `GET /v1/evidence`: every piece of evidence held here, proven.
+    func evidenceList() -> JSONValue {
+        let kept = keptEvidence.withLock { $0 }
+        return .object([
+            JSONMember(
+                "evidence",
+                .array(
+                    kept.keys.sorted().map { name in
+                        let k = kept[name]!
+                        return .object([
+                            JSONMember("name", .string(name)), JSONMember("log", .string(k.org)),
+                            JSONMember("sizes", .array([k.proven.firstSize, k.proven.secondSize].map { .number(String($0)) })),
+                            JSONMember("proven", .string(k.proven.description)),
+                        ])
+                    }))
+        ])
+    }
+
+    /// `GET /v1/evidence/<name>`: one piece, as kept (anyone checks it with `prov verify-evidence`).
+    func evidenceFile(_ name: String) -> NodeResponse {
+        guard let bytes = evidenceBytes(name) else {
+            metrics.reject("not-found")
+            return .error(404, "no evidence of that name here")
+        }
+        return NodeResponse(status: 200, contentType: "application/json", body: bytes)
     }
 }
