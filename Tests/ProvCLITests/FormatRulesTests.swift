@@ -367,4 +367,54 @@ import Testing
         try Data(raw).write(to: URL(fileURLWithPath: original.path))
         expectFailure(try c.verify(), "brand seq 7: unknown record type 0x1f at byte \(offset)")
     }
+
+    /// Damage that reaches the end of the last segment is a torn tail whatever it is, a record of an unknown type
+    /// included (its length is read from the same header bytes); stopping short of the end, it is a failure.
+    @Test func aLastRecordOfUnknownTypeThatReachesTheEndIsATornTail() throws {
+        let c = try CLIConsortium()
+        defer { c.remove() }
+        #expect(try c.append(Events.lines(3)).status == 0)
+        let path = c.data + "/brand/segments/" + SegmentFormat.segmentName(firstSeq: 0)
+        let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        let record: [UInt8] = [0x07, 0, 0, 0, 4, 0, 0, 0, 0, 1, 2, 3, 4]
+        try Data(original + record).write(to: URL(fileURLWithPath: path))
+        var r = try c.verify()
+        #expect(r.status == 0, "\(r.stdout)")
+        #expect(
+            r.stderr.contains(
+                "brand: torn tail at byte \(original.count) of 00000000000000000000.seg (unknown record type 0x7): "
+                    + "0 entries after the last checkpoint, never acknowledged; the writer cuts it on open"),
+            "\(r.stderr)")
+        // Announcing more than is left counts the same; one byte after its end does not.
+        try Data(original + record.prefix(11)).write(to: URL(fileURLWithPath: path))
+        r = try c.verify()
+        #expect(r.status == 0 && r.stderr.contains("(unknown record type 0x7)"), "\(r.stdout) \(r.stderr)")
+        try Data(original + record + [0]).write(to: URL(fileURLWithPath: path))
+        expectFailure(
+            try c.verify(),
+            "brand seq 3: unknown record type 0x7 at byte \(original.count) of segment 00000000000000000000.seg: the "
+                + "file was modified or damaged")
+        // The writer cuts a torn tail and goes on.
+        try Data(original + record).write(to: URL(fileURLWithPath: path))
+        #expect(try c.append(Events.lines(1, from: 3)).status == 0)
+        r = try c.verify()
+        #expect(r.status == 0 && !r.stderr.contains("warn"), "\(r.stderr)")
+    }
+
+    /// A folder's name is checked before anything in it is opened: a folder of no member fails whatever is in its
+    /// place. `LOCK` is checked for what it is but never opened, so one that cannot be opened changes nothing.
+    @Test func theFolderNameComesFirstAndLOCKIsNeverOpened() throws {
+        let c = try CLIConsortium()
+        defer { c.remove() }
+        #expect(try c.append(Events.lines(2)).status == 0)
+        try FileManager.default.createSymbolicLink(atPath: c.data + "/mallory", withDestinationPath: c.data + "/brand")
+        let r = try c.verify()
+        expectFailure(r, "folder 'mallory' is not the log of any member of consortium acme")
+        #expect(!r.stdout.contains("NOT VERIFIED"), "\(r.stdout)")
+        try FileManager.default.removeItem(atPath: c.data + "/mallory")
+        #expect(chmod(c.data + "/brand/LOCK", 0) == 0)
+        let locked = try c.verify()
+        #expect(locked.status == 0 && locked.stdout.contains("brand: OK: 2 entries"), "\(locked.stdout)")
+        #expect(chmod(c.data + "/brand/LOCK", 0o644) == 0)
+    }
 }
