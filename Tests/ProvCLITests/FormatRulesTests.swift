@@ -417,4 +417,86 @@ import Testing
         #expect(locked.status == 0 && locked.stdout.contains("brand: OK: 2 entries"), "\(locked.stdout)")
         #expect(chmod(c.data + "/brand/LOCK", 0o644) == 0)
     }
+
+    /// A node keeps its own checkpoint with the cosignatures peers returned in `cosigned` (§10.11). With the
+    /// descriptor, `prov receipt` proves an entry that checkpoint covers against it, keeping the member's signature
+    /// and the cosignatures of other members that verify, and nothing else of the file.
+    @Test func receiptsCarryTheCosignaturesOfTheCosignedFileThatVerify() throws {
+        let c = try CLIConsortium(orgs: ["brand", "care", "retail"])
+        defer { c.remove() }
+        #expect(try c.append(Events.lines(4)).status == 0)
+        let stored = try SignedCheckpoint(parsing: try prov(["checkpoint", "--dir", c.data, "--org", "brand"]).stdout)
+        let text = stored.checkpoint.text
+        let brand = try SigningKeyFile.read(c.key("brand"))
+        let care = try SigningKeyFile.read(c.key("care"))
+        let retail = try SigningKeyFile.read(c.key("retail"))
+        let stranger = try NoteSigner(
+            name: "acme/care", privateKey: try Ed25519PrivateKey(seed: [UInt8](repeating: 7, count: 32)))
+        let time: UInt64 = 1_795_521_600
+        let good = try retail.cosign(checkpointText: text, time: time)
+        var broken = try care.cosign(checkpointText: text, time: time)
+        broken.signature[20] ^= 1
+        var file = stored
+        file.note.signatures += [
+            broken, try stranger.cosign(checkpointText: text, time: time), good,
+            try brand.cosign(checkpointText: text, time: time), try retail.sign(text: text),
+        ]
+        let path = c.data + "/brand/cosigned"
+        try file.serialized.write(toFile: path, atomically: true, encoding: .utf8)
+        func receipt(_ seq: Int, _ extra: [String] = ["--consortium", c.consortium]) throws -> (Receipt, Run) {
+            let r = try prov(["receipt", "--dir", c.data, "--org", "brand", "--seq", "\(seq)"] + extra)
+            #expect(r.status == 0, "\(r.stderr)")
+            return (try Receipt(parsing: r.stdout), r)
+        }
+
+        let (cosigned, run) = try receipt(2)
+        #expect(cosigned.checkpoint.note.signatures == [stored.note.signatures[0], good])
+        #expect(
+            run.stderr.contains(
+                "\(path): 4 signature lines left out of the receipt: only brand's signature and the cosignatures of "
+                    + "other members that verify against the descriptor's keys are kept"), "\(run.stderr)")
+        let receiptPath = c.dir.path + "/r.tlog-proof"
+        try cosigned.serialized.write(toFile: receiptPath, atomically: true, encoding: .utf8)
+        let checked = try prov(["verify-receipt", "--consortium", c.consortium, receiptPath])
+        #expect(checked.status == 0, "\(checked.stdout)")
+        #expect(checked.stdout.contains("is signed by brand and cosigned by retail\n"), "\(checked.stdout)")
+        let json = try JSON.parse(
+            try prov([
+                "receipt", "--dir", c.data, "--org", "brand", "--seq", "2", "--consortium", c.consortium, "--json",
+            ])
+            .stdout)
+        #expect(
+            json["cosignedBy"] == .array([.string("retail")]) && json["receipt"]?.stringValue == cosigned.serialized)
+
+        // Without the descriptor nothing of the file can be checked: the latest checkpoint, as stored.
+        let (plain, plainRun) = try receipt(2, [])
+        #expect(plain.checkpoint == stored)
+        #expect(
+            plainRun.stderr.contains("\(path) holds cosignatures, which are checked against the members' keys only"))
+
+        // Once the log moved on: entries the file covers are proved against it, the others against the latest.
+        #expect(try c.append(Events.lines(2, from: 4)).status == 0)
+        #expect(try receipt(3).0.checkpoint.note.signatures == [stored.note.signatures[0], good])
+        let (latest, latestRun) = try receipt(5)
+        #expect(latest.checkpoint.checkpoint.size == 6 && latest.checkpoint.note.signatures.count == 1)
+        #expect(!latestRun.stderr.contains(path), "\(latestRun.stderr)")
+
+        // A checkpoint the member signed that is not this log's history is not used, cosigned or not.
+        let fork = try SignedCheckpoint.sign(
+            Checkpoint(origin: "acme/brand", size: 4, root: SHA256Digest.zero), with: brand)
+        var forked = fork
+        forked.note.signatures.append(try retail.cosign(checkpointText: fork.checkpoint.text, time: time))
+        try forked.serialized.write(toFile: path, atomically: true, encoding: .utf8)
+        let (notUsed, notUsedRun) = try receipt(2)
+        #expect(notUsed.checkpoint.checkpoint.size == 6 && notUsed.checkpoint.note.signatures.count == 1)
+        #expect(
+            notUsedRun.stderr.contains(
+                "\(path) has another root than this log at size 4: not used; the receipt is against the latest "
+                    + "checkpoint"), "\(notUsedRun.stderr)")
+        // Nor bytes that are no checkpoint, which no message shows.
+        try Data("PRIVATE+KEY+acme/brand+00000000+secret\n".utf8).write(to: URL(fileURLWithPath: path))
+        let (_, junk) = try receipt(2)
+        #expect(junk.stderr.contains("\(path) is not a signed checkpoint: not used"), "\(junk.stderr)")
+        #expect(!junk.stderr.contains("secret"))
+    }
 }
