@@ -50,12 +50,21 @@ extension Prov {
         options: [
             .value("dir", "DATADIR", "the data directory", required: true),
             .value("org", "ORG", "the org whose log holds the entry", required: true),
-            .value("seq", "N", "the entry's sequence number (0 is the first)", required: true), .json,
+            .value("seq", "N", "the entry's sequence number (0 is the first)", required: true),
+            .value(
+                "consortium", "FILE",
+                "the consortium descriptor, to check the cosignatures a node keeps beside its own log (the file "
+                    + "cosigned) against its members' keys"),
+            .json,
         ],
-        examples: ["prov receipt --dir data --org brand --seq 5 > fact.tlog-proof"],
+        examples: ["prov receipt --dir data --org brand --seq 5 --consortium consortium.json > fact.tlog-proof"],
         notes: [
-            "The proof is against the latest stored checkpoint. Anyone with the consortium descriptor checks the "
-                + "receipt offline: prov verify-receipt --consortium FILE RECEIPT."
+            "The proof is against the latest stored checkpoint. A node's own log folder also holds cosigned, a "
+                + "checkpoint of the log with the cosignatures of other members: with --consortium, when that "
+                + "checkpoint is signed by the log's company, belongs to this log's history and covers the entry, "
+                + "the proof is against it instead, carrying each cosignature that verifies against the "
+                + "descriptor's keys and no other line (Specs/format.md §10.11). Anyone with the consortium "
+                + "descriptor checks the receipt offline: prov verify-receipt --consortium FILE RECEIPT."
         ], run: receipt)
 
     static func receipt(_ args: Arguments) throws -> Int32 {
@@ -63,8 +72,14 @@ extension Prov {
         guard let seq = UInt64(text) else {
             throw UsageError("--seq must be a non-negative integer, got '\(text.prefix(40))'")
         }
+        let consortium = try args.optional("consortium").map { try Consortium.load($0) }
         let store = try openReader(args)
-        let receipt = try store.receipt(seq)
+        var receipt = try store.receipt(seq)
+        var cosigners: [String] = []
+        if let (cosigned, orgs) = try cosignedReceipt(store, seq, consortium) {
+            receipt = cosigned
+            cosigners = orgs
+        }
         if args.flag("json") {
             let entry = try Entry.decode(receipt.entry)
             outJSON(
@@ -72,12 +87,89 @@ extension Prov {
                     JSONMember("org", .string(store.org)), JSONMember("seq", .number(String(seq))),
                     JSONMember("leafHash", .string(Merkle.leafHash(receipt.entry).hex)),
                 ] + checkpointJSON(receipt.checkpoint.checkpoint) + [
+                    JSONMember("cosignedBy", .array(cosigners.map { .string($0) })),
                     JSONMember("entry", entry.json), JSONMember("receipt", .string(receipt.serialized)),
                 ])
         } else {
             write(1, receipt.serialized)
         }
         return 0
+    }
+
+    /// The receipt for entry `seq` against the checkpoint of the log folder's `cosigned` file, with the cosigners
+    /// whose lines it keeps; nil when the file is absent or cannot serve (Specs/format.md §10.11). Nothing of the
+    /// file is trusted: the checkpoint must be signed by the log's member and lead from the stored entry to its
+    /// root, and of its other lines only the cosignatures of other members that verify against the descriptor's
+    /// keys are kept. Warnings name the file, never its bytes.
+    static func cosignedReceipt(_ store: LogStore, _ seq: UInt64, _ consortium: Consortium?) throws -> (
+        Receipt, [String]
+    )? {
+        if let consortium, consortium.member(origin: store.origin) == nil {
+            throw LedgerError(
+                .config, "the log \(store.origin) is not a log of consortium \(consortium.name) (--consortium)")
+        }
+        let path = store.directory + "/cosigned"
+        let bytes: [UInt8]?
+        do { bytes = try FileHandleFD.readIfPresent(path, maxSize: SignedNote.maxSize) } catch {
+            log("warn", "\(error.message); the receipt is against the latest checkpoint, without cosignatures")
+            return nil
+        }
+        guard let bytes else { return nil }
+        guard let consortium, let member = consortium.member(origin: store.origin) else {
+            log(
+                "warn",
+                "\(path) holds cosignatures, which are checked against the members' keys only with --consortium "
+                    + "FILE: the receipt is against the latest checkpoint, without them")
+            return nil
+        }
+        func unused(_ why: String) -> (Receipt, [String])? {
+            log("warn", "\(path) \(why): not used; the receipt is against the latest checkpoint")
+            return nil
+        }
+        guard let text = String(validating: bytes, as: UTF8.self), let cp = try? SignedCheckpoint(parsing: text)
+        else { return unused("is not a signed checkpoint") }
+        let size = cp.checkpoint.size
+        guard cp.checkpoint.origin == store.origin else { return unused("is a checkpoint of another log") }
+        guard seq < size else { return nil }
+        guard size <= store.size else {
+            return unused("covers \(Phrase.count(size, "entry", "entries")), more than the log holds")
+        }
+        guard let signature = cp.note.verifiedSignature(by: member.key) else {
+            return unused("carries no valid signature by \(member.org)")
+        }
+        let entry = try store.entryBytes(seq)
+        let proof = try store.inclusionProof(index: seq, size: size)
+        if Merkle.inclusionFailure(
+            leaf: Merkle.leafHash(entry), index: seq, size: size, proof: proof, root: cp.checkpoint.root) != nil
+        {
+            return unused("has another root than this log at size \(size)")
+        }
+        var kept = [signature]
+        var cosigners: [String] = []
+        for m in consortium.members where m.org != member.org {
+            guard let s = cp.note.verifiedSignature(by: m.key.asCosigner) else { continue }
+            kept.append(s)
+            cosigners.append(m.org)
+        }
+        guard !cosigners.isEmpty else {
+            return unused("holds no cosignature by another member that verifies against the descriptor's keys")
+        }
+        let dropped = cp.note.signatures.count - kept.count
+        if dropped > 0 {
+            log(
+                "warn",
+                "\(path): \(Phrase.count(dropped, "signature line")) left out of the receipt: only \(member.org)'s "
+                    + "signature and the cosignatures of other members that verify against the descriptor's keys "
+                    + "are kept")
+        }
+        var note = cp.note
+        note.signatures = kept
+        return (
+            Receipt(
+                entry: entry, index: seq, proof: proof,
+                checkpoint: SignedCheckpoint(checkpoint: cp.checkpoint, note: note)),
+            cosigners
+        )
     }
 
     /// Opens a log read-only; its origin comes from the stored checkpoint.

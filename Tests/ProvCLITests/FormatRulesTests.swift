@@ -367,4 +367,136 @@ import Testing
         try Data(raw).write(to: URL(fileURLWithPath: original.path))
         expectFailure(try c.verify(), "brand seq 7: unknown record type 0x1f at byte \(offset)")
     }
+
+    /// Damage that reaches the end of the last segment is a torn tail whatever it is, a record of an unknown type
+    /// included (its length is read from the same header bytes); stopping short of the end, it is a failure.
+    @Test func aLastRecordOfUnknownTypeThatReachesTheEndIsATornTail() throws {
+        let c = try CLIConsortium()
+        defer { c.remove() }
+        #expect(try c.append(Events.lines(3)).status == 0)
+        let path = c.data + "/brand/segments/" + SegmentFormat.segmentName(firstSeq: 0)
+        let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        let record: [UInt8] = [0x07, 0, 0, 0, 4, 0, 0, 0, 0, 1, 2, 3, 4]
+        try Data(original + record).write(to: URL(fileURLWithPath: path))
+        var r = try c.verify()
+        #expect(r.status == 0, "\(r.stdout)")
+        #expect(
+            r.stderr.contains(
+                "brand: torn tail at byte \(original.count) of 00000000000000000000.seg (unknown record type 0x7): "
+                    + "0 entries after the last checkpoint, never acknowledged; the writer cuts it on open"),
+            "\(r.stderr)")
+        // Announcing more than is left counts the same; one byte after its end does not.
+        try Data(original + record.prefix(11)).write(to: URL(fileURLWithPath: path))
+        r = try c.verify()
+        #expect(r.status == 0 && r.stderr.contains("(unknown record type 0x7)"), "\(r.stdout) \(r.stderr)")
+        try Data(original + record + [0]).write(to: URL(fileURLWithPath: path))
+        expectFailure(
+            try c.verify(),
+            "brand seq 3: unknown record type 0x7 at byte \(original.count) of segment 00000000000000000000.seg: the "
+                + "file was modified or damaged")
+        // The writer cuts a torn tail and goes on.
+        try Data(original + record).write(to: URL(fileURLWithPath: path))
+        #expect(try c.append(Events.lines(1, from: 3)).status == 0)
+        r = try c.verify()
+        #expect(r.status == 0 && !r.stderr.contains("warn"), "\(r.stderr)")
+    }
+
+    /// A folder's name is checked before anything in it is opened: a folder of no member fails whatever is in its
+    /// place. `LOCK` is checked for what it is but never opened, so one that cannot be opened changes nothing.
+    @Test func theFolderNameComesFirstAndLOCKIsNeverOpened() throws {
+        let c = try CLIConsortium()
+        defer { c.remove() }
+        #expect(try c.append(Events.lines(2)).status == 0)
+        try FileManager.default.createSymbolicLink(atPath: c.data + "/mallory", withDestinationPath: c.data + "/brand")
+        let r = try c.verify()
+        expectFailure(r, "folder 'mallory' is not the log of any member of consortium acme")
+        #expect(!r.stdout.contains("NOT VERIFIED"), "\(r.stdout)")
+        try FileManager.default.removeItem(atPath: c.data + "/mallory")
+        #expect(chmod(c.data + "/brand/LOCK", 0) == 0)
+        let locked = try c.verify()
+        #expect(locked.status == 0 && locked.stdout.contains("brand: OK: 2 entries"), "\(locked.stdout)")
+        #expect(chmod(c.data + "/brand/LOCK", 0o644) == 0)
+    }
+
+    /// A node keeps its own checkpoint with the cosignatures peers returned in `cosigned` (§10.11). With the
+    /// descriptor, `prov receipt` proves an entry that checkpoint covers against it, keeping the member's signature
+    /// and the cosignatures of other members that verify, and nothing else of the file.
+    @Test func receiptsCarryTheCosignaturesOfTheCosignedFileThatVerify() throws {
+        let c = try CLIConsortium(orgs: ["brand", "care", "retail"])
+        defer { c.remove() }
+        #expect(try c.append(Events.lines(4)).status == 0)
+        let stored = try SignedCheckpoint(parsing: try prov(["checkpoint", "--dir", c.data, "--org", "brand"]).stdout)
+        let text = stored.checkpoint.text
+        let brand = try SigningKeyFile.read(c.key("brand"))
+        let care = try SigningKeyFile.read(c.key("care"))
+        let retail = try SigningKeyFile.read(c.key("retail"))
+        let stranger = try NoteSigner(
+            name: "acme/care", privateKey: try Ed25519PrivateKey(seed: [UInt8](repeating: 7, count: 32)))
+        let time: UInt64 = 1_795_521_600
+        let good = try retail.cosign(checkpointText: text, time: time)
+        var broken = try care.cosign(checkpointText: text, time: time)
+        broken.signature[20] ^= 1
+        var file = stored
+        file.note.signatures += [
+            broken, try stranger.cosign(checkpointText: text, time: time), good,
+            try brand.cosign(checkpointText: text, time: time), try retail.sign(text: text),
+        ]
+        let path = c.data + "/brand/cosigned"
+        try file.serialized.write(toFile: path, atomically: true, encoding: .utf8)
+        func receipt(_ seq: Int, _ extra: [String] = ["--consortium", c.consortium]) throws -> (Receipt, Run) {
+            let r = try prov(["receipt", "--dir", c.data, "--org", "brand", "--seq", "\(seq)"] + extra)
+            #expect(r.status == 0, "\(r.stderr)")
+            return (try Receipt(parsing: r.stdout), r)
+        }
+
+        let (cosigned, run) = try receipt(2)
+        #expect(cosigned.checkpoint.note.signatures == [stored.note.signatures[0], good])
+        #expect(
+            run.stderr.contains(
+                "\(path): 4 signature lines left out of the receipt: only brand's signature and the cosignatures of "
+                    + "other members that verify against the descriptor's keys are kept"), "\(run.stderr)")
+        let receiptPath = c.dir.path + "/r.tlog-proof"
+        try cosigned.serialized.write(toFile: receiptPath, atomically: true, encoding: .utf8)
+        let checked = try prov(["verify-receipt", "--consortium", c.consortium, receiptPath])
+        #expect(checked.status == 0, "\(checked.stdout)")
+        #expect(checked.stdout.contains("is signed by brand and cosigned by retail\n"), "\(checked.stdout)")
+        let json = try JSON.parse(
+            try prov([
+                "receipt", "--dir", c.data, "--org", "brand", "--seq", "2", "--consortium", c.consortium, "--json",
+            ])
+            .stdout)
+        #expect(
+            json["cosignedBy"] == .array([.string("retail")]) && json["receipt"]?.stringValue == cosigned.serialized)
+
+        // Without the descriptor nothing of the file can be checked: the latest checkpoint, as stored.
+        let (plain, plainRun) = try receipt(2, [])
+        #expect(plain.checkpoint == stored)
+        #expect(
+            plainRun.stderr.contains("\(path) holds cosignatures, which are checked against the members' keys only"))
+
+        // Once the log moved on: entries the file covers are proved against it, the others against the latest.
+        #expect(try c.append(Events.lines(2, from: 4)).status == 0)
+        #expect(try receipt(3).0.checkpoint.note.signatures == [stored.note.signatures[0], good])
+        let (latest, latestRun) = try receipt(5)
+        #expect(latest.checkpoint.checkpoint.size == 6 && latest.checkpoint.note.signatures.count == 1)
+        #expect(!latestRun.stderr.contains(path), "\(latestRun.stderr)")
+
+        // A checkpoint the member signed that is not this log's history is not used, cosigned or not.
+        let fork = try SignedCheckpoint.sign(
+            Checkpoint(origin: "acme/brand", size: 4, root: SHA256Digest.zero), with: brand)
+        var forked = fork
+        forked.note.signatures.append(try retail.cosign(checkpointText: fork.checkpoint.text, time: time))
+        try forked.serialized.write(toFile: path, atomically: true, encoding: .utf8)
+        let (notUsed, notUsedRun) = try receipt(2)
+        #expect(notUsed.checkpoint.checkpoint.size == 6 && notUsed.checkpoint.note.signatures.count == 1)
+        #expect(
+            notUsedRun.stderr.contains(
+                "\(path) has another root than this log at size 4: not used; the receipt is against the latest "
+                    + "checkpoint"), "\(notUsedRun.stderr)")
+        // Nor bytes that are no checkpoint, which no message shows.
+        try Data("PRIVATE+KEY+acme/brand+00000000+secret\n".utf8).write(to: URL(fileURLWithPath: path))
+        let (_, junk) = try receipt(2)
+        #expect(junk.stderr.contains("\(path) is not a signed checkpoint: not used"), "\(junk.stderr)")
+        #expect(!junk.stderr.contains("secret"))
+    }
 }

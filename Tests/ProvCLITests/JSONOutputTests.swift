@@ -71,7 +71,10 @@ import Testing
         let receipt = try prov(["receipt", "--dir", c.data, "--org", "brand", "--seq", "3"]).stdout
         let r = try object(try prov(["receipt", "--dir", c.data, "--org", "brand", "--seq", "3", "--json"]))
         #expect(
-            keys(r) == ["org", "seq", "leafHash", "origin", "size", "root", "rootHex", "entry", "receipt"])
+            keys(r) == [
+                "org", "seq", "leafHash", "origin", "size", "root", "rootHex", "cosignedBy", "entry", "receipt",
+            ])
+        #expect(r["cosignedBy"] == .array([]))
         let parsed = try Receipt(parsing: receipt)
         #expect(r["receipt"]?.stringValue == receipt)
         #expect(r["seq"]?.int64Value == 3 && r["leafHash"]?.stringValue == Merkle.leafHash(parsed.entry).hex)

@@ -62,6 +62,14 @@ import Testing
         let view = try Self.get(restarted.api, brand.token, "/v1/subjects/\(Self.subject)/view")
         #expect(view["digest"]?.stringValue == o.digests["brand"])
 
+        // A receipt made offline from the node's data directory carries the cosignatures the node keeps there.
+        let made = try prov([
+            "receipt", "--dir", dir.path + "/consortium/brand/data", "--org", "brand", "--seq", "0", "--consortium",
+            dir.path + "/consortium/consortium.json", "--json",
+        ])
+        let cosigners = try JSON.parse(made.stdout)["cosignedBy"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(Set(cosigners) == ["retail", "care"], "\(made.stdout) \(made.stderr)")
+
         // The same view, computed offline from a copy of a node's data directory.
         let copy = dir.appendingPathComponent("copy").path
         try FileManager.default.copyItem(atPath: dir.path + "/consortium/retail/data", toPath: copy)
