@@ -97,8 +97,10 @@ public final class Node: @unchecked Sendable {
         writer.node = self
         // Evidence kept earlier counts only as what it proves, checked again against the descriptor; the org comes
         // from its verified checkpoints, never from a file name.
-        let kept = EvidenceStore.load(directory: config.evidenceDirectory, consortium: consortium)
-        for (path, k) in kept.verified {
+        let kept = EvidenceFolder.read(dataDirectory: config.dataDirectory, consortium: consortium)
+        for piece in kept.proven {
+            let k = KeptEvidence(org: piece.proven.org, proven: piece.proven, evidence: piece.evidence)
+            let path = piece.path
             let org = k.org
             guard let held = logs[org] else { continue }
             keptEvidence.withLock { $0[k.evidence.fileName(org: org)] = k }

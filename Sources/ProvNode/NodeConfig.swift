@@ -30,8 +30,9 @@ public struct NodeConfig: Sendable {
     public var syncIntervalMs: Int
     /// How long a client may take to complete the TLS handshake, a request's head, or its body.
     public var requestTimeoutMs: Int
-    /// Where equivocation evidence is kept.
-    public var evidenceDirectory: String
+    /// Where equivocation evidence is kept: the data directory's `evidence` folder (Specs/format.md §10.12), where
+    /// `prov verify` finds it too.
+    public var evidenceDirectory: String { EvidenceFolder.path(in: dataDirectory) }
     /// Connections each listener keeps open at most, and at most from one client address (Specs/transport.md).
     public var maxConnections: Int
     public var maxConnectionsPerAddress: Int
@@ -42,7 +43,7 @@ public struct NodeConfig: Sendable {
 
     static let fields: Set<String> = [
         "org", "consortium", "key", "linkKey", "data", "peer", "api", "token", "auditorToken", "peers",
-        "peerAddresses", "apiTLS", "headsIntervalMs", "syncIntervalMs", "requestTimeoutMs", "evidence",
+        "peerAddresses", "apiTLS", "headsIntervalMs", "syncIntervalMs", "requestTimeoutMs",
         "view", "maxConnections", "maxConnectionsPerAddress", "bodyBudgetBytes",
     ]
 
@@ -135,51 +136,12 @@ public struct NodeConfig: Sendable {
         headsIntervalMs = try integer("headsIntervalMs", 1000, 10...3_600_000)
         syncIntervalMs = try integer("syncIntervalMs", 2000, 50...3_600_000)
         requestTimeoutMs = try integer("requestTimeoutMs", 10_000, 100...600_000)
-        evidenceDirectory = json["evidence"] == nil ? base + "/evidence" : try file("evidence")
-        // `prov verify` audits every folder of a data directory as a log, and the evidence folder is read file by
-        // file as evidence: neither may hold the other (Specs/protocol.md §2.2).
-        let field = "evidence folder \(evidenceDirectory)" + (json["evidence"] == nil ? " (the default)" : "")
-        if Self.isWithin(evidenceDirectory, dataDirectory) {
-            throw bad(
-                field,
-                "is the data directory \(dataDirectory) or inside it, where prov verify would audit it as a log: "
-                    + "set evidence to a folder outside it")
-        }
-        if Self.isWithin(dataDirectory, evidenceDirectory) {
-            throw bad(
-                field,
-                "holds the data directory \(dataDirectory), and every file of it is read as evidence: set evidence "
-                    + "to a folder of its own")
-        }
         maxConnections = try integer("maxConnections", 1024, 2...65_536)
         maxConnectionsPerAddress = try integer("maxConnectionsPerAddress", 256, 1...65_536)
         guard maxConnectionsPerAddress <= maxConnections else {
             throw bad("maxConnectionsPerAddress", "must not be above maxConnections (\(maxConnections))")
         }
         bodyBudgetBytes = try integer("bodyBudgetBytes", 64 << 20, (16 << 20)...(1 << 34))
-    }
-
-    /// Whether `path` is `folder` or lies inside it, after `.`, `..` and the symbolic links that exist are resolved.
-    static func isWithin(_ path: String, _ folder: String) -> Bool {
-        canonical(path).hasPrefix(canonical(folder))
-    }
-
-    /// `path` without `.` and `..`, its longest existing part resolved by `realpath` (links followed), ending in `/`.
-    static func canonical(_ path: String) -> String {
-        var head = URL(fileURLWithPath: path).standardizedFileURL.path
-        var tail: [Substring] = []
-        while head != "/" {
-            if let resolved = realpath(head, nil) {
-                head = String(cString: resolved)
-                free(resolved)
-                break
-            }
-            guard let slash = head.lastIndex(of: "/") else { break }
-            tail.insert(head[head.index(after: slash)...], at: 0)
-            head = slash == head.startIndex ? "/" : String(head[..<slash])
-        }
-        let joined = ([head == "/" ? "" : head] + tail.map(String.init)).joined(separator: "/")
-        return joined + "/"
     }
 
     /// `host:port` with a port 0…65535; nil otherwise.

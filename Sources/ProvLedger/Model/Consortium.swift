@@ -45,6 +45,11 @@ public struct Consortium: Sendable {
             guard Vocabulary.isOrgID(m.org) else {
                 throw LedgerError(.config, "org id '\(m.org)' must be 1-32 of a-z 0-9 - (starting alphanumeric)")
             }
+            guard m.org != EvidenceFolder.name else {
+                throw LedgerError(
+                    .config,
+                    "org id '\(m.org)' is reserved: a data directory keeps equivocation evidence in a folder of that name")
+            }
             guard seen.insert(m.org).inserted else { throw LedgerError(.config, "org '\(m.org)' is listed twice") }
             guard (1...128).contains(m.name.utf8.count),
                 !m.name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })

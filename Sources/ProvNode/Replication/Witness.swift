@@ -150,7 +150,7 @@ extension Node {
         }
         let name = evidence.fileName(org: held.org)
         let file: String
-        do { file = try EvidenceStore.store(evidence, org: held.org, directory: config.evidenceDirectory) } catch {
+        do { file = try EvidenceFolder.store(evidence, org: held.org, dataDirectory: config.dataDirectory) } catch {
             log.error("cannot keep equivocation evidence", ["log": held.org, "error": error.message])
             file = "(not kept: \(error.message))"
         }
@@ -174,46 +174,6 @@ extension Node {
         log.error(
             "equivocation: two signed checkpoints of one log disagree; the copy is frozen at what it holds",
             ["log": held.org, "peer": source, "proven": proven.description, "evidence": file])
-    }
-}
-
-/// Equivocation evidence kept in the evidence folder (Specs/protocol.md §4.3): one JSON file per piece, named by
-/// org, sizes and hash; read back only as evidence that verifies against the descriptor.
-enum EvidenceStore {
-    /// Keeps `evidence` (once: the same evidence has the same name); returns its path.
-    static func store(_ evidence: Evidence, org: String, directory: String) throws(LedgerError) -> String {
-        try FileHandleFD.makeDirectory(directory, mode: 0o755)
-        let path = directory + "/" + evidence.fileName(org: org)
-        if FileHandleFD.kind(of: path) == nil { try FileHandleFD.replaceAtomically(path, evidence.serialized) }
-        return path
-    }
-
-    /// Every piece of evidence in `directory` that verifies, by the org its checkpoints name, and what was found
-    /// there and not taken (with the reason). A missing folder holds nothing.
-    static func load(directory: String, consortium: Consortium) -> (
-        verified: [(path: String, kept: Node.KeptEvidence)], ignored: [(path: String, reason: String)]
-    ) {
-        guard FileHandleFD.kind(of: directory) != nil else { return ([], []) }
-        var verified: [(String, Node.KeptEvidence)] = []
-        var ignored: [(String, String)] = []
-        let names: [String]
-        do { names = try FileHandleFD.list(directory: directory).sorted() } catch {
-            return ([], [(directory, error.message)])
-        }
-        for name in names where !name.hasSuffix(".tmp") {
-            let path = directory + "/" + name
-            do throws(LedgerError) {
-                guard let bytes = try FileHandleFD.readIfPresent(path, maxSize: Evidence.maxSize) else { continue }
-                let e = try Evidence(parsing: bytes)
-                switch e.verify(consortium: consortium) {
-                case .success(let p): verified.append((path, Node.KeptEvidence(org: p.org, proven: p, evidence: e)))
-                case .failure(let f): ignored.append((path, f.message))
-                }
-            } catch {
-                ignored.append((path, error.message))
-            }
-        }
-        return (verified, ignored)
     }
 }
 
