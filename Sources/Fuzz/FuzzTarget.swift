@@ -7,8 +7,9 @@ import ProvView
 let fuzzConsortium = try! Vectors.consortium()
 let fuzzContext = AuditContext(consortium: fuzzConsortium, org: "brand")
 
-/// One fuzz input through every decoder that reads untrusted bytes, and the HTTP parsers (FuzzHTTP.swift). Whatever a decoder accepts must re-encode to
-/// the same bytes (one byte form per value), and nothing may crash.
+/// One fuzz input through every decoder that reads untrusted bytes, the HTTP parsers (FuzzHTTP.swift) and a node's
+/// routes (FuzzNode.swift). Whatever a decoder accepts must re-encode to the same bytes (one byte form per value), and
+/// nothing may crash.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data, size > 0 else { return 0 }
@@ -54,6 +55,8 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     }
     if let t = TileAddress(path: text), t.description != text { fatalError("a tile path has two forms") }
     fuzzHTTP(bytes)
+    // The same input as one request to a running node (FuzzNode.swift).
+    fuzzNode(bytes)
     return 0
 }
 
