@@ -17,7 +17,8 @@ public enum Prov {
     package static let commands: [Command] =
         [
             keygenCommand, keyShowCommand, consortiumInitCommand, appendCommand, checkpointCommand, receiptCommand,
-            verifyCommand, verifyReceiptCommand, verifyEvidenceCommand, viewCommand, permitCommand, timelineCommand, complianceCommand,
+            verifyCommand, verifyReceiptCommand, verifyEvidenceCommand, viewCommand, permitCommand, timelineCommand,
+            complianceCommand,
             reportCommand, verifyReportCommand, nodesInitCommand, demoCommand,
         ] + Bench.commands + [vectorsCommand, versionCommand]
 

@@ -337,10 +337,15 @@ extension Prov {
         purpose: "Check equivocation evidence offline against the consortium's keys: two checkpoints signed by one "
             + "company's key that cannot both be true.",
         options: [.value("consortium", "FILE", "the consortium descriptor", required: true), .json],
-        operands: [Operand("EVIDENCE", "an evidence file (a node keeps them in its evidence folder; - reads one from standard input)")],
+        operands: [
+            Operand(
+                "EVIDENCE",
+                "an evidence file (a node keeps them in its evidence folder; - reads one from standard input)")
+        ],
         exitCodes: [
             ExitCode(0, "proven: the company signed two histories of its log"),
-            ExitCode(1, "not proven: the file parses, but what it shows is not a conflict the descriptor's keys signed"),
+            ExitCode(
+                1, "not proven: the file parses, but what it shows is not a conflict the descriptor's keys signed"),
             ExitCode(2, "unreadable: the file cannot be read or is not evidence (Specs/protocol.md §4.3)"),
         ],
         examples: ["prov verify-evidence --consortium consortium.json evidence/brand.6-8.3fa1c2d4e5b60718.json"],

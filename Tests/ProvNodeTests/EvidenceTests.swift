@@ -31,7 +31,8 @@ import Testing
     }
 
     static func status(_ c: ProvdCluster, _ org: String) throws -> JSONValue {
-        try JSON.parse(try c.client(org).get("/v1/status", headers: ["Authorization": "Bearer \(try c.token(org))"]).body)
+        try JSON.parse(
+            try c.client(org).get("/v1/status", headers: ["Authorization": "Bearer \(try c.token(org))"]).body)
     }
 
     /// Waits (bounded) until `condition` holds, re-checking whenever a node logs a line.
@@ -63,14 +64,16 @@ import Testing
         // Every node ends up holding it, checked: the copies freeze, brand's own node stops appending.
         for org in ["retail", "care"] {
             #expect(
-                try Self.eventually(c) { try HostileInputTests.frozen(c, at: org) == ["brand"] }, "\(org) did not freeze")
+                try Self.eventually(c) { try HostileInputTests.frozen(c, at: org) == ["brand"] },
+                "\(org) did not freeze")
         }
         #expect(try Self.eventually(c) { try Self.status(c, "brand")["writingStopped"]?.stringValue != nil })
         let refused = try c.post("brand", Ev.batch(1, org: "brand", from: 60))
         #expect(refused.status == 503, "\(String(decoding: refused.body, as: UTF8.self))")
         #expect(String(decoding: refused.body, as: UTF8.self).contains("signed another history"))
         let metrics = String(
-            decoding: try c.client("care").get("/metrics", headers: ["Authorization": "Bearer \(try c.token("care"))"]).body,
+            decoding: try c.client("care").get("/metrics", headers: ["Authorization": "Bearer \(try c.token("care"))"])
+                .body,
             as: UTF8.self)
         #expect(metrics.contains("prov_equivocation_evidence{log=\"brand\"} 1"), "\(metrics)")
         // An auditor fetches it from care and checks it offline; any changed byte breaks it.
@@ -91,6 +94,15 @@ import Testing
             try Data(changed).write(to: URL(fileURLWithPath: file))
             let r = try ChildProcess.run(provPath, ["verify-evidence", "--consortium", consortium, file], timeout: 60)
             #expect(r.termination != .exited(0), "byte \(i) changed and still proven: \(r.stdoutText)")
+        }
+        // Every node's data directory holds the evidence, and prov verify fails brand's log on it.
+        for org in c.orgs { #expect(c.nodes[org]!.stop() == 0) }
+        for org in c.orgs {
+            let (status, out) = try c.verify(org)
+            #expect(status == 1, "\(org): \(out)")
+            #expect(
+                out.contains("brand: FAILED") && out.contains("equivocation: brand signed a tree of size 6")
+                    && out.contains("sizes 6 and 8"), "\(org): \(out)")
         }
     }
 

@@ -89,7 +89,7 @@ import Testing
             #expect(r.status == 422, "\(log): \(String(decoding: r.body, as: UTF8.self))")
         }
         #expect(try Self.frozen(c, at: "retail").isEmpty)
-        let evidence = c.dir.path + "/retail/evidence"
+        let evidence = c.dataDirectory("retail") + "/evidence"
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: evidence)) ?? []).isEmpty)
         // Both logs go on moving between the nodes, and a restart finds nothing frozen either.
         #expect(try c.post("brand", Ev.batch(2, org: "brand", from: 10)).status == 200)
@@ -107,7 +107,7 @@ import Testing
     @Test func evidenceFreezesTheLogItProvesAndNothingElse() throws {
         let c = try ProvdCluster(orgs: ["care", "shop", "shop-eu"])
         defer { c.stopAll() }
-        let folder = c.dir.path + "/care/evidence"
+        let folder = c.dataDirectory("care") + "/evidence"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let shopEU = try SigningKeyFile.read(try NodeConfig.load(c.configPath("shop-eu")).keyPath)
         let shop = try SigningKeyFile.read(try NodeConfig.load(c.configPath("shop")).keyPath)
@@ -162,7 +162,7 @@ import Testing
             headers: ["Content-Type": "text/plain"])
         #expect(r.status == 422)
         #expect(try Self.frozen(c, at: "retail") == ["brand"])
-        let folder = c.dir.path + "/retail/evidence"
+        let folder = c.dataDirectory("retail") + "/evidence"
         let files = try FileManager.default.contentsOfDirectory(atPath: folder)
         #expect(files.count == 1 && files[0].hasPrefix("brand.6-8."), "\(files)")
         let evidence = try Evidence(parsing: Array(try Data(contentsOf: URL(fileURLWithPath: folder + "/" + files[0]))))

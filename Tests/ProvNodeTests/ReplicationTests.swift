@@ -143,9 +143,11 @@ import Testing
         #expect(
             [evidence.first, evidence.second].map(\.serialized).sorted() == [fork, ours].map(\.serialized).sorted())
         #expect(try evidence.verify(consortium: net.node("retail").consortium).get().org == "brand")
-        // The copy takes nothing more of brand's log.
-        #expect(net.post("brand", Ev.batch(2, org: "brand", from: 50))?.status == 200)
-        #expect(net.wait { net.node("care").logs["brand"]!.head.size == 6 })
+        // The evidence travels: care freezes its copy too, and brand's own node, shown that its key signed two
+        // trees, stops appending; retail's copy takes nothing more.
+        #expect(net.wait { net.node("care").logs["brand"]!.frozen != nil })
+        #expect(net.wait { net.node("brand").writingStopped != nil })
+        #expect(net.post("brand", Ev.batch(2, org: "brand", from: 50))?.status == 503)
         #expect(retail.logs["brand"]!.head.size == 4)
     }
 }

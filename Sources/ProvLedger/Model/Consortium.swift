@@ -48,7 +48,8 @@ public struct Consortium: Sendable {
             guard m.org != EvidenceFolder.name else {
                 throw LedgerError(
                     .config,
-                    "org id '\(m.org)' is reserved: a data directory keeps equivocation evidence in a folder of that name")
+                    "org id '\(m.org)' is reserved: a data directory keeps equivocation evidence in a folder of that name"
+                )
             }
             guard seen.insert(m.org).inserted else { throw LedgerError(.config, "org '\(m.org)' is listed twice") }
             guard (1...128).contains(m.name.utf8.count),

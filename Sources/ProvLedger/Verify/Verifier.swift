@@ -52,7 +52,8 @@ public struct Verifier {
         // Every folder is a log: one that cannot be read is reported, not skipped. So is anything in a folder's
         // place that is not a plain file (a link, a FIFO): it is never read through, and the log is not verified.
         return names.filter { name in
-            !name.hasPrefix(".") && FileHandleFD.kind(of: "\(dataDirectory)/\(name)").map { $0 != S_IFREG } ?? false
+            !name.hasPrefix(".") && name != EvidenceFolder.name
+                && FileHandleFD.kind(of: "\(dataDirectory)/\(name)").map { $0 != S_IFREG } ?? false
         }.sorted()
     }
 
@@ -74,7 +75,35 @@ public struct Verifier {
             audits.append(a)
         }
         Self.crossCheck(&audits)
+        checkEvidence(&audits, dataDirectory: dataDirectory)
         return audits
+    }
+
+    /// Equivocation evidence kept in the data directory (Specs/format.md §10.12, §12.1 step 5): a piece that
+    /// proves a company signed two histories fails that company's log, whatever its entries say; a file that
+    /// proves nothing is a warning.
+    func checkEvidence(_ audits: inout [LogAudit], dataDirectory: String) {
+        let found = EvidenceFolder.read(dataDirectory: dataDirectory, consortium: consortium)
+        for (path, reason) in found.ignored {
+            let name = String(path.split(separator: "/").last ?? "")
+            // Said with the first log's result: the folder belongs to no log.
+            if !audits.isEmpty {
+                audits[0].warnings.append("evidence folder: \(name) proves nothing and is ignored: \(reason)")
+            }
+        }
+        for piece in found.proven {
+            let name = String(piece.path.split(separator: "/").last ?? "")
+            let why =
+                "equivocation: \(piece.proven.description) (sizes \(piece.proven.firstSize) and "
+                + "\(piece.proven.secondSize), evidence \(name))"
+            if let i = audits.firstIndex(where: { $0.org == piece.proven.org }) {
+                if audits[i].failure == nil { audits[i].failure = why }
+            } else {
+                var a = LogAudit(org: piece.proven.org)
+                a.failure = why
+                audits.append(a)
+            }
+        }
     }
 
     /// What is wrong with a reference, given the entry it names (its leaf hash, kind and clock), or nil: the

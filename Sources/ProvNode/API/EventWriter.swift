@@ -45,7 +45,9 @@ final class EventWriter: @unchecked Sendable {
     private var queue: [Submission] = []
     private var stopping = false
     private var finished = false
-    private var thread: Thread?
+    /// Whether the writer thread was started (the thread itself is not kept: it holds this writer while it runs,
+    /// and keeping it too would be a cycle that outlives the node).
+    private var started = false
     private let fsync = DispatchQueue(label: "provd.own-log.fsync")
     /// Groups written but not yet acknowledged: references into them resolve from here.
     private let unacknowledged = UnacknowledgedEntries()
@@ -58,7 +60,9 @@ final class EventWriter: @unchecked Sendable {
     func start() {
         let t = Thread { [self] in run() }
         t.name = "provd-writer"
-        thread = t
+        cond.lock()
+        started = true
+        cond.unlock()
         t.start()
     }
 
@@ -84,7 +88,7 @@ final class EventWriter: @unchecked Sendable {
         cond.lock()
         stopping = true
         cond.broadcast()
-        while !finished && thread != nil { cond.wait() }
+        while !finished && started { cond.wait() }
         cond.unlock()
         fsync.sync {}
     }

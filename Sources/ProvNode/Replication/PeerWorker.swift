@@ -209,7 +209,8 @@ final class PeerWorker: @unchecked Sendable {
                     mark(connected: true)
                     if r.status != 200 {
                         node.log.warn(
-                            "peer did not take evidence", ["peer": org, "status": "\(r.status)", "reason": Self.reason(r.body)])
+                            "peer did not take evidence",
+                            ["peer": org, "status": "\(r.status)", "reason": Self.reason(r.body)])
                     }
                 } catch {
                     mark(connected: false, failure: error)

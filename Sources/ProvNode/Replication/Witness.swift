@@ -154,7 +154,10 @@ extension Node {
             log.error("cannot keep equivocation evidence", ["log": held.org, "error": error.message])
             file = "(not kept: \(error.message))"
         }
-        guard keptEvidence.withLock({ $0.updateValue(.init(org: held.org, proven: proven, evidence: evidence), forKey: name) }) == nil
+        guard
+            keptEvidence.withLock({
+                $0.updateValue(.init(org: held.org, proven: proven, evidence: evidence), forKey: name)
+            }) == nil
         else { return }  // held already: said and passed on when it came first
         gossip(name, except: source)
         metrics.reject("equivocation")
@@ -200,13 +203,15 @@ extension Node {
         case .success(let p): proven = p
         case .failure(let e):
             metrics.reject("bad-evidence")
-            log.warn("a peer sent evidence that proves nothing; nothing was done", ["peer": caller, "reason": e.message])
+            log.warn(
+                "a peer sent evidence that proves nothing; nothing was done", ["peer": caller, "reason": e.message])
             return .error(422, e.message)
         }
         guard let held = logs[proven.org] else { return .error(404, "this node holds no log by that name") }
         let known = keptEvidence.withLock { $0[evidence.fileName(org: held.org)] != nil }
         if !known { equivocation(held, evidence, source: caller) }
-        return .json(200, .object([JSONMember("proven", .string(proven.description)), JSONMember("new", .bool(!known))]))
+        return .json(
+            200, .object([JSONMember("proven", .string(proven.description)), JSONMember("new", .bool(!known))]))
     }
 
     /// Tells every peer but `source` of evidence `name`.
@@ -228,7 +233,8 @@ extension Node {
                         let k = kept[name]!
                         return .object([
                             JSONMember("name", .string(name)), JSONMember("log", .string(k.org)),
-                            JSONMember("sizes", .array([k.proven.firstSize, k.proven.secondSize].map { .number(String($0)) })),
+                            JSONMember(
+                                "sizes", .array([k.proven.firstSize, k.proven.secondSize].map { .number(String($0)) })),
                             JSONMember("proven", .string(k.proven.description)),
                         ])
                     }))
