@@ -210,7 +210,14 @@ extension Prov {
 
     static let verifyReceiptCommand = Command(
         "verify-receipt", purpose: "Check receipts offline against the consortium's keys: one result line each.",
-        options: [.value("consortium", "FILE", "the consortium descriptor", required: true), .json],
+        options: [
+            .value("consortium", "FILE", "the consortium descriptor", required: true),
+            .value(
+                "min-cosigners", "K",
+                "also require cosignatures by at least K other members that verify (default 0): how many companies "
+                    + "vouched that they hold and verified that history"),
+            .json,
+        ],
         operands: [
             Operand(
                 "RECEIPT", "a receipt file (prov receipt); - reads one from standard input", repeatable: true)
@@ -237,6 +244,12 @@ extension Prov {
         let json = args.flag("json")
         let descriptor = try args.required("consortium")
         let consortium = try Consortium.load(descriptor)
+        let minCosigners = try args.integer("min-cosigners", default: 0)
+        guard minCosigners >= 0, minCosigners < max(1, consortium.members.count) else {
+            throw UsageError(
+                "--min-cosigners takes 0 to \(max(0, consortium.members.count - 1)) (the other members of "
+                    + "\(consortium.name))")
+        }
         var warnings: [String] = []
         if let w = missingFingerprint(consortium, descriptor) {
             if json { warnings.append(w) } else { log("warn", w) }
@@ -276,6 +289,19 @@ extension Prov {
             fields += [JSONMember("seq", .number(String(receipt.index)))] + checkpointJSON(cp)
             do {
                 let v = try receipt.verify(consortium: consortium)
+                guard v.cosigners.count >= minCosigners else {
+                    failed = true
+                    let why =
+                        "cosigned by \(Phrase.count(v.cosigners.count, "other member")) "
+                        + (v.cosigners.isEmpty ? "" : "(\(v.cosigners.joined(separator: ", "))) ")
+                        + "where --min-cosigners asks for \(minCosigners)"
+                    fields += [
+                        JSONMember("org", .string(String(v.entry.org))), JSONMember("leafHash", .string(v.leaf.hex)),
+                        JSONMember("cosignedBy", .array(v.cosigners.map { .string($0) })),
+                    ]
+                    record("failed", why, "FAILED: \(why)")
+                    continue
+                }
                 fields += [
                     JSONMember("org", .string(String(v.entry.org))), JSONMember("leafHash", .string(v.leaf.hex)),
                     JSONMember("cosignedBy", .array(v.cosigners.map { .string($0) })),

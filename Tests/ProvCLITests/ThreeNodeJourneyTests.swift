@@ -33,6 +33,20 @@ import Testing
         #expect(o.findings["brand"] == nil)
         #expect(o.reportOK)
         #expect(Set(o.receiptCosigners) == ["retail", "care"])
+        // How many other companies vouched for the receipt's checkpoint, as a requirement.
+        let receipt = dir.path + "/withdrawal.tlog-proof"
+        let descriptor = dir.path + "/consortium/consortium.json"
+        let two = try prov(["verify-receipt", "--consortium", descriptor, "--min-cosigners", "2", receipt])
+        #expect(two.status == 0 && two.stdout.contains("cosigned by"), "\(two.stdout) \(two.stderr)")
+        let three = try prov(["verify-receipt", "--consortium", descriptor, "--min-cosigners", "3", receipt])
+        #expect(three.status == 2 && three.stderr.contains("--min-cosigners takes 0 to 2"), "\(three.stderr)")
+        let plain = try prov(["receipt", "--dir", dir.path + "/consortium/care/data", "--org", "care", "--seq", "0"])
+        let uncosigned = dir.path + "/plain.tlog-proof"
+        try plain.stdout.write(toFile: uncosigned, atomically: true, encoding: .utf8)
+        let one = try prov(["verify-receipt", "--consortium", descriptor, "--min-cosigners", "1", uncosigned])
+        #expect(
+            one.status == 1 && one.stdout.contains("FAILED: cosigned by 0 other members where --min-cosigners asks for 1"),
+            "\(one.stdout)")
         // Nodes that keep running log to files of the run, and node.json says where each listens.
         for (org, n) in o.running {
             let config = try NodeFile.read(dir.path + "/consortium/\(org)/node.json")
