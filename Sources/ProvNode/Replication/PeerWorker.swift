@@ -39,12 +39,6 @@ final class PeerWorker: @unchecked Sendable {
     private var pullLink: PeerLink?
     private var addressGeneration = 0
 
-    /// Entries per catch-up chunk asked for: a chunk is one group commit, under a checkpoint the peer stores.
-    static let chunk: UInt64 = 32_768
-    /// Entries per chunk at most, when the owner's checkpoints are further apart than `chunk`: its groups are
-    /// at most `LogStore.maxGroupEntries`.
-    static let maxChunk = UInt64(LogStore.maxGroupEntries)
-
     init(node: Node, org: String, address: String) {
         self.node = node
         self.org = org
@@ -351,7 +345,7 @@ final class PeerWorker: @unchecked Sendable {
                     for m in node.consortium.members { try sync(m.org, over: l) }
                 }
                 mark(connected: true)
-            } catch let e as PeerMisbehaved {
+            } catch let e as CatchUp.SourceMisbehaved {
                 node.metrics.reject("peer-bad-data")
                 node.log.error(
                     "peer served data that does not verify; nothing of it was stored; disconnecting",
@@ -371,34 +365,6 @@ final class PeerWorker: @unchecked Sendable {
                 cond.unlock()
             }
         }
-    }
-
-    struct PeerMisbehaved: Error {
-        var log: String
-        var reason: String
-    }
-
-    /// The peer's checkpoint of `log`, checked against the owner's key; nil when it holds none.
-    private func fetchCheckpoint(_ log: String, _ path: String, over link: PeerLink) throws -> SignedCheckpoint? {
-        let r = try link.request("GET", "/logs/\(log)/\(path)", body: nil, contentType: nil)
-        if r.status == 404 { return nil }
-        guard r.status == 200 else {
-            throw PeerMisbehaved(log: log, reason: "GET \(path) answered \(r.status)")
-        }
-        guard let member = node.consortium.member(log) else { return nil }
-        let cp: SignedCheckpoint
-        do { cp = try SignedCheckpoint(parsing: String(decoding: r.body, as: UTF8.self)) } catch {
-            throw PeerMisbehaved(log: log, reason: "its \(path) does not parse: \(error.message)")
-        }
-        if let why = cp.signatureFailure(key: member.key) {
-            throw PeerMisbehaved(log: log, reason: "its \(path): \(why)")
-        }
-        // Keep only the owner's signature: cosignature lines are the peer's own business.
-        var stored = cp
-        stored.note.signatures = stored.note.signatures.filter {
-            $0.name == member.origin && $0.keyID == member.key.keyID
-        }
-        return stored
     }
 
     /// Compares the peer's copy of `log` with this node's: fetch what it has more, push what it lacks, and keep
@@ -428,6 +394,12 @@ final class PeerWorker: @unchecked Sendable {
         try catchUp(log, theirs, over: link)
     }
 
+    /// The peer's checkpoint of `log` at `path`, checked against the owner's key; nil when it holds none.
+    private func fetchCheckpoint(_ log: String, _ path: String, over link: PeerLink) throws -> SignedCheckpoint? {
+        guard let member = node.consortium.member(log) else { return nil }
+        return try CatchUp.fetchCheckpoint(path, of: member, over: link)
+    }
+
     /// A signed checkpoint at or below the size held here must have the root of the tree held here at its size;
     /// otherwise this node holds the evidence itself.
     private func checkAgainstOwnCopy(_ held: HeldLog, _ theirs: SignedCheckpoint) throws {
@@ -451,8 +423,12 @@ final class PeerWorker: @unchecked Sendable {
         }
         // Each chunk's write and fsync run while the next chunk is fetched and checked.
         let committer = ReplicaCommitter(node: node, held: held)
+        let node = self.node
+        let catchUp = CatchUp(
+            log: log, member: held.member, replica: replica, link: link, known: { o, s in node.known(o, s) },
+            stopping: { [unowned self] in isStopping })
         do {
-            try catchUp(log, to: goal, from: replica, into: committer, over: link)
+            try catchUp.run(to: goal) { cp throws(LedgerError) in try committer.submit(cp) }
             try committer.finish()
         } catch {
             replica.reset()
@@ -470,153 +446,10 @@ final class PeerWorker: @unchecked Sendable {
         }
     }
 
-    /// The chunks of a catch-up, each checked entry by entry and handed to `committer` under its checkpoint.
-    private func catchUp(
-        _ log: String, to goal: SignedCheckpoint, from replica: ReplicaWriter, into committer: ReplicaCommitter,
-        over link: PeerLink
-    ) throws {
-        while replica.pendingSize < goal.checkpoint.size && !isStopping {
-            let m = replica.pendingSize
-            let want = min(goal.checkpoint.size, m + Self.chunk)
-            var chunkEnd = goal
-            if want < goal.checkpoint.size, let cp = try fetchCheckpoint(log, "checkpoints/\(want)", over: link),
-                cp.checkpoint.size >= want, cp.checkpoint.size <= goal.checkpoint.size
-            {
-                chunkEnd = cp
-            }
-            let c = chunkEnd.checkpoint.size
-            // A chunk is held in memory until it is committed: a checkpoint that ends past the bound (an owner
-            // that signs a huge group, or claims a size it never wrote) is refused rather than followed.
-            guard c - m <= Self.maxChunk else {
-                throw PeerMisbehaved(
-                    log: log,
-                    reason:
-                        "the next checkpoint it serves is \(c - m) entries ahead, more than \(Self.maxChunk) per chunk")
-            }
-            // The next bundles are fetched while this one is checked: the link belongs to the fetcher until
-            // it ends, which `finish` waits for. (c / 256 rounded up without c + 255, which could overflow.)
-            let lastBundle = c / 256 + (c % 256 == 0 ? 0 : 1)
-            let tiles = stride(from: m / 256, to: lastBundle, by: 1).map {
-                TileAddress(level: nil, index: $0, width: Int(min(256, c - $0 * 256)))
-            }
-            let fetch = BundleFetch(tiles.map { "/logs/\(log)/\($0)" }, over: link)
-            defer { fetch.finish() }
-            for t in tiles {
-                let r = try fetch.next()
-                guard r.status == 200 else {
-                    throw PeerMisbehaved(
-                        log: log, reason: "GET \(t) answered \(r.status) though its checkpoint covers it")
-                }
-                do {
-                    try r.body.withUnsafeBytes { b in
-                        var entries: [UnsafeRawBufferPointer] = []
-                        entries.reserveCapacity(t.width)
-                        try Self.forEachEntry(b, first: t.index * 256, expected: t.width) { seq, raw in
-                            if seq >= m { entries.append(raw) }
-                        }
-                        try replica.add(bundle: entries) { o, s in node.known(o, s) }
-                    }
-                } catch let e as LedgerError {
-                    throw PeerMisbehaved(log: log, reason: "\(t): \(e.message)")
-                }
-            }
-            fetch.finish()
-            do { try committer.submit(chunkEnd) } catch {
-                if error.code == .verificationFailed { throw PeerMisbehaved(log: log, reason: error.message) }
-                throw error
-            }
-        }
-    }
-
     private var isStopping: Bool {
         cond.lock()
         defer { cond.unlock() }
         return stopping
-    }
-
-    /// Splits an entry bundle (uint16 length-prefixed entries); it must hold exactly `expected` entries.
-    static func forEachEntry(
-        _ b: UnsafeRawBufferPointer, first: UInt64, expected: Int,
-        _ body: (UInt64, UnsafeRawBufferPointer) throws -> Void
-    ) throws {
-        do {
-            var at = 0
-            var n = 0
-            while at < b.count {
-                guard at + 2 <= b.count else {
-                    throw LedgerError(.verificationFailed, "entry bundle ends inside a length prefix")
-                }
-                let len = Int(b[at]) << 8 | Int(b[at + 1])
-                guard at + 2 + len <= b.count else {
-                    throw LedgerError(.verificationFailed, "entry bundle ends inside entry \(first + UInt64(n))")
-                }
-                guard n < expected else {
-                    throw LedgerError(.verificationFailed, "entry bundle holds more than \(expected) entries")
-                }
-                try body(first + UInt64(n), UnsafeRawBufferPointer(rebasing: b[(at + 2)..<(at + 2 + len)]))
-                at += 2 + len
-                n += 1
-            }
-            guard n == expected else {
-                throw LedgerError(.verificationFailed, "entry bundle holds \(n) entries, not \(expected)")
-            }
-        }
-    }
-}
-
-/// Fetches a list of paths over one link on its own thread, a few ahead of the reader, in order.
-///
-/// `@unchecked Sendable`: every mutable field is guarded by `cond`; the link is used by the fetch thread only,
-/// until `finish` returns.
-final class BundleFetch: @unchecked Sendable {
-    private let cond = NSCondition()
-    private var ready: [Result<PeerResponse, any Error>] = []
-    private var stopped = false
-    private var done = false
-    static let ahead = 8
-
-    init(_ paths: [String], over link: PeerLink) {
-        let t = Thread { [self] in
-            for p in paths {
-                cond.lock()
-                while ready.count >= Self.ahead && !stopped { cond.wait() }
-                let stop = stopped
-                cond.unlock()
-                if stop { break }
-                let r = Result { try link.request("GET", p, body: nil, contentType: nil) }
-                cond.lock()
-                ready.append(r)
-                cond.broadcast()
-                cond.unlock()
-                if case .failure = r { break }
-            }
-            cond.lock()
-            done = true
-            cond.broadcast()
-            cond.unlock()
-        }
-        t.name = "provd-fetch"
-        t.start()
-    }
-
-    /// The next answer, in the order of the paths (throws what fetching it threw).
-    func next() throws -> PeerResponse {
-        cond.lock()
-        defer { cond.unlock() }
-        while ready.isEmpty && !done { cond.wait() }
-        guard !ready.isEmpty else { throw LedgerError(.io, "bundle fetch ended early") }
-        let r = ready.removeFirst()
-        cond.broadcast()
-        return try r.get()
-    }
-
-    /// Stops fetching and waits until the fetch thread has let go of the link.
-    func finish() {
-        cond.lock()
-        stopped = true
-        cond.broadcast()
-        while !done { cond.wait() }
-        cond.unlock()
     }
 }
 
