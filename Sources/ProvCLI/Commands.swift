@@ -19,7 +19,7 @@ public enum Prov {
             keygenCommand, keyShowCommand, consortiumInitCommand, appendCommand, checkpointCommand, receiptCommand,
             verifyCommand, verifyReceiptCommand, verifyEvidenceCommand, viewCommand, permitCommand, timelineCommand,
             complianceCommand,
-            reportCommand, verifyReportCommand, nodesInitCommand, demoCommand,
+            reportCommand, verifyReportCommand, fetchCommand, tilesExportCommand, nodesInitCommand, demoCommand,
         ] + Bench.commands + [vectorsCommand, versionCommand]
 
     /// What the first word of commands of more than one word stands for (`prov bench --help` says it).
@@ -27,6 +27,7 @@ public enum Prov {
         CommandGroup("key", purpose: "Key files: show what a key file holds."),
         CommandGroup("consortium", purpose: "The consortium descriptor: write one."),
         CommandGroup("nodes", purpose: "Nodes on this machine: set up a consortium of provd nodes."),
+        CommandGroup("tiles", purpose: "Static publication: write logs as C2SP tlog-tiles any web server serves."),
         CommandGroup(
             "bench", purpose: "Benchmarks; each prints one JSON object of medians over its runs (BENCHMARKS.md)."),
     ]

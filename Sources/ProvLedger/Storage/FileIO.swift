@@ -168,7 +168,8 @@ package final class FileHandleFD: Sendable {
     /// Replaces the small file `path` with `bytes` atomically and durably: a temporary file beside it (opened
     /// without following links), fsync, rename over `path`, fsync of the folder. `path` must not be a link or a
     /// folder.
-    package static func replaceAtomically(_ path: String, _ bytes: [UInt8]) throws(LedgerError) {
+    package static func replaceAtomically(_ path: String, _ bytes: [UInt8], durable: Bool = true) throws(LedgerError)
+    {
         if let k = kind(of: path), k != S_IFREG {
             throw LedgerError(.io, "\(path) is \(describe(k)), not a regular file")
         }
@@ -176,9 +177,9 @@ package final class FileHandleFD: Sendable {
         unlink(tmp)
         let f = try FileHandleFD(path: tmp, flags: O_WRONLY | O_CREAT | O_EXCL)
         try f.pwriteAll(bytes, at: 0)
-        try f.sync()
+        if durable { try f.sync() }
         guard rename(tmp, path) == 0 else { throw error("cannot rename into", path) }
-        try syncDirectory(parent(of: path))
+        if durable { try syncDirectory(parent(of: path)) }
     }
 
     /// The folder that holds `path`.

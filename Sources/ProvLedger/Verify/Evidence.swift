@@ -143,3 +143,20 @@ public struct Evidence: Sendable, Equatable {
         return "\(org).\(first.checkpoint.size)-\(second.checkpoint.size).\(tag).json"
     }
 }
+
+extension LogStore {
+    /// A validly signed checkpoint `theirs` of this log, checked against the tree held here: evidence when it is not
+    /// that tree's prefix (or its root) at its size, made from what this store holds (its latest checkpoint, and for
+    /// a smaller size the prefix root and consistency proof of its own tree); nil when they agree or `theirs` is
+    /// larger than what is held (Specs/protocol.md §4.3).
+    package func conflict(with theirs: SignedCheckpoint) throws(LedgerError) -> Evidence? {
+        guard let ours = latest else { return nil }
+        let s = theirs.checkpoint.size
+        let n = ours.checkpoint.size
+        guard s <= n else { return nil }
+        let root = s == n ? ours.checkpoint.root : try subtreeRoot(0..<s)
+        guard root != theirs.checkpoint.root else { return nil }
+        if s == n { return Evidence(ours, theirs) }
+        return Evidence(theirs, ours, prefixRoot: root, proof: try consistencyProof(old: s, new: n))
+    }
+}

@@ -129,16 +129,7 @@ extension Node {
     /// here: evidence when it is not that tree's prefix (or root), made from what this node holds; nil when they
     /// agree.
     func conflict(_ held: HeldLog, _ theirs: SignedCheckpoint) throws(LedgerError) -> Evidence? {
-        try held.read { store throws(LedgerError) -> Evidence? in
-            guard let ours = store.latest else { return nil }
-            let s = theirs.checkpoint.size
-            let n = ours.checkpoint.size
-            guard s <= n else { return nil }
-            let root = s == n ? ours.checkpoint.root : try store.subtreeRoot(0..<s)
-            guard root != theirs.checkpoint.root else { return nil }
-            if s == n { return Evidence(ours, theirs) }
-            return Evidence(theirs, ours, prefixRoot: root, proof: try store.consistencyProof(old: s, new: n))
-        }
+        try held.read { store throws(LedgerError) in try store.conflict(with: theirs) }
     }
 
     /// Evidence this node made or received: checked once more, kept in the evidence folder, and the copy of that
