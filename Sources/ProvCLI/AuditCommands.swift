@@ -18,7 +18,8 @@ extension Prov {
             .value("token", "TOKEN", "the node's auditorToken (or token; also the environment variable PROV_TOKEN)"),
             .value("url", "URL", "or a static export (prov tiles export) served over HTTP: http://HOST:PORT/PATH"),
             .value("consortium", "FILE", "the consortium descriptor", required: true),
-            .value("dir", "DATADIR", "the local data directory: made when missing, updated when it exists", required: true),
+            .value(
+                "dir", "DATADIR", "the local data directory: made when missing, updated when it exists", required: true),
             .json,
         ],
         exitCodes: [
@@ -94,7 +95,8 @@ extension Prov {
         var failure: String?
         var evidence: String?
         switch r.outcome {
-        case .rolledBack, .failed: (status, failure) = ("failed", fetchLine(r).replacingOccurrences(of: "FAILED: ", with: ""))
+        case .rolledBack, .failed:
+            (status, failure) = ("failed", fetchLine(r).replacingOccurrences(of: "FAILED: ", with: ""))
         case .forked(let what, let path): (status, failure, evidence) = ("failed", "equivocation: \(what)", path)
         case .absent: status = "absent"
         default: break
@@ -117,7 +119,9 @@ extension Prov {
         options: [
             .value("dir", "DATADIR", "the data directory (a node's, or one prov fetch made)", required: true),
             .value("out", "DIR", "where to write: DIR/<org>/checkpoint, DIR/<org>/tile/…", required: true),
-            .value("consortium", "FILE", "the consortium descriptor: checks each log's checkpoint and cosignatures", required: true),
+            .value(
+                "consortium", "FILE", "the consortium descriptor: checks each log's checkpoint and cosignatures",
+                required: true),
             .json,
         ],
         exitCodes: [

@@ -53,6 +53,8 @@ enum JourneyDemo {
         public var findings: [String: [String]] = [:]
         public var reportOK = false
         public var receiptCosigners: [String] = []
+        /// Whether the fork shown to one node reached every node and was proven offline.
+        public var fork = false
         /// Per node, whether `prov verify` passed on its data directory.
         public var verified: [String: Bool] = [:]
         /// The journey's entries by name (`withdrawal`, `web-consent`, …) as `org/seq`.
@@ -61,7 +63,7 @@ enum JourneyDemo {
         package var running: [String: (node: NodeProcess, token: String)] = [:]
 
         public var ok: Bool {
-            Set(digests.values).count == 1 && reportOK && receiptCosigners.count == 2
+            Set(digests.values).count == 1 && reportOK && receiptCosigners.count == 2 && fork
                 && findings.values.flatMap { $0 }.sorted() == ["propagation-lag", "violation"]
                 && (verified.isEmpty || verified.values.allSatisfy { $0 })
         }
@@ -245,6 +247,8 @@ enum JourneyDemo {
                 + "signed by \(verified.entry.org)"
                 + (verified.cosigners.isEmpty ? "" : ", cosigned by \(verified.cosigners.joined(separator: ", "))"))
 
+        outcome.fork = try showFork(auditor: auditor, nodes: nodes, setup: setup, consortium: consortium, o, out)
+
         if o.keepRunning {
             out.step("The nodes keep running")
             for org in orgs {
@@ -277,14 +281,21 @@ enum JourneyDemo {
             for org in orgs {
                 let audits = try Verifier(consortium: consortium).verify(
                     dataDirectory: o.directory + "/consortium/\(org)/data")
-                let bad = audits.filter { $0.failure != nil }
-                let total = audits.reduce(UInt64(0)) { $0 + $1.entries }
+                // care's log must fail on the evidence of its fork, and only on that.
+                let bad = audits.filter {
+                    $0.failure != nil && !($0.org == Self.forker && $0.failure!.hasPrefix("equivocation"))
+                }
+                let caught = audits.first { $0.org == Self.forker }?.failure?.hasPrefix("equivocation") == true
+                let good = audits.filter { $0.failure == nil }
+                let total = good.reduce(UInt64(0)) { $0 + $1.entries }
                 out.line(
                     "  \(org)'s node: "
                         + (bad.isEmpty
-                            ? "OK: \(audits.count) logs, \(total) entries verified"
+                            ? "\(good.map(\.org).joined(separator: " and ")) verified (\(total) entries)"
+                                + (caught
+                                    ? "; \(Self.forker)'s log FAILED on the evidence of its fork, as it must" : "")
                             : "FAILED: \(bad.map { $0.failure! }.joined(separator: "; "))"))
-                outcome.verified[org] = bad.isEmpty
+                outcome.verified[org] = bad.isEmpty && caught
             }
         }
         let violations = findings.filter { $0.1 == "violation" }.count
@@ -294,8 +305,65 @@ enum JourneyDemo {
             "Done in \(String(format: "%.1f", Date().timeIntervalSince(start))) s: one view digest on three nodes: "
                 + "\(identical ? "yes" : "NO"); \(Phrase.count(violations, "violation")) and "
                 + "\(Phrase.count(lags, "propagation lag")) found; "
-                + "report and receipt verified offline: \(check.ok ? "yes" : "NO").")
+                + "report and receipt verified offline: \(check.ok ? "yes" : "NO"); a fork caught and proven: "
+                + "\(outcome.fork ? "yes" : "NO").")
         return outcome
+    }
+
+    /// The company whose fork the demo shows.
+    static let forker = "care"
+
+    /// A company shows two histories of its log: a checkpoint signed with its key that conflicts with what the
+    /// others hold is shown to one node only (as by a stolen key). That node makes evidence from what it holds; the
+    /// evidence travels to every node, each checks it, freezes its copy, and the company's own node stops appending.
+    /// Anyone checks the evidence offline. Returns whether all of it happened.
+    static func showFork(
+        auditor: [String: NodeAPI], nodes: [String: NodeProcess], setup: ConsortiumSetup.Result,
+        consortium: Consortium, _ o: Options, _ out: Output
+    ) throws -> Bool {
+        out.step("The contact centre's key signs a second history: the fork is caught, travels and is proven")
+        let forger = try SigningKeyFile.read(try NodeConfig.load(setup.nodeConfigs[forker]!).keyPath)
+        let held = try SignedCheckpoint(
+            parsing: String(decoding: try auditor["brand"]!.get("/logs/\(forker)/checkpoint").body, as: UTF8.self))
+        let fork = try SignedCheckpoint.sign(
+            Checkpoint(origin: forger.name, size: held.checkpoint.size, root: SHA256.hash("another history")),
+            with: forger)
+        // Shown to the brand's node only, by the retailer's node over the peer listener (mutual TLS).
+        let retailKey = try SigningKeyFile.read(try NodeConfig.load(setup.nodeConfigs["retail"]!).keyPath)
+        var tls = HTTPClientConfiguration(
+            tls: TLSClientConfiguration(
+                identity: try TLSIdentity(key: retailKey.privateKey, commonName: retailKey.name),
+                serverKeys: .only(consortium.member("brand")!.key.publicKey)))
+        tls.readTimeout = .seconds(20)
+        let answer = try HTTPClient(address: nodes["brand"]!.peer, configuration: tls).post(
+            "/add-checkpoint", body: AddCheckpoint(old: held.checkpoint.size, proof: [], checkpoint: fork).serialized,
+            headers: ["Content-Type": "text/plain"])
+        out.line(
+            "  a checkpoint of \(forker)'s log for size \(held.checkpoint.size) with another root, shown to brand: \(answer.status)"
+        )
+        try waitUntil("every node holds the evidence", out) {
+            try orgs.allSatisfy { org in
+                let s = try JSON.parse(try auditor[org]!.get("/v1/status").body)
+                let frozen = s["logs"]?[forker]?["frozen"] != nil
+                return org == forker ? s["writingStopped"]?.stringValue != nil : frozen
+            }
+        }
+        out.line(
+            "  brand and retail hold the evidence and froze their copy of \(forker)'s log; \(forker)'s node stopped appending"
+        )
+        let list = try JSON.parse(try auditor["retail"]!.get("/v1/evidence").body)
+        guard let name = list["evidence"]?.arrayValue?.first?["name"]?.stringValue else { return false }
+        let bytes = try auditor["retail"]!.get("/v1/evidence/\(name)").body
+        let path = o.directory + "/\(forker)-equivocation.json"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let proven = try Evidence(parsing: bytes).verify(consortium: consortium)
+        switch proven {
+        case .success(let p):
+            out.line("  \(path): checked offline against the descriptor alone: PROVEN: \(p.description)")
+        case .failure(let e): out.line("  \(path): NOT PROVEN: \(e.message)")
+        }
+        if case .success = proven { return true }
+        return false
     }
 
     // MARK: Steps

@@ -45,7 +45,8 @@ import Testing
         try plain.stdout.write(toFile: uncosigned, atomically: true, encoding: .utf8)
         let one = try prov(["verify-receipt", "--consortium", descriptor, "--min-cosigners", "1", uncosigned])
         #expect(
-            one.status == 1 && one.stdout.contains("FAILED: cosigned by 0 other members where --min-cosigners asks for 1"),
+            one.status == 1
+                && one.stdout.contains("FAILED: cosigned by 0 other members where --min-cosigners asks for 1"),
             "\(one.stdout)")
         // Nodes that keep running log to files of the run, and node.json says where each listens.
         for (org, n) in o.running {

@@ -167,7 +167,7 @@ import Testing
         let runs = (try? fm.contentsOfDirectory(atPath: runsFolder)) ?? []
         #expect(runs.count == 1 && runs[0].hasPrefix("run-"), "\(runs)")
         #expect(fm.fileExists(atPath: runsFolder + "/\(runs.first ?? "")/consortium/consortium.json"))
-        #expect(demo.stdout.contains("care's node: OK"), "\(demo.stdout)")
+        #expect(demo.stdout.contains("care's node: brand and retail verified"), "\(demo.stdout)")
         // A run whose nodes cannot start says so, exits 2 and leaves nothing behind.
         let broken = try run(provPath, ["demo", "--provd", "/bin/false"], directory: root.path)
         #expect(broken.status == 2 && broken.stderr.contains("provd for brand did not start"), "\(broken.stderr)")

@@ -105,7 +105,8 @@ import Testing
             "fetch", "--url", "http://\(server.address)", "--consortium", consortium, "--dir", c.dir.path + "/fresh",
         ])
         #expect(tampered.termination == .exited(1), "\(tampered.stdoutText)")
-        #expect(tampered.stdoutText.contains("brand: FAILED:") && tampered.stdoutText.contains("nothing of it was kept"))
+        #expect(
+            tampered.stdoutText.contains("brand: FAILED:") && tampered.stdoutText.contains("nothing of it was kept"))
 
         // A source that serves the older history (a rollback): caught against the trust state.
         let rollback = c.dir.path + "/rollback"
@@ -114,7 +115,9 @@ import Testing
                 .termination == .exited(0))
         let old = try StaticServer(rollback)
         defer { old.stop() }
-        let rolled = try Self.prov(["fetch", "--url", "http://\(old.address)", "--consortium", consortium, "--dir", audit])
+        let rolled = try Self.prov([
+            "fetch", "--url", "http://\(old.address)", "--consortium", consortium, "--dir", audit,
+        ])
         #expect(rolled.termination == .exited(1))
         #expect(
             rolled.stdoutText.contains("brand: FAILED: rollback: the source serves 300 entries, but 320 were verified"),
@@ -139,7 +142,9 @@ import Testing
             "fetch", "--url", "http://\(forkServer.address)", "--consortium", consortium, "--dir", audit,
         ])
         #expect(caught.termination == .exited(1))
-        #expect(caught.stdoutText.contains("brand: FAILED: equivocation: brand signed a tree of size 301"), "\(caught.stdoutText)")
+        #expect(
+            caught.stdoutText.contains("brand: FAILED: equivocation: brand signed a tree of size 301"),
+            "\(caught.stdoutText)")
         let evidence = try FileManager.default.contentsOfDirectory(atPath: audit + "/evidence")
         #expect(evidence.count == 1)
         let proven = try Self.prov(["verify-evidence", "--consortium", consortium, audit + "/evidence/" + evidence[0]])

@@ -168,8 +168,7 @@ package final class FileHandleFD: Sendable {
     /// Replaces the small file `path` with `bytes` atomically and durably: a temporary file beside it (opened
     /// without following links), fsync, rename over `path`, fsync of the folder. `path` must not be a link or a
     /// folder.
-    package static func replaceAtomically(_ path: String, _ bytes: [UInt8], durable: Bool = true) throws(LedgerError)
-    {
+    package static func replaceAtomically(_ path: String, _ bytes: [UInt8], durable: Bool = true) throws(LedgerError) {
         if let k = kind(of: path), k != S_IFREG {
             throw LedgerError(.io, "\(path) is \(describe(k)), not a regular file")
         }

@@ -81,7 +81,11 @@ package struct TileExport {
         let rest = Int(hashes % 256)
         if rest > 0 {
             let t = TileAddress(level: level, index: full, width: rest)
-            if try wholeFile(t) { counts.kept += 1 } else { try write(t.description, try store.tile(t), immutable: true, &counts) }
+            if try wholeFile(t) {
+                counts.kept += 1
+            } else {
+                try write(t.description, try store.tile(t), immutable: true, &counts)
+            }
         }
     }
 

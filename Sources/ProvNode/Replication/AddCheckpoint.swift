@@ -42,7 +42,7 @@ package struct AddCheckpoint: Sendable, Equatable {
         self.proof = proof
     }
 
-    init(old: UInt64, proof: [SHA256Digest], checkpoint: SignedCheckpoint) {
+    package init(old: UInt64, proof: [SHA256Digest], checkpoint: SignedCheckpoint) {
         self.old = old
         self.proof = proof
         self.checkpoint = checkpoint
