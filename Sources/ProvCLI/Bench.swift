@@ -111,6 +111,23 @@ enum Bench {
         return u.ru_maxrss * 1024
     }
 
+    /// Resets this process's resident-memory high-water mark (Linux: writing 5 to /proc/self/clear_refs), so that
+    /// `peakRSS` measures what follows.
+    static func resetPeakRSS() {
+        let fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = write(fd, "5", 1)
+        close(fd)
+    }
+
+    /// The resident-memory high-water mark since the last reset (VmHWM), in bytes.
+    static func peakRSS() -> Int {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+        else { return maxRSS() }
+        return (Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0) * 1024
+    }
+
     static func clock() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)

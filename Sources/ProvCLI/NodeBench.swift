@@ -34,6 +34,12 @@ enum NodeBench {
                 ],
                 "prov bench replicate --entries 1000000"),
             bench(
+                "fetch",
+                "Measure a remote audit: prov fetch copies and verifies one log of N entries from a provd's API over "
+                    + "HTTP; printed beside the same run's prov verify of the copy, and the fetch's peak memory.",
+                [.value("entries", "N", "entries in the log fetched (default 100000)")],
+                "prov bench fetch --entries 1000000"),
+            bench(
                 "propagate",
                 "Measure the time from one node's acknowledgement of an entry to its storage at a peer, under "
                     + "steady load.",
@@ -68,6 +74,8 @@ enum NodeBench {
                     try replicate(
                         dir, n: try args.integer("entries", default: 100_000), view: !args.flag("no-view"),
                         progress: progress))
+            case "fetch":
+                results.append(try fetch(dir, n: try args.integer("entries", default: 100_000), progress: progress))
             case "propagate":
                 results.append(
                     try propagate(
@@ -84,8 +92,10 @@ enum NodeBench {
             progress.clear()
         }
         // Medians per field, and the runs of the headline figure.
-        let headline = ["replicate": "entries_per_second", "propagate": "p99_ms", "api": "batch_entries_per_second"][
-            which]!
+        let headline = [
+            "replicate": "entries_per_second", "fetch": "entries_per_second", "propagate": "p99_ms",
+            "api": "batch_entries_per_second",
+        ][which]!
         var fields = [JSONMember("bench", .string(which)), JSONMember("runs", .number(String(runs)))]
         for key in results[0].keys.sorted() {
             let xs = results.map { $0[key]! }.sorted()
@@ -121,28 +131,7 @@ enum NodeBench {
 
     static func replicate(_ dir: String, n: Int, view: Bool, progress: Progress) throws -> [String: Double] {
         let setup = try consortium(dir, ["brand", "retail"], ["syncIntervalMs": .number("50")])
-        // brand's log of n entries, written before the clock starts.
-        let consortium = try Consortium.load(setup.descriptor)
-        let signer = try SigningKeyFile.read(dir + "/brand/brand.key")
-        let linkKey = try LinkKey.load(dir + "/link.key")
-        let parser = EventParser(consortium: consortium, org: "brand", linkKey: linkKey)
-        let pool = try (0..<1000).map { try parser.parse(try JSON.parse(Bench.eventLine($0))) }
-        do {
-            let store = try LogStore(
-                dataDirectory: dir + "/brand/data", consortium: "bench", org: "brand", writable: true)
-            let committer = PipelinedCommitter(store: store, signer: signer) { _ in }
-            var done = 0
-            while done < n {
-                var g = store.beginGroup(now: Ingestor.now())
-                let k = min(1000, n - done)
-                for i in 0..<k { g.add(pool[(done + i) % pool.count]) }
-                try committer.submit(g)
-                done += k
-                progress.update("replicate: writing the source log \(done)/\(n)")
-            }
-            try committer.flush()
-            store.close()
-        }
+        try sourceLog(dir, setup, n: n, progress: progress)
         let brand = try NodeProcess(org: "brand", config: setup.nodeConfigs["brand"]!)
         defer { brand.stop() }
         try NodeFile.update(setup.nodeConfigs["retail"]!) { c in
@@ -168,6 +157,61 @@ enum NodeBench {
         return [
             "entries": Double(n), "seconds": secs, "entries_per_second": Double(n) / secs,
             "max_rss_bytes": Double(retail.maxRSS), "view": view ? 1 : 0,
+        ]
+    }
+
+    /// brand's log of `n` entries in groups of 1,000, written before any clock starts.
+    static func sourceLog(_ dir: String, _ setup: ConsortiumSetup.Result, n: Int, progress: Progress) throws {
+        let consortium = try Consortium.load(setup.descriptor)
+        let signer = try SigningKeyFile.read(dir + "/brand/brand.key")
+        let linkKey = try LinkKey.load(dir + "/link.key")
+        let parser = EventParser(consortium: consortium, org: "brand", linkKey: linkKey)
+        let pool = try (0..<1000).map { try parser.parse(try JSON.parse(Bench.eventLine($0))) }
+        let store = try LogStore(dataDirectory: dir + "/brand/data", consortium: "bench", org: "brand", writable: true)
+        let committer = PipelinedCommitter(store: store, signer: signer) { _ in }
+        var done = 0
+        while done < n {
+            var g = store.beginGroup(now: Ingestor.now())
+            let k = min(1000, n - done)
+            for i in 0..<k { g.add(pool[(done + i) % pool.count]) }
+            try committer.submit(g)
+            done += k
+            progress.update("writing the source log \(done)/\(n)")
+        }
+        try committer.flush()
+        store.close()
+    }
+
+    // MARK: fetch
+
+    static func fetch(_ dir: String, n: Int, progress: Progress) throws -> [String: Double] {
+        let setup = try consortium(dir, ["brand", "retail"], [:])
+        try sourceLog(dir, setup, n: n, progress: progress)
+        let brand = try NodeProcess(org: "brand", config: setup.nodeConfigs["brand"]!)
+        defer { brand.stop() }
+        let consortium = try Consortium.load(setup.descriptor)
+        let auditor = try NodeFile.read(setup.nodeConfigs["brand"]!)["auditorToken"]!.stringValue!
+        var copy = RemoteCopy(
+            consortium: consortium, dataDirectory: dir + "/audit", source: .node(address: brand.api, token: auditor))
+        copy.progress = { _, size in progress.update("fetch: \(size)/\(n) verified and stored") }
+        // The fetch's own peak memory: the high-water mark is reset first (Linux: /proc/self/clear_refs).
+        Bench.resetPeakRSS()
+        let start = Bench.clock()
+        let results = try copy.run()
+        let secs = Bench.clock() - start
+        let peak = Bench.peakRSS()
+        guard results.first(where: { $0.org == "brand" })?.size == UInt64(n), !results.contains(where: \.failed) else {
+            throw LedgerError(.io, "bench: the fetch did not verify all \(n) entries: \(results)")
+        }
+        // The same run's audit of the copy, offline: what the fetch is measured against.
+        let vStart = Bench.clock()
+        let audits = try Verifier(consortium: consortium).verify(dataDirectory: dir + "/audit")
+        let vSecs = Bench.clock() - vStart
+        guard audits.allSatisfy(\.ok) else { throw LedgerError(.io, "bench: the fetched copy does not verify") }
+        return [
+            "entries": Double(n), "seconds": secs, "entries_per_second": Double(n) / secs,
+            "verify_entries_per_second": Double(n) / vSecs, "fetch_to_verify": vSecs / secs,
+            "peak_rss_bytes": Double(peak),
         ]
     }
 
