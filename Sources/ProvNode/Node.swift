@@ -47,6 +47,70 @@ public final class Node: @unchecked Sendable {
     /// Nil while the own log takes entries; otherwise why it does not.
     public var writingStopped: String? { stoppedWriting.withLock { $0 } }
 
+    /// Until the own log opens (Specs/protocol.md §5.6): the peers that have said whether they hold a longer history
+    /// of it, and how many must have, with this node, to make a majority of the members. Nil once it is open.
+    private let openingCheck = Mutex<(answered: Set<String>, needed: Int, peers: Set<String>)?>(nil)
+
+    /// Why writes wait for now: the own log is not open yet.
+    var writeHold: String? {
+        openingCheck.withLock { check in
+            check.map {
+                "not appended yet: this node is asking its peers whether they hold a longer history of its log "
+                    + "(\($0.answered.count) of the \($0.needed) needed have answered; waiting for "
+                    + "\($0.peers.subtracting($0.answered).sorted().joined(separator: ", "))); retry shortly"
+            }
+        }
+    }
+
+    /// Why a write is refused or held, if it is: appending stopped, or the own log not open yet.
+    var writeRefusal: String? { writingStopped ?? writeHold }
+
+    /// A peer holds a longer history of the own log, signed with this node's key: restores the missing entries from it,
+    /// verified as a copy's are, on the writer's thread (writes wait meanwhile and then build on them). When that
+    /// history does not extend the one held here, the node's key signed two histories: appending stops. Throws what
+    /// reaching the peer threw (the restore is tried again at the next exchange).
+    func restoreOwnLog(to goal: SignedCheckpoint, over link: PeerLink, from peer: String) throws {
+        let held = own.head.size
+        log.warn(
+            "a peer holds a longer history of this node's own log, signed with its key: it is restored from there "
+                + "before anything more is appended",
+            ["peer": peer, "held": "\(held)", "size": "\(goal.checkpoint.size)"])
+        let outcome = Mutex<Result<UInt64, any Error>>(.failure(LedgerError(.io, "the node is stopping")))
+        writer.perform { [self] in
+            outcome.withLock { $0 = Result { try own.restore(to: goal, over: link, node: self) } }
+        }
+        switch outcome.withLock({ $0 }) {
+        case .success(let size):
+            log.warn(
+                "the own log was restored from a peer's verified copy; appending goes on from there",
+                ["peer": peer, "from": "\(held)", "size": "\(size)"])
+        case .failure(let e as CatchUp.SourceMisbehaved):
+            stopWriting(
+                "the history of this node's log that \(peer) holds, signed with this node's key, does not extend the "
+                    + "one held here (\(e.reason)): this node's key signed two histories; appending is stopped until "
+                    + "an operator acts (Nodes/README.md)")
+        case .failure(let e):
+            throw e
+        }
+    }
+
+    /// Peer `org` has said what it holds of the own log (and any longer history was restored from it).
+    func peerAnswered(_ org: String) {
+        let opened = openingCheck.withLock { check -> Set<String>? in
+            guard check != nil else { return nil }
+            check!.answered.insert(org)
+            guard check!.answered.count >= check!.needed else { return nil }
+            defer { check = nil }
+            return check!.answered
+        }
+        if let opened {
+            log.info(
+                "the own log takes entries: a majority of the members agree on what it holds",
+                ["size": "\(own.head.size)", "peers": opened.sorted().joined(separator: ",")])
+            writer.wake()
+        }
+    }
+
     /// Stops appending to the own log, for `reason` (the first reason stays).
     func stopWriting(_ reason: String) {
         let first = stoppedWriting.withLock { current -> Bool in
@@ -118,6 +182,10 @@ public final class Node: @unchecked Sendable {
             log.warn("a file in the evidence folder is not evidence; ignored", ["file": path, "reason": reason])
         }
         for org in peerOrgs() { workers[org] = PeerWorker(node: self, org: org, address: peerAddress(org) ?? "") }
+        // A majority of the members, this node among them, must have said what they hold of the own log.
+        let peers = Set(workers.keys)
+        let needed = min(peers.count, consortium.members.count / 2)
+        openingCheck.withLock { $0 = needed == 0 ? nil : (answered: [], needed: needed, peers: peers) }
     }
 
     /// Starts the writer and one worker per peer.

@@ -56,6 +56,16 @@ final class EventWriter: @unchecked Sendable {
 
     /// Most events taken into one group.
     static let maxGroup = 4096
+    /// How long a request waits for the own log to open (its peers asked, Specs/protocol.md §5.6) before it is
+    /// answered 503, in nanoseconds.
+    static let gateWait: UInt64 = 10_000_000_000
+
+    /// Wakes the writer (the own log opened for writes).
+    func wake() {
+        cond.lock()
+        cond.broadcast()
+        cond.unlock()
+    }
 
     func start() {
         let t = Thread { [self] in run() }
@@ -73,6 +83,7 @@ final class EventWriter: @unchecked Sendable {
             respond(.failed("the node is stopping"))
             return
         }
+        // Refused at once when appending stopped; held (below, in `run`) while the own log is not open yet.
         if let why = node?.writingStopped {
             cond.unlock()
             respond(.failed(why))
@@ -93,10 +104,42 @@ final class EventWriter: @unchecked Sendable {
         fsync.sync {}
     }
 
+    /// Work on the own log that must not run beside a group commit (restoring entries from a peer, reopening
+    /// the store after a write failed), run on the writer's thread between groups.
+    private var jobs: [@Sendable () -> Void] = []
+
+    /// Runs `job` on the writer's thread once every group written before is synced and answered, and returns when
+    /// it has run (at once when the writer has stopped).
+    func perform(_ job: @escaping @Sendable () -> Void) {
+        let done = DispatchSemaphore(value: 0)
+        cond.lock()
+        guard !finished, started else {
+            cond.unlock()
+            if !finished { job() }  // no writer thread (never started): nothing runs beside the job
+            return
+        }
+        jobs.append {
+            job()
+            done.signal()
+        }
+        cond.signal()
+        cond.unlock()
+        done.wait()
+    }
+
     private func run() {
         while true {
             cond.lock()
-            while queue.isEmpty && !stopping {
+            if !jobs.isEmpty {
+                let pending = jobs
+                jobs.removeAll()
+                cond.unlock()
+                fsync.sync {}
+                unacknowledged.begin(at: node?.own.head.size ?? 0, acknowledged: node?.own.head.size ?? 0)
+                for j in pending { j() }
+                continue
+            }
+            while queue.isEmpty && jobs.isEmpty && !stopping {
                 // Nothing to write: a heads-only entry once the interval since the last citation has passed and
                 // some other log moved (checked on waking; the wait is the interval).
                 let interval = Double(node?.config.headsIntervalMs ?? 1000) / 1000
@@ -113,11 +156,31 @@ final class EventWriter: @unchecked Sendable {
                 }
                 _ = cond.wait(until: Date().addingTimeInterval(due - now))
             }
+            if !jobs.isEmpty {
+                cond.unlock()
+                continue
+            }
             if queue.isEmpty && stopping {
                 finished = true
+                let left = jobs
+                jobs.removeAll()
                 cond.broadcast()
                 cond.unlock()
+                for j in left { j() }
                 return
+            }
+            // Until every peer has said whether it holds a longer history of the own log, requests wait (and are
+            // answered 503 after `gateWait`): the node never builds on a log that may be behind what it signed.
+            if let why = node?.writeHold, !stopping {
+                let now = DispatchTime.now()
+                let expired = queue.filter { now.uptimeNanoseconds - $0.queued.uptimeNanoseconds > Self.gateWait }
+                queue.removeAll { now.uptimeNanoseconds - $0.queued.uptimeNanoseconds > Self.gateWait }
+                cond.unlock()
+                for s in expired { s.respond(.failed(why)) }
+                cond.lock()
+                if jobs.isEmpty && !stopping { _ = cond.wait(until: Date().addingTimeInterval(0.2)) }
+                cond.unlock()
+                continue
             }
             var batch: [Submission] = []
             var n = 0
@@ -126,7 +189,7 @@ final class EventWriter: @unchecked Sendable {
                 n += s.items.count
             }
             cond.unlock()
-            if let why = node?.writingStopped {
+            if let why = node?.writeRefusal {
                 for s in batch { s.respond(.failed(why)) }
                 continue
             }
@@ -136,7 +199,7 @@ final class EventWriter: @unchecked Sendable {
 
     /// A heads-only entry when other logs moved past what the own log cited (Specs/protocol.md §5.4).
     private func writeHeads() {
-        guard let node, node.writingStopped == nil else { return }
+        guard let node, node.writeRefusal == nil else { return }
         let own = node.own
         var group = own.beginGroup(now: Ingestor.now())
         let (deps, citedHLC) = node.heads { group.cited($0) }

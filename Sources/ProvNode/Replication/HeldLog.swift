@@ -136,6 +136,28 @@ final class HeldLog: @unchecked Sendable {
         return size
     }
 
+    /// Restores the own log up to `goal` (signed with this node's key, larger than the log) from a peer, verified as a
+    /// copy is: chunk by chunk under the checkpoints the peer stores, each written, synced and acknowledged, and fed to
+    /// the view. Runs on the writer's thread with no group in flight. Returns the size reached.
+    func restore(to goal: SignedCheckpoint, over link: PeerLink, node: Node) throws -> UInt64 {
+        precondition(isOwn, "only the own log is restored this way")
+        let replica = try read { store throws(LedgerError) in
+            try ReplicaWriter(store: store, consortium: node.consortium)
+        }
+        let catchUp = CatchUp(
+            log: org, member: member, replica: replica, link: link, known: { o, s in node.known(o, s) },
+            stopping: { node.stopping.load(ordering: .relaxed) })
+        try catchUp.run(to: goal) { cp throws(LedgerError) in
+            let entries = replica.pendingGroup.entries
+            let w = try read { _ throws(LedgerError) in try replica.write(cp) }
+            try LogStore.sync(w)
+            _ = try read { _ throws(LedgerError) in try replica.acknowledge(w) }
+            node.feedView(org, entries, cp)
+        }
+        node.logMoved(org)
+        return head.size
+    }
+
     /// Calls `call(true)` once the log holds `size` entries (at once if it does), or `call(false)` on `cancel`.
     func whenSize(_ size: UInt64, _ call: @escaping @Sendable (Bool) -> Void) {
         lock.lock()

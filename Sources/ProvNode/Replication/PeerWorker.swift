@@ -374,6 +374,7 @@ final class PeerWorker: @unchecked Sendable {
         let mine = held.head
         guard let theirs = try fetchCheckpoint(log, "checkpoint", over: link) else {
             if mine.size > 0 && log != org { wantPush(log) }
+            if held.isOwn { node.peerAnswered(org) }
             return
         }
         cond.lock()
@@ -383,12 +384,14 @@ final class PeerWorker: @unchecked Sendable {
         if theirs.checkpoint.size <= mine.size {
             try checkAgainstOwnCopy(held, theirs)
             if theirs.checkpoint.size < mine.size && log != org { wantPush(log) }
+            if held.isOwn { node.peerAnswered(org) }
             return
         }
         if held.isOwn {
-            node.log.error(
-                "a peer holds a longer history of this node's own log, signed with its key",
-                ["peer": org, "size": "\(theirs.checkpoint.size)", "held": "\(mine.size)"])
+            // A longer history of the own log, signed with its key: lost data, an old backup, a second process.
+            // The node never signs a second history: it restores the missing entries first (Specs/protocol.md §5.6).
+            try node.restoreOwnLog(to: theirs, over: link, from: org)
+            node.peerAnswered(org)
             return
         }
         try catchUp(log, theirs, over: link)
