@@ -24,7 +24,7 @@ import Testing
     static func referenceRoot(_ l: ArraySlice<SHA256Digest>) -> SHA256Digest {
         if l.isEmpty { return Merkle.emptyRoot }
         if l.count == 1 { return l.first! }
-        let k = Merkle.split(l.count)
+        let k = Int(Merkle.split(UInt64(l.count)))
         return SHA256.node(referenceRoot(l.prefix(k)), referenceRoot(l.dropFirst(k)))
     }
 
