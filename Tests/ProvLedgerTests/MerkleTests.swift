@@ -20,11 +20,41 @@ import Testing
         #expect(f.size == UInt64(size))
     }
 
+    /// The audit paths (RFC 9162 §2.1.3.1) and consistency proofs (§2.1.4.1) of the certificate-transparency
+    /// vectors, built by the one walk over leaf hashes in memory, and each verifying against the vector roots.
+    @Test func rfc6962Proofs() throws {
+        let v = try loadVectors("rfc6962-merkle.json") as! [String: Any]
+        let (leaves, roots) = try Self.vectors()
+        let inclusion = v["inclusion"] as! [[String: Any]]
+        let consistency = v["consistency"] as! [[String: Any]]
+        #expect(inclusion.count == 5 && consistency.count == 4)
+        for t in inclusion {
+            let index = t["index"] as! Int
+            let size = t["size"] as! Int
+            let proof = Merkle.inclusionProof(index: index, leaves: leaves[..<size])
+            #expect(proof.map(\.hex) == t["path"] as! [String], "leaf \(index) of \(size)")
+            let root = try #require(SHA256Digest(hex: roots[size]))
+            #expect(
+                Merkle.inclusionFailure(
+                    leaf: leaves[index], index: UInt64(index), size: UInt64(size), proof: proof, root: root) == nil)
+        }
+        for t in consistency {
+            let old = t["old"] as! Int
+            let new = t["new"] as! Int
+            let proof = Merkle.consistencyProof(oldSize: old, leaves: leaves[..<new])
+            #expect(proof.map(\.hex) == t["proof"] as! [String], "\(old) to \(new)")
+            #expect(
+                Merkle.consistencyFailure(
+                    oldSize: UInt64(old), newSize: UInt64(new), oldRoot: try #require(SHA256Digest(hex: roots[old])),
+                    newRoot: try #require(SHA256Digest(hex: roots[new])), proof: proof) == nil)
+        }
+    }
+
     /// The reference definition of RFC 9162 §2.1.1, written recursively, to check the iterative code against.
     static func referenceRoot(_ l: ArraySlice<SHA256Digest>) -> SHA256Digest {
         if l.isEmpty { return Merkle.emptyRoot }
         if l.count == 1 { return l.first! }
-        let k = Merkle.split(l.count)
+        let k = Int(Merkle.split(UInt64(l.count)))
         return SHA256.node(referenceRoot(l.prefix(k)), referenceRoot(l.dropFirst(k)))
     }
 

@@ -1,6 +1,7 @@
 import ProvCrypto
 
-/// RFC 9162 §2.1 Merkle tree hashing, inclusion and consistency proofs.
+/// RFC 9162 §2.1 Merkle tree hashing and the verification of inclusion and consistency proofs. Proofs are built in
+/// one place, over a `SubtreeHashSource` (Proofs.swift).
 package enum Merkle {
     /// MTH({}) = SHA-256() (RFC 9162 §2.1.1).
     package static let emptyRoot = SHA256.hash([UInt8]())
@@ -23,59 +24,6 @@ package enum Merkle {
     }
 
     package static func root(_ leaves: [SHA256Digest]) -> SHA256Digest { root(leaves[...]) }
-
-    /// The largest power of two smaller than n (n > 1).
-    @inline(__always)
-    static func split(_ n: Int) -> Int {
-        1 << (Int.bitWidth - 1 - (n - 1).leadingZeroBitCount)
-    }
-
-    /// PATH(m, D[n]) of RFC 9162 §2.1.3.1: the audit path of leaf `index` in the tree of `leaves`.
-    package static func inclusionProof(index: Int, leaves: ArraySlice<SHA256Digest>) -> [SHA256Digest] {
-        precondition(index >= 0 && index < leaves.count, "leaf index outside the tree")
-        var proof: [SHA256Digest] = []
-        var lo = leaves.startIndex
-        var hi = leaves.endIndex
-        var m = index
-        // Walk down from the root, remembering the sibling subtree at each level; the proof lists them bottom-up.
-        while hi - lo > 1 {
-            let k = split(hi - lo)
-            if m < k {
-                proof.append(root(leaves[(lo + k)..<hi]))
-                hi = lo + k
-            } else {
-                proof.append(root(leaves[lo..<(lo + k)]))
-                lo += k
-                m -= k
-            }
-        }
-        return proof.reversed()
-    }
-
-    /// PROOF(m, D[n]) of RFC 9162 §2.1.4.1: proves the tree of the first `oldSize` leaves is a prefix of `leaves`.
-    package static func consistencyProof(oldSize: Int, leaves: ArraySlice<SHA256Digest>) -> [SHA256Digest] {
-        precondition(oldSize >= 0 && oldSize <= leaves.count, "old size outside the tree")
-        guard oldSize > 0, oldSize < leaves.count else { return [] }
-        var proof: [SHA256Digest] = []
-        var lo = leaves.startIndex
-        var hi = leaves.endIndex
-        var m = oldSize
-        var complete = true  // the `b` flag of SUBPROOF
-        while m != hi - lo {
-            let k = split(hi - lo)
-            if m <= k {
-                proof.append(root(leaves[(lo + k)..<hi]))
-                hi = lo + k
-            } else {
-                proof.append(root(leaves[lo..<(lo + k)]))
-                lo += k
-                m -= k
-                complete = false
-            }
-        }
-        if !complete { proof.append(root(leaves[lo..<hi])) }
-        return proof.reversed()
-    }
 
     /// RFC 9162 §2.1.3.2: verifies an inclusion proof. Returns nil when valid, else the reason.
     package static func inclusionFailure(

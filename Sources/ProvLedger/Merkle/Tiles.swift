@@ -294,27 +294,7 @@ extension LogStore {
     /// MTH(D[range]) (RFC 9162 §2.1.1) from stored hashes: an aligned block of 2^h leaves takes at most 128
     /// stored hashes (the tile level just below it); other ranges split as the RFC does.
     public func subtreeRoot(_ range: Range<UInt64>) throws(LedgerError) -> SHA256Digest {
-        let n = UInt64(range.count)
-        guard n > 0 else { return Merkle.emptyRoot }
-        if n & (n - 1) == 0 && range.lowerBound % n == 0 {
-            let h = n.trailingZeroBitCount
-            let level = h / 8
-            let lo = range.lowerBound >> UInt64(8 * level)
-            let hi = range.upperBound >> UInt64(8 * level)
-            if level > 0, (try? tileStore().count(level)) ?? 0 < hi {
-                // A log written without tiles (or a reader of a lagging store): hash from the level below.
-                let half = n / 2
-                return SHA256.node(
-                    try subtreeRoot(range.lowerBound..<(range.lowerBound + half)),
-                    try subtreeRoot((range.lowerBound + half)..<range.upperBound))
-            }
-            // A whole subtree (a power of two, aligned): the root of the stored hashes that cover it.
-            return Merkle.root(level == 0 ? try leafHashes(lo..<hi) : try tileStore().hashes(level: level, lo..<hi))
-        }
-        let k = UInt64(Merkle.split(Int(n)))
-        return SHA256.node(
-            try subtreeRoot(range.lowerBound..<(range.lowerBound + k)),
-            try subtreeRoot((range.lowerBound + k)..<range.upperBound))
+        try Merkle.root(of: range, in: StoredSubtrees(store: self))
     }
 
     /// PATH(index, D[size]) of RFC 9162 §2.1.3.1, from stored hashes.
@@ -323,20 +303,7 @@ extension LogStore {
             throw LedgerError(
                 .io, "log \(org): no inclusion proof for entry \(index) in a tree of \(treeSize) (size \(size))")
         }
-        var proof: [SHA256Digest] = []
-        var lo: UInt64 = 0
-        var hi = treeSize
-        while hi - lo > 1 {
-            let k = UInt64(Merkle.split(Int(hi - lo)))
-            if index < lo + k {
-                proof.append(try subtreeRoot((lo + k)..<hi))
-                hi = lo + k
-            } else {
-                proof.append(try subtreeRoot(lo..<(lo + k)))
-                lo += k
-            }
-        }
-        return proof.reversed()
+        return try Merkle.inclusionProof(index: index, size: treeSize, in: StoredSubtrees(store: self))
     }
 
     /// PROOF(old, D[new]) of RFC 9162 §2.1.4.1, from stored hashes.
@@ -344,25 +311,25 @@ extension LogStore {
         guard old <= new, new <= size else {
             throw LedgerError(.io, "log \(org): no consistency proof from \(old) to \(new) (size \(size))")
         }
-        guard old > 0, old < new else { return [] }
-        var proof: [SHA256Digest] = []
-        var lo: UInt64 = 0
-        var hi = new
-        var m = old
-        var complete = true
-        while m != hi - lo {
-            let k = UInt64(Merkle.split(Int(hi - lo)))
-            if m <= k {
-                proof.append(try subtreeRoot((lo + k)..<hi))
-                hi = lo + k
-            } else {
-                proof.append(try subtreeRoot(lo..<(lo + k)))
-                lo += k
-                m -= k
-                complete = false
-            }
-        }
-        if !complete { proof.append(try subtreeRoot(lo..<hi)) }
-        return proof.reversed()
+        return try Merkle.consistencyProof(old: old, new: new, in: StoredSubtrees(store: self))
+    }
+}
+
+/// A log's stored hashes as a subtree hash source (RFC 9162 §2.1, Specs/format.md §10.10): a perfect subtree of
+/// 2^h leaves is the root of the 2^(h mod 8) hashes of tile level ⌊h/8⌋ that cover it, at most 128, read in one
+/// call from the index (level 0) or the tile store. Nothing is hashed again from the entries.
+struct StoredSubtrees: SubtreeHashSource {
+    typealias Failure = LedgerError
+    let store: LogStore
+
+    func hash(ofPerfectSubtree range: Range<UInt64>) throws(LedgerError) -> SHA256Digest? {
+        let level = UInt64(range.count).trailingZeroBitCount / 8
+        if level == 0 { return Merkle.root(try store.leafHashes(range)) }
+        let shift = UInt64(8 * level)
+        let covering = (range.lowerBound >> shift)..<(range.upperBound >> shift)
+        let tiles = try store.tileStore()
+        // A log written without tiles, or a reader of a lagging store: the walk computes it from the level below.
+        guard (try? tiles.count(level)) ?? 0 >= covering.upperBound else { return nil }
+        return Merkle.root(try tiles.hashes(level: level, covering))
     }
 }

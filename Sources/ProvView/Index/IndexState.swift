@@ -359,7 +359,9 @@ struct IndexState: Sendable {
     /// PATH(seq, D[committed]) of log `o` (RFC 9162 §2.1.3.1).
     func inclusionProof(_ o: Int, _ seq: UInt64) -> [SHA256Digest] {
         let log = logs[o]
-        return log.merkle.inclusionProof(seq, size: log.committed) { facts[Int(log.facts[Int($0)])].leaf }
+        let facts = facts
+        return Merkle.inclusionProof(
+            index: seq, size: log.committed, in: log.merkle.source { facts[Int(log.facts[Int($0)])].leaf })
     }
 
     func leaf(_ o: Int, _ seq: UInt64) -> SHA256Digest { facts[Int(logs[o].facts[Int(seq)])].leaf }

@@ -1,4 +1,5 @@
 import ProvCrypto
+import ProvLedger
 
 #if canImport(Glibc)
     import Glibc
@@ -213,8 +214,9 @@ struct SubjectTable {
 }
 
 /// Hashes of the complete subtrees of a log's committed leaves, from height `minHeight` up, and the right edge.
-/// An inclusion proof then hashes at most 2^minHeight − 1 nodes from leaves and looks the rest up, instead of
-/// re-hashing the whole log (RFC 9162 §2.1.3.1). Memory: 32/2^(minHeight−1) bytes per leaf.
+/// An inclusion proof (RFC 9162 §2.1.3.1, built by ProvLedger's `Merkle.inclusionProof(index:size:in:)` over
+/// `source(leaf:)`) then hashes at most 2^minHeight − 1 nodes from leaves per subtree and looks the rest up,
+/// instead of re-hashing the whole log. Memory: 32/2^(minHeight−1) bytes per leaf.
 struct MerkleCache {
     static let minHeight = 6
     private(set) var size: UInt64 = 0
@@ -308,39 +310,30 @@ struct MerkleCache {
         size = s.size
     }
 
-    /// MTH(D[lo:hi]) for a range of the committed leaves that is a subtree of the tree of size `size` or of a
-    /// proof's path.
-    func root(_ lo: UInt64, _ hi: UInt64, leaf: (UInt64) -> SHA256Digest) -> SHA256Digest {
-        let n = hi - lo
-        if n == 1 { return leaf(lo) }
-        if n & (n - 1) == 0 {
-            let h = n.trailingZeroBitCount
-            if h >= Self.minHeight, h - Self.minHeight < levels.count {
-                let i = Int(lo >> UInt64(h))
-                if lo & (n - 1) == 0, i < levels[h - Self.minHeight].count { return levels[h - Self.minHeight][i] }
-            }
-        }
-        let k = UInt64(1) << UInt64(UInt64.bitWidth - 1 - (n - 1).leadingZeroBitCount)
-        return SHA256.node(root(lo, lo + k, leaf: leaf), root(lo + k, hi, leaf: leaf))
+    /// The cached root of the perfect subtree `range` (2^h leaves from a multiple of 2^h), if h ≥ `minHeight`
+    /// and the subtree is complete among the committed leaves.
+    func cachedRoot(_ range: Range<UInt64>) -> SHA256Digest? {
+        let h = UInt64(range.count).trailingZeroBitCount
+        guard h >= Self.minHeight, h - Self.minHeight < levels.count else { return nil }
+        let level = levels[h - Self.minHeight]
+        let i = Int(range.lowerBound >> UInt64(h))
+        return i < level.count ? level[i] : nil
     }
 
-    /// PATH(m, D[0:size]) of RFC 9162 §2.1.3.1, bottom-up.
-    func inclusionProof(_ m: UInt64, size n: UInt64, leaf: (UInt64) -> SHA256Digest) -> [SHA256Digest] {
-        var proof: [SHA256Digest] = []
-        var lo: UInt64 = 0
-        var hi = n
-        while hi - lo > 1 {
-            let k = UInt64(1) << UInt64(UInt64.bitWidth - 1 - (hi - lo - 1).leadingZeroBitCount)
-            if m < lo + k {
-                proof.append(root(lo + k, hi, leaf: leaf))
-                hi = lo + k
-            } else {
-                proof.append(root(lo, lo + k, leaf: leaf))
-                lo += k
-            }
+    /// The committed tree as a subtree hash source for ProvLedger's RFC 9162 proofs: subtrees of 2^`minHeight`
+    /// leaves and more from the cache, single leaves from `leaf`, the few nodes between computed by the walk.
+    struct Source: SubtreeHashSource {
+        typealias Failure = Never
+        let cache: MerkleCache
+        let leaf: (UInt64) -> SHA256Digest
+
+        func hash(ofPerfectSubtree range: Range<UInt64>) -> SHA256Digest? {
+            range.count == 1 ? leaf(range.lowerBound) : cache.cachedRoot(range)
         }
-        return proof.reversed()
     }
+
+    /// This cache, with the committed leaves' hashes from `leaf`, as a source of RFC 9162 proofs.
+    func source(leaf: @escaping (UInt64) -> SHA256Digest) -> Source { Source(cache: self, leaf: leaf) }
 
     var reservedBytes: Int { levels.reduce(0) { $0 + $1.capacity * 32 } + edge.capacity * 40 }
 }
