@@ -202,7 +202,8 @@ import Testing
     }
 }
 
-/// The walkers built on the reader: the verifier's verdict does not depend on where its windows fall.
+/// The walkers built on the reader: the verifier's verdict does not depend on where its windows fall, and a writer
+/// finds the group it builds on from the index, walking back only as far as it must.
 @Suite(.leavesNoFiles) struct SegmentWalkerTests {
     let t: TestConsortium
     init() throws { t = try TestConsortium() }
@@ -244,5 +245,65 @@ import Testing
                 if a.failure == nil { #expect(a.entries == reference.entries, "\(what), window \(window)") }
             }
         }
+    }
+
+    /// A last group larger than the first walk back: the writer walks further back, finds the group before it and
+    /// checks it (a checkpoint there signed by another key is refused); an index record that does not point at its
+    /// entry makes it rebuild the index instead.
+    @Test func theGroupBeforeALargeLastGroupIsFound() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let body = try t.body(Events.consent(1))
+        func open(log: @escaping (String) -> Void = { _ in }) throws -> LogStore {
+            try LogStore(
+                dataDirectory: dir.path, consortium: "acme", org: "brand", writable: true, verifyingWith: t.consortium,
+                log: log)
+        }
+        do {
+            let store = try open()
+            for (g, n) in [2000, 10, 300].enumerated() {
+                _ = try store.append(
+                    Array(repeating: body, count: n), signer: t.signers["brand"]!, now: 1_790_000_000_000 + UInt64(g))
+            }
+            store.close()
+        }
+        #expect(try open().size == 2310)
+
+        // An index record the walk starts from (seq 2310 - 256) that points at another entry's record.
+        let indexPath = dir.path + "/brand/index"
+        let index = try Data(contentsOf: URL(fileURLWithPath: indexPath))
+        var wrong = [UInt8](index)
+        let at = (2310 - 256) * SegmentFormat.indexRecordSize + 32
+        wrong.replaceSubrange(at..<(at + 8), with: wrong[(at - 40)..<(at - 32)])
+        try Data(wrong).write(to: URL(fileURLWithPath: indexPath))
+        var logged: [String] = []
+        #expect(try open(log: { logged.append($0) }).size == 2310)
+        #expect(logged == ["log brand: index does not match the segments; rebuilding it"], "\(logged)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: indexPath)) == index)
+
+        // The checkpoint at 2010, before the last group, signed by another key.
+        let seg = dir.path + "/brand/segments/" + SegmentFormat.segmentName(firstSeq: 0)
+        var records: [(RecordType, [UInt8])] = []
+        try [UInt8](Data(contentsOf: URL(fileURLWithPath: seg))).withUnsafeBytes { buf in
+            var off = SegmentFormat.magic.count
+            while case .record(let type, let payload, let next) = SegmentFormat.record(in: buf, at: off) {
+                records.append((type, Array(payload)))
+                off = next
+            }
+        }
+        let impostor = try NoteSigner(name: "acme/brand", privateKey: .generate())
+        for i in records.indices where records[i].0 == .checkpoint {
+            let cp = try SignedCheckpoint(parsing: String(decoding: records[i].1, as: UTF8.self))
+            guard cp.checkpoint.size == 2010 else { continue }
+            records[i].1 = Array(try SignedCheckpoint.sign(cp.checkpoint, with: impostor).serialized.utf8)
+        }
+        var bytes = SegmentFormat.magic
+        for (type, payload) in records { payload.withUnsafeBytes { SegmentFormat.frame(type, $0, into: &bytes) } }
+        try Data(bytes).write(to: URL(fileURLWithPath: seg))
+        let e = ledgerError { _ = try open() }
+        #expect(
+            e?.message.hasPrefix("log brand is damaged, nothing was appended: brand: checkpoint at size 2010: ")
+                == true,
+            "\(String(describing: e))")
     }
 }

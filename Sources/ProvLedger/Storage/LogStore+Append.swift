@@ -258,12 +258,12 @@ extension LogStore {
     /// Starts a new segment file for the group beginning at `firstSeq`: its magic, synced, and the new entry made
     /// durable in `segments/` (Specs/format.md §10.1, §10.2).
     func startSegment(firstSeq: UInt64) throws(LedgerError) {
-        let path = segmentDirectory + "/" + SegmentFormat.segmentName(firstSeq: firstSeq)
-        let f = try FileHandleFD(path: path, flags: O_RDWR | O_CREAT | O_TRUNC)
+        let segment = SegmentReader.Segment(directory: segmentDirectory, firstSeq: firstSeq)
+        let f = try FileHandleFD(path: segment.path, flags: O_RDWR | O_CREAT | O_TRUNC)
         try f.pwriteAll(SegmentFormat.magic, at: 0)
         try f.sync()
         try FileHandleFD.syncDirectory(segmentDirectory)
-        segments.append((firstSeq, path))
+        segments.append(segment)
         current = f
         currentSize = SegmentFormat.magic.count
     }

@@ -5,91 +5,25 @@ import ProvCrypto
     import Glibc
 #endif
 
-/// Where the last two groups of a segment end, found by walking its records by their headers alone (no checksum,
-/// no hashing): how a writer finds the group it builds on without reading the whole log.
-struct GroupEnds {
-    /// A record's offset in the segment and where its payload lies.
-    struct Record {
-        var offset: Int
-        var payload: Range<Int>
-    }
-
-    /// The end of a group: its last entry, state and checkpoint records, the entries up to it, and the offset after it.
-    struct End {
-        var entries: UInt64
-        var lastEntry: Record?
-        var state: Record?
-        var checkpoint: Record
-        var offset: Int
-    }
-
-    /// The seq after the last entry walked.
-    var entries: UInt64
-    var last: End?
-    var previous: End?
-
-    /// Walks `bytes` from after the magic to `end`; nil when the magic is missing or a header does not parse.
-    init?(_ bytes: [UInt8], upTo end: Int, firstSeq: UInt64) {
-        guard end <= bytes.count, end >= SegmentFormat.magic.count,
-            Array(bytes.prefix(SegmentFormat.magic.count)) == SegmentFormat.magic
-        else { return nil }
-        var entries = firstSeq
-        var last: End?
-        var previous: End?
-        let whole: Bool = bytes.withUnsafeBytes { raw in
-            let buf = UnsafeRawBufferPointer(rebasing: raw[0..<end])
-            var offset = SegmentFormat.magic.count
-            var lastEntry: Record?
-            var state: Record?
-            while true {
-                switch SegmentFormat.record(in: buf, at: offset, checksum: false) {
-                case .end: return true
-                case .damaged: return false
-                case .record(let type, let payload, let next):
-                    let start = payload.baseAddress! - buf.baseAddress!
-                    let r = Record(offset: offset, payload: start..<(start + payload.count))
-                    switch type {
-                    case .entry:
-                        entries += 1
-                        lastEntry = r
-                    case .state:
-                        state = r
-                    case .checkpoint:
-                        previous = last
-                        last = End(entries: entries, lastEntry: lastEntry, state: state, checkpoint: r, offset: next)
-                        state = nil
-                    }
-                    offset = next
-                }
-            }
-        }
-        guard whole else { return nil }
-        self.entries = entries
-        self.last = last
-        self.previous = previous
-    }
-}
-
+/// Recovery on open (Specs/format.md §11): the scan of the segments from the index's last record, the
+/// acknowledged floor, the cut of a torn tail.
 extension LogStore {
     /// `floor`: nil on open; on the rescan without the index, the acknowledged size the first pass found.
     func recover(floor: UInt64? = nil) throws(LedgerError) {
         let useIndex = floor == nil
-        let names: [String]
-        do throws(LedgerError) {
-            names = try FileHandleFD.list(directory: segmentDirectory).filter { $0.hasSuffix(".seg") }.sorted()
-        } catch {
+        // Step 1: the segment files. A link or a FIFO in a segment's place is refused here, before any read could
+        // block on it.
+        let listing: SegmentReader
+        do throws(LedgerError) { listing = try SegmentReader(listing: segmentDirectory) } catch {
             // A reader of a log folder without `segments/` sees an empty log.
             guard !writable, FileHandleFD.kind(of: segmentDirectory) == nil else { throw error }
-            names = []
+            listing = SegmentReader(directory: segmentDirectory, segments: [])
         }
-        for n in names {
-            guard n.count == 24, let first = UInt64(n.prefix(20)) else {
-                throw LedgerError(.invalidEntry, "\(segmentDirectory)/\(n) is not a segment file name")
-            }
-            // A link or a FIFO in a segment's place is refused here, before any read could block on it.
-            try FileHandleFD.expect(segmentDirectory + "/" + n, is: .regularFile)
-            segments.append((first, segmentDirectory + "/" + n))
+        for s in listing.segments { try FileHandleFD.expect(s.path, is: .regularFile) }
+        if let misnamed = listing.misnamed {
+            throw LedgerError(.invalidEntry, "\(misnamed) is not a segment file name")
         }
+        segments = listing.segments
         if writable {
             if index == nil {
                 let (f, created) = try FileHandleFD.openOrCreate(indexPath, flags: O_RDWR)
@@ -100,13 +34,13 @@ extension LogStore {
             index = try FileHandleFD.openIfPresent(indexPath, flags: O_RDONLY)
         }
         var indexCount = useIndex ? UInt64((try index?.size ?? 0) / SegmentFormat.indexRecordSize) : 0
-        // What this log has acknowledged, as far as the files written after each acknowledgement tell: a
+        // Step 2: what this log has acknowledged, as far as the files written after each acknowledgement tell: a
         // writer cuts nothing below it.
         let claimed = floor == nil ? try claimedSize() ?? 0 : 0
         let acknowledged = floor ?? max(indexCount, claimed)
 
-        // Scan from just after the last indexed entry when the index agrees with the segment there: what follows
-        // is that group's state and checkpoint, then any groups the index missed, then perhaps a torn tail.
+        // Step 3: scan from just after the last indexed entry when the index agrees with the segment there: what
+        // follows is that group's state and checkpoint, then any groups the index missed, then perhaps a torn tail.
         var startSegment = 0
         var startOffset = SegmentFormat.magic.count
         if indexCount > 0, let (leaf, offset) = try? indexRecord(indexCount - 1),
@@ -120,80 +54,24 @@ extension LogStore {
             indexCount = 0
         }
 
-        var seq = indexCount
-        var pending: [(leaf: SHA256Digest, offset: UInt64)] = []
-        var recovered: [(leaf: SHA256Digest, offset: UInt64)] = []
-        var pendingState: WriterState?
-        var committed: (segment: Int, offset: Int, count: UInt64, state: WriterState, checkpoint: SignedCheckpoint)?
-        var committedBytes: [UInt8] = []
-        var damage: String?
-        var dataEnd = (segment: startSegment, offset: startOffset)
-
-        scan: for si in startSegment..<segments.count {
-            let bytes = try FileHandleFD(path: segments[si].path, flags: O_RDONLY).readAll()
-            var offset = startOffset
-            if si != startSegment || startOffset == SegmentFormat.magic.count {
-                guard bytes.count >= 8, Array(bytes.prefix(8)) == SegmentFormat.magic else {
-                    damage = "segment file without a valid header"
-                    break scan
-                }
-                guard pending.isEmpty, segments[si].firstSeq == seq else {
-                    damage = "segment \(segments[si].path) does not start where the previous one ended"
-                    break scan
-                }
-                offset = SegmentFormat.magic.count
-            }
-            let stop: Bool = bytes.withUnsafeBytes { buf in
-                while true {
-                    switch SegmentFormat.record(in: buf, at: offset) {
-                    case .end:
-                        return false
-                    case .damaged(let why):
-                        damage = why
-                        return true
-                    case .record(let type, let payload, let next):
-                        switch type {
-                        case .entry:
-                            pending.append((Merkle.leafHash(payload), UInt64(offset)))
-                            seq += 1
-                        case .state:
-                            pendingState = try? WriterState(decoding: payload)
-                        case .checkpoint:
-                            guard let cp = try? SignedCheckpoint(parsing: String(decoding: payload, as: UTF8.self)),
-                                let st = pendingState, cp.checkpoint.size == seq, st.frontier.size == seq,
-                                cp.checkpoint.origin == origin
-                            else {
-                                damage = "checkpoint record that does not close the group before it"
-                                return true
-                            }
-                            recovered += pending
-                            pending.removeAll()
-                            committed = (si, next, seq, st, cp)
-                        }
-                        offset = next
-                        dataEnd = (si, offset)
-                    }
-                }
-            }
-            if committed?.segment == si { committedBytes = bytes }
-            if stop { break }
-            dataEnd = (si, bytes.count)
-        }
-
-        // (With the index trusted and no whole group after it, the scan is redone without the index first.)
-        if writable && (committed?.count ?? 0) < acknowledged && (committed != nil || indexCount == 0) {
-            let at = damage.map {
-                "\($0) at byte \(dataEnd.offset) of segment \(segments[min(dataEnd.segment, segments.count - 1)].path)"
+        let found = try scan(from: startSegment, offset: startOffset, seq: indexCount)
+        // Step 5, the floor. (With the index trusted and no whole group after it, the scan is redone without the
+        // index first.)
+        if writable && (found.committed?.count ?? 0) < acknowledged && (found.committed != nil || indexCount == 0) {
+            let end = found.dataEnd
+            let at = found.damage.map {
+                "\($0) at byte \(end.offset) of segment \(segments[min(end.segment, segments.count - 1)].path)"
             }
             throw LedgerError(
                 .io,
-                "log \(org): the segments hold \(committed?.count ?? 0) entries in whole group commits, but \(acknowledged) "
-                    + "were acknowledged (index and checkpoint files)"
+                "log \(org): the segments hold \(found.committed?.count ?? 0) entries in whole group commits, but "
+                    + "\(acknowledged) were acknowledged (index and checkpoint files)"
                     + (at.map { "; \($0)" } ?? "; segment data is missing")
                     + ": the log was damaged or rolled back after it was written. Nothing was cut. "
                     + "Run prov verify; restore the log from a node that holds it")
         }
-        guard let commit = committed else {
+        // Step 6.
+        guard let commit = found.committed else {
             if indexCount > 0 {
                 // The index runs ahead of the whole group commits in the segments (a segment lost data it had
                 // acknowledged, or the index was copied from elsewhere): trust only the segments.
@@ -203,44 +81,44 @@ extension LogStore {
             }
             size = 0
             if writable {
-                try cutTail(
-                    after: (0, SegmentFormat.magic.count), dataEnd: dataEnd, pending: pending.count, damage: damage)
+                try cutTail(after: (0, SegmentFormat.magic.count), pending: found.pending.count, damage: found.damage)
                 try finishOpen()
             }
             return
         }
+        // Step 7.
         guard commit.state.frontier.root == commit.checkpoint.checkpoint.root else {
             throw LedgerError(
                 .invalidEntry,
                 "log \(org): state record does not match the checkpoint at size \(commit.count); run prov verify")
         }
-        if writable, let keys {
-            let consistent = try checkLastGroup(
-                segment: commit.segment, end: commit.offset, count: commit.count, bytes: committedBytes, keys: keys)
-            if !consistent {
-                guard useIndex else {
-                    throw LedgerError(
-                        .io,
-                        "log \(org): the records of segment \(segments[commit.segment].path) do not add up to its "
-                            + "checkpoints; nothing was appended. Run prov verify; restore the log from a node that "
-                            + "holds it")
-                }
-                log("log \(org): index does not match the segments; rebuilding it")
-                return try rescanWithoutIndex(floor: acknowledged)
+        // The records of the groups found after the index: written now by a writer, served from memory by a reader
+        // (and to the check of the last group, which finds records by their offsets).
+        indexedCount = commit.count - UInt64(found.recovered.count)
+        pendingIndex = []
+        pendingIndex.reserveCapacity(found.recovered.count * SegmentFormat.indexRecordSize)
+        for r in found.recovered { Self.appendIndexRecord(r.leaf, r.offset, to: &pendingIndex) }
+        // Step 8.
+        if writable, let keys,
+            try !checkLastGroup(segment: commit.segment, end: commit.offset, count: commit.count, keys: keys)
+        {
+            guard useIndex else {
+                throw LedgerError(
+                    .io,
+                    "log \(org): the records of segment \(segments[commit.segment].path) do not add up to its "
+                        + "checkpoints; nothing was appended. Run prov verify; restore the log from a node that "
+                        + "holds it")
             }
+            log("log \(org): index does not match the segments; rebuilding it")
+            return try rescanWithoutIndex(floor: acknowledged)
         }
         state = commit.state
         committedState = commit.state
         latest = commit.checkpoint
         size = commit.count
-        // The records of the groups found after the index: written now by a writer, served from memory by a reader.
-        indexedCount = commit.count - UInt64(recovered.count)
-        pendingIndex = []
-        pendingIndex.reserveCapacity(recovered.count * SegmentFormat.indexRecordSize)
-        for r in recovered { Self.appendIndexRecord(r.leaf, r.offset, to: &pendingIndex) }
+        // Steps 9 and 10.
         if writable {
-            try cutTail(
-                after: (commit.segment, commit.offset), dataEnd: dataEnd, pending: pending.count, damage: damage)
+            try cutTail(after: (commit.segment, commit.offset), pending: found.pending.count, damage: found.damage)
             flushIndex()
             // Records past the last whole group (or that could not be rewritten) are dropped.
             try index?.truncate(to: Int(indexedCount) * SegmentFormat.indexRecordSize)
@@ -269,83 +147,75 @@ extension LogStore {
         return cp.checkpoint.size
     }
 
-    /// Before a writer appends, what it builds on must be what the member signed (Specs/format.md §11 step 8):
-    /// the state and checkpoint records of the group before the last one, then the last group's entries, state
-    /// record and checkpoint, checked with the verifier's own rules and messages. Only the last group is read;
-    /// the frames before it in its segment are walked by their headers. Returns false when those frames do not
-    /// add up to `count` entries (an index that does not match the segments).
-    private func checkLastGroup(
-        segment si: Int, end: Int, count: UInt64, bytes: [UInt8], keys: Consortium
-    ) throws(LedgerError) -> Bool {
-        guard let member = keys.member(org) else { return true }
-        let name = String(segments[si].path.split(separator: "/").last ?? "")
-        func damaged(_ message: String) -> LedgerError {
-            LedgerError(
-                .io,
-                "log \(org) is damaged, nothing was appended: \(message). Run prov verify; restore the log from a node "
-                    + "that holds it")
+    /// What the scan of §11 step 4 found: the last group it closed, the entries after it, and where it stopped.
+    struct Scan {
+        var seq: UInt64
+        /// Entries after the last checkpoint record, and the leaf hash and offset of each entry of a closed group.
+        var pending: [(leaf: SHA256Digest, offset: UInt64)] = []
+        var recovered: [(leaf: SHA256Digest, offset: UInt64)] = []
+        var pendingState: WriterState?
+        var committed: (segment: Int, offset: Int, count: UInt64, state: WriterState, checkpoint: SignedCheckpoint)?
+        /// What stopped the scan, and the end of the whole records before it.
+        var damage: String?
+        var dataEnd: (segment: Int, offset: Int)
+    }
+
+    /// Step 4: reads the records from `offset` of segment `startSegment` (entry `seq`) on, a window at a time, every
+    /// checksum checked, until the end of the last segment or damage. Entries are hashed; a checkpoint record closes
+    /// the group before it.
+    private func scan(from startSegment: Int, offset startOffset: Int, seq: UInt64) throws(LedgerError) -> Scan {
+        var s = Scan(seq: seq, dataEnd: (startSegment, startOffset))
+        scan: for si in startSegment..<segments.count {
+            let file = try SegmentReader.open(segments[si])
+            var from = startOffset
+            if si != startSegment || startOffset == SegmentFormat.magic.count {
+                guard try SegmentReader.header(of: file) == .magic else {
+                    s.damage = "segment file without a valid header"
+                    break scan
+                }
+                guard s.pending.isEmpty, segments[si].firstSeq == s.seq else {
+                    s.damage = "segment \(segments[si].path) does not start where the previous one ended"
+                    break scan
+                }
+                from = SegmentFormat.magic.count
+            }
+            let walk = try SegmentWalk(file, segment: segments[si].name, from: from, checksums: .all)
+            while let window = try walk.next() {
+                for r in window.records {
+                    let payload = window.payload(r)
+                    switch r.type {
+                    case .entry:
+                        s.pending.append((Merkle.leafHash(payload), UInt64(r.offset)))
+                        s.seq += 1
+                    case .state:
+                        s.pendingState = try? WriterState(decoding: payload)
+                    case .checkpoint:
+                        guard let cp = try? SignedCheckpoint(parsing: String(decoding: payload, as: UTF8.self)),
+                            let st = s.pendingState, cp.checkpoint.size == s.seq, st.frontier.size == s.seq,
+                            cp.checkpoint.origin == origin
+                        else {
+                            s.damage = "checkpoint record that does not close the group before it"
+                            break scan
+                        }
+                        s.recovered += s.pending
+                        s.pending.removeAll()
+                        s.committed = (si, r.offset + SegmentFormat.headerSize + payload.count, s.seq, st, cp)
+                    }
+                    s.dataEnd = (si, r.offset + SegmentFormat.headerSize + payload.count)
+                }
+            }
+            if case .damaged(let d) = walk.end {
+                s.damage = d.why
+                break
+            }
+            s.dataEnd = (si, walk.offset)
         }
-        guard let walk = GroupEnds(bytes, upTo: end, firstSeq: segments[si].firstSeq),
-            walk.entries == count, let last = walk.last, last.offset == end
-        else { return false }
-        // The group before the last one: in this segment, or at the end of the previous one.
-        var before = walk.previous.map { (end: $0, bytes: bytes, name: name) }
-        if before == nil && segments[si].firstSeq > 0 {
-            guard si > 0 else { return false }
-            let previousBytes = try FileHandleFD(path: segments[si - 1].path, flags: O_RDONLY).readAll()
-            guard let w = GroupEnds(previousBytes, upTo: previousBytes.count, firstSeq: segments[si - 1].firstSeq),
-                w.entries == segments[si].firstSeq, let e = w.last, e.offset == previousBytes.count
-            else { return false }
-            before = (e, previousBytes, String(segments[si - 1].path.split(separator: "/").last ?? ""))
-        }
-        var start = WriterState.initial
-        var from = SegmentFormat.magic.count
-        if let (b, buf, bName) = before {
-            let m = b.entries
-            guard let stateRecord = b.state, let entryRecord = b.lastEntry else { return false }
-            let st: WriterState
-            do { st = try buf[stateRecord.payload].withUnsafeBytes { try WriterState(decoding: $0) } } catch {
-                throw damaged("\(org): state record at byte \(stateRecord.offset) of \(bName) is malformed")
-            }
-            let lastLeaf = buf[entryRecord.payload].withUnsafeBytes { Merkle.leafHash($0) }
-            guard st.frontier.size == m, st.lastLeaf == lastLeaf else {
-                throw damaged(
-                    "\(org) seq \(m - 1): state record after it disagrees with the entries (size \(st.frontier.size)): "
-                        + "the segment was modified")
-            }
-            let cp: SignedCheckpoint
-            do { cp = try SignedCheckpoint(parsing: String(decoding: buf[b.checkpoint.payload], as: UTF8.self)) } catch
-            {
-                throw damaged("\(org): checkpoint record at byte \(b.checkpoint.offset) of \(bName): \(error.message)")
-            }
-            if let why = cp.signatureFailure(key: member.key) {
-                throw damaged("\(org): checkpoint at size \(cp.checkpoint.size): \(why)")
-            }
-            guard cp.checkpoint.size == m else {
-                throw damaged(
-                    "\(org): checkpoint covers \(Phrase.count(cp.checkpoint.size, "entry", "entries")) but "
-                        + "\(Phrase.count(m, "entry", "entries")) precede it")
-            }
-            guard cp.checkpoint.root == st.frontier.root else {
-                throw damaged("\(org): state record does not match the checkpoint at size \(m)")
-            }
-            // The last group continues from this state: its frontier and last leaf were checked above, and its
-            // clock and citations are what the last group's own state record must extend.
-            start = st
-            if bName == name { from = b.offset }
-        }
-        var scan = LogScan(member: member, consortium: keys, directory: directory, progress: nil)
-        scan.range = LogScan.Range(segment: name, from: from, to: end, start: start)
-        var audit = LogAudit(org: org)
-        do { try scan.run(&audit) } catch let e as LedgerError {
-            throw damaged(e.message)
-        } catch { throw damaged("\(error)") }
-        return true
+        return s
     }
 
     /// Cuts whatever follows the last whole group commit: entries never acknowledged, and damaged bytes.
     private func cutTail(
-        after end: (segment: Int, offset: Int), dataEnd: (segment: Int, offset: Int), pending: Int, damage: String?
+        after end: (segment: Int, offset: Int), pending: Int, damage: String?
     ) throws(LedgerError) {
         guard !segments.isEmpty else { return }
         var cut = 0
@@ -387,11 +257,12 @@ extension LogStore {
     }
 
     /// The end offset of the entry record at `offset` if it is whole and hashes to `leaf`.
-    private func checkedRecordEnd(segment: Int, offset: Int, leaf: SHA256Digest) throws -> Int? {
+    func checkedRecordEnd(segment: Int, offset: Int, leaf: SHA256Digest) throws -> Int? {
         let f = try reader(segment)
         let head = try f.read(count: SegmentFormat.headerSize, at: offset)
         guard head.count == SegmentFormat.headerSize else { return nil }
         let len = Int(head[1]) << 24 | Int(head[2]) << 16 | Int(head[3]) << 8 | Int(head[4])
+        guard len <= SegmentFormat.maxPayload else { return nil }
         let rec = try f.read(count: SegmentFormat.headerSize + len, at: offset)
         return rec.withUnsafeBytes { buf -> Int? in
             guard case .record(.entry, let payload, let next) = SegmentFormat.record(in: buf, at: 0),

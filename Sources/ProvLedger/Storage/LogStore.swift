@@ -38,7 +38,7 @@ public final class LogStore {
     var createdFiles = false
 
     // Segments: the files in seq order, the one appended to, and the ones read from.
-    var segments: [(firstSeq: UInt64, path: String)] = []
+    var segments: [SegmentReader.Segment] = []
     var current: FileHandleFD?
     var currentSize = 0
     var readers: [UInt64: FileHandleFD] = [:]
