@@ -212,4 +212,24 @@ final class FeedBox: @unchecked Sendable {
         let v = try built.index.view(subject: j.alice)
         #expect(!v.timeline.isEmpty && v.timeline.allSatisfy { $0.facts.org != "retail" })
     }
+
+    /// A FIFO in a segment's place is refused, never waited on; a torn tail stops the reading of its log at the last
+    /// whole group, which stays in the view.
+    @Test func aFIFOIsRefusedAndATornTailEndsTheLog() throws {
+        let j = try Journey()
+        defer { j.ledger.remove() }
+        for s in j.ledger.stores.values { s.close() }
+        let retail = j.ledger.dir.path + "/retail/segments/00000000000000000000.seg"
+        try FileManager.default.removeItem(atPath: retail)
+        try #require(mkfifo(retail, 0o644) == 0)
+        let brand = j.ledger.dir.path + "/brand/segments/00000000000000000000.seg"
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: brand))
+        try bytes.dropLast(3).write(to: URL(fileURLWithPath: brand))
+        let built = try ViewIndex.build(
+            dataDirectory: j.ledger.dir.path, consortium: j.ledger.consortium, linkKey: j.ledger.linkKey)
+        #expect(built.excluded.map(\.org) == ["retail"])
+        #expect(built.excluded.first?.reason == "retail: \(retail) is a FIFO, not a regular file")
+        let size = try #require(built.index.frontier.logs.first { $0.org == "brand" }?.size)
+        #expect(size > 0 && size < j.ledger.stores["brand"]!.size, "\(size)")
+    }
 }

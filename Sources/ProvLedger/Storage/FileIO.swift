@@ -234,8 +234,6 @@ package final class FileHandleFD: Sendable {
         return out
     }
 
-    package func readAll() throws(LedgerError) -> [UInt8] { try read(count: try size, at: 0) }
-
     package func truncate(to length: Int) throws(LedgerError) {
         guard ftruncate(fd, off_t(length)) == 0 else { throw Self.error("cannot truncate", path) }
     }

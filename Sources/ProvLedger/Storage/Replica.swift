@@ -264,34 +264,19 @@ extension LogStore {
         if n == size || n == 0 { return latest }
         let seq = n - 1
         guard let si = segmentIndex(for: seq) else { return latest }
-        let f = try reader(si)
-        var offset = Int(try indexRecord(seq).1)
-        let fileSize = try f.size
-        let limit = offset + (64 << 20)
-        var buffer: [UInt8] = []
-        var bufferStart = offset
-        while offset < fileSize && offset < limit {
-            if offset + SegmentFormat.headerSize > bufferStart + buffer.count {
-                bufferStart = offset
-                buffer = try f.read(count: 1 << 20, at: offset)
-                guard buffer.count >= SegmentFormat.headerSize else { break }
+        // The records after that entry, walked by their headers up to the first checkpoint record, whose checksum
+        // is checked.
+        let offset = Int(try indexRecord(seq).1)
+        let walk = try SegmentWalk(
+            try reader(si), segment: segments[si].name, from: offset, to: offset + (64 << 20), window: 1 << 20,
+            checksums: .none)
+        while let window = try walk.next() {
+            guard let r = window.records.first(where: { $0.type == .checkpoint }) else { continue }
+            guard SegmentFormat.checksumMatches(window.payload(r)) else {
+                throw LedgerError(
+                    .invalidEntry, "log \(org): damaged checkpoint record at byte \(r.offset) of \(segments[si].path)")
             }
-            let at = offset - bufferStart
-            let type = buffer[at]
-            let len =
-                Int(buffer[at + 1]) << 24 | Int(buffer[at + 2]) << 16 | Int(buffer[at + 3]) << 8 | Int(buffer[at + 4])
-            if type == RecordType.checkpoint.rawValue {
-                let rec = try f.read(count: SegmentFormat.headerSize + len, at: offset)
-                return try withRawBytes(rec) { buf throws(LedgerError) -> SignedCheckpoint? in
-                    guard case .record(.checkpoint, let payload, _) = SegmentFormat.record(in: buf, at: 0) else {
-                        throw LedgerError(
-                            .invalidEntry,
-                            "log \(org): damaged checkpoint record at byte \(offset) of \(segments[si].path)")
-                    }
-                    return try SignedCheckpoint(parsing: String(decoding: payload, as: UTF8.self))
-                }
-            }
-            offset += SegmentFormat.headerSize + len
+            return try SignedCheckpoint(parsing: String(decoding: window.payload(r), as: UTF8.self))
         }
         return latest
     }

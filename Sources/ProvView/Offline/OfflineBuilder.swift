@@ -97,7 +97,7 @@ extension ViewIndex {
         guard lstat(directory, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
             throw ViewError(.source, "\(org): \(directory) is not a directory")
         }
-        let reader = SegmentReader(directory: directory + "/segments", org: org, origin: member.origin)
+        let reader = LogSegments(directory: directory + "/segments", org: org, origin: member.origin)
         let index = hashEntries ? nil : IndexFile(path: directory + "/index")
         var stopped: (seq: UInt64, error: ViewError)?
         var sawEntries = false
@@ -296,118 +296,73 @@ private final class BatchWork: @unchecked Sendable {
 
 /// A window of segment bytes and its record ranges, read by the workers.
 private struct UnsafeShared: @unchecked Sendable {
-    // Read-only while the workers run; the buffer is owned by SegmentReader and outlives them.
+    // Read-only while the workers run; the buffer is owned by the segment walk and outlives them.
     let window: UnsafeRawBufferPointer
     let records: [Range<Int>]
     let stored: [SHA256Digest]
 }
 
-/// Reads the records of a log's segment files in windows of about 8 MiB, without following symlinks, and finds
-/// the latest checkpoint: the last checkpoint record that closes a group (its size is the number of entries
-/// before it, its origin the log's). Reading stops at the end of the data or at damage (a torn tail).
-struct SegmentReader {
+/// A log's segments as the offline build reads them (Specs/view.md §10.2), through ProvLedger's `SegmentReader`:
+/// windows of about 8 MiB, and the latest checkpoint, the last checkpoint record that closes a group commit (its
+/// size is the number of entries before it, its origin the log's). Reading stops at the end of the data, at damage
+/// (a torn tail) or at a segment that does not follow on.
+struct LogSegments {
     let directory: String
     let org: String
     let origin: String
-    static let window = 8 << 20
 
     /// Calls `body` with each window, the byte ranges of its entry payloads, and the seq of the first. Returns the
     /// latest checkpoint and its size.
     func read(
         _ body: (UnsafeRawBufferPointer, [Range<Int>], UInt64) throws(ViewError) -> Void
     ) throws(ViewError) -> (UInt64, SignedCheckpoint)? {
-        let names: [String]
-        do {
-            names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".seg") }
-                .sorted()
-        } catch { throw ViewError(.source, "\(org): cannot read \(directory)") }
+        let reader: SegmentReader
+        do { reader = try SegmentReader(listing: directory) } catch {
+            throw ViewError(.source, "\(org): cannot read \(directory)")
+        }
         var seq: UInt64 = 0
         var latest: (UInt64, SignedCheckpoint)?
-        var buffer = [UInt8](repeating: 0, count: Self.window)
-        files: for name in names {
-            guard name.count == 24, let first = UInt64(name.prefix(20)), first == seq else { break }
-            let path = directory + "/" + name
-            let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-            guard fd >= 0 else {
-                throw ViewError(.source, "\(org): cannot open \(path): \(String(cString: strerror(errno)))")
+        files: for segment in reader.segments {
+            guard segment.firstSeq == seq else { break }
+            let file = try source { () throws(LedgerError) in try SegmentReader.open(segment) }
+            guard try source({ () throws(LedgerError) in try SegmentReader.header(of: file) }) == .magic else { break }
+            // Entries' checksums are checked by the decoders, with the index's leaf hashes.
+            let walk = try source { () throws(LedgerError) in
+                try SegmentWalk(file, segment: segment.name, checksums: .nonEntries)
             }
-            defer { close(fd) }
-            var st = stat()
-            guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
-                throw ViewError(.source, "\(org): \(path) is not a regular file")
-            }
-            var magic = [UInt8](repeating: 0, count: SegmentFormat.magic.count)
-            guard pread(fd, &magic, magic.count, 0) == magic.count, magic == SegmentFormat.magic else { break }
-            var fileOffset = SegmentFormat.magic.count
-            var filled = 0
-            var atEnd = false
-            while true {
-                if !atEnd {
-                    let n = buffer.withUnsafeMutableBytes { b in
-                        pread(fd, b.baseAddress! + filled, b.count - filled, off_t(fileOffset))
-                    }
-                    guard n >= 0 else { throw ViewError(.source, "\(org): cannot read \(path)") }
-                    if n == 0 { atEnd = true }
-                    filled += n
-                    fileOffset += n
-                }
-                var records: [Range<Int>] = []
-                var damaged = false
+            while let window = try source({ () throws(LedgerError) in try walk.next() }) {
+                var entries: [Range<Int>] = []
                 let firstSeq = seq
-                let parsed: Int = buffer.withUnsafeBytes { b in
-                    let valid = UnsafeRawBufferPointer(rebasing: b[0..<filled])
-                    var offset = 0
-                    while true {
-                        switch SegmentFormat.record(in: valid, at: offset, checksum: false) {
-                        case .record(let type, let payload, let next):
-                            switch type {
-                            case .entry:
-                                let start = payload.baseAddress! - valid.baseAddress!
-                                records.append(start..<(start + payload.count))
-                                seq += 1
-                            case .checkpoint:
-                                // Checked for its signature only if it stays the latest.
-                                guard SegmentFormat.checksumMatches(payload),
-                                    let cp = try? SignedCheckpoint(parsing: String(decoding: payload, as: UTF8.self)),
-                                    cp.checkpoint.origin == origin, cp.checkpoint.size == seq
-                                else {
-                                    damaged = true
-                                    return offset
-                                }
-                                latest = (seq, cp)
-                            case .state:
-                                break
-                            }
-                            offset = next
-                        case .end:
-                            return offset
-                        case .damaged(let why):
-                            // A record cut by the window's end is read again with the next window.
-                            if !why.hasPrefix("partial") || atEnd { damaged = true }
-                            return offset
+                var closes = true
+                records: for r in window.records {
+                    switch r.type {
+                    case .entry:
+                        entries.append(r.payload)
+                        seq += 1
+                    case .checkpoint:
+                        // Checked for its signature only if it stays the latest.
+                        guard
+                            let cp = try? SignedCheckpoint(parsing: String(decoding: window.payload(r), as: UTF8.self)),
+                            cp.checkpoint.origin == origin, cp.checkpoint.size == seq
+                        else {
+                            closes = false
+                            break records
                         }
+                        latest = (seq, cp)
+                    case .state:
+                        break
                     }
                 }
-                if !records.isEmpty {
-                    try withRawBytes(buffer) { b throws(ViewError) in
-                        try body(UnsafeRawBufferPointer(rebasing: b[0..<filled]), records, firstSeq)
-                    }
-                }
-                if damaged { break files }
-                let rest = filled - parsed
-                if atEnd { break }
-                // Keep the unparsed tail for the next window; grow the window for a record larger than it.
-                if parsed > 0 {
-                    buffer.withUnsafeMutableBytes { b in
-                        b.baseAddress!.copyMemory(from: b.baseAddress! + parsed, byteCount: rest)
-                    }
-                } else if rest == buffer.count {
-                    guard buffer.count <= SegmentFormat.maxPayload else { break files }
-                    buffer += [UInt8](repeating: 0, count: buffer.count)
-                }
-                filled = rest
+                if !entries.isEmpty { try body(window.bytes, entries, firstSeq) }
+                if !closes { break files }
             }
+            if walk.end != .clean { break }
         }
         return latest
+    }
+
+    /// A segment that cannot be opened or read, or that is not a regular file (Specs/format.md §10.1).
+    private func source<T>(_ read: () throws(LedgerError) -> T) throws(ViewError) -> T {
+        do { return try read() } catch { throw ViewError(.source, "\(org): \(error.message)") }
     }
 }
