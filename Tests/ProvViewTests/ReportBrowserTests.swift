@@ -127,6 +127,29 @@ struct ReportBrowserTests {
         #expect(m.verified == factCount(report))
     }
 
+    @Test func aConsentReceiptPageVerifiesAndAnAlteredOneDoesNot() throws {
+        let j = try Journey()
+        defer { j.ledger.remove() }
+        let page = try consentReceipt(j)
+        let good = try open(html: page.html)
+        #expect(good.state == "done" && good.rows == ["consent:0": "yes"], "\(good)")
+        #expect(good.summary?.contains("This consent record is verified") == true)
+        // What the page shows, changed: the record is not verified.
+        let shown = page.html.replacingOccurrences(
+            of: "<td data-field=\"recipients\">Care, Retail</td>", with: "<td data-field=\"recipients\">Care</td>")
+        #expect(shown != page.html)
+        let m = try open(html: shown)
+        #expect(m.state == "done" && m.rows == ["consent:0": "no"] && m.failed == 1, "\(m)")
+        // The entry in the receipt, changed in one byte: its proof fails.
+        var entry = page.receipt.entry
+        entry[entry.count - 40] ^= 0x01
+        let bytes = page.html.replacingOccurrences(
+            of: Data(page.receipt.entry).base64EncodedString(), with: Data(entry).base64EncodedString())
+        #expect(bytes != page.html)
+        let n = try open(html: bytes)
+        #expect(n.state == "done" && n.rows == ["consent:0": "no"], "\(n)")
+    }
+
     @Test func anAlteredEntryIsMarkedNotVerifiedWhereverItIsUsed() throws {
         let j = try Journey()
         defer { j.ledger.remove() }

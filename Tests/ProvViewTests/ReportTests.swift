@@ -69,6 +69,18 @@ func factCount(_ r: SubjectReport) -> Int {
         + v.compliance.count + v.refs.count + v.links.count + r.context.count + v.frontier.logs.count + 1
 }
 
+/// The journey's first consent as the page a customer keeps, its receipt against a checkpoint the other two
+/// companies cosigned.
+func consentReceipt(_ j: Journey) throws -> ConsentReceiptPage {
+    let source = DataDirectorySource(dataDirectory: j.ledger.dir.path, consortium: "acme")
+    var r = try j.ledger.index().entry(org: "brand", seq: j.refs["give-web"]!.seq, source: source).receipt
+    let text = r.checkpoint.checkpoint.text
+    for org in ["retail", "care"] {
+        r.checkpoint.note.signatures.append(try j.ledger.signers[org]!.cosign(checkpointText: text, time: t0 / 1000))
+    }
+    return try ConsentReceiptPage(consortium: j.ledger.consortium, receipt: r)
+}
+
 func check(_ r: SubjectReport, _ consortium: Consortium) throws -> ReportCheck {
     try SubjectReport.verify(json: Array(r.json.serialized.utf8), consortium: consortium)
 }
@@ -119,6 +131,23 @@ func check(_ r: SubjectReport, _ consortium: Consortium) throws -> ReportCheck {
         #expect(!c.ok)
         #expect(c.facts.filter { !$0.verified }.map { "\($0.section):\($0.index)" } == [fact], "\(c.table)")
         #expect(c.problems.isEmpty && c.receiptsVerified == c.receipts)
+    }
+
+    @Test func aConsentReceiptPageShowsTheConsentInPlainWords() throws {
+        let j = try Journey()
+        defer { j.ledger.remove() }
+        let page = try consentReceipt(j)
+        #expect(page.cosigners == ["retail", "care"])
+        let fields = Dictionary(uniqueKeysWithValues: page.fields.map { ($0.0, $0.2) })
+        #expect(fields["event"] == "Consent given" && fields["controllers"] == "Brand")
+        #expect(fields["recipients"] == "Care, Retail" && fields["purposes"] == "Direct marketing, Personalisation")
+        #expect(fields["notice"] == "privacy, version 7" && fields["method"] == "A web form")
+        #expect(fields["expires"] == "No end date" && fields["cosigned"] == "Retail, Care")
+        #expect(page.html.contains("<td data-field=\"event\">Consent given</td>"))
+        // Only a consent has a consent receipt.
+        let source = DataDirectorySource(dataDirectory: j.ledger.dir.path, consortium: "acme")
+        let link = try j.ledger.index().entry(org: "care", seq: j.refs["link-phone"]!.seq, source: source).receipt
+        #expect(throws: ViewError.self) { try ConsentReceiptPage(consortium: j.ledger.consortium, receipt: link) }
     }
 
     @Test func foreignKeysAreNamedAndNothingVerifies() throws {
