@@ -86,6 +86,11 @@ enum Labels {
         let named = ref(f.interaction.consentRef)
         for flag in f.flags {
             switch flag.code {
+            // Specs/view.md §8.5: for another person's consent the report cannot show this; the words say so.
+            case "not-in-force" where f.flags.contains { $0.code == "other-person" }:
+                s +=
+                    " The consent it named (\(named)) was no longer in force, as the report says (a report "
+                    + "cannot show this for another person's consent)."
             case "not-in-force": s += " The consent it named (\(named)) was no longer in force."
             case "other-person": s += " The consent it named (\(named)) is about another person."
             case "other-purpose": s += " The consent it named (\(named)) is for other purposes."

@@ -20,6 +20,8 @@ extension ReportScript {
           const named = refLabel(f.consentRef);
           const flags = { 'not-in-force': 'was no longer in force', 'other-person': 'is about another person', 'other-purpose': 'is for other purposes',
             'not-for-actor': 'does not cover ' + who, unresolved: 'is not in the logs this report covers' };
+          // §8.5: for another person's consent the report cannot show whether it was in force; the words say so.
+          if (g.flags.includes('other-person')) flags['not-in-force'] += ', as the report says (a report cannot show this for another person\'s consent)';
           for (const flag of g.flags) s += own(flags, flag) ? ' The consent it named (' + named + ') ' + flags[flag] + '.' : ' What it named as consent (' + named + ') is not a consent entry that matches.';
           return s;
         }
