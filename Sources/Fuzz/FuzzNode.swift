@@ -500,7 +500,8 @@ final class NodeHarness: @unchecked Sendable {
             let o = org(&r)
             let held = o == Self.org ? own : 0
             let seq = r.decimal(r.number(near: [0, held &- 1, held, held + 1, 255, 256]))
-            return ("/v1/entries/\(o)/\(seq)", nil, "GET", nil)
+            // Half the time the consent receipt page of the entry (Specs/view.md §8.6).
+            return ("/v1/entries/\(o)/\(seq)" + (r.pick(2) == 1 ? "/receipt.html" : ""), nil, "GET", nil)
         case .raw:
             let odd = [
                 "", "/", "//", "/logs", "/logs/", "/v1", "/v1/", "/v1/subjects", "/v1/subjects//view",

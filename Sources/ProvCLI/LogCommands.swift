@@ -1,6 +1,7 @@
 import Foundation
 import ProvCrypto
 import ProvLedger
+import ProvView
 
 #if canImport(Glibc)
     import Glibc
@@ -55,16 +56,25 @@ extension Prov {
                 "consortium", "FILE",
                 "the consortium descriptor, to check the cosignatures a node keeps beside its own log (the file "
                     + "cosigned) against its members' keys"),
+            .flag(
+                "html",
+                "print the consent receipt page a customer keeps instead (needs --consortium): the consent in plain "
+                    + "words, checking its receipt in the browser"),
             .json,
         ],
-        examples: ["prov receipt --dir data --org brand --seq 5 --consortium consortium.json > fact.tlog-proof"],
+        examples: [
+            "prov receipt --dir data --org brand --seq 5 --consortium consortium.json > fact.tlog-proof",
+            "prov receipt --dir data --org brand --seq 0 --consortium consortium.json --html > consent.html",
+        ],
         notes: [
             "The proof is against the latest stored checkpoint. A node's own log folder also holds cosigned, a "
                 + "checkpoint of the log with the cosignatures of other members: with --consortium, when that "
                 + "checkpoint is signed by the log's company, belongs to this log's history and covers the entry, "
                 + "the proof is against it instead, carrying each cosignature that verifies against the "
                 + "descriptor's keys and no other line (Specs/format.md §10.11). Anyone with the consortium "
-                + "descriptor checks the receipt offline: prov verify-receipt --consortium FILE RECEIPT."
+                + "descriptor checks the receipt offline: prov verify-receipt --consortium FILE RECEIPT.",
+            "With --html the entry must be a consent: the page shows its ISO/IEC TS 27560 fields in plain words and "
+                + "checks the receipt in the browser against the descriptor's keys it carries (Specs/view.md §8.6).",
         ], run: receipt)
 
     static func receipt(_ args: Arguments) throws -> Int32 {
@@ -73,6 +83,11 @@ extension Prov {
             throw UsageError("--seq must be a non-negative integer, got '\(text.prefix(40))'")
         }
         let consortium = try args.optional("consortium").map { try Consortium.load($0) }
+        let html = args.flag("html")
+        if html && args.flag("json") { throw UsageError("--html and --json print two forms: give one") }
+        if html && consortium == nil {
+            throw UsageError("--html needs --consortium FILE: the page checks the receipt with the members' keys")
+        }
         let store = try openReader(args)
         var receipt = try store.receipt(seq)
         var cosigners: [String] = []
@@ -80,7 +95,12 @@ extension Prov {
             receipt = cosigned
             cosigners = orgs
         }
-        if args.flag("json") {
+        if html, let consortium {
+            let page = try offline { () throws(ViewError) in
+                try ConsentReceiptPage(consortium: consortium, receipt: receipt)
+            }
+            write(1, page.html)
+        } else if args.flag("json") {
             let entry = try Entry.decode(receipt.entry)
             outJSON(
                 [

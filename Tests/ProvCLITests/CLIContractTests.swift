@@ -83,6 +83,13 @@ import Testing
         #expect(vr.status == 0, "\(vr.stderr)")
         #expect(vr.stdout.contains("brand seq 6"))
         #expect(vr.stdout.contains("\"kind\": \"consent\""))
+        // The same consent as the page a customer keeps; it needs the descriptor's keys.
+        let page = try prov(["receipt", "--dir", c.data, "--org", "brand", "--seq", "6", "--html"])
+        #expect(page.status == 2 && page.stderr.contains("--html needs --consortium"), "\(page.stderr)")
+        let html = try prov(
+            ["receipt", "--dir", c.data, "--org", "brand", "--seq", "6", "--html", "--consortium", c.consortium])
+        #expect(html.status == 0, "\(html.stderr)")
+        #expect(html.stdout.contains("data-fact=\"consent:0\"") && html.stdout.contains(">Consent given</td>"))
 
         let v = try c.verify()
         #expect(v.status == 0, "\(v.stderr)")

@@ -210,12 +210,21 @@ import Testing
         let good = try prov(["verify-report", report, "--consortium", consortium])
         #expect(good.status == 0, "\(good.stdout) \(good.stderr)")
         #expect(good.stdout.hasPrefix("OK:"))
-        var text = try String(contentsOfFile: report, encoding: .utf8)
-        text = text.replacingOccurrences(of: "\"channel\":\"sms\"", with: "\"channel\":\"web\"")
+        let original = try String(contentsOfFile: report, encoding: .utf8)
+        let text = original.replacingOccurrences(of: "\"channel\":\"sms\"", with: "\"channel\":\"web\"")
         try text.write(toFile: report, atomically: true, encoding: .utf8)
         let altered = try prov(["verify-report", report, "--consortium", consortium])
         #expect(altered.status == 1, "\(altered.stdout)")
         #expect(altered.stdout.hasPrefix("FAILED:"))
+        // A finding's class rewritten: the report's own entries give another, and the digest no longer matches.
+        let lawful = original.replacingOccurrences(
+            of: "\"classification\":\"propagation-lag\"", with: "\"classification\":\"lawful\"")
+        #expect(lawful != original)
+        try lawful.write(toFile: report, atomically: true, encoding: .utf8)
+        let rewritten = try prov(["verify-report", report, "--consortium", consortium])
+        #expect(rewritten.status == 1, "\(rewritten.stdout)")
+        #expect(rewritten.stdout.contains("the report says lawful; the signed entries it carries give propagation-lag"))
+        #expect(rewritten.stdout.contains("digest[0]"), "\(rewritten.stdout)")
         // The offline report of the copy is the same document as the node's (but for when it was made).
         let html = dir.appendingPathComponent("alex.html").path
         #expect(try prov(["report", Journey.email, "--html", "--out", html] + offline).status == 0)

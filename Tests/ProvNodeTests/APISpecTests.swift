@@ -113,6 +113,15 @@ import Testing
             "GET /v1/entries/{org}/{seq} 200": { try call("GET", "/v1/entries/brand/0", token: auditor) },
             "GET /v1/entries/{org}/{seq} 400": { try call("GET", "/v1/entries/brand/999999", token: auditor) },
             "GET /v1/entries/{org}/{seq} 401": { try call("GET", "/v1/entries/brand/0", token: nil) },
+            "GET /v1/entries/{org}/{seq}/receipt.html 200": {
+                try call("GET", "/v1/entries/brand/0/receipt.html", token: auditor)
+            },
+            "GET /v1/entries/{org}/{seq}/receipt.html 400": {
+                try call("GET", "/v1/entries/brand/999999/receipt.html", token: auditor)
+            },
+            "GET /v1/entries/{org}/{seq}/receipt.html 401": {
+                try call("GET", "/v1/entries/brand/0/receipt.html", token: nil)
+            },
             "GET /logs/{org}/checkpoint 200": { try call("GET", "/logs/brand/checkpoint", token: auditor) },
             "GET /logs/{org}/checkpoint 401": { try call("GET", "/logs/brand/checkpoint", token: nil) },
             "GET /logs/{org}/checkpoint 404": { try call("GET", "/logs/nobody/checkpoint", token: auditor) },

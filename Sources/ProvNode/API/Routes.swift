@@ -67,6 +67,9 @@ extension Node {
                     return read
                 }
                 if parts.count == 4 && parts[1] == "v1" && parts[2] == "evidence" { return read }
+                if parts.count == 6 && parts[1] == "v1" && parts[2] == "entries" && parts[5] == "receipt.html" {
+                    return read
+                }
                 return parts.count == 5 && parts[1] == "v1" && parts[2] == "entries" ? read : nil
             }
         }

@@ -66,6 +66,11 @@ extension Node {
                     throw ViewError(.badParameter, "parameter 'seq': not a whole number", parameter: "seq")
                 }
                 return try entryResponse(parts[2], seq)
+            case (5, "entries") where parts[4] == "receipt.html":
+                guard let seq = TileAddress.decimal(parts[3]) else {
+                    throw ViewError(.badParameter, "parameter 'seq': not a whole number", parameter: "seq")
+                }
+                return try receiptPage(parts[2], seq)
             default:
                 return nil
             }
@@ -142,6 +147,24 @@ extension Node {
         } catch {
             throw ViewError(.source, "\(error)")
         }
+    }
+
+    /// `GET /v1/entries/{org}/{seq}/receipt.html`: the consent receipt page of a consent entry (Specs/view.md §8.6),
+    /// against the same checkpoint as `GET /v1/entries/{org}/{seq}`'s receipt, with the cosignatures known for it.
+    func receiptPage(_ org: String, _ seq: UInt64) throws(ViewError) -> NodeResponse {
+        guard let held = logs[org] else {
+            throw ViewError(.badParameter, "parameter 'org': no log of that name here", parameter: "org")
+        }
+        let r: Receipt
+        do { r = try receipt(held, seq) } catch let e as LedgerError {
+            throw ViewError(.badParameter, "parameter 'seq': \(e.message)", parameter: "seq")
+        } catch {
+            throw ViewError(.source, "\(error)")
+        }
+        let page = try ConsentReceiptPage(consortium: consortium, receipt: r)
+        return NodeResponse(
+            status: 200, contentType: "text/html; charset=utf-8", headers: [("Cache-Control", "no-store")],
+            body: Array(page.html.utf8))
     }
 
     /// A receipt for entry `seq` of a log held here: the own log's newest cosigned checkpoint when it covers the

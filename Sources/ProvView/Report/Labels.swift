@@ -86,6 +86,11 @@ enum Labels {
         let named = ref(f.interaction.consentRef)
         for flag in f.flags {
             switch flag.code {
+            // Specs/view.md §8.5: for another person's consent the report cannot show this; the words say so.
+            case "not-in-force" where f.flags.contains { $0.code == "other-person" }:
+                s +=
+                    " The consent it named (\(named)) was no longer in force, as the report says (a report "
+                    + "cannot show this for another person's consent)."
             case "not-in-force": s += " The consent it named (\(named)) was no longer in force."
             case "other-person": s += " The consent it named (\(named)) is about another person."
             case "other-purpose": s += " The consent it named (\(named)) is for other purposes."
@@ -96,6 +101,44 @@ enum Labels {
         }
         return s
     }
+
+    static let classes: [ComplianceClass: String] = [
+        .lawful: "Lawful", .violation: "Violation", .propagationLag: "Propagation lag",
+    ]
+
+    /// What the acting company had seen when it acted (Specs/view.md §8.5), in words for the customer.
+    static func seen(_ f: ComplianceFinding, _ k: Knowledge?, _ c: Consortium) -> String {
+        let knew = k?.knew ?? []
+        var s =
+            knew.isEmpty
+            ? "It had cited none of the other companies’ records."
+            : "It had seen "
+                + knew.map { "\(company($0.org, c))’s records up to \($0.org)/\($0.seq) (cited in \(ref($0.by.ref)))" }
+                .joined(separator: "; ") + "."
+        if f.classification == .violation || f.lagMs != nil, let w = f.deciding.first?.ref, w.org != f.interaction.org {
+            if let by = k?.seenBy {
+                s +=
+                    f.classification == .violation
+                    ? " Its record \(ref(by.ref)) already cited \(ref(w))."
+                    : " Its record \(ref(by.ref)) first cited \(ref(w)), \(duration(f.seenAfterMs ?? 0)) after \(ref(w)) "
+                        + "was recorded."
+            } else {
+                s += " None of its records cites \(ref(w)) yet."
+            }
+        }
+        return s
+    }
+
+    /// ISO/IEC TS 27560 collection methods (Specs/events.md §5.3), in words.
+    static let methods: [String: String] = [
+        "api": "Through the company’s systems", "app-toggle": "A switch in the app", "checkbox": "A tick box",
+        "cookie-banner": "A cookie banner", "device-setting": "A device setting",
+        "double-opt-in": "Confirmed twice (double opt-in)", "email-link": "A link in an e-mail",
+        "in-person": "In person",
+        "ivr": "An automated phone menu", "preference-centre": "A preference centre",
+        "signed-paper": "A signed paper form", "sms-keyword": "A keyword sent by text message", "verbal": "Spoken",
+        "web-form": "A web form",
+    ]
 
     static func company(_ org: String, _ c: Consortium) -> String { c.member(org)?.name ?? org }
 

@@ -4,9 +4,11 @@ import ProvLedger
 
 /// What checking a subject access report found (`prov verify-report`; Specs/view.md §8.4).
 public struct ReportCheck: Sendable, Equatable {
-    /// One fact of the report: a consent state, a timeline entry, a share, a compliance finding, an identity link.
+    /// One fact of the report: a consent state, a timeline entry, a share, a compliance finding, one of the person's
+    /// identifiers, an identity link, a context entry, a log of the frontier, or the view digest.
     public struct Fact: Sendable, Equatable {
-        /// `consents`, `timeline`, `shares`, `compliance` or `links`, and the index in that array.
+        /// `consents`, `timeline`, `shares`, `compliance`, `refs`, `links`, `context` or `frontier`, and the index in
+        /// that array; or `digest`, index 0.
         public var section: String
         public var index: Int
         /// The entry it rests on, `org/seq`.
@@ -18,7 +20,7 @@ public struct ReportCheck: Sendable, Equatable {
     public var facts: [Fact]
     public var receipts: Int
     public var receiptsVerified: Int
-    /// Problems with the report as a whole: keys that are not the descriptor's, a digest its content does not give.
+    /// Problems with the report as a whole: keys that are not the descriptor's.
     public var problems: [String]
 
     public var ok: Bool { problems.isEmpty && receiptsVerified == receipts && facts.allSatisfy(\.verified) }
@@ -54,8 +56,10 @@ public struct ReportCheck: Sendable, Equatable {
 }
 
 extension SubjectReport {
-    /// Checks a report's JSON offline against the consortium descriptor (not the keys the report carries): every
-    /// receipt, every fact against the entry its receipt proves, the keys, and the digest.
+    /// Checks a report's JSON offline against the consortium descriptor (not the keys the report carries): the keys,
+    /// every checkpoint and receipt, every fact against the entry its receipt proves, every derived fact (consent
+    /// state, identity, finding) re-derived from the report's proven entries, the frontier and the digest
+    /// (Specs/view.md §8.4, §8.5).
     public static func verify(json bytes: [UInt8], consortium: Consortium) throws(ViewError) -> ReportCheck {
         let doc: JSONValue
         do { doc = try JSON.parse(bytes, maxDepth: 32, maxSize: 1 << 30) } catch {
@@ -72,8 +76,10 @@ extension SubjectReport {
 /// The checks of `SubjectReport.verify`, one report at a time.
 struct ReportChecker {
     let consortium: Consortium
-    /// Verified entries by `org/seq`: their facts, or why their receipt failed.
-    var entries: [String: Result<EntryFacts, ViewError>] = [:]
+    /// Verified entries by `org/seq`, or why their receipt failed.
+    var entries: [String: Result<Rederivation.Proven, ViewError>] = [:]
+    /// The frontier's checkpoints that verified, by org, or why not.
+    var checkpoints: [String: Result<Checkpoint, ViewError>] = [:]
 
     init(consortium: Consortium) { self.consortium = consortium }
 
@@ -104,6 +110,8 @@ struct ReportChecker {
         return a
     }
 
+    static func strings(_ v: JSONValue?) -> [String] { (v?.arrayValue ?? []).compactMap(\.stringValue) }
+
     mutating func check(_ doc: JSONValue) throws(ViewError) -> ReportCheck {
         var problems: [String] = []
         // The keys the page verifies with are the report's own: they must be the descriptor's.
@@ -116,6 +124,20 @@ struct ReportChecker {
             || !zip(claimed, trusted).allSatisfy({ $0.0 == $1.0 && $0.1 == $1.1 })
         {
             problems.append("the verifier keys in the report are not those of the consortium descriptor")
+        }
+        for c in (doc["checkpoints"]?.arrayValue ?? []) {
+            guard let org = c["org"]?.stringValue, checkpoints[org] == nil else { continue }
+            checkpoints[org] = Result(catching: { () throws(ViewError) -> Checkpoint in
+                guard let member = consortium.member(org), let text = c["checkpoint"]?.stringValue else {
+                    throw Self.bad("the checkpoint listed for \(org) is not a member's signed checkpoint")
+                }
+                let cp: SignedCheckpoint
+                do throws(LedgerError) { cp = try SignedCheckpoint(parsing: text) } catch {
+                    throw ViewError(.report, error.message)
+                }
+                if let why = cp.signatureFailure(key: member.key) { throw Self.bad("\(org): \(why)") }
+                return cp.checkpoint
+            })
         }
         let receipts = try Self.array(doc["receipts"], "receipts")
         var verified = 0
@@ -132,64 +154,135 @@ struct ReportChecker {
                 guard org == ref.org, receipt.index == ref.seq, v.leaf == ref.leaf else {
                     throw Self.bad("the receipt listed as \(key) proves another entry")
                 }
-                entries[key] = .success(try EntryFacts(decoding: receipt.entry, leaf: v.leaf))
+                guard case .success(let cp)? = checkpoints[ref.org], cp == receipt.checkpoint.checkpoint else {
+                    throw Self.bad("the receipt of \(key) is not against the report's signed checkpoint of \(ref.org)")
+                }
+                let facts = try EntryFacts(decoding: receipt.entry, leaf: v.leaf)
+                entries[key] = .success(Rederivation.Proven(facts: facts, deps: v.entry.deps))
                 verified += 1
             } catch {
                 entries[key] = .failure(error)
             }
         }
+        let d = try Derived(self, doc)
         var facts: [ReportCheck.Fact] = []
-        func record(_ section: String, _ i: Int, _ entry: EntryRef?, _ body: () throws(ViewError) -> Void) {
+        func record(_ section: String, _ i: Int, _ entry: String, _ body: () throws(ViewError) -> Void) {
             do throws(ViewError) {
                 try body()
-                facts.append(.init(section: section, index: i, entry: Labels.ref(entry), verified: true, problem: nil))
+                facts.append(.init(section: section, index: i, entry: entry, verified: true, problem: nil))
             } catch {
-                facts.append(
-                    .init(section: section, index: i, entry: Labels.ref(entry), verified: false, problem: error.message)
-                )
+                facts.append(.init(section: section, index: i, entry: entry, verified: false, problem: error.message))
             }
         }
-        for section in ["timeline", "shares"] {
-            for (i, item) in try Self.array(doc[section], section).enumerated() {
-                let ref = try? Self.ref(item["ref"])
-                record(section, i, ref) { () throws(ViewError) in try checkItem(item) }
-            }
-        }
-        let at = try Self.time(doc["at"])
+        func label(_ v: JSONValue?) -> String { Labels.ref(try? Self.ref(v)) }
         for (i, c) in try Self.array(doc["consents"], "consents").enumerated() {
-            let ref = try? Self.ref(c["decidedBy"]?["ref"])
-            record("consents", i, ref) { () throws(ViewError) in try checkConsent(c, at: at) }
+            record("consents", i, label(c["decidedBy"]?["ref"])) { () throws(ViewError) in try checkConsent(c, d) }
+        }
+        for (i, item) in try Self.array(doc["timeline"], "timeline").enumerated() {
+            record("timeline", i, label(item["ref"])) { () throws(ViewError) in try checkTimeline(item, d) }
+        }
+        for (i, item) in try Self.array(doc["shares"], "shares").enumerated() {
+            record("shares", i, label(item["ref"])) { () throws(ViewError) in
+                try checkItem(item, person: d.refs)
+            }
         }
         for (i, f) in try Self.array(doc["compliance"], "compliance").enumerated() {
-            let ref = try? Self.ref(f["interaction"])
-            record("compliance", i, ref) { () throws(ViewError) in try checkFinding(f) }
+            record("compliance", i, label(f["interaction"])) { () throws(ViewError) in try checkFinding(f, d) }
+        }
+        for (i, r) in Self.strings(doc["refs"]).enumerated() {
+            record("refs", i, "") { () throws(ViewError) in
+                guard let ref = SubjectRef.parse(r), d.component.contains(ref) else {
+                    throw Self.bad("this identifier is not linked to the others by the report's link entries")
+                }
+            }
         }
         for (i, l) in try Self.array(doc["links"], "links").enumerated() {
-            let ref = try? Self.ref(l["decidedBy"]?["ref"])
-            record("links", i, ref) { () throws(ViewError) in try checkLink(l) }
+            record("links", i, label(l["decidedBy"]?["ref"])) { () throws(ViewError) in try checkLink(l, d) }
         }
-        if let claimedDigest = doc["digest"]?.stringValue {
+        for (i, item) in (doc["context"]?.arrayValue ?? []).enumerated() {
+            record("context", i, label(item["ref"])) { () throws(ViewError) in try checkItem(item, person: nil) }
+        }
+        for (i, l) in try Self.array(doc["frontier"], "frontier").enumerated() {
+            record("frontier", i, l["org"]?.stringValue ?? "") { () throws(ViewError) in try checkFrontier(l) }
+        }
+        record("digest", 0, "") { () throws(ViewError) in
+            let claimedDigest = doc["digest"]?.stringValue ?? "none"
             let computed = ViewDigest.digest(try digestInput(doc))
-            if computed.hex != claimedDigest {
-                problems.append("the view digest is \(claimedDigest), the report's content gives \(computed.hex)")
+            guard computed.hex == claimedDigest else {
+                throw Self.bad("the view digest is \(claimedDigest), the report's content gives \(computed.hex)")
             }
-        } else {
-            problems.append("the report has no view digest")
         }
         return ReportCheck(facts: facts, receipts: receipts.count, receiptsVerified: verified, problems: problems)
     }
 
-    /// The verified facts of the entry `ref` names.
-    func entry(_ ref: EntryRef) throws(ViewError) -> EntryFacts {
+    /// What the report's proven entries give (Specs/view.md §8.5), computed once for every check.
+    struct Derived {
+        var derivation: Rederivation
+        var at: UInt64
+        /// The report's `refs`, and the refs its link entries connect to the first of them.
+        var refs: Set<SHA256Digest>
+        var component: Set<SHA256Digest>
+        /// Consent states at the frontier, by controller and purpose.
+        var consents: [String: Rederivation.Pair]
+        /// Latest link or unlink of each pair of refs, one of them the person's.
+        var links: [[SHA256Digest]: Int]
+        /// The report's rows: consent pairs, link pairs, findings and the unlisted interactions.
+        var consentRows: Set<String>
+        var linkRows: Set<[SHA256Digest]>
+        var findings: Set<EntryRef>
+        var unlisted: [EntryRef: JSONValue]
+        var timeline: Set<EntryRef>
+
+        init(_ c: ReportChecker, _ doc: JSONValue) throws(ViewError) {
+            let refList = ReportChecker.strings(doc["refs"]).compactMap(SubjectRef.parse)
+            refs = Set(refList)
+            var frontier: [String: UInt64] = [:]
+            for case (let org, .success(let cp)) in c.checkpoints { frontier[org] = cp.size }
+            let proven = c.entries.values.compactMap { try? $0.get() }.sorted {
+                ($0.facts.org, $0.facts.ref.seq) < ($1.facts.org, $1.facts.ref.seq)
+            }
+            let derivation = Rederivation(entries: proven, refs: refs, frontier: frontier)
+            self.derivation = derivation
+            at = try ReportChecker.time(doc["at"])
+            component = refList.first.map { derivation.person($0, nil) } ?? []
+            var consents: [String: Rederivation.Pair] = [:]
+            for p in derivation.replay(derivation.consents(refs, nil)) where p.state.decidedBy != IndexState.none {
+                consents["\(p.controller) \(p.purpose)"] = p
+            }
+            self.consents = consents
+            links = derivation.links(touching: refs, nil)
+            consentRows = Set(
+                (doc["consents"]?.arrayValue ?? []).map {
+                    "\($0["controller"]?.stringValue ?? "") \($0["purpose"]?.stringValue ?? "")"
+                })
+            linkRows = Set(
+                (doc["links"]?.arrayValue ?? []).map {
+                    ReportChecker.strings($0["refs"]).compactMap(SubjectRef.parse).sorted()
+                })
+            findings = Set(
+                (doc["compliance"]?.arrayValue ?? []).compactMap { try? ReportChecker.ref($0["interaction"]) })
+            unlisted = [:]
+            for u in doc["unlisted"]?.arrayValue ?? [] {
+                if let r = try? ReportChecker.ref(u["interaction"]) { unlisted[r] = u["knew"] ?? .array([]) }
+            }
+            timeline = Set((doc["timeline"]?.arrayValue ?? []).compactMap { try? ReportChecker.ref($0["ref"]) })
+        }
+    }
+
+    /// The verified entry `ref` names.
+    func proven(_ ref: EntryRef) throws(ViewError) -> Rederivation.Proven {
         guard let r = entries["\(ref.org)/\(ref.seq)"] else {
             throw Self.bad("no receipt for \(ref.org)/\(ref.seq)")
         }
-        let f = try r.get()
-        guard f.ref == ref else { throw Self.bad("\(ref.org)/\(ref.seq) is cited with another leaf hash") }
-        return f
+        let p = try r.get()
+        guard p.facts.ref == ref else { throw Self.bad("\(ref.org)/\(ref.seq) is cited with another leaf hash") }
+        return p
     }
 
-    func checkItem(_ item: JSONValue) throws(ViewError) {
+    func entry(_ ref: EntryRef) throws(ViewError) -> EntryFacts { try proven(ref).facts }
+
+    /// A timeline, share or context item: exactly the entry's facts; for the first two, an entry of the person.
+    func checkItem(_ item: JSONValue, person: Set<SHA256Digest>?) throws(ViewError) {
         let f = try entry(try Self.ref(item["ref"]))
         let expected = f.json(company: Labels.company(f.org, consortium))
         let shown = (item.objectValue ?? []).filter { $0.key != "sharedIn" }
@@ -199,68 +292,181 @@ struct ReportChecker {
             }
             throw Self.bad("differs from the signed entry in \(differ.joined(separator: ", "))")
         }
+        if let person, !f.subjects.contains(where: person.contains) {
+            throw Self.bad("the entry is about none of the report's identifiers")
+        }
     }
 
-    func checkDeciding(_ d: JSONValue?) throws(ViewError) -> EntryFacts {
-        let f = try entry(try Self.ref(d?["ref"]))
+    /// A timeline item: its entry, and nothing derived from it left out of the report (§8.5).
+    func checkTimeline(_ item: JSONValue, _ d: Derived) throws(ViewError) {
+        try checkItem(item, person: d.refs)
+        let f = try entry(try Self.ref(item["ref"]))
+        guard let i = d.derivation.entry(f.org, f.ref.seq) else { return }
+        switch f.kind {
+        case .consent:
+            for p in d.consents.values where p.state.decidedBy == UInt32(i) {
+                guard d.consentRows.contains("\(p.controller) \(p.purpose)") else {
+                    throw Self.bad("the report leaves out the consent state this entry decides (\(p.purpose))")
+                }
+            }
+        case .link, .unlink:
+            for (pair, l) in d.links where l == i && !d.linkRows.contains(pair) {
+                throw Self.bad("the report leaves out the identity link this entry decides")
+            }
+        case .interaction:
+            let g = try d.derivation.classify(
+                i, cited: d.derivation.knownCited(f.org, upTo: f.ref.seq), claimedFlags: [])
+            let listed = d.findings.contains(f.ref)
+            if g.listed && !listed {
+                throw Self.bad(
+                    "the report leaves out this contact's compliance finding: it is a \(g.classification.rawValue)")
+            }
+            if !listed {
+                guard let knew = d.unlisted[f.ref] else {
+                    throw Self.bad("the report neither gives this contact's finding nor lists it among those with none")
+                }
+                try checkKnew(knew, of: f)
+            }
+        case .share, .heads:
+            break
+        }
+    }
+
+    func checkDeciding(_ d: JSONValue?) throws(ViewError) -> Rederivation.Proven {
+        let p = try proven(try Self.ref(d?["ref"]))
+        let f = p.facts
         guard try Self.hlc(d?["hlc"]) == f.hlc, try Self.time(d?["occurredAt"]) == f.occurredAt,
             d?["event"]?.stringValue == f.event
-        else { throw Self.bad("the deciding entry \(f.org)/\(f.ref.seq) is not shown as it was recorded") }
-        return f
+        else { throw Self.bad("the entry \(f.org)/\(f.ref.seq) is not shown as it was recorded") }
+        return p
     }
 
-    static let eventOfState: [String: String] = [
-        "given": "give", "renewed": "renew", "withdrawn": "withdraw", "refused": "refuse", "revoked": "revoke",
-        "requested": "request", "objected": "object", "invalidated": "invalidate",
-    ]
+    /// Each citation names an entry of the interaction's log, at or before it, whose references reach that seq.
+    func checkKnew(_ knew: JSONValue?, of f: EntryFacts) throws(ViewError) {
+        for c in try Self.array(knew, "knew") {
+            let by = try checkDeciding(c["by"])
+            guard let org = c["org"]?.stringValue, let seq = c["seq"]?.int64Value, by.facts.org == f.org,
+                by.facts.ref.seq <= f.ref.seq, by.cites[org].map(Int64.init) == seq
+            else {
+                throw Self.bad(
+                    "\(Labels.ref(by.facts.ref)) does not show what \(f.org) had seen when it recorded \(Labels.ref(f.ref))"
+                )
+            }
+        }
+    }
 
-    func checkConsent(_ c: JSONValue, at: UInt64) throws(ViewError) {
-        let f = try checkDeciding(c["decidedBy"])
+    func checkConsent(_ c: JSONValue, _ d: Derived) throws(ViewError) {
+        let f = try checkDeciding(c["decidedBy"]).facts
         guard let controller = c["controller"]?.stringValue, let purpose = c["purpose"]?.stringValue,
-            let state = c["state"]?.stringValue
-        else { throw Self.bad("a consent state lacks controller, purpose or state") }
-        guard f.kind == .consent, f.controllers.contains(controller), f.purposes.contains(purpose) else {
-            throw Self.bad("\(f.org)/\(f.ref.seq) is not a consent of \(controller) for \(purpose)")
+            let p = d.consents["\(controller) \(purpose)"]
+        else { throw Self.bad("the report's consent entries give no state for this company and purpose") }
+        let s = p.state
+        let decidedBy = d.derivation.entries[Int(s.decidedBy)].facts
+        guard decidedBy.ref == f.ref else {
+            throw Self.bad("the state is decided by \(Labels.ref(decidedBy.ref)), not \(Labels.ref(f.ref))")
         }
-        if state == "expired" {
-            guard f.event == "give" || f.event == "renew", let x = f.expiresAt, x <= at else {
-                throw Self.bad("\(f.org)/\(f.ref.seq) is not a consent that had expired by the report's time")
-            }
-        } else {
-            guard f.event == Self.eventOfState[state] else {
-                throw Self.bad("\(f.org)/\(f.ref.seq) records a \(f.event ?? "?"), not a consent \(state)")
-            }
-            if f.event == "give" || f.event == "renew", let x = f.expiresAt, x <= at {
-                throw Self.bad("\(f.org)/\(f.ref.seq) had expired by the report's time")
-            }
-        }
-        if c["grant"] != .null {
-            guard try Self.ref(c["grant"]) == f.ref else { throw Self.bad("the grant is not the deciding entry") }
-            let expires = c["expiresAt"] == .null ? nil : try Self.time(c["expiresAt"])
-            let recipients = (c["recipients"]?.arrayValue ?? []).compactMap(\.stringValue)
-            guard expires == f.expiresAt, recipients == f.recipients else {
-                throw Self.bad("expiry or recipients differ from \(f.org)/\(f.ref.seq)")
-            }
+        let grant = s.grant == IndexState.none ? nil : d.derivation.entries[Int(s.grant)].facts
+        let expected: [(String, JSONValue)] = [
+            ("state", .string(s.effective(at: d.at).rawValue)), ("recorded", .string(s.status.rawValue)),
+            ("grant", Render.optional(grant?.ref, Render.ref)),
+            (
+                "expiresAt",
+                Render.optional(grant != nil && s.expiresAt != 0 ? s.expiresAt : nil) { .string(Render.time($0)) }
+            ),
+            ("recipients", Render.strings(grant?.recipients ?? [])),
+            ("eventsApplied", Render.number(s.applied)), ("eventsIgnored", Render.number(s.ignored)),
+        ]
+        for (k, v) in expected where c[k] != v {
+            throw Self.bad("its \(k) is not what the report's consent entries give")
         }
     }
 
-    func checkFinding(_ c: JSONValue) throws(ViewError) {
+    func checkFinding(_ c: JSONValue, _ d: Derived) throws(ViewError) {
         let f = try entry(try Self.ref(c["interaction"]))
         guard f.kind == .interaction, c["org"]?.stringValue == f.org,
             c["subject"]?.stringValue == f.subjects.first.map(SubjectRef.text),
             c["channel"]?.stringValue == f.channel, c["legalBasis"]?.stringValue == f.legalBasis,
-            (c["purposes"]?.arrayValue ?? []).compactMap(\.stringValue) == f.purposes,
-            try Self.hlc(c["hlc"]) == f.hlc, try Self.time(c["occurredAt"]) == f.occurredAt,
-            (c["onBehalfOf"]?.stringValue) == f.agent?.onBehalfOf
+            Self.strings(c["purposes"]) == f.purposes, try Self.hlc(c["hlc"]) == f.hlc,
+            try Self.time(c["occurredAt"]) == f.occurredAt, (c["onBehalfOf"]?.stringValue) == f.agent?.onBehalfOf
         else { throw Self.bad("the interaction differs from the signed entry \(f.org)/\(f.ref.seq)") }
-        for d in c["deciding"]?.arrayValue ?? [] { _ = try checkDeciding(d) }
+        var deciding: [EntryRef] = []
+        for x in c["deciding"]?.arrayValue ?? [] { deciding.append(try checkDeciding(x).facts.ref) }
+        guard d.timeline.contains(f.ref), let i = d.derivation.entry(f.org, f.ref.seq) else {
+            throw Self.bad("the interaction is not in the report's timeline")
+        }
+        try checkKnew(c["knew"], of: f)
+        let flags = (c["flags"]?.arrayValue ?? []).compactMap { $0["code"]?.stringValue }
+        let g = try d.derivation.classify(
+            i, cited: d.derivation.knownCited(f.org, upTo: f.ref.seq), claimedFlags: flags)
+        guard g.listed else {
+            throw Self.bad("it neither relied on consent, nor met an objection, nor named a consent: not a finding")
+        }
+        let claimed = c["classification"]?.stringValue ?? "none"
+        guard claimed == g.classification.rawValue else {
+            throw Self.bad(
+                "the report says \(claimed); the signed entries it carries give \(g.classification.rawValue)")
+        }
+        let expected: [(String, JSONValue?, JSONValue)] = [
+            ("purpose", c["purpose"], Render.optional(g.purpose) { .string($0) }),
+            ("cause", c["cause"], Render.optional(g.cause) { .string($0) }),
+            ("lagMs", c["lagMs"], Render.optional(g.lagMs) { Render.number($0) }),
+        ]
+        for (k, shown, v) in expected where shown != v {
+            throw Self.bad("its \(k) is not what the signed entries it carries give")
+        }
+        guard deciding == g.deciding else { throw Self.bad("its deciding entries are not what the entries give") }
+        guard flags == g.flags else { throw Self.bad("its flags are not what the signed entries give") }
+        try checkSeen(c, f, g, d)
     }
 
-    func checkLink(_ l: JSONValue) throws(ViewError) {
-        let f = try checkDeciding(l["decidedBy"])
-        let refs = (l["refs"]?.arrayValue ?? []).compactMap { $0.stringValue.flatMap(SubjectRef.parse) }
-        guard f.kind == (l["linked"] == .bool(true) ? .link : .unlink), refs.count == 2, Set(refs) == Set(f.subjects)
-        else { throw Self.bad("the identity link differs from the signed entry \(f.org)/\(f.ref.seq)") }
+    /// `seenBy` and `seenAfterMs` (§8.5): when the acting company had seen the entry that decided.
+    func checkSeen(_ c: JSONValue, _ f: EntryFacts, _ g: Rederivation.Finding, _ d: Derived) throws(ViewError) {
+        let seen = c["seenBy"] ?? .null
+        let after = c["seenAfterMs"] ?? .null
+        guard let w = g.decidedBy, w.org != f.org else {
+            guard seen == .null, after == .null else { throw Self.bad("it names an entry that decided nothing") }
+            return
+        }
+        let wall = try entry(w).hlc.wall
+        if seen == .null {
+            guard g.classification == .propagationLag, after == .null else {
+                throw Self.bad("it does not show that \(f.org) had seen \(Labels.ref(w))")
+            }
+            return
+        }
+        let s = try checkDeciding(seen).facts
+        let reaches = d.derivation.knownCited(f.org, upTo: s.ref.seq)[w.org].map { $0 >= w.seq } ?? false
+        let before = s.ref.seq <= f.ref.seq
+        guard s.org == f.org, reaches, before == (g.classification == .violation) else {
+            throw Self.bad("\(Labels.ref(s.ref)) does not show when \(f.org) had seen \(Labels.ref(w))")
+        }
+        let ms: UInt64? = g.classification == .violation ? nil : (s.hlc.wall >= wall ? s.hlc.wall - wall : 0)
+        guard after == Render.optional(ms, { Render.number($0) }) else {
+            throw Self.bad("its seenAfterMs is not what \(Labels.ref(s.ref)) gives")
+        }
+    }
+
+    func checkLink(_ l: JSONValue, _ d: Derived) throws(ViewError) {
+        let f = try checkDeciding(l["decidedBy"]).facts
+        let pair = Self.strings(l["refs"]).compactMap(SubjectRef.parse).sorted()
+        guard pair.count == 2, let i = d.links[pair], d.derivation.entries[i].facts.ref == f.ref,
+            f.kind == (l["linked"] == .bool(true) ? .link : .unlink)
+        else { throw Self.bad("the identity link is not what the report's link entries give") }
+        if f.kind == .link && !pair.allSatisfy(d.refs.contains) {
+            throw Self.bad("it links an identifier that the report's list of your identifiers leaves out")
+        }
+    }
+
+    func checkFrontier(_ l: JSONValue) throws(ViewError) {
+        guard let org = l["org"]?.stringValue, let size = l["size"]?.int64Value, size >= 0,
+            let root = l["rootHex"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
+            l["root"]?.stringValue == root.base64
+        else { throw Self.bad("a frontier log is not {org, size, root, rootHex} of one root") }
+        guard let r = checkpoints[org] else { throw Self.bad("the report carries no signed checkpoint of \(org)") }
+        let cp = try r.get()
+        guard cp.size == UInt64(size), cp.root == root else {
+            throw Self.bad("\(org)'s signed checkpoint is of size \(cp.size) and root \(cp.root.hex), not these")
+        }
     }
 
     /// Specs/view.md §6.1 from the report's own content.

@@ -3,8 +3,9 @@ import ProvLedger
 
 extension SubjectReport {
     /// The report as one self-contained HTML page (Specs/view.md §8.3): readable tables, the report's JSON with the
-    /// consortium's verifier keys and every receipt, and a small script that checks every receipt in the browser
-    /// (WebCrypto SHA-256 and Ed25519, no network) and marks each fact verified or not.
+    /// consortium's verifier keys, the frontier's signed checkpoints and every receipt, and a script that checks
+    /// them in the browser (WebCrypto SHA-256 and Ed25519, no network), re-derives every status and finding from
+    /// the proven entries (§8.5), recomputes the view digest (§6.2) and marks each fact verified or not.
     public var html: String {
         var h = HTMLBuilder(consortium: consortium)
         let v = view
@@ -88,29 +89,25 @@ extension SubjectReport {
             """
             </section>
             <section><h2>Was your consent respected?</h2>
-            <p>Every contact that relied on your consent, checked against what the company knew at the time.
-            A <strong>violation</strong> means the company's own records already showed it had no valid consent;
-            a <strong>propagation lag</strong> means you had withdrawn (or objected) shortly before, but the news had
-            not yet reached that company.</p>
+            <p>Every contact that relied on your consent, checked against what the company knew at the time: the other
+            companies' records its own log had cited by then. A <strong>violation</strong> means the company's own
+            records already showed it had no valid consent; a <strong>propagation lag</strong> means you had withdrawn
+            (or objected) shortly before, but the news had not yet reached that company. This page works each finding
+            out again from the signed records it carries, and marks it verified only when it comes out the same.</p>
 
             """)
         h.table(
-            ["Recorded", "Company", "What", "Finding", "Why", "Checked"],
+            ["Recorded", "Company", "What", "Finding", "Why", "What it had seen", "Checked"],
             v.compliance.enumerated().map { i, f in
-                let finding: String
-                switch f.classification {
-                case .lawful: finding = "Lawful"
-                case .violation: finding = "Violation"
-                case .propagationLag:
-                    finding = "Propagation lag"
-                }
-                return (
+                (
                     "compliance:\(i)",
                     [
                         ("when", Labels.time(f.interaction.hlc.wall)),
                         ("company", Labels.company(f.interaction.org, consortium)),
-                        ("what", Labels.what(f.interaction, consortium)), ("-finding", finding),
-                        ("-why", Labels.why(f, consortium)),
+                        ("what", Labels.what(f.interaction, consortium)),
+                        ("finding", Labels.classes[f.classification] ?? f.classification.rawValue),
+                        ("why", Labels.why(f, consortium)),
+                        ("seen", Labels.seen(f, knowledge[f.interaction.ref], consortium)),
                     ], f.classification == .lawful ? "ok" : "no"
                 )
             }, empty: "No contact relied on your consent.")
@@ -119,10 +116,13 @@ extension SubjectReport {
             </section>
             <section><h2>Your identifiers</h2>
             <p>The companies never record your e-mail address, phone number or customer number: only keyed pseudonyms
-            of them (below). These were recognised as you:</p><ul class="refs">
+            of them (below). These were recognised as you:</p>
+
             """)
-        for r in v.refs { h.raw("<li><code>\(SubjectRef.text(r))</code></li>") }
-        h.raw("</ul>\n")
+        h.table(
+            ["Identifier", "Checked"],
+            v.refs.enumerated().map { i, r in ("refs:\(i)", [("ref", SubjectRef.text(r))], nil) },
+            empty: "No identifier.")
         h.table(
             ["Identifiers", "Now", "Entry", "Checked"],
             v.links.enumerated().map { i, l in
@@ -134,6 +134,22 @@ extension SubjectReport {
                     ], nil
                 )
             }, empty: "No identifiers were linked.")
+        if !context.isEmpty {
+            h.raw(
+                """
+                </section>
+                <section><h2>Other records the findings rest on</h2>
+                <p>Records of identifiers that were linked to you when a contact happened but are not now, and consents
+                a contact named that are not in your records. The findings above were worked out with them.</p>
+
+                """)
+            h.table(
+                [
+                    "Recorded", "Company", "Channel", "What", "Who", "Legal basis", "Consent relied on", "Entry",
+                    "Checked",
+                ],
+                context.enumerated().map { i, f in ("context:\(i)", Self.itemCells(f, consortium), nil) }, empty: "")
+        }
         h.raw(
             """
             </section>
@@ -141,10 +157,20 @@ extension SubjectReport {
             <dl>
             <dt><span class="mark ok">✓ Verified</span></dt><dd>This fact is in the company's log exactly as shown: its
             receipt proves that the entry is in the log whose checkpoint the company signed with its key (below), and the
-            row says what the entry says.</dd>
-            <dt><span class="mark no">✗ Not verified</span></dt><dd>The row differs from the signed entry, or its proof does
-            not check out. Do not rely on it, and ask the company about it.</dd>
+            row says what the entry says. A status or a finding is verified only when this page, working it out again
+            from the signed records in the report, comes to the same answer.</dd>
+            <dt><span class="mark no">✗ Not verified</span></dt><dd>The row differs from the signed entry, does not follow
+            from the signed records, or its proof does not check out. Do not rely on it, and ask the company about it.</dd>
             </dl>
+            <div class="notice" id="completeness"><h3>What a report cannot prove</h3>
+            <p>Every fact shown here is proven, but no report can prove that <strong>nothing was left out</strong>: a
+            company could leave a record about you out of the report it makes, and the facts that remain would still
+            check out. Nor can it prove that a company had <em>not</em> seen a record: it proves what each company had
+            seen, from the records its log cited, not that it saw nothing more.</p>
+            <p><strong>How to check that nothing was left out:</strong> ask another company of the consortium for your
+            report (from its own node), for the same time and once both show the same log sizes (below). Each company's
+            node works out your view from its own copy of every log, and the view digest is a fingerprint of all of it.
+            If the two view digests are the same, both reports hold the same records, statuses and findings.</p></div>
             <p>The checks run in your browser, with nothing sent anywhere. They use the keys below, which came with this
             page: compare them with the keys the consortium publishes. The same checks, against the published keys, run
             with <code>prov verify-report report.json --consortium consortium.json</code>.</p>
@@ -158,16 +184,21 @@ extension SubjectReport {
         h.raw(
             """
             </tbody></table>
-            <p>The view was computed from these logs (size and root hash of each); every company's node computes the
-            same view digest from them:</p>
-            <table class="keys"><thead><tr><th>Log</th><th>Entries</th><th>Root hash</th></tr></thead><tbody>
+            <p>The view was computed from these logs, each checked against a checkpoint its company signed (size and
+            root hash):</p>
+
             """)
-        for l in v.frontier.logs {
-            h.raw(
-                "<tr><td>\(HTMLBuilder.escape(l.org))</td><td>\(l.size)</td><td><code>\(l.root.base64)</code></td></tr>"
-            )
-        }
-        h.raw("</tbody></table>\n<p>View digest: <code>\(v.digest.hex)</code></p>\n</section>\n")
+        h.table(
+            ["Log of", "Entries", "Root hash", "Checked"],
+            v.frontier.logs.enumerated().map { i, l in
+                (
+                    "frontier:\(i)",
+                    [("log", Labels.company(l.org, consortium)), ("size", String(l.size)), ("root", l.root.base64)], nil
+                )
+            }, empty: "No log.")
+        h.table(
+            ["View digest", "Checked"], [("digest:0", [("digest", v.digest.hex)], nil)], empty: "")
+        h.raw("</section>\n")
         let data = json.serialized.replacingOccurrences(of: "<", with: "\\u003c")
         h.raw("<script type=\"application/json\" id=\"report-data\">\(data)</script>\n")
         h.raw("<script>\(ReportScript.source)</script>\n</body></html>\n")
@@ -200,7 +231,7 @@ extension SubjectReport {
         table{border-collapse:collapse;width:100%;font-size:14px;margin:8px 0}
         th{text-align:left;font-weight:600;color:var(--muted);border-bottom:2px solid var(--line);padding:6px 8px}
         td{border-bottom:1px solid var(--line);padding:6px 8px;vertical-align:top}
-        tr.no td{background:var(--nobg)}td.state-ok{color:var(--ok);font-weight:600}td.state-no{color:var(--no);font-weight:600}
+        .no td{background:var(--nobg)}td.state-ok{color:var(--ok);font-weight:600}td.state-no{color:var(--no);font-weight:600}
         .mark{white-space:nowrap;font-weight:600}.mark.ok{color:var(--ok)}.mark.no{color:var(--no)}.mark.pending{color:var(--pending)}
         td[data-field=when],td[data-field=since],td[data-field=expires]{white-space:nowrap}
         td[data-field=agent]{overflow-wrap:anywhere;min-width:12em}
@@ -208,6 +239,12 @@ extension SubjectReport {
         code{font:12px/1.4 ui-monospace,Menlo,Consolas,monospace;word-break:break-all}
         .empty{color:var(--muted);font-style:italic}.refs{margin:4px 0 8px}
         .howto dt{margin-top:8px}.howto dd{margin:2px 0 8px 0;color:var(--muted)}
+        h3{font-size:16px;margin:4px 0 4px}.howto p{color:var(--ink)}
+        .notice{border:1px solid var(--line);border-left:4px solid var(--pending);border-radius:6px;padding:8px 16px;\
+        margin:16px 0;background:#fafbfc}
+        td[data-field=root],td[data-field=digest],td[data-field=ref]{font:12px/1.4 ui-monospace,Menlo,Consolas,monospace;\
+        word-break:break-all}
+        td[data-field=why],td[data-field=seen]{min-width:14em}
         """
 }
 
@@ -244,7 +281,7 @@ struct HTMLBuilder {
         for (fact, cells, state) in rows {
             out += "<tr data-fact=\"\(fact)\">"
             for (field, text) in cells {
-                let cls = field == "state" || field == "-finding" ? " class=\"state-\(state ?? "ok")\"" : ""
+                let cls = field == "state" || field == "finding" ? " class=\"state-\(state ?? "ok")\"" : ""
                 let attr = field.hasPrefix("-") ? "" : " data-field=\"\(field)\""
                 out += "<td\(attr)\(cls)>\(Self.escape(text))</td>"
             }
