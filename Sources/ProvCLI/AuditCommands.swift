@@ -155,7 +155,7 @@ extension Prov {
                 out("\(org): empty, nothing to export")
                 continue
             }
-            if let why = latest.signatureFailure(key: member.key) {
+            if let why = member.signatureFailure(latest) {
                 failed = true
                 out("\(org): FAILED: the stored checkpoint: \(why); not exported")
                 continue
@@ -190,14 +190,12 @@ extension Prov {
     ) -> SignedCheckpoint {
         guard let bytes = try? FileHandleFD.readIfPresent(store.directory + "/cosigned", maxSize: SignedNote.maxSize),
             let text = String(validating: bytes, as: UTF8.self), let cp = try? SignedCheckpoint(parsing: text),
-            cp.checkpoint == latest.checkpoint, let own = cp.note.verifiedSignature(by: member.key)
+            cp.checkpoint == latest.checkpoint, let own = member.verifiedSignature(cp)
         else { return latest }
         var note = cp.note
         note.signatures =
             [own]
-            + consortium.members.filter { $0.org != member.org }.compactMap {
-                cp.note.verifiedSignature(by: $0.key.asCosigner)
-            }
+            + consortium.members.filter { $0.org != member.org }.compactMap { $0.verifiedCosignature(cp) }
         return SignedCheckpoint(checkpoint: cp.checkpoint, note: note)
     }
 }

@@ -154,7 +154,7 @@ extension Prov {
         guard size <= store.size else {
             return unused("covers \(Phrase.count(size, "entry", "entries")), more than the log holds")
         }
-        guard let signature = cp.note.verifiedSignature(by: member.key) else {
+        guard let signature = member.verifiedSignature(cp) else {
             return unused("carries no valid signature by \(member.org)")
         }
         let entry = try store.entryBytes(seq)
@@ -167,7 +167,7 @@ extension Prov {
         var kept = [signature]
         var cosigners: [String] = []
         for m in consortium.members where m.org != member.org {
-            guard let s = cp.note.verifiedSignature(by: m.key.asCosigner) else { continue }
+            guard let s = m.verifiedCosignature(cp) else { continue }
             kept.append(s)
             cosigners.append(m.org)
         }

@@ -192,8 +192,7 @@ extension Prov {
             else { return }
             if cp.checkpoint.origin != member.origin {
                 reasons.append("\(folder) is the log \(cp.checkpoint.origin), not \(member.origin)")
-            } else if !cp.note.signatures.contains(where: { $0.name == member.key.name && $0.keyID == member.key.keyID }
-            ) {
+            } else if !cp.note.signatures.contains(where: { $0.name == member.origin && member.hasKey(id: $0.keyID) }) {
                 reasons.append("\(folder) is signed by another key than the descriptor's for \(member.origin)")
             } else {
                 return

@@ -258,7 +258,7 @@ final class PeerWorker: @unchecked Sendable {
             case 200:
                 setKnown(log, cp.checkpoint.size)
                 if held.isOwn, let member = node.consortium.member(org) {
-                    let sigs = verifiedCosignatures(r.body, by: member.key, for: cp.checkpoint)
+                    let sigs = verifiedCosignatures(r.body, by: member, for: cp.checkpoint)
                     if sigs.isEmpty {
                         node.log.warn("peer answered add-checkpoint without a valid cosignature", ["peer": org])
                     } else {
