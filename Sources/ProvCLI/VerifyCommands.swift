@@ -50,12 +50,12 @@ extension Prov {
     static func verify(_ args: Arguments) throws -> Int32 {
         let json = args.flag("json")
         let descriptor = try args.required("consortium")
-        let consortium = try Consortium.load(descriptor)
+        let dataDirectory = args.positionals[0]
+        let (consortium, notes) = try Self.consortium(descriptor, following: dataDirectory)
         var warnings: [String] = []
-        if let w = missingFingerprint(consortium, descriptor) {
+        for w in notes + [missingFingerprint(consortium, descriptor)].compactMap({ $0 }) {
             if json { warnings.append(w) } else { log("warn", w) }
         }
-        let dataDirectory = args.positionals[0]
         var verifier = Verifier(consortium: consortium)
         for path in args.all("checkpoint") {
             let cp: SignedCheckpoint

@@ -161,13 +161,13 @@ public struct Consortium: Sendable {
     }
 
     /// A display name: 1–128 bytes, no control character.
-    static func isDisplayName(_ s: String) -> Bool {
+    package static func isDisplayName(_ s: String) -> Bool {
         (1...128).contains(s.utf8.count)
             && !s.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
     }
 
     /// A node address of the descriptor: 1–255 bytes, no space and no control character.
-    static func isAddress(_ s: String) -> Bool {
+    package static func isAddress(_ s: String) -> Bool {
         (1...255).contains(s.utf8.count) && !s.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F })
     }
 

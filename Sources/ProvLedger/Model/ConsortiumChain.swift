@@ -189,7 +189,10 @@ public struct ConsortiumChain: Sendable {
     }
 
     /// Reads a chain file's JSON: one version, or the newest with its `history`.
-    public init(json: JSONValue) throws(LedgerError) {
+    public init(json: JSONValue) throws(LedgerError) { try self.init(versions: try Self.versions(in: json)) }
+
+    /// The versions a chain file's JSON holds, oldest first, not yet checked: its `history`, then itself without it.
+    public static func versions(in json: JSONValue) throws(LedgerError) -> [JSONValue] {
         guard case .object(var top) = json else {
             throw LedgerError(.config, "consortium descriptor must be a JSON object")
         }
@@ -205,12 +208,21 @@ public struct ConsortiumChain: Sendable {
             older = list
             top.remove(at: i)
         }
-        try self.init(versions: older + [.object(top)])
+        return older + [.object(top)]
     }
 
     /// Reads a descriptor file (one version, or a chain) or a folder of `consortium.v<N>.json` files, and checks the
     /// chain from its first version. Errors start with the path.
     public static func load(_ path: String) throws(LedgerError) -> ConsortiumChain {
+        let versions = try readVersions(path)
+        do { return try ConsortiumChain(versions: versions) } catch {
+            throw LedgerError(.config, "\(path): \(error.message)")
+        }
+    }
+
+    /// The versions a descriptor file or a folder of version files holds, oldest first, parsed as JSON but not yet
+    /// checked (`prov consortium verify` checks them one by one).
+    public static func readVersions(_ path: String) throws(LedgerError) -> [JSONValue] {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw LedgerError(.config, "consortium descriptor \(path): no such file")
@@ -226,19 +238,17 @@ public struct ConsortiumChain: Sendable {
             if let gap = found.gap { throw LedgerError(.config, "\(path): \(gap)") }
             var jsons: [JSONValue] = []
             for f in found.versions { jsons.append(try ConsortiumFolder.readVersion(f.path)) }
-            do throws(LedgerError) { return try ConsortiumChain(versions: jsons) } catch {
-                throw LedgerError(.config, "\(path): \(error.message)")
-            }
+            return jsons
         }
         // Read to its end, so that a pipe works too (`--consortium <(...)`).
         guard let handle = FileHandle(forReadingAtPath: path), let d = try? handle.readToEnd() ?? Data() else {
             throw LedgerError(.config, "cannot read consortium descriptor \(path) (permissions?)")
         }
-        return try parse(Array(d), source: path)
+        return try versions(parsing: Array(d), source: path)
     }
 
-    /// Parses a descriptor file's bytes (`source` names it in messages).
-    public static func parse(_ data: [UInt8], source: String) throws(LedgerError) -> ConsortiumChain {
+    /// The versions of a descriptor file's bytes (`source` names it in messages), not yet checked.
+    public static func versions(parsing data: [UInt8], source: String) throws(LedgerError) -> [JSONValue] {
         if let why = FileKind.misplaced(data, expected: "a JSON consortium descriptor") {
             throw LedgerError(.config, "\(source) \(why)")
         }
@@ -246,7 +256,13 @@ public struct ConsortiumChain: Sendable {
         do { json = try JSON.parse(data) } catch {
             throw LedgerError(.config, "\(source): not valid JSON: \(error.located(in: data))")
         }
-        do { return try ConsortiumChain(json: json) } catch {
+        do { return try versions(in: json) } catch { throw LedgerError(.config, "\(source): \(error.message)") }
+    }
+
+    /// Parses a descriptor file's bytes (`source` names it in messages) and checks the chain.
+    public static func parse(_ data: [UInt8], source: String) throws(LedgerError) -> ConsortiumChain {
+        let versions = try versions(parsing: data, source: source)
+        do { return try ConsortiumChain(versions: versions) } catch {
             throw LedgerError(.config, "\(source): \(error.message)")
         }
     }

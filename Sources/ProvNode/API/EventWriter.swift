@@ -209,7 +209,7 @@ final class EventWriter: @unchecked Sendable {
         guard !deps.isEmpty, node.anyMovedBySubstance(deps) else { return }
         group.add(.heads(HeadsBody(occurredAt: Ingestor.now())), deps: deps, citedHLC: citedHLC)
         let written: LogStore.WrittenGroup
-        do throws(LedgerError) { written = try own.write(group, signer: node.signer) } catch {
+        do throws(LedgerError) { written = try node.writeOwnGroup(group) } catch {
             node.log.error("cannot write a heads entry to the own log", ["error": error.message])
             return
         }
@@ -286,7 +286,7 @@ final class EventWriter: @unchecked Sendable {
         guard group.count > 0 else { return }
         if !deps.isEmpty { lastCited = .now() }
         let written: LogStore.WrittenGroup
-        do throws(LedgerError) { written = try own.write(group, signer: node.signer) } catch {
+        do throws(LedgerError) { written = try node.writeOwnGroup(group) } catch {
             node.log.error("cannot write the own log", ["error": error.message])
             for (s, _) in accepted { s.respond(.failed(error.message)) }
             return
