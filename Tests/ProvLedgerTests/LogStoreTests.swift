@@ -112,6 +112,38 @@ import Testing
         #expect(e?.message.contains("no entry brand/9") == true, "\(String(describing: e))")
     }
 
+    /// After a failed write or fsync the store takes nothing until reopened; a reopen cuts the groups written after
+    /// the last acknowledged one (their writers heard that they failed), across a segment roll too, and the log
+    /// goes on from there, with the same entries, and a new segment where the unacknowledged one was.
+    @Test func aFailedStoreReopensAtWhatWasAcknowledged() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ing = try ingestor(dir)
+        let store = ing.store
+        let acked = try ing.append(Array(Events.lines(5).utf8))
+        store.maxSegmentBytes = 1  // the next group starts a segment of its own
+        for from in [100, 200] {
+            let g = try withRawBytes(Array(Events.lines(3, from: from).utf8)) { raw throws(LedgerError) in
+                try ing.prepare(raw, now: Ingestor.now())
+            }
+            _ = try store.write(g, signer: ing.signer)
+        }
+        store.fail(LedgerError(.io, "fsync failed"))
+        let refused = ledgerError { _ = try ing.append(Array(Events.lines(1, from: 300).utf8)) }
+        #expect(refused?.message.contains("failed earlier (fsync failed); reopen it") == true, "\(String(describing: refused))")
+        try store.reopen()
+        #expect(store.size == 5 && store.failure == nil)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/brand/segments").count == 1)
+        store.maxSegmentBytes = 512 << 20
+        let next = try ing.append(Array(Events.lines(2, from: 400).utf8))
+        #expect(next.map(\.seq) == [5, 6])
+        let again = try LogStore(dataDirectory: dir.path, consortium: "acme", org: "brand", writable: false)
+        #expect(again.size == 7)
+        for (seq, leaf) in acked.map({ ($0.seq, $0.leaf) }) + next.map({ ($0.seq, $0.leaf) }) {
+            #expect(try again.leafHash(seq) == leaf)
+        }
+    }
+
     /// Cuts a log's last segment at every byte of its last group commit (and appends garbage), as a crash or a
     /// full disk would leave it: each time the writer reopens at the last whole group, says so, and appends on.
     @Test func tornTailIsCutBackToLastWholeGroup() throws {

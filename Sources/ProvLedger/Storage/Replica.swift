@@ -62,6 +62,12 @@ public final class ReplicaWriter {
         pendingInfo.removeAll()
     }
 
+    /// Forgets everything not acknowledged, the group in its fsync too: the store was reopened after a failure.
+    public func reopened() {
+        written = nil
+        reset()
+    }
+
     func fail(_ seq: UInt64, _ what: String) -> LedgerError {
         LedgerError(.verificationFailed, "\(member.org) seq \(seq): \(what)")
     }

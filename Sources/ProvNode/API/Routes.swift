@@ -334,6 +334,15 @@ extension Node {
                 JSONMember("checkpoint", h.checkpoint.map { .string($0.serialized) } ?? .null),
             ]
             if let f = held.frozen { fields.append(JSONMember("frozen", .string(f))) }
+            if let f = held.failure {
+                fields.append(
+                    JSONMember(
+                        "writeFailure",
+                        .object([
+                            JSONMember("error", .string(f.message)),
+                            JSONMember("since", .string(Timestamp.format(f.since))),
+                        ])))
+            }
             logMembers.append(JSONMember(org, .object(fields)))
         }
         let peers: [JSONValue] = workers.keys.sorted().map { org in
@@ -363,7 +372,8 @@ extension Node {
         for k in keptEvidence.withLock({ Array($0.values) }) { evidence[k.org, default: 0] += 1 }
         return metrics.exposition(
             org: config.org, logs: l, peers: p, transport: transportCounters(), suppressedLogLines: log.suppressed,
-            evidence: evidence, writing: writingStopped == nil)
+            evidence: evidence, writing: writingStopped == nil,
+            failing: Set(logs.values.filter { $0.failure != nil }.map(\.org)))
     }
 }
 
