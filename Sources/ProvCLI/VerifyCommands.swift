@@ -56,6 +56,13 @@ extension Prov {
             if json { warnings.append(w) } else { log("warn", w) }
         }
         let dataDirectory = args.positionals[0]
+        let setAside = Quarantine.list(dataDirectory: dataDirectory)
+        if !setAside.isEmpty {
+            let w =
+                "\(Phrase.count(setAside.count, "damaged copy", "damaged copies")) set aside by the node in "
+                + "\(Quarantine.path(in: dataDirectory)) (not verified: the node fetched each again from its peers)"
+            if json { warnings.append(w) } else { log("warn", w) }
+        }
         var verifier = Verifier(consortium: consortium)
         for path in args.all("checkpoint") {
             let cp: SignedCheckpoint

@@ -20,6 +20,14 @@ public final class Node: @unchecked Sendable {
     let metrics = Metrics()
     /// Every member's log, by org: the own log and a copy of each other.
     let logs: [String: HeldLog]
+    /// Copies found damaged on open and set aside in `quarantine/` by this start (fetched again from the peers).
+    let setAside: [SetAside]
+
+    struct SetAside: Sendable {
+        var org: String
+        var folder: String
+        var reason: String
+    }
     var own: HeldLog { logs[config.org]! }
     let writer: EventWriter
     /// The shared customer view over every log held here (Specs/view.md); nil when node.json sets `"view": false`.
@@ -144,14 +152,31 @@ public final class Node: @unchecked Sendable {
                 .config, "the signing key \(config.keyPath) is not the key of \(me.org) in the consortium descriptor")
         }
         var logs: [String: HeldLog] = [:]
+        var quarantined: [SetAside] = []
         for m in consortium.members {
             // Every log held is checked on open as a writer checks its own: nothing is added on top of damage.
-            let store = try LogStore(
-                dataDirectory: config.dataDirectory, consortium: consortium.name, org: m.org, writable: true,
-                verifyingWith: consortium, log: { log.warn($0) })
-            logs[m.org] = try HeldLog(member: m, store: store, consortium: consortium, isOwn: m.org == config.org)
+            let descriptor = consortium
+            let open = { () throws(LedgerError) -> LogStore in
+                try LogStore(
+                    dataDirectory: config.dataDirectory, consortium: descriptor.name, org: m.org, writable: true,
+                    verifyingWith: descriptor, log: { log.warn($0) })
+            }
+            let store: LogStore
+            do throws(LedgerError) { store = try open() } catch {
+                // A damaged copy is set aside and fetched again; damage to the own log stops the node.
+                guard m.org != config.org, Quarantine.applies(to: error) else { throw error }
+                let moved = try Quarantine.setAside(org: m.org, dataDirectory: config.dataDirectory)
+                log.error(
+                    "a damaged copy was set aside; it is fetched again from the peers",
+                    ["log": m.org, "folder": moved, "reason": error.message])
+                quarantined.append(SetAside(org: m.org, folder: moved, reason: error.message))
+                store = try open()
+            }
+            logs[m.org] = try HeldLog(
+                member: m, store: store, consortium: consortium, isOwn: m.org == config.org, log: log)
         }
         self.logs = logs
+        setAside = quarantined
         view =
             config.view
             ? try Self.buildView(

@@ -51,6 +51,12 @@ public struct Consortium: Sendable {
                     "org id '\(m.org)' is reserved: a data directory keeps equivocation evidence in a folder of that name"
                 )
             }
+            guard m.org != Quarantine.name else {
+                throw LedgerError(
+                    .config,
+                    "org id '\(m.org)' is reserved: a data directory keeps damaged copies set aside in a folder of that name"
+                )
+            }
             guard seen.insert(m.org).inserted else { throw LedgerError(.config, "org '\(m.org)' is listed twice") }
             guard (1...128).contains(m.name.utf8.count),
                 !m.name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })

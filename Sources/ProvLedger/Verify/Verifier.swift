@@ -52,7 +52,7 @@ public struct Verifier {
         // Every folder is a log: one that cannot be read is reported, not skipped. So is anything in a folder's
         // place that is not a plain file (a link, a FIFO): it is never read through, and the log is not verified.
         return names.filter { name in
-            !name.hasPrefix(".") && name != EvidenceFolder.name
+            !name.hasPrefix(".") && name != EvidenceFolder.name && name != Quarantine.name
                 && FileHandleFD.kind(of: "\(dataDirectory)/\(name)").map { $0 != S_IFREG } ?? false
         }.sorted()
     }

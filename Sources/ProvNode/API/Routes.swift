@@ -358,7 +358,20 @@ extension Node {
             JSONMember("logs", .object(logMembers)), JSONMember("peers", .array(peers)),
             JSONMember("evidence", evidenceList()["evidence"] ?? .array([])),
             JSONMember("writingStopped", writingStopped.map { .string($0) } ?? .null),
+            JSONMember("quarantined", .array(quarantinedList())),
         ])
+    }
+
+    /// The copies set aside in the data directory: those of this start with the reason, older ones by folder.
+    func quarantinedList() -> [JSONValue] {
+        Quarantine.list(dataDirectory: config.dataDirectory).map { folder in
+            var fields = [JSONMember("folder", .string(folder))]
+            if let s = setAside.first(where: { $0.folder == folder }) {
+                fields.insert(JSONMember("log", .string(s.org)), at: 0)
+                fields.append(JSONMember("reason", .string(s.reason)))
+            }
+            return .object(fields)
+        }
     }
 
     func exposition() -> String {
