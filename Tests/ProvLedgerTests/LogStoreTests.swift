@@ -130,7 +130,9 @@ import Testing
         }
         store.fail(LedgerError(.io, "fsync failed"))
         let refused = ledgerError { _ = try ing.append(Array(Events.lines(1, from: 300).utf8)) }
-        #expect(refused?.message.contains("failed earlier (fsync failed); reopen it") == true, "\(String(describing: refused))")
+        #expect(
+            refused?.message.contains("failed earlier (fsync failed); reopen it") == true,
+            "\(String(describing: refused))")
         try store.reopen()
         #expect(store.size == 5 && store.failure == nil)
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/brand/segments").count == 1)

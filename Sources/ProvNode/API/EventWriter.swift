@@ -234,7 +234,9 @@ final class EventWriter: @unchecked Sendable {
         group.add(.heads(HeadsBody(occurredAt: Ingestor.now())), deps: deps, citedHLC: citedHLC)
         let written: LogStore.WrittenGroup
         do throws(LedgerError) { written = try own.write(group, signer: node.signer) } catch {
-            if own.needsReopen { own.fail(error) } else {
+            if own.needsReopen {
+                own.fail(error)
+            } else {
                 node.log.error("cannot write a heads entry to the own log", ["error": error.message])
             }
             return
