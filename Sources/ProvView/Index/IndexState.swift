@@ -6,7 +6,8 @@ import ProvLedger
 #endif
 
 /// One entry as the index keeps it: 104 bytes, no references to the heap. Numbers and digests by value; texts
-/// and lists as interned ids; orgs as indices into the consortium's members. The fields `a`…`d` and `code1`…`code3`
+/// and lists as interned ids; codes as their numbers in the ledger's code tables (`Vocabulary`); orgs as indices
+/// into the consortium's members. The fields `a`…`d` and `code1`…`code3`
 /// mean different things per kind (see the accessors in `IndexState`).
 struct Fact: Sendable {
     var leaf: SHA256Digest
@@ -33,7 +34,7 @@ struct Fact: Sendable {
     /// Interaction: `onBehalfOf` org + 1 (0 when none). Share: the recipient org.
     var other: UInt16
     var channel: UInt16
-    /// Consent: event. Interaction: legal basis.
+    /// Consent: event. Interaction: legal basis. (Numbers in the ledger's code tables.)
     var code1: UInt16
     /// Consent: collection method. Interaction: agent kind.
     var code2: UInt16
@@ -78,7 +79,7 @@ struct Fact: Sendable {
     var counter: UInt64 { UInt64(counter32) }
     var seq: UInt64 { UInt64(seq32) }
     var hasConsentRef: Bool { flags & 1 != 0 }
-    var entryKind: EntryKind { EntryKind(code: kind) }
+    var entryKind: EntryKind { EntryKind(code: kind)! }
 }
 
 /// A reference an entry makes (`consentRef`, `derivedFrom`), with the leaf hash it cites.
@@ -164,10 +165,9 @@ struct IndexState: Sendable {
     var consentHead: [UInt32] = []
     var linkHead: [UInt32] = []
     var activityHead: [UInt32] = []
-    /// Agent ids, interaction types, notice ids and versions, purposes, org ids and data categories.
+    /// Agent ids, interaction types, notice ids and versions, purposes, org ids and data categories. Codes of
+    /// the format's own tables (channels, events, methods, legal bases, agent kinds) are kept as their numbers.
     var strings = Interner()
-    /// Channels, consent events, methods, legal bases, agent kinds: few, so 16-bit ids.
-    var codes = Interner()
     var lists = ListInterner()
 
     init(consortium: Consortium) {
@@ -201,24 +201,19 @@ struct IndexState: Sendable {
         var message: String
     }
 
-    private mutating func code(_ s: Span, _ base: UnsafeRawPointer, _ field: String) throws(Failure) -> UInt16 {
-        let id = codes.intern(s.bytes(base), hash: s.hash)
-        guard id < UInt32(UInt16.max) else { throw Failure(message: "\(field): too many distinct codes") }
-        return UInt16(id)
-    }
-
-    private func member(_ s: Span, _ base: UnsafeRawPointer, _ field: String) throws(Failure) -> UInt16 {
-        guard let o = orgNames.lookup(s.bytes(base)) else {
+    private func member(_ org: UnsafeRawBufferPointer, _ field: String) throws(Failure) -> UInt16 {
+        guard let o = orgNames.lookup(org) else {
             throw Failure(message: "\(field): names an org that is not a consortium member")
         }
         return UInt16(o)
     }
 
-    private mutating func list(_ l: ListSpan, _ d: EntryDecoder, _ base: UnsafeRawPointer) -> UInt32 {
-        let raw = l.raw.bytes(base)
-        if let id = lists.lookup(raw: raw, hash: l.raw.hash) { return id }
-        let members = (0..<Int(l.count)).map { strings.intern(d.spans[Int(l.start) + $0].bytes(base)) }
-        return lists.add(raw: raw, hash: l.raw.hash, members: members)
+    /// The id of list `l`, interned as its encoding (whose hash the decoder computed) with its items.
+    private mutating func list(_ l: ListSpan, hash: UInt32, _ base: UnsafeRawPointer) -> UInt32 {
+        let raw = l.encoding.bytes(base)
+        if let id = lists.lookup(raw: raw, hash: hash) { return id }
+        let members = l.texts(base).map { strings.intern($0) }
+        return lists.add(raw: raw, hash: hash, members: members)
     }
 
     private mutating func subjectID(_ s: SHA256Digest, hash: UInt32) -> UInt32 {
@@ -235,10 +230,10 @@ struct IndexState: Sendable {
     func subjectID(_ s: SHA256Digest) -> UInt32? { subjects.find(s) }
 
     /// Adds entry `seq` of log `o`, which must be the next one of that log; an entry given again with the same
-    /// leaf hash is ignored, with another leaf hash refused.
-    mutating func insert(
-        org o: Int, seq: UInt64, leaf: SHA256Digest, _ e: DecodedEntry, _ d: EntryDecoder, base: UnsafeRawPointer
-    ) throws(ViewError) {
+    /// leaf hash is ignored, with another leaf hash refused. `e`'s spans are offsets from `base`.
+    mutating func insert(org o: Int, seq: UInt64, leaf: SHA256Digest, _ e: DecodedEntry, base: UnsafeRawPointer)
+        throws(ViewError)
+    {
         let ingested = logs[o].ingested
         if seq < ingested {
             let held = facts[Int(logs[o].facts[Int(seq)])].leaf
@@ -255,85 +250,91 @@ struct IndexState: Sendable {
                 .feed, "\(orgs[o]) seq \(seq): entries of a log must come in seq order; the next is \(ingested)")
         }
         do throws(Failure) {
-            let log = e.log.bytes(base)
+            let log = e.fields.log.bytes(base)
             let same = originBytes[o].withUnsafeBytes {
                 log.count == $0.count && memcmp(log.baseAddress!, $0.baseAddress!, log.count) == 0
             }
-            guard e.seq == seq, same else {
-                throw Failure(message: "log and seq: the entry says \(e.log.string(base)) seq \(e.seq)")
+            guard e.fields.seq == seq, same else {
+                throw Failure(message: "log and seq: the entry says \(e.fields.log.string(base)) seq \(e.fields.seq)")
             }
             guard facts.count < Int(Self.none) else { throw Failure(message: "the index is full (2^32 entries)") }
-            guard seq < Fact.limit, e.hlc.counter < Fact.limit else {
+            guard seq < Fact.limit, e.fields.hlc.counter < Fact.limit else {
                 throw Failure(message: "seq or hlc counter is 2^32 or more, beyond what the view index takes")
             }
-            try insertChecked(org: o, seq: seq, leaf: leaf, e, d, base: base)
+            try insertChecked(org: o, seq: seq, leaf: leaf, e, base: base)
         } catch {
             throw ViewError(.invalidEntry, "\(orgs[o]) seq \(seq): \(error.message)")
         }
     }
 
     private mutating func insertChecked(
-        org o: Int, seq: UInt64, leaf: SHA256Digest, _ e: DecodedEntry, _ d: EntryDecoder, base: UnsafeRawPointer
+        org o: Int, seq: UInt64, leaf: SHA256Digest, _ e: DecodedEntry, base: UnsafeRawPointer
     ) throws(Failure) {
         let id = UInt32(facts.count)
+        let x = e.fields
         // A heads entry names no subject: it only moves what its log had seen of the others.
         var f = Fact(
-            leaf: leaf, wall: e.hlc.wall, counter: e.hlc.counter, seq: seq, occurredAt: e.occurredAt, kind: e.kind,
-            org: o, subject: e.kind == .heads ? Self.none : subjectID(e.subject, hash: e.subjectHash))
-        for i in 0..<Int(e.deps.count) {
-            let r = d.refs[Int(e.deps.start) + i]
-            cite(o, seq, Int(try member(r.org, base, "deps")), r.seq)
-        }
-        if e.kind != .link && e.kind != .unlink && e.kind != .heads {
-            f.purposes = list(e.purposes, d, base)
-            f.channel = e.channel.isPresent ? try code(e.channel, base, "body.channel") : 0
-        }
-        switch e.kind {
+            leaf: leaf, wall: x.hlc.wall, counter: x.hlc.counter, seq: seq, occurredAt: x.occurredAt, kind: x.kind,
+            org: o, subject: x.kind.hasSubjects ? subjectID(x.subject, hash: e.subjectHash) : Self.none)
+        for r in x.deps.refs(base) { cite(o, seq, Int(try member(r.org, "deps")), r.seq) }
+        switch x.kind {
         case .consent:
-            f.wide = e.expiresAt
-            f.a = list(e.controllers, d, base)
-            f.b = e.recipients.count > 0 ? list(e.recipients, d, base) : Self.none
-            if e.noticeID.isPresent {
-                let notice = Array(e.noticeID.bytes(base)) + [0] + Array(e.noticeVersion.bytes(base))
-                f.c = notice.withUnsafeBytes { strings.intern($0) } + 1
+            f.purposes = list(x.purposes, hash: e.purposesHash, base)
+            f.channel = UInt16(x.channel)
+            f.wide = x.has(.expiresAt) ? x.expiresAt : 0
+            f.a = list(x.controllers, hash: e.controllersHash, base)
+            f.b = x.has(.recipients) ? list(x.recipients, hash: e.recipientsHash, base) : Self.none
+            if x.has(.notice) {
+                // The id and the version, NUL between them, as one string (copied on the stack).
+                let id = x.noticeID.bytes(base)
+                let version = x.noticeVersion.bytes(base)
+                f.c =
+                    withUnsafeTemporaryAllocation(byteCount: id.count + 1 + version.count, alignment: 1) {
+                        $0.copyMemory(from: id)
+                        $0[id.count] = 0
+                        UnsafeMutableRawBufferPointer(rebasing: $0[(id.count + 1)...]).copyMemory(from: version)
+                        return strings.intern(UnsafeRawBufferPointer($0))
+                    } + 1
             }
-            f.code1 = try code(e.event, base, "body.event")
-            f.code2 = e.method.isPresent ? try code(e.method, base, "body.method") : 0
-            f.code3 = e.legalBasis.isPresent ? try code(e.legalBasis, base, "body.legalBasis") : 0
+            f.code1 = UInt16(x.event)
+            f.code2 = UInt16(x.method)
+            f.code3 = UInt16(x.legalBasis)
             f.next = consentHead[Int(f.subject)]
             consentHead[Int(f.subject)] = id
         case .interaction, .share:
+            f.purposes = list(x.purposes, hash: e.purposesHash, base)
             f.c = UInt32(refs.count)
-            if e.consentRef >= 0 {
-                let r = d.refs[Int(e.consentRef)]
-                let org = try member(r.org, base, "body.consentRef")
+            if x.has(.consentRef) {
+                let r = x.consentRef
+                let org = try member(r.org.bytes(base), "body.consentRef")
                 refs.append(RefFact(leaf: r.leaf, seq: r.seq, org: org))
                 cite(o, seq, Int(org), r.seq)
                 f.flags |= 1
             }
-            for i in 0..<Int(e.derivedFrom.count) {
-                let r = d.refs[Int(e.derivedFrom.start) + i]
-                let org = try member(r.org, base, "body.derivedFrom")
+            for r in x.derivedFrom.refs(base) {
+                let org = try member(r.org, "body.derivedFrom")
                 refs.append(RefFact(leaf: r.leaf, seq: r.seq, org: org))
                 cite(o, seq, Int(org), r.seq)
             }
-            f.refCount = UInt8(e.derivedFrom.count)
-            if e.kind == .interaction {
-                f.a = strings.intern(e.interaction.bytes(base), hash: e.interaction.hash)
+            f.refCount = UInt8(x.derivedFrom.count)
+            if x.kind == .interaction {
+                f.channel = UInt16(x.channel)
+                f.a = strings.intern(x.interaction.bytes(base), hash: e.interactionHash)
                 f.b =
-                    e.agentRef.map { strings.intern(SubjectRef.text($0)) }
-                    ?? strings.intern(e.agentID.bytes(base), hash: e.agentID.hash)
-                f.code1 = try code(e.legalBasis, base, "body.legalBasis")
-                f.code2 = try code(e.agentKind, base, "body.agent.kind")
-                f.other = e.onBehalfOf.isPresent ? try member(e.onBehalfOf, base, "body.agent.onBehalfOf") + 1 : 0
+                    x.agentIsRef
+                    ? strings.intern(SubjectRef.text(x.agentRef))
+                    : strings.intern(x.agentID.bytes(base), hash: e.agentIDHash)
+                f.code1 = UInt16(x.legalBasis)
+                f.code2 = UInt16(x.agentKind)
+                f.other = x.hasOnBehalfOf ? try member(x.onBehalfOf.bytes(base), "body.agent.onBehalfOf") + 1 : 0
             } else {
-                f.other = try member(e.recipient, base, "body.recipient")
-                f.wide = UInt64(list(e.dataCategories, d, base))
+                f.other = try member(x.recipient.bytes(base), "body.recipient")
+                f.wide = UInt64(list(x.dataCategories, hash: e.dataCategoriesHash, base))
             }
             f.next = activityHead[Int(f.subject)]
             activityHead[Int(f.subject)] = id
         case .link, .unlink:
-            let second = subjectID(e.subject2, hash: e.subject2Hash)
+            let second = subjectID(x.secondSubject, hash: e.secondSubjectHash)
             f.a = second
             f.next = linkHead[Int(f.subject)]
             linkHead[Int(f.subject)] = id
@@ -394,27 +395,28 @@ struct IndexState: Sendable {
         case .consent:
             return EntryFacts(
                 ref: ref, kind: .consent, hlc: hlc, occurredAt: f.occurredAt, subjects: [subjects[f.subject]],
-                channel: codes.string(UInt32(f.channel)), purposes: strings(ofList: f.purposes),
-                legalBasis: codes.string(UInt32(f.code3)), event: codes.string(UInt32(f.code1)),
-                method: codes.string(UInt32(f.code2)), controllers: strings(ofList: f.a),
+                channel: Vocabulary.channelTable.codes[Int(f.channel)], purposes: strings(ofList: f.purposes),
+                legalBasis: Vocabulary.legalBasisTable.codes[Int(f.code3)],
+                event: Vocabulary.consentEventTable.codes[Int(f.code1)],
+                method: Vocabulary.methodTable.codes[Int(f.code2)], controllers: strings(ofList: f.a),
                 recipients: f.b == Self.none ? [] : strings(ofList: f.b), expiresAt: f.wide == 0 ? nil : f.wide,
                 notice: f.c == 0 ? nil : notice(strings.string(f.c - 1)))
         case .interaction:
             let (cr, df) = refsOf(f)
             return EntryFacts(
                 ref: ref, kind: .interaction, hlc: hlc, occurredAt: f.occurredAt, subjects: [subjects[f.subject]],
-                channel: codes.string(UInt32(f.channel)), purposes: strings(ofList: f.purposes),
-                legalBasis: codes.string(UInt32(f.code1)), interaction: strings.string(f.a),
+                channel: Vocabulary.channelTable.codes[Int(f.channel)], purposes: strings(ofList: f.purposes),
+                legalBasis: Vocabulary.legalBasisTable.codes[Int(f.code1)], interaction: strings.string(f.a),
                 agent: AgentFacts(
-                    id: strings.string(f.b), kind: codes.string(UInt32(f.code2)),
+                    id: strings.string(f.b), kind: Vocabulary.agentKindTable.codes[Int(f.code2)],
                     onBehalfOf: f.other == 0 ? nil : orgs[Int(f.other) - 1]),
                 consentRef: cr.map(entryRef), derivedFrom: df.map(entryRef))
         case .share:
             let (_, df) = refsOf(f)
             return EntryFacts(
                 ref: ref, kind: .share, hlc: hlc, occurredAt: f.occurredAt, subjects: [subjects[f.subject]],
-                purposes: strings(ofList: f.purposes), derivedFrom: df.map(entryRef), recipient: orgs[Int(f.other)],
-                dataCategories: strings(ofList: UInt32(f.wide)))
+                purposes: strings(ofList: f.purposes), derivedFrom: df.map(entryRef),
+                recipient: orgs[Int(f.other)], dataCategories: strings(ofList: UInt32(f.wide)))
         case .link, .unlink:
             return EntryFacts(
                 ref: ref, kind: f.entryKind, hlc: hlc, occurredAt: f.occurredAt,
@@ -428,7 +430,7 @@ struct IndexState: Sendable {
     var reservedBytes: Int {
         var n = facts.reservedBytes + refs.reservedBytes
         n += subjects.reservedBytes + (consentHead.capacity + linkHead.capacity + activityHead.capacity) * 4
-        n += strings.reservedBytes + codes.reservedBytes + lists.reservedBytes
+        n += strings.reservedBytes + lists.reservedBytes
         for l in logs {
             n += l.facts.reservedBytes + l.merkle.reservedBytes + l.cites.reduce(0) { $0 + $1.capacity * 16 }
         }

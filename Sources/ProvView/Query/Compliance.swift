@@ -20,8 +20,6 @@ private struct Block {
 }
 
 extension IndexState {
-    static let consentBasis = "dpv:Consent"
-
     /// Specs/view.md §7: classifies interaction `id`. Nil when it neither relied on consent nor met an objection
     /// and its consentRef (if any) raises no flag. `person` is the person of the whole view, for the
     /// other-person check (computed when nil).
@@ -33,7 +31,7 @@ extension IndexState {
         let global = Scope(sizes: sizes, known: (b, f.seq, cited), before: key(f))
         let knownPerson = person(f.subject, known)
         let globalPerson = person(f.subject, global)
-        let onConsent = codes.string(UInt32(f.code1)) == Self.consentBasis
+        let onConsent = Int(f.code1) == Vocabulary.consentBasis
         let actor = UInt32(b)
         let onBehalf: UInt32? = f.other == 0 ? nil : UInt32(f.other - 1)
         let at = f.occurredAt

@@ -97,7 +97,9 @@ struct Scope {
 }
 
 extension IndexState {
-    func event(_ f: Fact) -> ConsentEvent? { ConsentEvent(rawValue: codes.string(UInt32(f.code1))) }
+    func event(_ f: Fact) -> ConsentEvent? {
+        ConsentEvent(rawValue: Vocabulary.consentEventTable.codes[Int(f.code1)])
+    }
 
     @inline(__always)
     func sees(_ scope: Scope, _ f: Fact) -> Bool { scope.sees(f) { key(f) } }

@@ -16,7 +16,7 @@ extension IndexState {
     func deciding(_ id: UInt32) -> DecidingEntry {
         let f = facts[Int(id)]
         return DecidingEntry(
-            ref: entryRef(id), event: f.entryKind == .consent ? codes.string(UInt32(f.code1)) : nil,
+            ref: entryRef(id), event: f.entryKind == .consent ? Vocabulary.consentEventTable.codes[Int(f.code1)] : nil,
             hlc: HLC(wall: f.wall, counter: f.counter), occurredAt: f.occurredAt)
     }
 
