@@ -201,7 +201,7 @@ public final class ViewIndex: Sendable {
             state.withLock { s in
                 for q in seq..<end {
                     let id = s.logs[o].facts[Int(q)]
-                    guard s.facts[Int(id)].entryKind == .interaction else { continue }
+                    guard s.facts[Int(id)].kind == .interaction else { continue }
                     report.interactions += 1
                     guard let f = s.classify(id, sizes: sizes, person: nil) else { continue }
                     report.checked += 1

@@ -85,6 +85,11 @@ import Testing
         #expect(throws: ViewError.self) { try EntryFacts(decoding: bad.encoded, leaf: e[0].leaf) }
     }
 
+    /// Per entry the index keeps 104 bytes of facts (Specs/view.md §10.3).
+    @Test func factsTake104Bytes() {
+        #expect(MemoryLayout<Fact>.stride == 104)
+    }
+
     func ledgerErrorMessage(_ body: () throws -> Void) -> String? {
         do {
             try body()
