@@ -106,7 +106,7 @@ package struct RefItems: Sequence, IteratorProtocol {
 /// `Vocabulary`'s tables), the type and size of every field, the org id syntax of refs. The rules across fields
 /// (§3 entry rules, §4 body rules) are `EntryRules`'; the consortium's membership and vocabulary are
 /// `EntryRules.consortiumFailure`'s. Only keys that were read hold values: ask `has(_:)`.
-package struct EntryFields {
+package struct EntryFields: Sendable {
     /// The keys of the entry map, and of the body map, that were read.
     package var keys: UInt64 = 0
     package var bodyKeys: UInt64 = 0
