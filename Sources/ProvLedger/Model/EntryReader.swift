@@ -67,6 +67,9 @@ package struct TextItems: Sequence, IteratorProtocol {
     fileprivate var cursor: UnsafeRawPointer
     fileprivate var left: Int
 
+    /// Exact: an array built from the items reserves what they need.
+    package var underestimatedCount: Int { left }
+
     @inline(__always)
     package mutating func next() -> UnsafeRawBufferPointer? {
         guard left > 0 else { return nil }
@@ -81,6 +84,9 @@ package struct TextItems: Sequence, IteratorProtocol {
 package struct RefItems: Sequence, IteratorProtocol {
     fileprivate var cursor: UnsafeRawPointer
     fileprivate var left: Int
+
+    /// Exact: an array built from the items reserves what they need.
+    package var underestimatedCount: Int { left }
 
     @inline(__always)
     package mutating func next() -> (org: UnsafeRawBufferPointer, seq: UInt64, leaf: SHA256Digest)? {
