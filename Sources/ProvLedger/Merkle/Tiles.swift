@@ -189,53 +189,6 @@ final class TileStore {
 }
 
 extension LogStore {
-    /// The tile store of this log.
-    func tileStore() throws(LedgerError) -> TileStore {
-        if let tiles { return tiles }
-        let t = TileStore(logDirectory: directory, writable: writable)
-        tiles = t
-        return t
-    }
-
-    /// Brings the tile store in line with the log: cut what lies past `size` (a torn tail was cut), and
-    /// compute what a crash between a commit and its tile write left out, from the level below.
-    func repairTiles() throws(LedgerError) {
-        let t = try tileStore()
-        try t.truncate(size: size)
-        var level = 1
-        while size >> UInt64(8 * level) > 0 {
-            let want = size >> UInt64(8 * level)
-            var have = try t.count(level)
-            while have < want {
-                let n = min(want - have, 4096)
-                var out: [TileHash] = []
-                out.reserveCapacity(Int(n))
-                let below = (have * 256)..<((have + n) * 256)
-                let hashes = level == 1 ? try leafHashes(below) : try t.hashes(level: level - 1, below)
-                for b in 0..<Int(n) {
-                    let root = Merkle.root(hashes[(b * 256)..<(b * 256 + 256)])
-                    out.append(TileHash(level: level, index: have + UInt64(b), hash: root))
-                }
-                try t.write(out)
-                have += n
-            }
-            level += 1
-        }
-    }
-
-    /// A tlog-proof receipt for entry `seq` against the latest checkpoint.
-    public func receipt(_ seq: UInt64) throws(LedgerError) -> Receipt {
-        guard let cp = latest else { throw LedgerError(.io, "log \(org) has no checkpoint yet") }
-        guard seq < cp.checkpoint.size else {
-            throw LedgerError(
-                .io,
-                "log \(org) has no entry \(seq): the latest checkpoint covers \(Phrase.count(cp.checkpoint.size, "entry", "entries"))"
-            )
-        }
-        let proof = try inclusionProof(index: seq, size: cp.checkpoint.size)
-        return Receipt(entry: try entryBytes(seq), index: seq, proof: proof, checkpoint: cp)
-    }
-
     /// Index records (leaf hash, record offset) of entries in `range`, all below `size`.
     func indexRecords(_ range: Range<UInt64>) throws(LedgerError) -> [(leaf: SHA256Digest, offset: UInt64)] {
         guard range.upperBound <= size else {

@@ -296,35 +296,3 @@ package enum DurabilityProbe {
         }
     }
 }
-
-extension LogStore {
-    /// Creates what a writer needs: the data directory (and the folders above it), `<org>/` and `segments/`, each
-    /// made durable in its parent, so that a power cut cannot lose a log whose first group was acknowledged.
-    /// `<org>/` and `segments/` get mode 0755 whatever the umask, and must be folders, not links.
-    static func makeDirectories(dataDirectory: String, log directory: String) throws(LedgerError) {
-        var missing: [String] = []
-        var p = dataDirectory
-        while true {
-            var st = stat()
-            if stat(p, &st) == 0 {
-                guard st.st_mode & S_IFMT == S_IFDIR else {
-                    throw LedgerError(
-                        .io,
-                        p == dataDirectory
-                            ? "data directory \(dataDirectory) is a file, not a directory"
-                            : "cannot create data directory \(dataDirectory): \(p) is not a directory")
-                }
-                break
-            }
-            guard errno == ENOENT else { throw FileHandleFD.error("cannot create data directory", dataDirectory) }
-            missing.append(p)
-            let up = FileHandleFD.parent(of: p)
-            if up == p { break }
-            p = up
-        }
-        // Others may read a log, only its writer may change it: the data directory this creates is 0755 too.
-        for m in missing.reversed() { try FileHandleFD.makeDirectory(m, mode: m == dataDirectory ? 0o755 : nil) }
-        try FileHandleFD.makeDirectory(directory, mode: 0o755)
-        try FileHandleFD.makeDirectory(directory + "/segments", mode: 0o755)
-    }
-}
