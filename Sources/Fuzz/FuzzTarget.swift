@@ -32,7 +32,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let facts = try? EntryFacts(decoding: bytes, leaf: .zero)
     if let e = decoded {
         guard let f = facts, f.hlc == e.hlc, f.ref.seq == e.seq, f.subjects == e.body.subjects,
-            f.occurredAt == e.body.occurredAt, f.kind.rawValue == e.body.kind
+            f.occurredAt == e.body.occurredAt, f.kind == e.body.kind
         else { fatalError("the view's decoder disagrees with Entry.decode") }
     }
     // A subject access report is read from an untrusted file too.

@@ -276,7 +276,8 @@ public final class Node: @unchecked Sendable {
     /// Whether any cited head is an entry other than a heads-only entry.
     func anyMovedBySubstance(_ deps: [EntryRef]) -> Bool {
         deps.contains { d in
-            (try? logs[d.org]?.read { store throws(LedgerError) in try store.entry(d.seq).body.kind }) != "heads"
+            (try? logs[d.org]?.read { store throws(LedgerError) in try store.entry(d.seq).body.kind })
+                != EntryKind.heads
         }
     }
 

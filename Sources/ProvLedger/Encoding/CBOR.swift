@@ -361,6 +361,22 @@ package struct CBORReader {
         return slice
     }
 
+    /// A text string's bytes before their UTF-8 check, and where its item starts: for a reader that first compares
+    /// them with known ASCII (a key, a code) and checks the others with `checkUTF8`, which then fails as
+    /// `readTextBytes` would have.
+    @inline(__always)
+    package mutating func readTextBytesUnchecked() throws(CBORError) -> (bytes: UnsafeRawBufferPointer, start: Int) {
+        let (n, start) = try readLength(3, "a text string")
+        let slice = UnsafeRawBufferPointer(rebasing: buffer[offset..<(offset + n)])
+        offset += n
+        return (slice, start)
+    }
+
+    /// The UTF-8 check of `readTextBytes`, on text read by `readTextBytesUnchecked` from the item at `start`.
+    package static func checkUTF8(_ text: UnsafeRawBufferPointer, itemAt start: Int) throws(CBORError) {
+        guard UTF8Check.isValid(text) else { throw CBORError(.invalidUTF8, start, "text string is not valid UTF-8") }
+    }
+
     package mutating func readText() throws(CBORError) -> String {
         String(decoding: try readTextBytes(), as: UTF8.self)
     }

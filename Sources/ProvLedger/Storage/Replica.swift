@@ -259,7 +259,7 @@ extension LogStore {
     /// or when it cannot be read.
     public func knownEntry(_ seq: UInt64) -> KnownEntry? {
         guard seq < size, let e = try? entry(seq), let leaf = try? leafHash(seq) else { return nil }
-        return KnownEntry(leaf: leaf, kind: UInt8(AuditedEntry.kindNames.firstIndex(of: e.body.kind) ?? 0), hlc: e.hlc)
+        return KnownEntry(leaf: leaf, kind: e.body.kind.code, hlc: e.hlc)
     }
 
     /// The stored checkpoint with the smallest size at least `n` (n ≥ 1): the end of the group that holds entry

@@ -119,9 +119,9 @@ public struct Verifier {
                 : "\(field) cites \(named) with leaf \(ref.leaf.hex), but \(named) here has leaf \(leaf.hex): one of the "
                     + "two logs is not what was cited"
         }
-        if field == "consentRef" && kind != 0 {
+        if field == "consentRef" && kind != EntryKind.consent.code {
             return "consentRef cites \(named), which is "
-                + "\(Vocabulary.withArticle(AuditedEntry.kindNames[Int(kind)])) entry, not a consent entry"
+                + "\(EntryKind(code: kind)?.withArticle ?? "an unknown") entry, not a consent entry"
         }
         if field == "deps" && citingHLC < hlc {
             return "hlc \(citingHLC) is behind hlc \(hlc) of \(named), which it cites in deps: its clock went back "

@@ -97,7 +97,7 @@ struct Scope {
 }
 
 extension IndexState {
-    func event(_ f: Fact) -> ConsentEvent? { ConsentEvent(rawValue: codes.string(UInt32(f.code1))) }
+    func event(_ f: Fact) -> ConsentEvent? { ConsentEvent(rawValue: Vocabulary.consentEventTable.codes[Int(f.event)]) }
 
     @inline(__always)
     func sees(_ scope: Scope, _ f: Fact) -> Bool { scope.sees(f) { key(f) } }
@@ -115,12 +115,12 @@ extension IndexState {
             while id != Self.none {
                 let f = facts[Int(id)]
                 let mine = f.subject == x
-                let other = mine ? f.a : f.subject
+                let other = mine ? f.secondSubject : f.subject
                 if sees(scope, f) {
                     let k = key(f)
-                    if let b = best[other], b.key > k {} else { best[other] = (k, f.entryKind == .link) }
+                    if let b = best[other], b.key > k {} else { best[other] = (k, f.kind == .link) }
                 }
-                id = mine ? f.next : f.b
+                id = mine ? f.next : f.secondNext
             }
             for (y, b) in best where b.link && !seen.contains(y) {
                 seen.insert(y)
@@ -152,12 +152,12 @@ extension IndexState {
             let f = facts[Int(id)]
             guard let ev = event(f) else { continue }
             for p in lists.list(f.purposes) where only == nil || only == p {
-                for c in lists.list(f.a) {
+                for c in lists.list(f.controllers) {
                     if let i = states.firstIndex(where: { $0.controller == c && $0.purpose == p }) {
-                        states[i].state.apply(id, ev, wall: f.wall, expires: f.wide)
+                        states[i].state.apply(id, ev, wall: f.wall, expires: f.expiresAt)
                     } else {
                         var s = PairState()
-                        s.apply(id, ev, wall: f.wall, expires: f.wide)
+                        s.apply(id, ev, wall: f.wall, expires: f.expiresAt)
                         states.append((c, p, s))
                     }
                 }
@@ -169,7 +169,7 @@ extension IndexState {
     /// Whether org (a string id) is a recipient of consent fact `id`.
     func lists(_ id: UInt32, recipient org: UInt32) -> Bool {
         let f = facts[Int(id)]
-        return f.b != Self.none && lists.contains(f.b, org)
+        return f.recipients != Self.none && lists.contains(f.recipients, org)
     }
 }
 
@@ -235,7 +235,9 @@ extension IndexState {
     ) -> Bool {
         for id in consentFacts(person, scope, purpose: purpose) {
             let f = facts[Int(id)]
-            guard let ev = event(f), ev == .give || ev == .renew, lists.contains(f.a, controller) else { continue }
+            guard let ev = event(f), ev == .give || ev == .renew, lists.contains(f.controllers, controller) else {
+                continue
+            }
             if lists(id, recipient: org) { return true }
         }
         return false
