@@ -20,7 +20,9 @@ enum QueryBench {
         let subjects = try args.integer("subjects", default: max(1, n / 10))
         let runs = max(1, try args.integer("runs", default: 1))
         let queries = max(100, try args.integer("queries", default: 100_000))
+        let heavy = try args.integer("heavy-entries", default: 100_000)
         guard n > 0, subjects > 0, subjects <= n else { throw UsageError("need 0 < --subjects <= --entries") }
+        guard heavy >= 10 else { throw UsageError("--heavy-entries must be at least 10") }
         let base = try args.optional("dir") ?? FileManager.default.temporaryDirectory.path
         let dir = "\(base)/prov-bench-query-\(getpid())"
         try? FileManager.default.removeItem(atPath: dir)
@@ -40,22 +42,23 @@ enum QueryBench {
             dir: dir + "/consortium/brand/data", consortium: try Consortium.load(setup.descriptor),
             signer: try SigningKeyFile.read(dir + "/consortium/brand/brand.key"),
             linkKey: try LinkKey.load(dir + "/consortium/link.key"))
-        try build(fixture, n: n, subjects: subjects, progress: progress)
+        try build(fixture, n: n, subjects: subjects, heavy: heavy, progress: progress)
         progress.clear()
 
         var results: [Run] = []
         for r in 0..<runs {
             progress.update("query bench run \(r + 1)/\(runs)")
-            results.append(try measure(fixture, n: n, subjects: subjects, queries: queries))
+            results.append(try measure(fixture, n: n + heavy + 1, subjects: subjects, queries: queries))
             progress.clear()
         }
         progress.update("query bench: provd serving the same log over HTTP")
         let http = try measureHTTP(config: nodeConfig, subjects: subjects, queries: queries, progress: progress)
+        let heavyHTTP = try measureHistory(config: nodeConfig, progress: progress)
         progress.clear()
         func median(_ f: (Run) -> Double) -> Double { results.map(f).sorted()[results.count / 2] }
         func each(_ f: (Run) -> Double) -> JSONValue { .array(results.map { .number(Bench.fmt(f($0))) }) }
         let fields: [JSONMember] = [
-            JSONMember("bench", .string("query")), JSONMember("entries", .number(String(n))),
+            JSONMember("bench", .string("query")), JSONMember("entries", .number(String(n + heavy + 1))),
             JSONMember("subjects", .number(String(subjects))), JSONMember("runs", .number(String(runs))),
             JSONMember("index_build_entries_per_second", .number(String(Int(median(\.buildRate))))),
             JSONMember(
@@ -83,6 +86,15 @@ enum QueryBench {
             JSONMember("view_p99_us_each_run", each(\.viewP99)),
             JSONMember("view_timeline_items_mean", .number(Bench.fmt(median(\.viewItems)))),
             JSONMember("permits_allowed_fraction", .number(Bench.fmt(median(\.allowed)))),
+            // One customer holding `heavy` entries against one holding a single consent (Specs/view.md §10.1).
+            JSONMember("history_customer_entries", .number(String(heavy))),
+            JSONMember("permit_one_entry_per_second", .number(String(Int(median(\.oneEntryRate))))),
+            JSONMember("permit_history_per_second", .number(String(Int(median(\.historyRate))))),
+            JSONMember("permit_history_ratio", .number(Bench.fmt(median { $0.historyRate / $0.oneEntryRate }))),
+            JSONMember(
+                "http_permit_one_entry_requests_per_second", .number(String(Int(heavyHTTP.oneEntryRate)))),
+            JSONMember("http_permit_history_requests_per_second", .number(String(Int(heavyHTTP.historyRate)))),
+            JSONMember("http_permit_history_ratio", .number(Bench.fmt(heavyHTTP.historyRate / heavyHTTP.oneEntryRate))),
             JSONMember("http_node_start_seconds", .number(Bench.fmt(http.startSeconds))),
             JSONMember("http_permit_p50_us", .number(Bench.fmt(http.permitP50))),
             JSONMember("http_permit_p99_us", .number(Bench.fmt(http.permitP99))),
@@ -114,6 +126,9 @@ enum QueryBench {
         var viewP99: Double
         var viewItems: Double
         var allowed: Double
+        /// In-process permits per second for the customer with one consent and for the one with a long history.
+        var oneEntryRate: Double
+        var historyRate: Double
     }
 
     /// CPU seconds this process has used, all threads.
@@ -168,11 +183,26 @@ enum QueryBench {
         }
         // Throughput: several connections, each one request at a time, for a fixed time.
         let connections = 8
+        let paths = (0..<4096).map { _ in permitPath(Int.random(in: 0..<subjects)) }
+        let rate = try requestRate(node: node, headers: headers, paths: paths, connections: connections) {
+            progress.update("query bench: \($0) permit requests over HTTP")
+        }
+        return HTTPRun(
+            startSeconds: startSeconds, permitP50: Bench.percentile(permit, 0.5),
+            permitP99: Bench.percentile(permit, 0.99), viewP50: Bench.percentile(view, 0.5),
+            viewP99: Bench.percentile(view, 0.99), requestsPerSecond: rate, connections: connections,
+            nodeRSS: node.maxRSS)
+    }
+
+    /// Requests per second that `connections` kept-alive connections get, each one request at a time over `paths`
+    /// in turn, for three seconds; every request must be answered 200.
+    static func requestRate(
+        node: NodeProcess, headers: HTTPHeaders, paths: [String], connections: Int, progress: (Int) -> Void
+    ) throws -> Double {
         let done = Atomic<Int>(0)
         let failed = Atomic<Int>(0)
         let stop = Atomic<Bool>(false)
         let group = DispatchGroup()
-        let paths = (0..<4096).map { _ in permitPath(Int.random(in: 0..<subjects)) }
         for c in 0..<connections {
             group.enter()
             Thread.detachNewThread {
@@ -192,19 +222,53 @@ enum QueryBench {
         let t1 = Bench.clock()
         while Bench.clock() - t1 < 3 {
             usleep(100_000)
-            progress.update("query bench: \(done.load(ordering: .relaxed)) permit requests over HTTP")
+            progress(done.load(ordering: .relaxed))
         }
         stop.store(true, ordering: .relaxed)
         group.wait()
         let secs = Bench.clock() - t1
         guard failed.load(ordering: .relaxed) == 0 else {
-            throw LedgerError(.io, "bench: \(failed.load(ordering: .relaxed)) permit requests failed")
+            throw LedgerError(.io, "bench: \(failed.load(ordering: .relaxed)) requests failed")
         }
-        return HTTPRun(
-            startSeconds: startSeconds, permitP50: Bench.percentile(permit, 0.5),
-            permitP99: Bench.percentile(permit, 0.99), viewP50: Bench.percentile(view, 0.5),
-            viewP99: Bench.percentile(view, 0.99), requestsPerSecond: Double(done.load(ordering: .relaxed)) / secs,
-            connections: connections, nodeRSS: node.maxRSS)
+        return Double(done.load(ordering: .relaxed)) / secs
+    }
+
+    /// Permits per second over HTTP (8 connections) for the customer with one consent, then for the one with a
+    /// long history, from one node serving the log.
+    static func measureHistory(config: String, progress: Progress) throws -> (oneEntryRate: Double, historyRate: Double)
+    {
+        let node = try NodeProcess(org: "brand", config: config)
+        defer { node.stop() }
+        let token = try NodeFile.read(config)["auditorToken"]!.stringValue!
+        let headers: HTTPHeaders = ["Authorization": "Bearer \(token)"]
+        func path(_ subject: String) -> [String] {
+            ["/v1/permit?subject=\(Prov.q(subject))&org=retail&purpose=dpv:DirectMarketing&channel=email"]
+        }
+        let one = try requestRate(node: node, headers: headers, paths: path(oneEntryCustomer), connections: 8) {
+            progress.update("query bench: \($0) permits over HTTP for a customer with one consent")
+        }
+        let history = try requestRate(node: node, headers: headers, paths: path(historyCustomer), connections: 8) {
+            progress.update("query bench: \($0) permits over HTTP for a customer with a long history")
+        }
+        progress.clear()
+        return (one, history)
+    }
+
+    static let oneEntryCustomer = "cust:brand:one"
+    static let historyCustomer = "cust:brand:history"
+
+    /// In-process permits per second for `subject`, over half a second.
+    static func permitRate(_ index: ViewIndex, _ subject: String, at: UInt64) throws -> Double {
+        _ = try index.permit(subject: subject, org: "retail", purpose: "dpv:DirectMarketing", at: at)
+        var n = 0
+        let t0 = Bench.clock()
+        while Bench.clock() - t0 < 0.5 {
+            for _ in 0..<64 {
+                _ = try index.permit(subject: subject, org: "retail", purpose: "dpv:DirectMarketing", at: at)
+            }
+            n += 64
+        }
+        return Double(n) / (Bench.clock() - t0)
     }
 
     /// Current resident memory, from /proc/self/statm.
@@ -217,7 +281,9 @@ enum QueryBench {
     static func identifier(_ s: Int) -> String { "cust:brand:c\(s)" }
 
     /// The fixture log: entry k is about customer k mod S, its kind set by the round k / S (ten kinds, repeating).
-    static func build(_ f: Bench.Fixture, n: Int, subjects: Int, progress: Progress) throws {
+    /// After the N entries, `heavy` entries about one customer (consents given, withdrawn, given again and renewed,
+    /// between interactions) and one consent of another customer, its only entry.
+    static func build(_ f: Bench.Fixture, n: Int, subjects: Int, heavy: Int, progress: Progress) throws {
         // Templates are parsed without references (nothing to resolve them against yet); the interactions that
         // rely on consent get it, and their consentRef, when each entry is made.
         let parser = EventParser(consortium: f.consortium, org: "brand", linkKey: f.linkKey)
@@ -285,6 +351,37 @@ enum QueryBench {
             k = end
             progress.update("query bench: writing \(k)/\(n)")
         }
+        // The customer with a long history: kinds in a cycle of ten, four of them consents.
+        let historyRef = f.linkKey.ref(for: historyCustomer)
+        let cycle = [0, 9, 5, 9, 0, 2, 8, 9, 4, 9]
+        k = 0
+        while k < heavy {
+            var g = store.beginGroup(now: now)
+            now += 1
+            let end = min(heavy, k + 1000)
+            for e in k..<end {
+                var b = templates[cycle[e % cycle.count]]
+                switch b {
+                case .consent(var c):
+                    c.subject = historyRef
+                    b = .consent(c)
+                case .interaction(var i):
+                    i.subject = historyRef
+                    b = .interaction(i)
+                default: break
+                }
+                g.add(b)
+            }
+            try committer.submit(g)
+            k = end
+            progress.update("query bench: writing \(n + k)/\(n + heavy + 1)")
+        }
+        if case .consent(var c) = templates[0] {
+            c.subject = f.linkKey.ref(for: oneEntryCustomer)
+            var g = store.beginGroup(now: now)
+            g.add(.consent(c))
+            try committer.submit(g)
+        }
         try committer.flush()
         store.close()
     }
@@ -343,6 +440,8 @@ enum QueryBench {
             view.append((Bench.clock() - t0) * 1e6)
             items += v.timeline.count
         }
+        let oneEntryRate = try permitRate(index, oneEntryCustomer, at: at)
+        let historyRate = try permitRate(index, historyCustomer, at: at)
         return Run(
             buildRate: Double(n) / buildSecs, verifyRate: Double(n) / verifySecs,
             hashingRate: Double(n) / hashingSecs, buildCPU: buildCPU / Double(n) * 1e9,
@@ -350,6 +449,7 @@ enum QueryBench {
             indexBytes: Double(stats.reservedBytes) / Double(n), rssBytes: rssDelta / Double(n),
             permitP50: Bench.percentile(permit, 0.5), permitP99: Bench.percentile(permit, 0.99),
             viewP50: Bench.percentile(view, 0.5), viewP99: Bench.percentile(view, 0.99),
-            viewItems: Double(items) / Double(viewCount), allowed: Double(allowed) / Double(queries))
+            viewItems: Double(items) / Double(viewCount), allowed: Double(allowed) / Double(queries),
+            oneEntryRate: oneEntryRate, historyRate: historyRate)
     }
 }

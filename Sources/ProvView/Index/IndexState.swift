@@ -247,6 +247,8 @@ struct IndexState: Sendable {
     var subjects = SubjectTable()
     /// Per subject, the newest fact of each chain: consent entries, link and unlink entries, the rest.
     var consentHead: [UInt32] = []
+    /// Consent states of people with long histories, kept between permits (Query/ConsentCache.swift).
+    var consentCache = ConsentCache()
     var linkHead: [UInt32] = []
     var activityHead: [UInt32] = []
     /// Agent ids, interaction types, notice ids and versions, purposes, org ids and data categories. Codes of

@@ -22,7 +22,7 @@ extension IndexState {
 
     // MARK: Permit
 
-    func permit(
+    mutating func permit(
         subject: SHA256Digest, org: String, orgIndex o: Int, purpose: String, channel: String?, at: UInt64
     ) -> PermitAnswer {
         let sizes = committedSizes
@@ -34,7 +34,11 @@ extension IndexState {
             return answer
         }
         let scope = Scope(sizes: sizes)
-        let d = decide(person: person(sid, scope), org: UInt32(o), purpose: p, at: at, scope)
+        // At the committed frontier a long history's states are kept between permits (ConsentCache).
+        let (states, named) = consentStates(person: person(sid, scope), purpose: p, scope)
+        let d = decide(states: states, org: UInt32(o), at: at) { c, org in
+            isNamed(named, controller: c, purpose: p, org)
+        }
         fill(&answer, d, org: org, purpose: purpose)
         return answer
     }
