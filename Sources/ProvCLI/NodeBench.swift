@@ -48,10 +48,14 @@ enum NodeBench {
                     .value("seconds", "S", "how long to post (default 10)"),
                 ], "prov bench propagate --rate 10000 --seconds 10"),
             bench(
-                "api", "Measure provd's POST /v1/events: batches of 1,000 events, and one event per request.",
+                "api",
+            "Measure provd's POST /v1/events: batches of 1,000 events, and one event per request beside the same "
+                + "run's GET /v1/permit from as many connections.",
                 [
                     .value("seconds", "S", "how long each half runs (default 5)"),
-                    .value("connections", "C", "clients sending one event per request at once (default 16)"),
+                    .value(
+                        "connections", "C",
+                        "clients sending one event per request at once, then asking for permits (default 64)"),
                     .value(
                         "batch-connections", "B",
                         "kept-alive connections sending batches at once, as a client pool would (default 2)"),
@@ -85,7 +89,7 @@ enum NodeBench {
                 results.append(
                     try api(
                         dir, seconds: try args.integer("seconds", default: 5),
-                        connections: try args.integer("connections", default: 16),
+                        connections: try args.integer("connections", default: 64),
                         batchConnections: max(1, try args.integer("batch-connections", default: 2)), progress: progress)
                 )
             }
@@ -333,44 +337,74 @@ enum NodeBench {
         }
         if let f = batchFailure.withLock({ $0 }) { throw LedgerError(.io, "bench: \(f)") }
         let batchSecs = Bench.clock() - start
-        // One event per request, from `connections` clients at once (their requests share group commits).
-        let requests = Atomic<Int>(0)
+        // One event per request, from `connections` clients at once (their requests share group commits), then the
+        // same clients asking for permits: the rate at which the node answers a read is the ceiling to compare with.
+        let single = (0..<1000).map { Array(("[" + Bench.eventLine($0) + "]").utf8) }
+        let writes = try load(node, token, connections: connections, seconds: seconds, progress: progress, "events") {
+            client, j in try client.post("/v1/events", single[j % single.count]).status == 200
+        }
+        let permits = (0..<1000).map { i in
+            "/v1/permit?subject=\(Prov.q("email:customer\(i * 4)@example.com"))&org=retail&purpose=dpv:DirectMarketing"
+        }
+        let reads = try load(node, token, connections: connections, seconds: seconds, progress: progress, "permits") {
+            client, j in try client.get(permits[j % permits.count]).status == 200
+        }
+        return [
+            "batch_entries_per_second": Double(entries.load(ordering: .relaxed)) / batchSecs,
+            "batch_connections": Double(batchConnections),
+            "single_requests_per_second": writes.rate, "single_p50_ms": writes.p50, "single_p99_ms": writes.p99,
+            "permit_requests_per_second": reads.rate, "permit_p50_ms": reads.p50, "permit_p99_ms": reads.p99,
+            "single_to_permit_ratio": writes.rate / reads.rate,
+            "connections": Double(connections), "max_rss_bytes": Double(node.maxRSS),
+        ]
+    }
+
+    /// `connections` kept-alive clients, each sending `request` (given its client and a running number) one at a
+    /// time for `seconds`: requests per second, and the p50 and p99 latency in ms. Every request must succeed.
+    static func load(
+        _ node: NodeProcess, _ token: String, connections: Int, seconds: Int, progress: Progress, _ what: String,
+        _ request: @escaping @Sendable (NodeAPI, Int) throws -> Bool
+    ) throws -> (rate: Double, p50: Double, p99: Double) {
+        let count = Atomic<Int>(0)
         let failures = Atomic<Int>(0)
         let stop = Atomic<Bool>(false)
+        let latencies = Mutex<[Double]>([])
         let group = DispatchGroup()
-        let single = (0..<1000).map { Array(("[" + Bench.eventLine($0) + "]").utf8) }
-        let start2 = Bench.clock()
+        let start = Bench.clock()
         for c in 0..<connections {
             group.enter()
             Thread.detachNewThread {
                 defer { group.leave() }
-                guard let client = try? NodeAPI(address: node.api, token: token) else { return }
+                guard let client = try? NodeAPI(address: node.api, token: token) else {
+                    failures.add(1, ordering: .relaxed)
+                    return
+                }
+                var mine: [Double] = []
                 var j = c
                 while !stop.load(ordering: .relaxed) {
-                    if let r = try? client.post("/v1/events", single[j % single.count]), r.status == 200 {
-                        requests.add(1, ordering: .relaxed)
+                    let t = Bench.clock()
+                    if (try? request(client, j)) == true {
+                        mine.append((Bench.clock() - t) * 1000)
+                        count.add(1, ordering: .relaxed)
                     } else {
                         failures.add(1, ordering: .relaxed)
                     }
                     j += connections
                 }
+                latencies.withLock { $0 += mine }
             }
         }
-        while Bench.clock() - start2 < Double(seconds) {
+        while Bench.clock() - start < Double(seconds) {
             usleep(100_000)
-            progress.update("api: \(requests.load(ordering: .relaxed)) single-event requests")
+            progress.update("api: \(count.load(ordering: .relaxed)) \(what), one per request")
         }
         stop.store(true, ordering: .relaxed)
         group.wait()
-        let singleSecs = Bench.clock() - start2
+        let secs = Bench.clock() - start
         guard failures.load(ordering: .relaxed) == 0 else {
-            throw LedgerError(.io, "bench: \(failures.load(ordering: .relaxed)) requests failed")
+            throw LedgerError(.io, "bench: \(failures.load(ordering: .relaxed)) requests for \(what) failed")
         }
-        return [
-            "batch_entries_per_second": Double(entries.load(ordering: .relaxed)) / batchSecs,
-            "batch_connections": Double(batchConnections),
-            "single_requests_per_second": Double(requests.load(ordering: .relaxed)) / singleSecs,
-            "connections": Double(connections), "max_rss_bytes": Double(node.maxRSS),
-        ]
+        let l = latencies.withLock { $0 }
+        return (Double(count.load(ordering: .relaxed)) / secs, Bench.percentile(l, 0.5), Bench.percentile(l, 0.99))
     }
 }

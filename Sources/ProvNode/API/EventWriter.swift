@@ -53,6 +53,10 @@ final class EventWriter: @unchecked Sendable {
     private let unacknowledged = UnacknowledgedEntries()
     /// When the own log last cited the other logs' heads (for heads-only entries).
     private var lastCited = DispatchTime.now()
+    /// Groups written whose fsync has not finished (guarded by `cond`). The writer takes the next batch only when
+    /// at most one is in flight: requests that arrive during a group's fsync then make the next group together
+    /// (one fsync for all of them) instead of one small group each.
+    private var inFlight = 0
 
     /// Most events taken into one group.
     static let maxGroup = 4096
@@ -182,6 +186,12 @@ final class EventWriter: @unchecked Sendable {
                 cond.unlock()
                 continue
             }
+            // One group syncing and the next one written: wait for the first, and let requests gather meanwhile.
+            while inFlight > 1 && !stopping && jobs.isEmpty { cond.wait() }
+            if !jobs.isEmpty {
+                cond.unlock()
+                continue
+            }
             var batch: [Submission] = []
             var n = 0
             while let s = queue.first, batch.isEmpty || n + s.items.count <= Self.maxGroup {
@@ -243,7 +253,9 @@ final class EventWriter: @unchecked Sendable {
         }
         unacknowledged.keep(start: group.startSize, leaves: group.results.map(\.leaf), bodies: group.bodies)
         let committedGroup = group.entries
-        fsync.async {
+        groupWritten()
+        fsync.async { [self] in
+            defer { groupSynced() }
             do throws(LedgerError) { try LogStore.sync(written) } catch {
                 own.fail(error)
                 return
@@ -258,6 +270,19 @@ final class EventWriter: @unchecked Sendable {
             node.metrics.groupCommits.add(1, ordering: .relaxed)
             node.logMoved(node.config.org)
         }
+    }
+
+    private func groupWritten() {
+        cond.lock()
+        inFlight += 1
+        cond.unlock()
+    }
+
+    private func groupSynced() {
+        cond.lock()
+        inFlight -= 1
+        cond.broadcast()
+        cond.unlock()
     }
 
     /// Builds one group from `batch`, writes it, and hands its fsync to the fsync queue, which answers.
@@ -325,7 +350,9 @@ final class EventWriter: @unchecked Sendable {
         let metrics = node.metrics
         let results = group.results
         let answers = accepted
-        fsync.async {
+        groupWritten()
+        fsync.async { [self] in
+            defer { groupSynced() }
             do throws(LedgerError) {
                 try LogStore.sync(written)
                 // Cache files that cannot be updated are warnings inside; what throws here is a group that does
