@@ -49,8 +49,8 @@ enum NodeBench {
                 ], "prov bench propagate --rate 10000 --seconds 10"),
             bench(
                 "api",
-            "Measure provd's POST /v1/events: batches of 1,000 events, and one event per request beside the same "
-                + "run's GET /v1/permit from as many connections.",
+                "Measure provd's POST /v1/events: batches of 1,000 events, and one event per request beside the same "
+                    + "run's GET /v1/permit from as many connections.",
                 [
                     .value("seconds", "S", "how long each half runs (default 5)"),
                     .value(
