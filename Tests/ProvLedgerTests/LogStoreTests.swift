@@ -112,6 +112,58 @@ import Testing
         #expect(e?.message.contains("no entry brand/9") == true, "\(String(describing: e))")
     }
 
+    /// A long input is parsed on every core and added in line order: what it appends, and the errors it reports
+    /// (first bad line first), are those of the line-by-line parse, references to entries of the same input
+    /// included.
+    @Test func aLongInputParsedOnEveryCoreAppendsWhatTheLineByLineParseDoes() throws {
+        func use(_ subject: Int, consent seq: Int) -> String {
+            #"{"type":"interaction","subject":"email:user\#(subject)@example.com","channel":"email","interaction":"newsletter","purposes":["dpv:DirectMarketing"],"legalBasis":"dpv:Consent","agent":{"id":"mailer","kind":"software"},"occurredAt":"2026-11-24T11:00:00Z","consentRef":{"org":"brand","seq":\#(seq)}}"#
+        }
+        var lines = Events.lines(600).split(separator: "\n").map(String.init)
+        // Interactions relying on consents earlier in this input (line 2k+1 holds the consent of user 2k).
+        for k in stride(from: 300, to: 600, by: 50) { lines[k + 1] = use(k - 200, consent: k - 200) }
+        let input = lines.joined(separator: "\n") + "\n"
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let acks = try ingestor(dir).append(Array(input.utf8))
+        #expect(acks.count == 600)
+        // The same lines one by one (below the parallel threshold each time) give the same entry bodies.
+        let other = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: other) }
+        let one = try ingestor(other)
+        for l in lines { _ = try one.append(Array((l + "\n").utf8)) }
+        let store = try LogStore(dataDirectory: dir.path, consortium: "acme", org: "brand", writable: false)
+        let lineByLine = try LogStore(dataDirectory: other.path, consortium: "acme", org: "brand", writable: false)
+        // (Lines with a consentRef name a leaf hash, which the clock of each append makes differ.)
+        for seq in 0..<UInt64(600) where !(300..<600).contains(seq) || (seq - 1) % 50 != 0 {
+            #expect(try store.entry(seq).body == lineByLine.entry(seq).body, "seq \(seq)")
+        }
+        for k in stride(from: 300, to: 600, by: 50) {
+            guard case .interaction(let b) = try store.entry(UInt64(k + 1)).body else {
+                Issue.record("line \(k + 2) is not an interaction")
+                continue
+            }
+            #expect(b.consentRef?.seq == UInt64(k - 200) && b.consentRef?.leaf == acks[k - 200].leaf)
+        }
+
+        // Bad lines: the first one is reported, or every one in order when bad lines are left out.
+        var bad = lines
+        bad[499] = "{"
+        bad[450] = use(1, consent: 599)  // refers past itself: no such entry yet
+        let badInput = Array((bad.joined(separator: "\n") + "\n").utf8)
+        let third = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: third) }
+        let ing = try ingestor(third)
+        let e = ledgerError { _ = try ing.append(badInput) }
+        #expect(e?.message.hasPrefix("line 451: ") == true, "\(String(describing: e))")
+        var reported: [String] = []
+        let g = try withRawBytes(badInput) { raw throws(LedgerError) in
+            try ing.prepare(raw, now: Ingestor.now()) { reported.append($0.message) }
+        }
+        #expect(g.count == 598)
+        #expect(reported.count == 2 && reported[0].hasPrefix("line 451: ") && reported[1].hasPrefix("line 500: "))
+    }
+
     /// After a failed write or fsync the store takes nothing until reopened; a reopen cuts the groups written after
     /// the last acknowledged one (their writers heard that they failed), across a segment roll too, and the log
     /// goes on from there, with the same entries, and a new segment where the unacknowledged one was.
