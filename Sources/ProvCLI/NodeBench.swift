@@ -143,6 +143,16 @@ enum NodeBench {
             c["peerAddresses"] = .object([JSONMember("brand", .string(brand.peer))])
             c["view"] = .bool(view)
         }
+        // The same run's verify of the source log, in this process: wall time and CPU time of all its threads.
+        let verifyStart = Bench.clock()
+        let verifyCPU = QueryBench.cpu()
+        progress.update("replicate: verifying the source log for comparison")
+        let audits = try Verifier(consortium: try Consortium.load(setup.descriptor)).verify(
+            dataDirectory: dir + "/brand/data")
+        guard audits.allSatisfy(\.ok) else { throw LedgerError(.verificationFailed, "bench: the source log failed") }
+        let verifySecs = Bench.clock() - verifyStart
+        let verifyCPUSecs = QueryBench.cpu() - verifyCPU
+        let servingCPU = brand.cpuSeconds
         let start = Bench.clock()
         let retail = try NodeProcess(org: "retail", config: setup.nodeConfigs["retail"]!)
         defer { retail.stop() }
@@ -158,9 +168,17 @@ enum NodeBench {
             if size < UInt64(n) { usleep(20_000) }  // a benchmark's sampling interval, not a synchronisation
         }
         let secs = Bench.clock() - start
+        let million = 1e6 / Double(n)
+        let copying = retail.cpuSeconds * million
+        let serving = (brand.cpuSeconds - servingCPU) * million
+        let verifying = verifyCPUSecs * million
         return [
             "entries": Double(n), "seconds": secs, "entries_per_second": Double(n) / secs,
             "max_rss_bytes": Double(retail.maxRSS), "view": view ? 1 : 0,
+            "verify_entries_per_second": Double(n) / verifySecs, "to_verify_ratio": verifySecs / secs,
+            "copying_cpu_seconds_per_million": copying, "serving_cpu_seconds_per_million": serving,
+            "verify_cpu_seconds_per_million": verifying, "copying_cpu_to_verify": copying / verifying,
+            "serving_cpu_to_verify": serving / verifying,
         ]
     }
 

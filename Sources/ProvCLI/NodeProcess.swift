@@ -163,6 +163,17 @@ package final class NodeProcess: Sendable {
     /// Peak resident memory of the process so far (VmHWM), in bytes.
     var maxRSS: Int { Self.status(pid, "VmHWM:") }
 
+    /// CPU time the process has used so far (user and system, all threads), in seconds: from /proc/<pid>/stat.
+    var cpuSeconds: Double {
+        guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = s.lastIndex(of: ")")
+        else { return 0 }
+        // After the command name in parentheses: state is field 3, utime and stime are fields 14 and 15.
+        let fields = s[s.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
     /// Resident memory now (VmRSS), in bytes.
     package var rss: Int { Self.status(pid, "VmRSS:") }
 
