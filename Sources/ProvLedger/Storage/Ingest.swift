@@ -1,6 +1,10 @@
 import Foundation
 import ProvCrypto
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The append path of a node: JSON Lines in, validated and pseudonymised entries out, appended durably as one
 /// group commit, or nothing at all if any line is bad.
 public final class Ingestor {
@@ -109,8 +113,8 @@ public final class Ingestor {
         var start = firstLine == 1 && bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
         while start < bytes.count {
             line += 1
-            var end = start
-            while end < bytes.count && bytes[end] != UInt8(ascii: "\n") { end += 1 }
+            let base = bytes.baseAddress!
+            let end = memchr(base + start, 0x0A, bytes.count - start).map { UnsafeRawPointer($0) - base } ?? bytes.count
             var lineEnd = end
             if lineEnd > start && bytes[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
             if !bytes[start..<lineEnd].allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { out.append((line, start..<lineEnd)) }
