@@ -1,7 +1,7 @@
 import Foundation
-import ProvCLI
 import ProvLedger
 import ProvNode
+import ProvTools
 import ProvView
 
 let fuzzConsortium = try! Vectors.consortium()

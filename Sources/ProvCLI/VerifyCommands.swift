@@ -1,6 +1,7 @@
 import Foundation
 import ProvCrypto
 import ProvLedger
+import ProvTools
 
 #if canImport(Glibc)
     import Glibc
@@ -81,7 +82,7 @@ extension Prov {
             verifier.trustedCheckpoints.append(cp)
         }
         try checkDataDirectory(dataDirectory, consortium)
-        let progress = Progress(enabled: isatty(2) != 0 && !json)
+        let progress = ProgressLine(enabled: isatty(2) != 0 && !json)
         verifier.progress = { org, n in progress.update("verifying \(org): \(Phrase.count(n, "entry", "entries"))") }
         let start = Date()
         let audits = try verifier.verify(dataDirectory: dataDirectory)

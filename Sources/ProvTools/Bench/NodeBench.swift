@@ -9,85 +9,56 @@ import Synchronization
     import Glibc
 #endif
 
-/// Node benchmarks (issue 7), each against real `provd` processes on 127.0.0.1:
+/// Node benchmarks, each against real `provd` processes on 127.0.0.1:
 /// - `replicate`: a fresh node catches up one log of N entries from a peer over mutual TLS;
+/// - `fetch`: `prov fetch` copies and verifies one log of N entries from a node's API;
 /// - `propagate`: steady posts to node A; time from A's acknowledgement to the entry stored at node B;
 /// - `api`: `POST /v1/events` in batches of 1,000 over keep-alive, and one event per request.
-enum NodeBench {
-    static let commands: [Command] = {
-        let runs = Option.value("runs", "R", "runs; the medians are printed (default 1)")
-        let dir = Option.value("dir", "DIR", "where the nodes' throwaway folders go (default: the temporary folder)")
-        func bench(_ name: String, _ purpose: String, _ options: [Option], _ example: String) -> Command {
-            Command(
-                "bench \(name)", purpose: purpose, options: options + [runs, dir], examples: [example]
-            ) { args in try run(name, args) }
-        }
-        return [
-            bench(
-                "replicate", "Measure how fast a fresh provd node copies one log of N entries from a peer over TLS.",
-                [
-                    .value("entries", "N", "entries in the log copied (default 100000)"),
-                    .flag(
-                        "no-view",
-                        "the copying node keeps no customer view (node.json \"view\": false), as an auditor's mirror: "
-                            + "replication and verification alone"),
-                ],
-                "prov bench replicate --entries 1000000"),
-            bench(
-                "fetch",
-                "Measure a remote audit: prov fetch copies and verifies one log of N entries from a provd's API over "
-                    + "HTTP; printed beside the same run's prov verify of the copy, and the fetch's peak memory.",
-                [.value("entries", "N", "entries in the log fetched (default 100000)")],
-                "prov bench fetch --entries 1000000"),
-            bench(
-                "propagate",
-                "Measure the time from one node's acknowledgement of an entry to its storage at a peer, under "
-                    + "steady load.",
-                [
-                    .value("rate", "R", "entries per second posted (default 10000)"),
-                    .value("seconds", "S", "how long to post (default 10)"),
-                ], "prov bench propagate --rate 10000 --seconds 10"),
-            bench(
-                "api", "Measure provd's POST /v1/events: batches of 1,000 events, and one event per request.",
-                [
-                    .value("seconds", "S", "how long each half runs (default 5)"),
-                    .value("connections", "C", "clients sending one event per request at once (default 16)"),
-                    .value(
-                        "batch-connections", "B",
-                        "kept-alive connections sending batches at once, as a client pool would (default 2)"),
-                ], "prov bench api --seconds 5"),
-        ]
-    }()
+package enum NodeBench {
+    /// One node benchmark and its parameters.
+    package enum Load: Sendable {
+        /// A node without the log copies `entries` from a peer; `view`: the copying node keeps a customer view.
+        case replicate(entries: Int, view: Bool)
+        /// `prov fetch` of a log of `entries` from a node's API.
+        case fetch(entries: Int)
+        /// `rate` entries a second posted for `seconds`.
+        case propagate(rate: Int, seconds: Int)
+        /// Each half for `seconds`: batches over `batchConnections`, single events over `connections`.
+        case api(seconds: Int, connections: Int, batchConnections: Int)
 
-    static func run(_ which: String, _ args: Arguments) throws -> Int32 {
-        let runs = max(1, try args.integer("runs", default: 1))
-        let base = try args.optional("dir") ?? FileManager.default.temporaryDirectory.path
-        let progress = Progress(enabled: isatty(2) != 0)
+        /// Its name: `prov bench <name>`.
+        package var name: String {
+            switch self {
+            case .replicate: "replicate"
+            case .fetch: "fetch"
+            case .propagate: "propagate"
+            case .api: "api"
+            }
+        }
+    }
+
+    /// Runs `load` `runs` times, each in a folder of its own under `base` (removed after the run); the result has
+    /// the median of every figure and each run's headline figure.
+    package static func run(_ load: Load, runs: Int, directory base: String, progress: ProgressLine) throws -> JSONValue
+    {
+        let which = load.name
         var results: [[String: Double]] = []
         for r in 0..<runs {
             let dir = "\(base)/prov-bench-\(which)-\(getpid())-\(r)"
             try? FileManager.default.removeItem(atPath: dir)
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            switch which {
-            case "replicate":
-                results.append(
-                    try replicate(
-                        dir, n: try args.integer("entries", default: 100_000), view: !args.flag("no-view"),
-                        progress: progress))
-            case "fetch":
-                results.append(try fetch(dir, n: try args.integer("entries", default: 100_000), progress: progress))
-            case "propagate":
-                results.append(
-                    try propagate(
-                        dir, rate: try args.integer("rate", default: 10_000),
-                        seconds: try args.integer("seconds", default: 10), progress: progress))
-            default:
+            switch load {
+            case .replicate(let n, let view):
+                results.append(try replicate(dir, n: n, view: view, progress: progress))
+            case .fetch(let n):
+                results.append(try fetch(dir, n: n, progress: progress))
+            case .propagate(let rate, let seconds):
+                results.append(try propagate(dir, rate: rate, seconds: seconds, progress: progress))
+            case .api(let seconds, let connections, let batchConnections):
                 results.append(
                     try api(
-                        dir, seconds: try args.integer("seconds", default: 5),
-                        connections: try args.integer("connections", default: 16),
-                        batchConnections: max(1, try args.integer("batch-connections", default: 2)), progress: progress)
-                )
+                        dir, seconds: seconds, connections: connections, batchConnections: batchConnections,
+                        progress: progress))
             }
             progress.clear()
         }
@@ -105,8 +76,7 @@ enum NodeBench {
         fields.append(
             JSONMember(
                 "\(headline)_each_run", .array(results.map { .number(String(format: "%.3f", $0[headline]!)) })))
-        Prov.out(JSONValue.object(fields).serialized)
-        return 0
+        return .object(fields)
     }
 
     /// A consortium of `orgs` in `dir`, every node on port 0, with extra node.json settings.
@@ -129,7 +99,7 @@ enum NodeBench {
 
     // MARK: replicate
 
-    static func replicate(_ dir: String, n: Int, view: Bool, progress: Progress) throws -> [String: Double] {
+    static func replicate(_ dir: String, n: Int, view: Bool, progress: ProgressLine) throws -> [String: Double] {
         let setup = try consortium(dir, ["brand", "retail"], ["syncIntervalMs": .number("50")])
         try sourceLog(dir, setup, n: n, progress: progress)
         let brand = try NodeProcess(org: "brand", config: setup.nodeConfigs["brand"]!)
@@ -161,7 +131,7 @@ enum NodeBench {
     }
 
     /// brand's log of `n` entries in groups of 1,000, written before any clock starts.
-    static func sourceLog(_ dir: String, _ setup: ConsortiumSetup.Result, n: Int, progress: Progress) throws {
+    static func sourceLog(_ dir: String, _ setup: ConsortiumSetup.Result, n: Int, progress: ProgressLine) throws {
         let consortium = try Consortium.load(setup.descriptor)
         let signer = try SigningKeyFile.read(dir + "/brand/brand.key")
         let linkKey = try LinkKey.load(dir + "/link.key")
@@ -184,7 +154,7 @@ enum NodeBench {
 
     // MARK: fetch
 
-    static func fetch(_ dir: String, n: Int, progress: Progress) throws -> [String: Double] {
+    static func fetch(_ dir: String, n: Int, progress: ProgressLine) throws -> [String: Double] {
         let setup = try consortium(dir, ["brand", "retail"], [:])
         try sourceLog(dir, setup, n: n, progress: progress)
         let brand = try NodeProcess(org: "brand", config: setup.nodeConfigs["brand"]!)
@@ -217,7 +187,7 @@ enum NodeBench {
 
     // MARK: propagate
 
-    static func propagate(_ dir: String, rate: Int, seconds: Int, progress: Progress) throws -> [String: Double] {
+    static func propagate(_ dir: String, rate: Int, seconds: Int, progress: ProgressLine) throws -> [String: Double] {
         let setup = try consortium(dir, ["brand", "retail"], ["syncIntervalMs": .number("1000")])
         let brand = try NodeProcess(org: "brand", config: setup.nodeConfigs["brand"]!)
         defer { brand.stop() }
@@ -295,7 +265,7 @@ enum NodeBench {
 
     // MARK: api
 
-    static func api(_ dir: String, seconds: Int, connections: Int, batchConnections: Int, progress: Progress) throws
+    static func api(_ dir: String, seconds: Int, connections: Int, batchConnections: Int, progress: ProgressLine) throws
         -> [String: Double]
     {
         // retail exists (the events name it) but is not connected: the figures are the API's alone.

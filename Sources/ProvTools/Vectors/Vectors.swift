@@ -4,20 +4,20 @@ import ProvLedger
 
 /// `prov vectors --out DIR`: regenerates Specs/vectors deterministically (fixed keys derived from public seeds,
 /// a fixed clock), so an independent implementation can check its bytes against ours.
-public enum Vectors {
+package enum Vectors {
     /// Test-only keys: seed = SHA-256("provenance-ledger test vector key " + org). Public by design.
-    public static func signer(_ org: String) throws -> NoteSigner {
+    package static func signer(_ org: String) throws -> NoteSigner {
         try NoteSigner(
             name: "vectors/\(org)",
             privateKey: Ed25519PrivateKey(seed: SHA256.hash("provenance-ledger test vector key \(org)").bytes))
     }
 
     /// Test-only linking key: SHA-256("provenance-ledger test vector linking key").
-    public static let linkKeyBytes = SHA256.hash("provenance-ledger test vector linking key").bytes
+    package static let linkKeyBytes = SHA256.hash("provenance-ledger test vector linking key").bytes
     /// 2026-11-24T12:00:00Z.
-    public static let now: UInt64 = 1_795_521_600_000
+    package static let now: UInt64 = 1_795_521_600_000
 
-    public static let events: [(name: String, line: String)] = [
+    package static let events: [(name: String, line: String)] = [
         (
             "consent-give",
             #"{"type":"consent","subject":"email:Alice@Example.com","event":"give","purposes":["dpv:DirectMarketing"],"controllers":["brand"],"recipients":["retail"],"channel":"web","method":"web-form","legalBasis":"dpv:Consent","notice":{"id":"privacy","version":"7","sha256":"0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"},"occurredAt":"2026-11-24T10:00:00Z","expiresAt":"2027-11-24T10:00:00Z","evidence":"a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"}"#
@@ -52,7 +52,7 @@ public enum Vectors {
         ),
     ]
 
-    public static func consortium() throws -> Consortium {
+    package static func consortium() throws -> Consortium {
         try Consortium(
             name: "vectors",
             members: ["brand", "retail"].map { org in
@@ -63,25 +63,9 @@ public enum Vectors {
             }, linkKeyFingerprint: try LinkKey(bytes: linkKeyBytes).fingerprint)
     }
 
-    static let command = Command(
-        "vectors",
-        purpose: "Regenerate the test vectors of Specs/vectors deterministically, from public seeds and a fixed clock.",
-        options: [.value("out", "DIR", "the folder to write them to (Specs/vectors in a checkout)", required: true)],
-        examples: ["prov vectors --out Specs/vectors"],
-        notes: [
-            "Writes consortium.json, entries.json (each input line, its canonical bytes and leaf hash), the signed "
-                + "log under log/ and a receipt, so an independent implementation can compare its bytes with ours."
-        ], run: run)
-
-    static func run(_ args: Arguments) throws -> Int32 {
-        try generate(into: try args.required("out"))
-        Prov.out("wrote test vectors to \(try args.required("out"))")
-        return 0
-    }
-
     /// Writes consortium.json, entries.json (input line, canonical hex, leaf hash), a signed log of the same
     /// entries under log/, and a receipt for seq 2.
-    public static func generate(into out: String) throws {
+    package static func generate(into out: String) throws {
         let fm = FileManager.default
         try? fm.removeItem(atPath: out + "/log")
         try fm.createDirectory(atPath: out + "/log", withIntermediateDirectories: true)

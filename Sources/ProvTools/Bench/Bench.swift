@@ -6,84 +6,48 @@ import ProvLedger
     import Glibc
 #endif
 
-/// `prov bench append|ingest|verify`: throughput and memory of the log layer, the ingest path and the audit,
-/// printed as one JSON object (medians over `--runs`).
-enum Bench {
-    /// `prov bench <name>`: one declaration each; the node benchmarks are in NodeBench.swift.
-    static let commands: [Command] = {
-        let entries = Option.value("entries", "N", "entries to write (default 100000)")
-        let dir = Option.value("dir", "DIR", "where the throwaway data goes (default: the temporary folder)")
-        let runs = Option.value("runs", "R", "runs; the medians are printed (default 1)")
-        let group = Option.value("group", "G", "entries per group commit (default 1000)")
-        let keep = Option.flag("keep", "keep the data directory of each run")
-        func logBench(_ name: String, _ purpose: String) -> Command {
-            Command(
-                "bench \(name)", purpose: purpose, options: [entries, dir, runs, group, keep],
-                examples: ["prov bench \(name) --entries 1000000 --runs 3"]
-            ) { args in try run(name, args) }
-        }
-        return [
-            logBench(
-                "append",
-                "Measure group commits to one log: entries per second, commit latency, bytes per entry, memory."),
-            logBench(
-                "ingest",
-                "Measure the whole input path, JSON Lines to durable entries: parsing, validation, "
-                    + "pseudonymisation, group commit."),
-            logBench("verify", "Measure prov verify's audit of one log of N entries, written first."),
-            Command(
-                "bench parts",
-                purpose:
-                    "Measure the steps the other benchmarks are made of, in nanoseconds per operation on one core.",
-                options: [.value("entries", "N", "operations per step (default 200000)")],
-                examples: ["prov bench parts"], run: parts),
-            Command(
-                "bench query",
-                purpose:
-                    "Measure the shared customer view: index build rate and memory, permit and view latency in "
-                    + "process and over HTTP from a real provd, HTTP requests per second.",
-                options: [
-                    .value("entries", "N", "entries of the log (default 1000000)"),
-                    .value("subjects", "S", "customers they are about (default N / 10)"),
-                    .value("runs", "R", "runs; the medians are printed (default 1)"),
-                    .value("queries", "Q", "permit queries per run (default 100000; views: Q / 10)"),
-                    .value("dir", "DIR", "where the throwaway data goes (default: the temporary folder)"),
-                ],
-                examples: ["prov bench query --entries 1000000 --subjects 100000 --runs 3"]
-            ) { args in try QueryBench.run(args) },
-        ] + NodeBench.commands
-    }()
+/// `prov bench append|ingest|verify|parts`: throughput and memory of the log layer, the ingest path and the audit,
+/// as one JSON object (medians over the runs); the node benchmarks are in NodeBench.swift, the view's in
+/// QueryBench.swift.
+package enum Bench {
+    /// What `prov bench append`, `ingest` and `verify` measure.
+    package enum Log: String, Sendable {
+        /// Group commits to one log.
+        case append
+        /// JSON Lines to durable entries: parsing, validation, pseudonymisation, group commit.
+        case ingest
+        /// The audit of one log of N entries, written first.
+        case verify
+    }
 
-    static func run(_ which: String, _ args: Arguments) throws -> Int32 {
-        let n = try args.integer("entries", default: 100_000)
-        let runs = max(1, try args.integer("runs", default: 1))
-        let group = max(1, try args.integer("group", default: 1000))
-        guard n > 0 else { throw UsageError("--entries must be positive") }
-        let base = try args.optional("dir") ?? FileManager.default.temporaryDirectory.path
-        let progress = Progress(enabled: isatty(2) != 0)
+    /// Runs `which` `runs` times on a log of `n` entries in groups of `group`, each run in a folder of its own under
+    /// `base` (removed after the run unless `keep`); the result has the medians and each run's rate.
+    package static func run(
+        _ which: Log, entries n: Int, runs: Int, group: Int, directory base: String, keep: Bool, progress: ProgressLine
+    ) throws -> JSONValue {
         var results: [Result] = []
         for r in 0..<runs {
-            let dir = "\(base)/prov-bench-\(which)-\(getpid())-\(r)"
+            let dir = "\(base)/prov-bench-\(which.rawValue)-\(getpid())-\(r)"
             try? FileManager.default.removeItem(atPath: dir)
-            defer { if !args.flag("keep") { try? FileManager.default.removeItem(atPath: dir) } }
+            defer { if !keep { try? FileManager.default.removeItem(atPath: dir) } }
             let fixture = try Fixture(dir: dir)
             switch which {
-            case "append": results.append(try appendRun(fixture, n: n, group: group, progress: progress))
-            case "ingest": results.append(try ingestRun(fixture, n: n, group: group, progress: progress))
-            default: results.append(try verifyRun(fixture, n: n, group: group, progress: progress))
+            case .append: results.append(try appendRun(fixture, n: n, group: group, progress: progress))
+            case .ingest: results.append(try ingestRun(fixture, n: n, group: group, progress: progress))
+            case .verify: results.append(try verifyRun(fixture, n: n, group: group, progress: progress))
             }
             progress.clear()
         }
         let median = results.sorted { $0.seconds < $1.seconds }[results.count / 2]
         var fields: [JSONMember] = [
-            JSONMember("bench", .string(which)), JSONMember("entries", .number(String(n))),
+            JSONMember("bench", .string(which.rawValue)), JSONMember("entries", .number(String(n))),
             JSONMember("runs", .number(String(runs))),
             JSONMember("seconds", .number(fmt(median.seconds))),
             JSONMember("entries_per_second", .number(String(Int(Double(n) / median.seconds)))),
             JSONMember("bytes_per_entry", .number(fmt(median.bytesPerEntry))),
             JSONMember("max_rss_bytes", .number(String(maxRSS()))),
         ]
-        if which != "verify" {
+        if which != .verify {
             fields.append(JSONMember("group_size", .number(String(group))))
             fields.append(JSONMember("p50_commit_ms", .number(fmt(median.p50))))
             fields.append(JSONMember("p99_commit_ms", .number(fmt(median.p99))))
@@ -92,8 +56,7 @@ enum Bench {
             JSONMember(
                 "entries_per_second_each_run",
                 .array(results.map { .number(String(Int(Double(n) / $0.seconds))) })))
-        Prov.out(JSONValue.object(fields).serialized)
-        return 0
+        return .object(fields)
     }
 
     struct Result {
@@ -198,7 +161,7 @@ enum Bench {
         return try (0..<1000).map { i in try parser.parse(try JSON.parse(eventLine(i))) }
     }
 
-    static func appendRun(_ f: Fixture, n: Int, group: Int, progress: Progress) throws -> Result {
+    static func appendRun(_ f: Fixture, n: Int, group: Int, progress: ProgressLine) throws -> Result {
         let pool = try bodyPool(f)
         let store = try LogStore(dataDirectory: f.dir, consortium: "bench", org: "brand", writable: true)
         var latencies: [Double] = []
@@ -231,7 +194,7 @@ enum Bench {
             p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99))
     }
 
-    static func ingestRun(_ f: Fixture, n: Int, group: Int, progress: Progress) throws -> Result {
+    static func ingestRun(_ f: Fixture, n: Int, group: Int, progress: ProgressLine) throws -> Result {
         // Input chunks of `group` lines, as `prov append --follow` receives them; prepared before the clock starts.
         var chunks: [[UInt8]] = []
         for c in 0..<min(64, (n + group - 1) / group) {
@@ -273,7 +236,7 @@ enum Bench {
             p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99))
     }
 
-    static func verifyRun(_ f: Fixture, n: Int, group: Int, progress: Progress) throws -> Result {
+    static func verifyRun(_ f: Fixture, n: Int, group: Int, progress: ProgressLine) throws -> Result {
         _ = try appendRun(f, n: n, group: group, progress: progress)
         var verifier = Verifier(consortium: f.consortium)
         verifier.progress = { org, k in progress.update("verify \(org): \(k)/\(n)") }
@@ -286,9 +249,8 @@ enum Bench {
         return Result(seconds: secs, bytesPerEntry: Double(try segmentBytes(f.dir + "/brand")) / Double(n))
     }
 
-    /// Nanoseconds per operation of the steps the three benchmarks are made of, on one core.
-    static func parts(_ args: Arguments) throws -> Int32 {
-        let n = try args.integer("entries", default: 200_000)
+    /// Nanoseconds per operation of the steps the three benchmarks are made of, on one core: `n` operations each.
+    package static func parts(operations n: Int) throws -> JSONValue {
         let dir = FileManager.default.temporaryDirectory.path + "/prov-bench-parts-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let f = try Fixture(dir: dir)
@@ -344,8 +306,7 @@ enum Bench {
         time("hmac_subject") { i in sink &+= Int(f.linkKey.ref(for: "email:customer\(i % 1000)@example.com").bytes[0]) }
         results.insert(JSONMember("bench", .string("parts")), at: 0)
         results.append(JSONMember("sink", .number(String(sink & 1))))
-        Prov.out(JSONValue.object(results).serialized)
-        return 0
+        return .object(results)
     }
 
     static func segmentBytes(_ logDir: String) throws -> Int {

@@ -14,18 +14,15 @@ import Synchronization
 /// recipients, withdrawals, renewals, interactions relying on consent and on other bases, shares, links), then per
 /// run: the offline index build from the data directory (and `prov verify` of the same directory, for the rate it
 /// must match), the index's memory, and the latency of `permit` and `view` for random customers by raw identifier.
-enum QueryBench {
-    static func run(_ args: Arguments) throws -> Int32 {
-        let n = try args.integer("entries", default: 1_000_000)
-        let subjects = try args.integer("subjects", default: max(1, n / 10))
-        let runs = max(1, try args.integer("runs", default: 1))
-        let queries = max(100, try args.integer("queries", default: 100_000))
-        guard n > 0, subjects > 0, subjects <= n else { throw UsageError("need 0 < --subjects <= --entries") }
-        let base = try args.optional("dir") ?? FileManager.default.temporaryDirectory.path
+package enum QueryBench {
+    /// Writes one log of `n` entries about `subjects` customers in a folder under `base` (removed at the end), then
+    /// measures `runs` times with `queries` permit queries (and a tenth as many views) each, then once over HTTP.
+    package static func run(
+        entries n: Int, subjects: Int, runs: Int, queries: Int, directory base: String, progress: ProgressLine
+    ) throws -> JSONValue {
         let dir = "\(base)/prov-bench-query-\(getpid())"
         try? FileManager.default.removeItem(atPath: dir)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let progress = Progress(enabled: isatty(2) != 0)
         // A consortium on disk, so that a real provd can serve the same log over HTTP afterwards.
         let setup = try ConsortiumSetup.initialize(
             directory: dir + "/consortium", orgs: ["brand", "retail", "bank"], consortium: "bench", basePort: 7400)
@@ -93,8 +90,7 @@ enum QueryBench {
             JSONMember("http_node_max_rss_bytes", .number(String(http.nodeRSS))),
             JSONMember("max_rss_bytes", .number(String(Bench.maxRSS()))),
         ]
-        Prov.out(JSONValue.object(fields).serialized)
-        return 0
+        return .object(fields)
     }
 
     struct Run {
@@ -137,7 +133,7 @@ enum QueryBench {
     /// The same queries over HTTP against a real provd that holds the log (it builds its view when it opens): the
     /// latency of `permit` and `view` one request at a time over keep-alive, then `permit` requests per second
     /// from several kept-alive connections at once.
-    static func measureHTTP(config: String, subjects: Int, queries: Int, progress: Progress) throws -> HTTPRun {
+    static func measureHTTP(config: String, subjects: Int, queries: Int, progress: ProgressLine) throws -> HTTPRun {
         let t0 = Bench.clock()
         let node = try NodeProcess(org: "brand", config: config)
         defer { node.stop() }
@@ -145,7 +141,7 @@ enum QueryBench {
         let token = try NodeFile.read(config)["auditorToken"]!.stringValue!
         let headers: HTTPHeaders = ["Authorization": "Bearer \(token)"]
         func permitPath(_ s: Int) -> String {
-            "/v1/permit?subject=\(Prov.q(identifier(s)))&org=retail&purpose=dpv:DirectMarketing&channel=email"
+            "/v1/permit?subject=\(NodeAPI.percentEncoded(identifier(s)))&org=retail&purpose=dpv:DirectMarketing&channel=email"
         }
         let client = try HTTPClient(address: node.api)
         var rng = SystemRandomNumberGenerator()
@@ -160,7 +156,8 @@ enum QueryBench {
         }
         var view: [Double] = []
         for _ in 0..<max(100, count / 10) {
-            let path = "/v1/subjects/\(Prov.q(identifier(Int.random(in: 0..<subjects, using: &rng))))/view"
+            let path =
+                "/v1/subjects/\(NodeAPI.percentEncoded(identifier(Int.random(in: 0..<subjects, using: &rng))))/view"
             let t = Bench.clock()
             let r = try client.get(path, headers: headers)
             view.append((Bench.clock() - t) * 1e6)
@@ -217,7 +214,7 @@ enum QueryBench {
     static func identifier(_ s: Int) -> String { "cust:brand:c\(s)" }
 
     /// The fixture log: entry k is about customer k mod S, its kind set by the round k / S (ten kinds, repeating).
-    static func build(_ f: Bench.Fixture, n: Int, subjects: Int, progress: Progress) throws {
+    static func build(_ f: Bench.Fixture, n: Int, subjects: Int, progress: ProgressLine) throws {
         // Templates are parsed without references (nothing to resolve them against yet); the interactions that
         // rely on consent get it, and their consentRef, when each entry is made.
         let parser = EventParser(consortium: f.consortium, org: "brand", linkKey: f.linkKey)

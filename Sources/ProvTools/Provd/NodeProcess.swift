@@ -213,34 +213,3 @@ package enum NodeFile {
         else { throw LedgerError(.io, "cannot write \(path)") }
     }
 }
-
-/// A client of one node's API with its token.
-struct NodeAPI {
-    let client: HTTPClient
-    let token: String
-
-    init(address: String, token: String) throws {
-        var c = HTTPClientConfiguration()
-        c.readTimeout = .seconds(60)
-        client = try HTTPClient(address: address, configuration: c)
-        self.token = token
-    }
-
-    func get(_ path: String) throws -> HTTPResponse {
-        try client.get(path, headers: ["Authorization": "Bearer \(token)"])
-    }
-
-    func post(_ path: String, _ body: [UInt8]) throws -> HTTPResponse {
-        try client.post(
-            path, body: body, headers: ["Authorization": "Bearer \(token)", "Content-Type": "application/json"])
-    }
-
-    /// Sizes of the logs this node holds.
-    func sizes() throws -> [String: UInt64] {
-        var out: [String: UInt64] = [:]
-        for m in try JSON.parse(try get("/v1/status").body)["logs"]?.objectValue ?? [] {
-            out[m.key] = UInt64(m.value["size"]?.int64Value ?? 0)
-        }
-        return out
-    }
-}
