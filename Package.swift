@@ -63,6 +63,7 @@ let package = Package(
         .testTarget(
             name: "ProvViewTests",
             dependencies: ["ProvView", "ProvLedger", "ProvCrypto", "ProvProcess", "TestSupport"]),
+        .testTarget(name: "ProvToolsTests", dependencies: ["ProvTools", "ProvLedger", "TestSupport"]),
         .testTarget(
             name: "ProvCLITests",
             dependencies: [

@@ -24,6 +24,10 @@ $prov bench replicate --entries "$((n / 10))" --runs 1
 $prov bench propagate --rate 10000 --seconds 10 --runs "$runs"
 $prov bench api --seconds 5 --runs "$runs"
 $prov bench query --entries "$n" --subjects "$((n / 10))" --runs "$runs"
+echo "## HTTP transport alone (ProvNet, 40,000 requests a run)"
+$prov bench http --connections 1 --runs "$runs"
+$prov bench http --connections 4 --runs "$runs"
+$prov bench http --connections 4 --tls --runs "$runs"
 echo "## SQLite baseline (scripts/baselines/sqlite_audit_table.py), $runs runs"
 python3 -c 'import cryptography' 2>/dev/null || pip install -q cryptography >/dev/null 2>&1 || true
 for _ in $(seq "$runs"); do python3 scripts/baselines/sqlite_audit_table.py "$n"; done

@@ -57,8 +57,33 @@ extension Prov {
                 ],
                 examples: ["prov bench query --entries 1000000 --subjects 100000 --runs 3"],
                 run: queryBench),
-        ] + nodeBenchCommands
+        ] + nodeBenchCommands + [
+            Command(
+                "bench http",
+                purpose:
+                    "Measure the HTTP/1.1 server and client alone over loopback: kept-alive GET requests per second "
+                    + "to a handler that answers at once, plain or over mutual TLS 1.3.",
+                options: [
+                    .value("requests", "N", "requests per run (default 40000)"),
+                    .value("connections", "C", "kept-alive connections sending at once (default 4)"),
+                    .flag("tls", "mutual TLS 1.3 with pinned Ed25519 keys, as between nodes"),
+                    runs,
+                ],
+                examples: ["prov bench http --connections 4 --runs 3", "prov bench http --tls"], run: httpBench)
+        ]
     }()
+
+    static func httpBench(_ args: Arguments) throws -> Int32 {
+        let requests = try args.integer("requests", default: 40_000)
+        let connections = try args.integer("connections", default: 4)
+        let runs = max(1, try args.integer("runs", default: 1))
+        guard requests > 0, connections > 0 else { throw UsageError("--requests and --connections must be positive") }
+        let result = try HTTPBench.run(
+            requests: requests, connections: connections, tls: args.flag("tls"), runs: runs,
+            progress: ProgressLine(enabled: isatty(2) != 0))
+        out(result.serialized)
+        return 0
+    }
 
     static func runLogBench(_ which: Bench.Log, _ args: Arguments) throws -> Int32 {
         let n = try args.integer("entries", default: 100_000)

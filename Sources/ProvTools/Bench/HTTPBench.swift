@@ -1,29 +1,46 @@
 import Dispatch
 import Foundation
 import ProvCrypto
+import ProvLedger
+import ProvNet
 import Synchronization
 
-/// Throughput of the HTTP server and client over loopback, for `prov bench` to report.
-public enum HTTPBenchmark {
-    public struct Result: Sendable, CustomStringConvertible {
-        public var requests: Int
-        public var connections: Int
-        public var tls: Bool
-        public var seconds: Double
-        public var requestsPerSecond: Double { seconds > 0 ? Double(requests) / seconds : 0 }
+/// `prov bench http`: requests per second through ProvNet's HTTP/1.1 server and client alone, over loopback, with a
+/// handler that answers at once: the transport's ceiling, under every node's API and replication.
+package enum HTTPBench {
+    package struct Result: Sendable {
+        package var requests: Int
+        package var connections: Int
+        package var tls: Bool
+        package var seconds: Double
+        package var requestsPerSecond: Double { seconds > 0 ? Double(requests) / seconds : 0 }
+    }
 
-        public var description: String {
-            let rate = Int(requestsPerSecond.rounded())
-            return "requests=\(requests) connections=\(connections) tls=\(tls) seconds=\(seconds) "
-                + "requests_per_second=\(rate)"
+    /// Runs `keepAlive` `runs` times; the result has the median rate and each run's.
+    package static func run(requests: Int, connections: Int, tls: Bool, runs: Int, progress: ProgressLine) throws
+        -> JSONValue
+    {
+        var results: [Result] = []
+        for r in 0..<runs {
+            progress.update("http: run \(r + 1)/\(runs), \(requests) requests")
+            results.append(try keepAlive(requests: requests, connections: connections, tls: tls))
+            progress.clear()
         }
+        let rates = results.map(\.requestsPerSecond)
+        return .object([
+            JSONMember("bench", .string("http")), JSONMember("requests", .number(String(requests))),
+            JSONMember("connections", .number(String(connections))), JSONMember("tls", .bool(tls)),
+            JSONMember("runs", .number(String(runs))),
+            JSONMember("requests_per_second", .number(String(Int(rates.sorted()[rates.count / 2])))),
+            JSONMember("requests_per_second_each_run", .array(rates.map { .number(String(Int($0))) })),
+        ])
     }
 
     /// Starts a server on 127.0.0.1 port 0 whose handler answers every request at once with `responseBytes` bytes,
     /// then `connections` client threads each send their share of `requests` GETs over one kept-alive connection
     /// (mutual TLS 1.3 with pinned keys when `tls`). Measures from the first request to the last response;
     /// connection set-up and handshakes happen before the clock starts.
-    public static func keepAlive(requests: Int, connections: Int = 4, tls: Bool = false, responseBytes: Int = 64)
+    package static func keepAlive(requests: Int, connections: Int = 4, tls: Bool = false, responseBytes: Int = 64)
         throws -> Result
     {
         precondition(requests > 0 && connections > 0)
@@ -49,7 +66,7 @@ public enum HTTPBenchmark {
 
         let failures = Mutex<[Error]>([])
         let group = DispatchGroup()
-        let start = Instant.now
+        let start = Bench.clock()
         for (i, c) in clients.enumerated() {
             let share = requests / connections + (i < requests % connections ? 1 : 0)
             group.enter()
@@ -68,7 +85,7 @@ public enum HTTPBenchmark {
             }.start()
         }
         group.wait()
-        let seconds = Double(Instant.now.nanoseconds - start.nanoseconds) / 1e9
+        let seconds = Bench.clock() - start
         if let first = failures.withLock({ $0.first }) { throw first }
         return Result(requests: requests, connections: connections, tls: tls, seconds: seconds)
     }
