@@ -3,7 +3,7 @@ import COpenSSL
 /// A failure in the crypto layer: a malformed key or note, a failed OpenSSL call, an unsafe key file.
 public struct CryptoError: Error, Equatable, CustomStringConvertible, Sendable {
     public enum Code: String, Sendable {
-        case invalidKey, invalidSignature, malformedNote, openssl, keyFilePermissions, keyFileIO
+        case invalidKey, malformedNote, openssl, keyFilePermissions, keyFileIO
     }
 
     public var code: Code
