@@ -59,7 +59,9 @@ let package = Package(
         .testTarget(name: "ProvNetTests", dependencies: ["ProvNet", "ProvCrypto", "TestSupport"]),
         .testTarget(
             name: "ProvNodeTests",
-            dependencies: ["ProvNode", "ProvNet", "ProvLedger", "ProvCrypto", "ProvTools", "ProvProcess", "TestSupport"]),
+            dependencies: [
+                "ProvNode", "ProvNet", "ProvLedger", "ProvCrypto", "ProvTools", "ProvProcess", "TestSupport",
+            ]),
         .testTarget(
             name: "ProvViewTests",
             dependencies: ["ProvView", "ProvLedger", "ProvCrypto", "ProvProcess", "TestSupport"]),

@@ -174,7 +174,7 @@ extension Prov {
             + "linking key adds the value prov append prints"
     }
 
-    /// Mistakes that are not tampering (issue 6, point 2), told before any audit: a log folder given for the data
+    /// Mistakes that are not tampering, told as usage errors before any audit: a log folder given for the data
     /// directory, or a directory none of whose logs belongs to the descriptor (a folder that is no member's, or
     /// whose checkpoint file is another log's or signed by another key than the member's). A log whose checkpoint
     /// file cannot be read or parsed may belong: the audit decides.

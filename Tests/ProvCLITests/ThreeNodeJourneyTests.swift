@@ -9,9 +9,9 @@ import Testing
 @testable import ProvLedger
 @testable import ProvTools
 
-/// The main job with three real `provd` processes (issue 8): one customer's journey across a brand, a retailer
-/// and a contact centre; every node gives the customer the same view; the violation and the propagation lag are
-/// found and nothing else of the journey is flagged.
+/// The main job, `prov demo`, with three real `provd` processes (README.md, Two commands): one customer's journey
+/// across a brand, a retailer and a contact centre; every node gives the customer the same view; the violation and
+/// the propagation lag are found and nothing else of the journey is flagged.
 @Suite(.serialized, .leavesNoFiles, .timeLimit(.minutes(3))) struct ThreeNodeJourneyTests {
     static let subject = Prov.q(Journey.email)
 

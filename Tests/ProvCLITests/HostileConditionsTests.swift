@@ -6,9 +6,10 @@ import Testing
 
 @testable import ProvLedger
 
-/// What an outside reliability test of `prov` found (issue 5): traps in a data directory, bytes of identifiers and
-/// secrets in messages, signals at awkward moments, damage a writer would have built on.
-@Suite(.leavesNoFiles) struct HardeningTests {
+/// `prov` where the conditions are hostile: traps in a data directory (never followed, never waited on: Specs/format.md
+/// §10.1), key files on the wrong option (named, never echoed: §9.4), signals and limits at awkward moments (nothing
+/// acknowledged is lost), and a damaged log a writer would build on (refused: §11 step 8).
+@Suite(.leavesNoFiles) struct HostileConditionsTests {
     /// A link in place of `index`, `checkpoint` or `LOCK`, of the log folder or of `segments/`: the writer refuses
     /// the log and writes nothing through the link; `prov verify` says the log is not verified (exit 2).
     @Test func linksInADataDirectoryAreNeverFollowed() throws {
