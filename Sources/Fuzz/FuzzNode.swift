@@ -89,11 +89,14 @@ struct FuzzReader {
     }
 }
 
-/// A link to a peer that is never there: nothing in the harness opens a socket.
-final class DeadLink: PeerLink {
+/// A link to a peer that holds nothing and is never reached over a network: it answers that it holds no checkpoint
+/// of any log (so the node's own log opens for writes, Specs/protocol.md §5.6, Opening), and fails every other
+/// request. Nothing in the harness opens a socket.
+final class EmptyPeerLink: PeerLink {
     struct NoNetwork: Error {}
     func request(_ method: String, _ path: String, body: [UInt8]?, contentType: String?) throws -> PeerResponse {
-        throw NoNetwork()
+        guard method == "GET", path.hasPrefix("/logs/"), path.hasSuffix("/checkpoint") else { throw NoNetwork() }
+        return PeerResponse(status: 404, contentType: "text/plain", body: Array("no such log\n".utf8))
     }
     func close() {}
     func interrupt() {}
@@ -189,7 +192,7 @@ final class NodeHarness: @unchecked Sendable {
         // Peers exist (status, metrics and add-checkpoint see workers) but are never reached; no periodic work.
         config.syncIntervalMs = 3_600_000
         config.headsIntervalMs = 3_600_000
-        let node = try Node(config: config, log: .silent, makeLink: { _, _ in DeadLink() })
+        let node = try Node(config: config, log: .silent, makeLink: { _, _ in EmptyPeerLink() })
         let size = Size()
         node.onLogMoved = { org, n in
             if org == NodeHarness.org { size.value.store(n, ordering: .relaxed) }
