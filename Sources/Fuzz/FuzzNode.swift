@@ -543,27 +543,14 @@ final class NodeHarness: @unchecked Sendable {
         case 2: width = UInt64(r.byte())
         default: width = r.number()
         }
-        var path = "tile/\(levelText)/" + Self.indexPath(index) + (width.map { ".p/\($0)" } ?? "")
+        var path = "tile/\(levelText)/" + TileAddress.indexPath(index) + (width.map { ".p/\($0)" } ?? "")
         switch r.pick(16) {
-        case 13: path = "tile/\(levelText)/x000/" + Self.indexPath(index)
+        case 13: path = "tile/\(levelText)/x000/" + TileAddress.indexPath(index)
         case 14: path = path.replacingOccurrences(of: "/x", with: "/")
         case 15: path += r.string()
         default: break
         }
         return path
-    }
-
-    /// A tile index in the path form: groups of three digits, all but the last prefixed with `x`.
-    static func indexPath(_ n: UInt64) -> String {
-        var groups: [String] = []
-        var m = n
-        repeat {
-            let d = String(m % 1000)
-            groups.append(String(repeating: "0", count: 3 - d.count) + d)
-            m /= 1000
-        } while m > 0
-        return groups.reversed().enumerated().map { $0.offset < groups.count - 1 ? "x" + $0.element : $0.element }
-            .joined(separator: "/")
     }
 
     /// A subject; `fresh` instead of the seeded one for events, so that no one subject's view grows with appends.

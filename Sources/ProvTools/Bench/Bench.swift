@@ -120,19 +120,8 @@ package enum Bench {
         init(dir: String) throws {
             self.dir = dir
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            signer = try NoteSigner(name: "bench/brand", privateKey: .generate())
-            var members = [
-                Consortium.Member(
-                    org: "brand", name: "Brand", origin: "bench/brand", key: signer.verifierKey, peer: nil, api: nil)
-            ]
-            for org in ["retail", "bank"] {
-                let k = try NoteSigner(name: "bench/\(org)", privateKey: .generate())
-                members.append(
-                    Consortium.Member(
-                        org: org, name: org, origin: "bench/\(org)", key: k.verifierKey, peer: nil, api: nil))
-            }
-            linkKey = try LinkKey(bytes: SecureRandom.bytes(32))
-            consortium = try Consortium(name: "bench", members: members, linkKeyFingerprint: linkKey.fingerprint)
+            let made = try Consortium.withFreshKeys(name: "bench", orgs: ["brand", "retail", "bank"])
+            (consortium, signer, linkKey) = (made.consortium, made.signers["brand"]!, made.linkKey)
         }
     }
 
