@@ -6,9 +6,9 @@ import Testing
 
 @testable import ProvLedger
 
-/// A disk that fills up between a group's fdatasync and its index write (issue 5): the group is committed, so it
-/// is acknowledged (exit 0) with a warning; the index catches up with the next group or the next open. Needs a
-/// small filesystem of its own, so it runs as root (as CI does) and is skipped otherwise.
+/// A disk that fills up between a group's fdatasync and its index write (Specs/format.md §10.9): the group is
+/// committed, so it is acknowledged (exit 0) with a warning; the index catches up with the next group or the next
+/// open. Needs a small filesystem of its own, so it runs as root (as CI does) and is skipped otherwise.
 @Suite(
     .serialized, .leavesNoFiles,
     .enabled(if: Tmpfs.mountable, "skipped: mounting a small tmpfs needs root (CI runs as root)"))

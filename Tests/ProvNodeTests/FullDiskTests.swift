@@ -1,5 +1,4 @@
 import Foundation
-import ProvCLI
 import ProvLedger
 import ProvNet
 import TestSupport

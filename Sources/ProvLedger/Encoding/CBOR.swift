@@ -261,8 +261,6 @@ package struct CBORReader {
         return buffer[offset] >> 5
     }
 
-    package func peekIsNull() -> Bool { offset < buffer.count && buffer[offset] == 0xf6 }
-
     /// Reads an initial byte and its argument; checks the shortest-form rule (RFC 8949 §4.2.1).
     @inline(__always)
     mutating func readHead() throws(CBORError) -> (major: UInt8, argument: UInt64, start: Int) {
@@ -412,12 +410,6 @@ package struct CBORReader {
             return true
         default: throw CBORError(.typeMismatch, offset, "expected a boolean")
         }
-    }
-
-    package mutating func readNull() throws(CBORError) {
-        guard offset < buffer.count else { throw CBORError(.truncated, offset, "input ends where null should be") }
-        guard buffer[offset] == 0xf6 else { throw CBORError(.typeMismatch, offset, "expected null") }
-        offset += 1
     }
 
     package func expectEnd() throws(CBORError) {

@@ -142,7 +142,6 @@ package enum Vocabulary {
     /// The numbers of the agent kinds in `agentKindTable`.
     package static let personAgent = agentKindTable.number("person")!
     package static let softwareAgent = agentKindTable.number("software")!
-    package static let deviceAgent = agentKindTable.number("device")!
 
     /// The offset of the '/' of a log origin `<consortium>/<org>` in its UTF-8 bytes, if the origin is well formed.
     package static func originSlash(_ u: UnsafeRawBufferPointer) -> Int? {

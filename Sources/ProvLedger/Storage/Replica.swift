@@ -54,7 +54,6 @@ public final class ReplicaWriter {
 
     /// The size the copy reaches once the pending entries are committed.
     public var pendingSize: UInt64 { group.size }
-    public var pendingRoot: SHA256Digest { group.root }
 
     /// Drops the pending entries (a peer served something wrong, or the pull was given up).
     public func reset() {
