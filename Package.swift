@@ -31,16 +31,23 @@ let package = Package(
         // The node daemon's parts: configuration, logs held, group commit for the API, the view's routes, tlog-tiles
         // and tlog-witness endpoints, replication; NodeServer puts them behind ProvNet's listeners.
         .target(name: "ProvNode", dependencies: ["ProvLedger", "ProvCrypto", "ProvView", "ProvNet", "CShims"]),
-        // The commands behind the `prov` executable, so tests can call them directly.
+        // Benchmarks, the demo, the test-vector generator, and what drives provd processes from outside (start,
+        // configure, ask their API): libraries the `prov` commands call, tests too. Prints nothing itself.
+        .target(
+            name: "ProvTools",
+            dependencies: ["ProvView", "ProvLedger", "ProvCrypto", "ProvNode", "ProvNet", "ProvProcess"]),
+        // The commands behind the `prov` executable, so tests can call them directly: arguments, help, output.
         .target(
             name: "ProvCLI",
-            dependencies: ["ProvView", "ProvLedger", "ProvCrypto", "ProvNode", "ProvNet", "ProvProcess", "CShims"]),
+            dependencies: [
+                "ProvTools", "ProvView", "ProvLedger", "ProvCrypto", "ProvNode", "ProvNet", "ProvProcess", "CShims",
+            ]),
         // prov starts provd (the demo, node benchmarks): building prov builds provd beside it.
         .executableTarget(name: "prov", dependencies: ["ProvCLI", "provd"]),
         .executableTarget(name: "provd", dependencies: ["ProvNode", "CShims"]),
         // libFuzzer target over the decoders and the HTTP parsers (see Specs/fuzzing.md); a replay tool when built
         // without -DFUZZING.
-        .executableTarget(name: "Fuzz", dependencies: ["ProvLedger", "ProvView", "ProvCLI", "ProvNet", "ProvNode"]),
+        .executableTarget(name: "Fuzz", dependencies: ["ProvLedger", "ProvView", "ProvTools", "ProvNet", "ProvNode"]),
 
         // What every test target shares: the check that no test leaves files behind.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
@@ -52,14 +59,18 @@ let package = Package(
         .testTarget(name: "ProvNetTests", dependencies: ["ProvNet", "ProvCrypto", "TestSupport"]),
         .testTarget(
             name: "ProvNodeTests",
-            dependencies: ["ProvNode", "ProvNet", "ProvLedger", "ProvCrypto", "ProvCLI", "ProvProcess", "TestSupport"]),
+            dependencies: [
+                "ProvNode", "ProvNet", "ProvLedger", "ProvCrypto", "ProvTools", "ProvProcess", "TestSupport",
+            ]),
         .testTarget(
             name: "ProvViewTests",
             dependencies: ["ProvView", "ProvLedger", "ProvCrypto", "ProvProcess", "TestSupport"]),
+        .testTarget(name: "ProvToolsTests", dependencies: ["ProvTools", "ProvLedger", "TestSupport"]),
         .testTarget(
             name: "ProvCLITests",
             dependencies: [
-                "ProvCLI", "ProvLedger", "ProvCrypto", "ProvView", "ProvNet", "ProvNode", "ProvProcess", "TestSupport",
+                "ProvCLI", "ProvTools", "ProvLedger", "ProvCrypto", "ProvView", "ProvNet", "ProvNode", "ProvProcess",
+                "TestSupport",
             ]),
     ],
     swiftLanguageModes: [.v6]

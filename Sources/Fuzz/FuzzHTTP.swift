@@ -1,14 +1,7 @@
 import ProvNet
 
 /// Limits small enough that fuzz inputs reach every limit check.
-let fuzzLimits: HTTPServerLimits = {
-    var l = HTTPServerLimits()
-    l.maxRequestLineBytes = 256
-    l.maxHeaderBytes = 1024
-    l.maxHeaderCount = 16
-    l.maxBodyBytes = 512
-    return l
-}()
+let fuzzLimits = HTTPServerLimits(maxRequestLineBytes: 256, maxHeaderBytes: 1024, maxHeaderCount: 16, maxBodyBytes: 512)
 
 let roundTripLimits: HTTPServerLimits = {
     var l = fuzzLimits

@@ -89,11 +89,14 @@ struct FuzzReader {
     }
 }
 
-/// A link to a peer that is never there: nothing in the harness opens a socket.
-final class DeadLink: PeerLink {
+/// A link to a peer that holds nothing and is never reached over a network: it answers that it holds no checkpoint
+/// of any log (so the node's own log opens for writes, Specs/protocol.md §5.6, Opening), and fails every other
+/// request. Nothing in the harness opens a socket.
+final class EmptyPeerLink: PeerLink {
     struct NoNetwork: Error {}
     func request(_ method: String, _ path: String, body: [UInt8]?, contentType: String?) throws -> PeerResponse {
-        throw NoNetwork()
+        guard method == "GET", path.hasPrefix("/logs/"), path.hasSuffix("/checkpoint") else { throw NoNetwork() }
+        return PeerResponse(status: 404, contentType: "text/plain", body: Array("no such log\n".utf8))
     }
     func close() {}
     func interrupt() {}
@@ -189,7 +192,7 @@ final class NodeHarness: @unchecked Sendable {
         // Peers exist (status, metrics and add-checkpoint see workers) but are never reached; no periodic work.
         config.syncIntervalMs = 3_600_000
         config.headsIntervalMs = 3_600_000
-        let node = try Node(config: config, log: .silent, makeLink: { _, _ in DeadLink() })
+        let node = try Node(config: config, log: .silent, makeLink: { _, _ in EmptyPeerLink() })
         let size = Size()
         node.onLogMoved = { org, n in
             if org == NodeHarness.org { size.value.store(n, ordering: .relaxed) }
@@ -540,27 +543,14 @@ final class NodeHarness: @unchecked Sendable {
         case 2: width = UInt64(r.byte())
         default: width = r.number()
         }
-        var path = "tile/\(levelText)/" + Self.indexPath(index) + (width.map { ".p/\($0)" } ?? "")
+        var path = "tile/\(levelText)/" + TileAddress.indexPath(index) + (width.map { ".p/\($0)" } ?? "")
         switch r.pick(16) {
-        case 13: path = "tile/\(levelText)/x000/" + Self.indexPath(index)
+        case 13: path = "tile/\(levelText)/x000/" + TileAddress.indexPath(index)
         case 14: path = path.replacingOccurrences(of: "/x", with: "/")
         case 15: path += r.string()
         default: break
         }
         return path
-    }
-
-    /// A tile index in the path form: groups of three digits, all but the last prefixed with `x`.
-    static func indexPath(_ n: UInt64) -> String {
-        var groups: [String] = []
-        var m = n
-        repeat {
-            let d = String(m % 1000)
-            groups.append(String(repeating: "0", count: 3 - d.count) + d)
-            m /= 1000
-        } while m > 0
-        return groups.reversed().enumerated().map { $0.offset < groups.count - 1 ? "x" + $0.element : $0.element }
-            .joined(separator: "/")
     }
 
     /// A subject; `fresh` instead of the seeded one for events, so that no one subject's view grows with appends.

@@ -1,7 +1,7 @@
 import Foundation
-import ProvCLI
 import ProvLedger
 import ProvNode
+import ProvTools
 import ProvView
 
 let fuzzConsortium = try! Vectors.consortium()
@@ -32,7 +32,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let facts = try? EntryFacts(decoding: bytes, leaf: .zero)
     if let e = decoded {
         guard let f = facts, f.hlc == e.hlc, f.ref.seq == e.seq, f.subjects == e.body.subjects,
-            f.occurredAt == e.body.occurredAt, f.kind.rawValue == e.body.kind
+            f.occurredAt == e.body.occurredAt, f.kind == e.body.kind
         else { fatalError("the view's decoder disagrees with Entry.decode") }
     }
     // A subject access report is read from an untrusted file too.
@@ -61,26 +61,39 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 }
 
 #if !FUZZING
-    /// Without libFuzzer: replays the files named on the command line (a corpus or a crash reproducer).
+    /// Without libFuzzer: replays the files named on the command line, and every file under the folders named (a
+    /// corpus such as Tests/FuzzCorpus, or a crash reproducer), each once, in name order. Each input's path is
+    /// printed on standard error before it runs, so the one a failure stops at is the last named. Exit 0 when every
+    /// input ran; a path that cannot be read, or no input at all, exits 2.
     @main enum Replay {
         static func main() {
-            var n = 0
+            var inputs: [String] = []
             for path in CommandLine.arguments.dropFirst() {
-                let paths: [String]
-                var isDir: ObjCBool = false
-                if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
-                    paths = (try? FileManager.default.contentsOfDirectory(atPath: path).map { path + "/" + $0 }) ?? []
-                } else {
-                    paths = [path]
-                }
-                for p in paths {
-                    guard let d = FileManager.default.contents(atPath: p) else { continue }
-                    let bytes = [UInt8](d)
-                    _ = bytes.withUnsafeBufferPointer { fuzzOne($0.baseAddress, $0.count) }
-                    n += 1
-                }
+                guard let found = files(at: path) else { fail("\(path): no such file or folder") }
+                inputs += found
             }
-            print("replayed \(n) inputs without a failure")
+            guard !inputs.isEmpty else { fail("usage: Fuzz FILE|FOLDER...: no input to replay") }
+            for path in inputs {
+                guard let d = FileManager.default.contents(atPath: path) else { fail("\(path): cannot be read") }
+                FileHandle.standardError.write(Data("replay: \(path)\n".utf8))
+                let bytes = [UInt8](d)
+                _ = bytes.withUnsafeBufferPointer { fuzzOne($0.baseAddress, $0.count) }
+            }
+            print("replayed \(inputs.count) inputs without a failure")
+        }
+
+        /// `path` itself, or the files under it in name order; nil when there is nothing at `path`.
+        static func files(at path: String) -> [String]? {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { return nil }
+            guard isDir.boolValue else { return [path] }
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+            return names.sorted().flatMap { files(at: path + "/" + $0) ?? [] }
+        }
+
+        static func fail(_ message: String) -> Never {
+            FileHandle.standardError.write(Data("Fuzz: \(message)\n".utf8))
+            exit(2)
         }
     }
 #endif

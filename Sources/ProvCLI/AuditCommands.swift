@@ -2,6 +2,7 @@ import Foundation
 import ProvCrypto
 import ProvLedger
 import ProvNode
+import ProvTools
 
 #if canImport(Glibc)
     import Glibc
@@ -56,7 +57,7 @@ extension Prov {
         case (nil, nil): throw UsageError("give --node URL --token TOKEN, or --url URL")
         }
         var copy = RemoteCopy(consortium: consortium, dataDirectory: dir, source: source)
-        let progress = Progress(enabled: isatty(2) != 0)
+        let progress = ProgressLine(enabled: isatty(2) != 0)
         copy.progress = { org, n in progress.update("  \(org): \(n) entries verified and stored") }
         let results = try copy.run()
         progress.clear()
@@ -140,7 +141,7 @@ extension Prov {
         let consortium = try Consortium.load(try args.required("consortium"))
         let dir = try args.required("dir")
         let outDir = try args.required("out")
-        let progress = Progress(enabled: isatty(2) != 0)
+        let progress = ProgressLine(enabled: isatty(2) != 0)
         var rows: [JSONValue] = []
         var failed = false
         for org in try Verifier.logFolders(in: dir) {

@@ -21,7 +21,7 @@ public enum Prov {
             appendCommand, checkpointCommand, receiptCommand, verifyCommand, verifyReceiptCommand,
             verifyEvidenceCommand, viewCommand, permitCommand, timelineCommand, complianceCommand, reportCommand,
             verifyReportCommand, fetchCommand, tilesExportCommand, nodesInitCommand, demoCommand,
-        ] + Bench.commands + [vectorsCommand, versionCommand]
+        ] + benchCommands + [vectorsCommand, versionCommand]
 
     /// What the first word of commands of more than one word stands for (`prov bench --help` says it).
     package static let groups: [CommandGroup] = [

@@ -38,7 +38,4 @@ extension Prov {
         for org in orgs { out("  \(org): provd --config \(r.nodeConfigs[org]!)") }
         return 0
     }
-
-    static let demoCommand = Demo.command
-    static let vectorsCommand = Vectors.command
 }

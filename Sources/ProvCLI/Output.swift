@@ -1,5 +1,6 @@
 import Foundation
 import ProvLedger
+import ProvTools
 import Synchronization
 
 #if canImport(Glibc)
@@ -100,21 +101,13 @@ extension Prov {
     }
 }
 
-/// A one-line progress display on a terminal's stderr; silent when stderr is not a terminal or takes JSON lines.
-final class Progress: @unchecked Sendable {
-    // Only touched from the thread running the command.
-    let enabled: Bool
-    var last = Date.distantPast
-
-    init(enabled: Bool) { self.enabled = enabled && Prov.logFormat == .text }
-
-    func update(_ text: String) {
-        guard enabled, Date().timeIntervalSince(last) > 0.2 else { return }
-        last = Date()
-        Prov.write(2, "\r\u{1B}[K\(text)")
-    }
-
-    func clear() {
-        if enabled { Prov.write(2, "\r\u{1B}[K") }
+extension ProgressLine {
+    /// A progress line on standard error when `enabled` (it is a terminal) and diagnostics are text lines; else silent.
+    convenience init(enabled: Bool) {
+        guard enabled && Prov.logFormat == .text else {
+            self.init(nil)
+            return
+        }
+        self.init { Prov.write(2, $0) }
     }
 }

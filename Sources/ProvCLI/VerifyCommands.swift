@@ -1,6 +1,7 @@
 import Foundation
 import ProvCrypto
 import ProvLedger
+import ProvTools
 
 #if canImport(Glibc)
     import Glibc
@@ -56,6 +57,13 @@ extension Prov {
         for w in notes + [missingFingerprint(consortium, descriptor)].compactMap({ $0 }) {
             if json { warnings.append(w) } else { log("warn", w) }
         }
+        let setAside = Quarantine.list(dataDirectory: dataDirectory)
+        if !setAside.isEmpty {
+            let w =
+                "\(Phrase.count(setAside.count, "damaged copy", "damaged copies")) set aside by the node in "
+                + "\(Quarantine.path(in: dataDirectory)) (not verified: the node fetched each again from its peers)"
+            if json { warnings.append(w) } else { log("warn", w) }
+        }
         var verifier = Verifier(consortium: consortium)
         for path in args.all("checkpoint") {
             let cp: SignedCheckpoint
@@ -74,7 +82,7 @@ extension Prov {
             verifier.trustedCheckpoints.append(cp)
         }
         try checkDataDirectory(dataDirectory, consortium)
-        let progress = Progress(enabled: isatty(2) != 0 && !json)
+        let progress = ProgressLine(enabled: isatty(2) != 0 && !json)
         verifier.progress = { org, n in progress.update("verifying \(org): \(Phrase.count(n, "entry", "entries"))") }
         let start = Date()
         let audits = try verifier.verify(dataDirectory: dataDirectory)
@@ -166,7 +174,7 @@ extension Prov {
             + "linking key adds the value prov append prints"
     }
 
-    /// Mistakes that are not tampering (issue 6, point 2), told before any audit: a log folder given for the data
+    /// Mistakes that are not tampering, told as usage errors before any audit: a log folder given for the data
     /// directory, or a directory none of whose logs belongs to the descriptor (a folder that is no member's, or
     /// whose checkpoint file is another log's or signed by another key than the member's). A log whose checkpoint
     /// file cannot be read or parsed may belong: the audit decides.

@@ -2,6 +2,7 @@ import Foundation
 import ProvCrypto
 import ProvLedger
 import ProvNet
+import ProvTools
 import ProvView
 
 /// `prov view`, `permit`, `timeline`, `compliance`, `report` (Specs/view.md) against a running node
@@ -97,11 +98,8 @@ extension Prov {
         (try? JSON.parse(body))?["error"]?.stringValue ?? String(decoding: body.prefix(300), as: UTF8.self)
     }
 
-    /// A query parameter, percent-encoded.
-    /// `s` percent-encoded for a URL path segment or query value (RFC 3986 unreserved characters kept).
-    static func q(_ s: String) -> String {
-        s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? s
-    }
+    /// `s` percent-encoded for a URL path segment or query value.
+    static func q(_ s: String) -> String { NodeAPI.percentEncoded(s) }
 
     static func time(_ args: Arguments, _ name: String) throws -> UInt64? {
         guard let v = try args.optional(name) else { return nil }

@@ -1,27 +1,14 @@
 import COpenSSL
 
 /// A failure in the crypto layer: a malformed key or note, a failed OpenSSL call, an unsafe key file.
-public struct CryptoError: Error, Equatable, CustomStringConvertible, Sendable {
-    public enum Code: String, Sendable {
-        case invalidKey, invalidSignature, malformedNote, openssl, keyFilePermissions, keyFileIO
-    }
+public typealias CryptoError = CodedError<CryptoErrorCode>
 
-    public var code: Code
-    public var reason: String
-    public var fileID: String
-    public var line: Int
+/// What went wrong in the crypto layer.
+public enum CryptoErrorCode: String, Sendable {
+    case invalidKey, malformedNote, openssl, keyFilePermissions, keyFileIO
+}
 
-    public init(_ code: Code, _ reason: String, fileID: String = #fileID, line: Int = #line) {
-        self.code = code
-        self.reason = reason
-        self.fileID = fileID
-        self.line = line
-    }
-
-    public var description: String { reason }
-
-    public static func == (a: CryptoError, b: CryptoError) -> Bool { a.code == b.code }
-
+extension CryptoError {
     /// Builds an error from the OpenSSL error queue of this thread, and drains it.
     static func openssl(_ what: String, fileID: String = #fileID, line: Int = #line) -> CryptoError {
         var detail = ""

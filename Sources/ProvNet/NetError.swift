@@ -1,58 +1,46 @@
 import COpenSSL
 import CShims
 import Glibc
+import ProvCrypto
 
 /// A failure in the network layer: a bad address, a refused or timed-out connection, a refused TLS handshake, a
 /// malformed or oversized response.
 ///
 /// Errors compare equal by code, so callers and tests can match on what went wrong; `reason` says it for a human
 /// (which address, which limit, what the peer did), and never quotes bytes the peer sent.
-public struct NetError: Error, Equatable, CustomStringConvertible, Sendable {
-    public enum Code: String, Sendable {
-        /// The "host:port" text is not an address (or the host does not resolve).
-        case invalidAddress
-        /// The address to listen on is taken by another socket.
-        case addressInUse
-        /// Nothing listens at the address (`ECONNREFUSED`).
-        case connectionRefused
-        /// Connecting, writing or reading took longer than the configured timeout.
-        case timeout
-        /// The TLS handshake was refused: the peer's key is not pinned, or the peer refused ours.
-        case tlsRefused
-        /// Another TLS failure (protocol error, unusable certificate, OpenSSL error).
-        case tls
-        /// The peer closed the connection before the exchange was complete.
-        case connectionClosed
-        /// The peer's response does not follow HTTP/1.1 (RFC 9112), or uses a framing we do not accept.
-        case malformedResponse
-        /// The response body is larger than the configured limit.
-        case bodyTooLarge
-        /// The request cannot be sent as given (invalid method, target or header).
-        case invalidRequest
-        /// The configuration cannot work (a limit of zero, no worker threads).
-        case invalidConfiguration
-        /// The client was shut down (`HTTPClient.shutdown()`), during the call or before it.
-        case cancelled
-        /// Another system call failed; the reason names it and the errno text.
-        case io
-    }
+public typealias NetError = CodedError<NetErrorCode>
 
-    public var code: Code
-    public var reason: String
-    public var fileID: String
-    public var line: Int
+/// What went wrong in the network layer.
+public enum NetErrorCode: String, Sendable {
+    /// The "host:port" text is not an address (or the host does not resolve).
+    case invalidAddress
+    /// The address to listen on is taken by another socket.
+    case addressInUse
+    /// Nothing listens at the address (`ECONNREFUSED`).
+    case connectionRefused
+    /// Connecting, writing or reading took longer than the configured timeout.
+    case timeout
+    /// The TLS handshake was refused: the peer's key is not pinned, or the peer refused ours.
+    case tlsRefused
+    /// Another TLS failure (protocol error, unusable certificate, OpenSSL error).
+    case tls
+    /// The peer closed the connection before the exchange was complete.
+    case connectionClosed
+    /// The peer's response does not follow HTTP/1.1 (RFC 9112), or uses a framing we do not accept.
+    case malformedResponse
+    /// The response body is larger than the configured limit.
+    case bodyTooLarge
+    /// The request cannot be sent as given (invalid method, target or header).
+    case invalidRequest
+    /// The configuration cannot work (a limit of zero, no worker threads).
+    case invalidConfiguration
+    /// The client was shut down (`HTTPClient.shutdown()`), during the call or before it.
+    case cancelled
+    /// Another system call failed; the reason names it and the errno text.
+    case io
+}
 
-    public init(_ code: Code, _ reason: String, fileID: String = #fileID, line: Int = #line) {
-        self.code = code
-        self.reason = reason
-        self.fileID = fileID
-        self.line = line
-    }
-
-    public var description: String { reason }
-
-    public static func == (a: NetError, b: NetError) -> Bool { a.code == b.code }
-
+extension NetError {
     /// An error for the failed system call `what`, from `errno`.
     static func posix(_ what: String, errno code: Int32 = errno, fileID: String = #fileID, line: Int = #line)
         -> NetError

@@ -29,6 +29,14 @@ public final class Node: @unchecked Sendable {
     var logs: [String: HeldLog] { members.withLock { $0.logs } }
     let ownLog: HeldLog
     var own: HeldLog { ownLog }
+    /// Copies found damaged on open and set aside in `quarantine/` by this start (fetched again from the peers).
+    let setAside: [SetAside]
+
+    struct SetAside: Sendable {
+        var org: String
+        var folder: String
+        var reason: String
+    }
     let writer: EventWriter
     /// The shared customer view over every log held here (Specs/view.md); nil when node.json sets `"view": false`.
     /// Built again when a new version of the descriptor adds a member or changes a key.
@@ -169,15 +177,32 @@ public final class Node: @unchecked Sendable {
         // Every version this node uses is kept in its data directory, where prov verify finds it too.
         try ConsortiumFolder.store(chain, dataDirectory: config.dataDirectory)
         var logs: [String: HeldLog] = [:]
+        var quarantined: [SetAside] = []
         for m in consortium.members {
             // Every log held is checked on open as a writer checks its own: nothing is added on top of damage.
-            let store = try LogStore(
-                dataDirectory: config.dataDirectory, consortium: consortium.name, org: m.org, writable: true,
-                verifyingWith: consortium, log: { log.warn($0) })
-            logs[m.org] = try HeldLog(member: m, store: store, consortium: consortium, isOwn: m.org == config.org)
+            let descriptor = consortium
+            let open = { () throws(LedgerError) -> LogStore in
+                try LogStore(
+                    dataDirectory: config.dataDirectory, consortium: descriptor.name, org: m.org, writable: true,
+                    verifyingWith: descriptor, log: { log.warn($0) })
+            }
+            let store: LogStore
+            do throws(LedgerError) { store = try open() } catch {
+                // A damaged copy is set aside and fetched again; damage to the own log stops the node.
+                guard m.org != config.org, Quarantine.applies(to: error) else { throw error }
+                let moved = try Quarantine.setAside(org: m.org, dataDirectory: config.dataDirectory)
+                log.error(
+                    "a damaged copy was set aside; it is fetched again from the peers",
+                    ["log": m.org, "folder": moved, "reason": error.message])
+                quarantined.append(SetAside(org: m.org, folder: moved, reason: error.message))
+                store = try open()
+            }
+            logs[m.org] = try HeldLog(
+                member: m, store: store, consortium: consortium, isOwn: m.org == config.org, log: log)
             if let v = m.removedIn, m.org != config.org { logs[m.org]!.freeze(Self.removedReason(m.org, v)) }
         }
         ownLog = logs[config.org]!
+        setAside = quarantined
         members = Mutex(Membership(chain: chain, logs: logs, workers: [:]))
         viewIndex = Mutex(
             config.view
@@ -300,7 +325,8 @@ public final class Node: @unchecked Sendable {
     /// Whether any cited head is an entry other than a heads-only entry.
     func anyMovedBySubstance(_ deps: [EntryRef]) -> Bool {
         deps.contains { d in
-            (try? logs[d.org]?.read { store throws(LedgerError) in try store.entry(d.seq).body.kind }) != "heads"
+            (try? logs[d.org]?.read { store throws(LedgerError) in try store.entry(d.seq).body.kind })
+                != EntryKind.heads
         }
     }
 

@@ -22,7 +22,6 @@ public final class ViewIndex: Sendable {
     public let consortium: Consortium
     let resolver: SubjectResolver
     let state: Mutex<IndexState>
-    private let decoder = Mutex(EntryDecoder())
 
     /// `linkKey` lets queries take raw identifiers (pseudonymised at once, never kept); without it only `ref:`
     /// subjects are accepted.
@@ -50,14 +49,12 @@ public final class ViewIndex: Sendable {
         guard let base = entryBytes.baseAddress else {
             throw ViewError(.invalidEntry, "\(org) seq \(seq): entry is empty")
         }
-        try decoder.withLock { d throws(ViewError) in
-            d.reset()
-            let e: DecodedEntry
-            do throws(ViewError) { e = try d.decode(entryBytes, base: base) } catch {
-                throw ViewError(.invalidEntry, "\(org) seq \(seq): \(error.message)")
-            }
-            try state.withLock { s throws(ViewError) in try s.insert(org: o, seq: seq, leaf: leaf, e, d, base: base) }
+        // Decoded outside the lock: only inserting takes it.
+        let e: DecodedEntry
+        do throws(ViewError) { e = try DecodedEntry(reading: entryBytes, base: base) } catch {
+            throw ViewError(.invalidEntry, "\(org) seq \(seq): \(error.message)")
         }
+        try state.withLock { s throws(ViewError) in try s.insert(org: o, seq: seq, leaf: leaf, e, base: base) }
     }
 
     public func ingest(org: String, seq: UInt64, leaf: SHA256Digest, entryBytes: [UInt8]) throws(ViewError) {
@@ -72,8 +69,7 @@ public final class ViewIndex: Sendable {
         try state.withLock { s throws(ViewError) in
             for i in batch.entries.indices {
                 try s.insert(
-                    org: o, seq: batch.firstSeq + UInt64(i), leaf: batch.leaves[i], batch.entries[i], batch.decoder,
-                    base: batch.base)
+                    org: o, seq: batch.firstSeq + UInt64(i), leaf: batch.leaves[i], batch.entries[i], base: batch.base)
             }
             if let t = batch.subtree { s.logs[o].subtrees[batch.firstSeq] = t }
         }
@@ -205,7 +201,7 @@ public final class ViewIndex: Sendable {
             state.withLock { s in
                 for q in seq..<end {
                     let id = s.logs[o].facts[Int(q)]
-                    guard s.facts[Int(id)].entryKind == .interaction else { continue }
+                    guard s.facts[Int(id)].kind == .interaction else { continue }
                     report.interactions += 1
                     guard let f = s.classify(id, sizes: sizes, person: nil) else { continue }
                     report.checked += 1

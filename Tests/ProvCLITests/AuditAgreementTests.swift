@@ -1,6 +1,6 @@
 import Foundation
-import ProvCLI
 import ProvCrypto
+import ProvTools
 import TestSupport
 import Testing
 

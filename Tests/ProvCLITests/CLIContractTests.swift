@@ -263,16 +263,36 @@ import Testing
         writer.close()
     }
 
+    /// Specs/events.md §Subjects: what reaches the data directory is the subjects' keyed refs, never the raw
+    /// identifiers given.
     @Test func rawIdentifiersAreNotWrittenAnywhere() throws {
         let c = try CLIConsortium()
         defer { c.remove() }
-        _ = try c.append(Events.lines(4))
-        // Nothing under the data directory contains the e-mail addresses or phone numbers given.
-        let files = FileManager.default.enumerator(atPath: c.data)!.compactMap { $0 as? String }
-        for f in files {
-            guard let d = FileManager.default.contents(atPath: c.data + "/" + f) else { continue }
-            let text = String(decoding: d, as: UTF8.self)
+        let appended = try c.append(Events.lines(4))
+        try #require(appended.status == 0, "\(appended.stderr)")
+        #expect(appended.stdout.split(separator: "\n").count == 4, "\(appended.stdout)")
+        // Every file under the data directory, as written.
+        var written: [String: [UInt8]] = [:]
+        for case let f as String in FileManager.default.enumerator(atPath: c.data)! {
+            if let d = FileManager.default.contents(atPath: c.data + "/" + f) { written[f] = Array(d) }
+        }
+        // Nothing there contains the e-mail addresses or phone numbers given.
+        for (f, bytes) in written {
+            let text = String(decoding: bytes, as: UTF8.self)
             #expect(!text.contains("example.com") && !text.contains("user0") && !text.contains("4416329600"), "\(f)")
+        }
+        // And what was scanned holds the four entries, each with the ref of its subject.
+        let store = try LogStore(dataDirectory: c.data, consortium: "acme", org: "brand", writable: false)
+        defer { store.close() }
+        #expect(store.size == 4)
+        let consortium = try Consortium.load(c.consortium)
+        let linkKey = try LinkKey.load(c.linkKey)
+        for seq in 0..<UInt64(4) {
+            let entry = try store.entryBytes(seq)
+            #expect(written.values.contains { $0.contains(entry) }, "entry \(seq) is not in the files scanned")
+            let raw = seq % 2 == 0 ? "email:user\(seq)@example.com" : "phone:+44163296000\(seq)"
+            let ref = linkKey.ref(for: try SubjectRef.normalise(raw, consortium: consortium).get())
+            #expect(entry.contains(ref.bytes), "entry \(seq) does not carry the ref of \(raw)")
         }
     }
 

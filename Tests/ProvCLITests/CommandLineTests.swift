@@ -5,7 +5,7 @@ import Testing
 @testable import ProvCLI
 @testable import ProvLedger
 
-/// The command layer (issue 6, points 4 and 7): every command's help, the parser and the suggestions come from the
+/// The command layer (Specs/cli.md §2, §5): every command's help, the parser and the suggestions come from the
 /// command's declaration, so these tests walk the declarations; a command added later is covered as it is
 /// declared.
 @Suite(.leavesNoFiles) struct CommandLineTests {
@@ -142,7 +142,7 @@ import Testing
         #expect(json["formatVersion"]?.int64Value == Int64(Entry.formatVersion))
     }
 
-    /// Point 7: `--log-format text|json` and `PROV_LOG_FORMAT` choose the format of standard error (here not a
+    /// Specs/cli.md §3: `--log-format text|json` and `PROV_LOG_FORMAT` choose the format of standard error (here not a
     /// terminal, where the default is JSON), with `provd`'s names and values; the option wins over the variable.
     @Test func logFormatChoosesTheFormatOfStandardError() throws {
         let args = ["checkpoint", "--dir", "/nonexistent-prov-data", "--org", "brand"]

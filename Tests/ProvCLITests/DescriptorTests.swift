@@ -92,7 +92,8 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/link2.key"))
     }
 
-    /// Issue 6, point 1: another consortium's linking key gave other subject refs and exit 0.
+    /// Specs/format.md §9.2: a linking key whose fingerprint is not the descriptor's is refused; another consortium's
+    /// key would give every subject other refs, and exit 0.
     @Test func appendRefusesAnotherConsortiumsLinkingKey() throws {
         let c = try CLIConsortium()
         defer { c.remove() }

@@ -6,9 +6,9 @@ import Testing
 
 @testable import ProvLedger
 
-/// A disk that fills up between a group's fdatasync and its index write (issue 5): the group is committed, so it
-/// is acknowledged (exit 0) with a warning; the index catches up with the next group or the next open. Needs a
-/// small filesystem of its own, so it runs as root (as CI does) and is skipped otherwise.
+/// A disk that fills up between a group's fdatasync and its index write (Specs/format.md §10.9): the group is
+/// committed, so it is acknowledged (exit 0) with a warning; the index catches up with the next group or the next
+/// open. Needs a small filesystem of its own, so it runs as root (as CI does) and is skipped otherwise.
 @Suite(
     .serialized, .leavesNoFiles,
     .enabled(if: Tmpfs.mountable, "skipped: mounting a small tmpfs needs root (CI runs as root)"))
@@ -125,45 +125,5 @@ struct AckReader {
             buffer.append(d)
         }
         return lines
-    }
-}
-
-/// A small tmpfs mounted over a folder for one test.
-struct Tmpfs {
-    let path: String
-
-    init(at path: String, size: String) throws {
-        guard mount("tmpfs", path, "tmpfs", 0, "size=\(size)") == 0 else {
-            throw LedgerError(.io, "cannot mount a tmpfs at \(path): \(String(cString: strerror(errno)))")
-        }
-        self.path = path
-    }
-
-    func unmount() {
-        if umount2(path, 0) != 0 { _ = umount2(path, Int32(MNT_DETACH)) }
-    }
-
-    /// Whether this process may mount one (root, with the capability to mount).
-    static let mountable: Bool = {
-        guard getuid() == 0 else { return false }
-        let probe = FileManager.default.temporaryDirectory.appendingPathComponent("prov-mount-\(UUID().uuidString)")
-            .path
-        guard mkdir(probe, 0o700) == 0 else { return false }
-        defer { rmdir(probe) }
-        guard mount("tmpfs", probe, "tmpfs", 0, "size=64k") == 0 else { return false }
-        umount2(probe, 0)
-        return true
-    }()
-
-    /// Writes `path` until the filesystem has no byte left.
-    static func fill(_ path: String) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw LedgerError(.io, "cannot create \(path)") }
-        defer { close(fd) }
-        for chunk in [1 << 20, 4096, 1] {
-            let block = [UInt8](repeating: 0x55, count: chunk)
-            while block.withUnsafeBytes({ write(fd, $0.baseAddress!, chunk) }) == chunk {}
-        }
-        guard errno == ENOSPC else { throw LedgerError(.io, "filling \(path): \(String(cString: strerror(errno)))") }
     }
 }

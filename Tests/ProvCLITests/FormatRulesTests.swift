@@ -6,7 +6,7 @@ import Testing
 @testable import ProvLedger
 
 /// The places where Specs/format.md allowed two readings, each settled in the text and held here to what
-/// `prov verify` and `prov verify-receipt` do (issue 6, point 16).
+/// `prov verify` and `prov verify-receipt` do.
 @Suite(.leavesNoFiles) struct FormatRulesTests {
     typealias Segment = TamperTests.Segment
 

@@ -5,7 +5,7 @@ import Testing
 
 @testable import ProvLedger
 
-/// `--json` (issue 6, point 5): one JSON object on standard output with exactly the fields Specs/cli.md documents,
+/// `--json` (Specs/cli.md §4): one JSON object on standard output with exactly the fields Specs/cli.md documents,
 /// each checked against what the same command prints for a person or what the files hold.
 @Suite(.leavesNoFiles) struct JSONOutputTests {
     func object(_ r: Run, sourceLocation: SourceLocation = #_sourceLocation) throws -> JSONValue {
@@ -143,7 +143,7 @@ import Testing
         try #require(try c.append(Events.lines(2), org: "retail").status == 0)
         try #require(try c.append(Events.lines(1), org: "bank").status == 0)
         let cp = try SignedCheckpoint(parsing: try prov(["checkpoint", "--dir", c.data, "--org", "brand"]).stdout)
-        // The human output shows the same root, base64 (point 6). brand wrote first and cites nothing; retail
+        // The human output shows the same root, base64 (Specs/cli.md §4). brand wrote first and cites nothing; retail
         // cites brand's head, bank both heads.
         let human = try c.verify()
         #expect(

@@ -7,10 +7,11 @@ import Testing
 
 @testable import ProvCLI
 @testable import ProvLedger
+@testable import ProvTools
 
-/// The main job with three real `provd` processes (issue 8): one customer's journey across a brand, a retailer
-/// and a contact centre; every node gives the customer the same view; the violation and the propagation lag are
-/// found and nothing else of the journey is flagged.
+/// The main job, `prov demo`, with three real `provd` processes (README.md, Two commands): one customer's journey
+/// across a brand, a retailer and a contact centre; every node gives the customer the same view; the violation and
+/// the propagation lag are found and nothing else of the journey is flagged.
 @Suite(.serialized, .leavesNoFiles, .timeLimit(.minutes(3))) struct ThreeNodeJourneyTests {
     static let subject = Prov.q(Journey.email)
 
@@ -24,7 +25,7 @@ import Testing
     @Test func theJourneyGivesOneDigestOnEveryNodeAndOnlyTheExpectedFindings() throws {
         let dir = try TemporaryFiles.directory("journey")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let o = try JourneyDemo.run(.init(directory: dir.path, keepRunning: true, customers: 300, quiet: true))
+        let o = try JourneyDemo.run(.init(directory: dir.path, keepRunning: true, customers: 300))
         defer { for n in o.running.values { n.node.crash() } }
         #expect(Set(o.digests.values).count == 1, "\(o.digests)")
         #expect(o.digests.count == 3)
@@ -99,7 +100,7 @@ import Testing
         let dir = try TemporaryFiles.directory("permit")
         defer { try? FileManager.default.removeItem(at: dir) }
         // A small journey (3 background customers) starts the nodes; then a consent that expires, and a withdrawal.
-        let o = try JourneyDemo.run(.init(directory: dir.path, keepRunning: true, customers: 3, quiet: true))
+        let o = try JourneyDemo.run(.init(directory: dir.path, keepRunning: true, customers: 3))
         defer { for n in o.running.values { n.node.crash() } }
         let brandConfig = try NodeFile.read(dir.path + "/consortium/brand/node.json")
         let brand = try NodeAPI(address: o.running["brand"]!.node.api, token: brandConfig["token"]!.stringValue!)
@@ -118,7 +119,7 @@ import Testing
             (try NodeAPI(address: retailAPI, token: retailToken).sizes()["brand"] ?? 0) >= size
         }
         let giveSeq = UInt64(try JSON.parse(give.body).arrayValue![0]["seq"]!.int64Value!)
-        try JourneyDemo.waitUntil("retail holds the consent", JourneyDemo.Output(quiet: true)) {
+        try JourneyDemo.waitUntil("retail holds the consent", JourneyDemo.Output(.silent)) {
             try retailHolds(giveSeq + 1)
         }
         #expect(try Self.get(retailAPI, retailToken, permit)["allowed"] == .bool(true))
@@ -134,7 +135,7 @@ import Testing
                 #"{"type":"consent","subject":"\#(subject)","event":"withdraw","purposes":["dpv:DirectMarketing"],"controllers":["brand"],"channel":"sms","method":"sms-keyword","legalBasis":"dpv:Consent","occurredAt":"\#(Journey.now())"}"#
                     .utf8))
         let wSeq = UInt64(try JSON.parse(withdraw.body).arrayValue![0]["seq"]!.int64Value!)
-        try JourneyDemo.waitUntil("retail holds the withdrawal", JourneyDemo.Output(quiet: true)) {
+        try JourneyDemo.waitUntil("retail holds the withdrawal", JourneyDemo.Output(.silent)) {
             try retailHolds(wSeq + 1)
         }
         let after = try Self.get(retailAPI, retailToken, permit)
@@ -147,7 +148,7 @@ import Testing
     @Test func theViewCommandsAnswerTheSameFromANodeAndOffline() throws {
         let dir = try TemporaryFiles.directory("view-cli")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let o = try JourneyDemo.run(.init(directory: dir.path, keepRunning: true, customers: 60, quiet: true))
+        let o = try JourneyDemo.run(.init(directory: dir.path, keepRunning: true, customers: 60))
         defer { for n in o.running.values { n.node.crash() } }
         let (retail, token) = o.running["retail"]!
         let api = retail.api

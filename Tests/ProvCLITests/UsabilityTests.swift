@@ -7,10 +7,10 @@ import Testing
 @testable import ProvCLI
 @testable import ProvLedger
 
-/// What stopped or misled a person trying `prov` from the README alone (issue 6, points 2, 9, 10, 11, 12): each
-/// mistake gets a message that names the fix, and each message reads as English.
+/// What stopped or misled a person trying `prov` from the README alone: each mistake gets a message that names the
+/// fix, and each message reads as English.
 @Suite(.leavesNoFiles) struct UsabilityTests {
-    // MARK: point 2: wrong descriptor, wrong folder
+    // MARK: wrong descriptor, wrong folder
 
     /// Another consortium's descriptor, or a log folder for the data directory, is a usage error (exit 2) that
     /// says what to pass; only a log that belongs and is wrong is a verification failure (exit 1).
@@ -59,7 +59,7 @@ import Testing
         expectVerificationFailure(try c.verify(), ["brand seq 0: found seq 1 where seq 0 belongs"])
     }
 
-    // MARK: point 9: append on a terminal
+    // MARK: append on a terminal
 
     /// A pseudo-terminal for a child's standard input: the child's end and ours.
     struct Terminal {
@@ -133,7 +133,7 @@ import Testing
         #expect(try c.verify().stdout.contains("brand: OK: 2 entries"))
     }
 
-    // MARK: point 10: Nodes/ from any folder of a checkout
+    // MARK: Nodes/ from any folder of a checkout
 
     @Test func theNodesFolderIsFoundFromAnyFolderOfACheckout() throws {
         let root = try makeTempDir("prov-checkout")
@@ -187,7 +187,7 @@ import Testing
             "\(outside.stderr)")
     }
 
-    // MARK: point 11: messages
+    // MARK: messages
 
     /// Counts, ranges and sizes read as English, and a failure names its org once.
     @Test func verificationMessagesReadAsEnglish() throws {
@@ -224,7 +224,7 @@ import Testing
             ])
     }
 
-    // MARK: point 12: input mistakes name the fix
+    // MARK: input mistakes name the fix
 
     static let channels = Vocabulary.channels.sorted().joined(separator: ", ")
     static let declared = ConsortiumVocabulary.standard.interactions.sorted().joined(separator: ", ")

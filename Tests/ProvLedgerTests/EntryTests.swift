@@ -102,6 +102,56 @@ import Testing
         #expect(throws: LedgerError.self) { try Entry.decode(w2.bytes) }
     }
 
+    /// One kind table (Specs/format.md §3): each kind has one name and one number, and is known by its bytes.
+    @Test func theKindTableNamesAndNumbersEachKindOnce() {
+        #expect(EntryKind.allCases.map(\.rawValue) == ["consent", "interaction", "share", "link", "unlink", "heads"])
+        for (i, k) in EntryKind.allCases.enumerated() {
+            #expect(k.code == UInt8(i) && EntryKind(code: k.code) == k && EntryKind(rawValue: k.rawValue) == k)
+            var name = k.rawValue
+            #expect(name.withUTF8 { EntryKind(name: UnsafeRawBufferPointer($0)) } == k)
+        }
+        #expect(
+            EntryKind(rawValue: "Consent") == nil && EntryKind(rawValue: "shar") == nil && EntryKind(code: 6) == nil)
+        #expect(EntryKind.interaction.withArticle == "an interaction" && EntryKind.share.withArticle == "a share")
+    }
+
+    /// The verifier's audit reads entries with the decoder's reader and rules, then the consortium check: where it
+    /// refuses an entry, it says what `prov verify` reports (Specs/format.md §12.2), in the same order.
+    @Test func theAuditRefusesWithTheDecodersMessage() throws {
+        let ctx = AuditContext(consortium: t.consortium, org: "brand")
+        guard case .consent(let good) = try t.body(Events.consent(1)) else { throw LedgerError(.io, "not a consent") }
+        func messages(_ b: ConsentBody, log: String = "acme/brand") -> (decode: String?, audit: String?) {
+            var e = entry(.consent(b))
+            e.log = log
+            let bytes = e.encoded
+            var decoded: String?
+            do { let d = try Entry.decode(bytes); decoded = d.consortiumFailure(t.consortium) } catch {
+                decoded = error.message
+            }
+            if decoded == nil && log != "acme/brand" { decoded = "entry belongs to log '\(log)', not 'acme/brand'" }
+            var audited: String?
+            do { _ = try bytes.withUnsafeBytes { try Entry.audit($0, ctx) } } catch {
+                audited = (error as? LedgerError)?.message
+            }
+            return (decoded, audited)
+        }
+        #expect(messages(good) == (nil, nil))
+        var b = good
+        b.purposes = ["dpv:Marketing", "dpv:DirectMarketing"]
+        #expect(messages(b).audit == "body.purposes: must be unique and in ascending order")
+        #expect(messages(b).decode == messages(b).audit)
+        b = good
+        b.expiresAt = b.occurredAt
+        #expect(messages(b).audit == "body.expiresAt: must be after occurredAt")
+        #expect(messages(b).decode == messages(b).audit)
+        b = good
+        b.controllers = ["zeta"]
+        #expect(messages(b).audit == "body.controllers: 'zeta' is not a consortium member")
+        #expect(messages(b).decode == messages(b).audit)
+        #expect(messages(good, log: "acme/retail").audit == "entry belongs to log 'acme/retail', not 'acme/brand'")
+        #expect(messages(good, log: "acme/retail").decode == messages(good, log: "acme/retail").audit)
+    }
+
     @Test func leafHashIsSHA256OfZeroPrefixAndBytes() throws {
         let bytes = entry(try t.body(Events.consent(1))).encoded
         #expect(Merkle.leafHash(bytes) == SHA256.hash([0] + bytes))

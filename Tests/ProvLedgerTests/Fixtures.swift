@@ -10,19 +10,7 @@ struct TestConsortium {
     let linkKey: LinkKey
 
     init(name: String = "acme", orgs: [String] = ["brand", "retail", "bank"]) throws {
-        var signers: [String: NoteSigner] = [:]
-        var members: [Consortium.Member] = []
-        for org in orgs {
-            let s = try NoteSigner(name: "\(name)/\(org)", privateKey: .generate())
-            signers[org] = s
-            members.append(
-                Consortium.Member(
-                    org: org, name: org, origin: "\(name)/\(org)", key: s.verifierKey, peer: nil, api: nil))
-        }
-        let linkKey = try LinkKey(bytes: SecureRandom.bytes(32))
-        self.consortium = try Consortium(name: name, members: members, linkKeyFingerprint: linkKey.fingerprint)
-        self.signers = signers
-        self.linkKey = linkKey
+        (consortium, signers, linkKey) = try Consortium.withFreshKeys(name: name, orgs: orgs)
     }
 
     func parser(_ org: String = "brand") -> EventParser {

@@ -7,7 +7,7 @@ import Testing
 
 /// Nothing free-form reaches the ledger: a person who acts for a company is a keyed pseudonym like a customer,
 /// and interaction types, notice ids and software or device agents are codes the consortium declares
-/// (Specs/format.md §4, §5.4, §9.1). The examples are those of issue 6.
+/// (Specs/format.md §4, §5.4, §9.1). The examples are personal data written where a label belongs.
 @Suite(.leavesNoFiles) struct IdentityTests {
     let t: TestConsortium
     init() throws { t = try TestConsortium() }
@@ -48,7 +48,8 @@ import Testing
         #expect(try Entry.decode(bytes).body == body)
     }
 
-    /// The examples of issue 6 can no longer be stored as they are: refused, or (an employee id) pseudonymised.
+    /// Phone numbers, e-mail addresses and dates of birth given as labels cannot be stored as they are: refused, or
+    /// (an employee id) pseudonymised.
     @Test func identifierLikeLabelsAreNotStored() {
         // A phone number as an interaction type, or as a software agent's name: not in the vocabulary.
         #expect(

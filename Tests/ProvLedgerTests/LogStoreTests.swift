@@ -112,6 +112,92 @@ import Testing
         #expect(e?.message.contains("no entry brand/9") == true, "\(String(describing: e))")
     }
 
+    /// A long input is parsed on every core and added in line order: what it appends, and the errors it reports
+    /// (first bad line first), are those of the line-by-line parse, references to entries of the same input
+    /// included.
+    @Test func aLongInputParsedOnEveryCoreAppendsWhatTheLineByLineParseDoes() throws {
+        func use(_ subject: Int, consent seq: Int) -> String {
+            #"{"type":"interaction","subject":"email:user\#(subject)@example.com","channel":"email","interaction":"newsletter","purposes":["dpv:DirectMarketing"],"legalBasis":"dpv:Consent","agent":{"id":"mailer","kind":"software"},"occurredAt":"2026-11-24T11:00:00Z","consentRef":{"org":"brand","seq":\#(seq)}}"#
+        }
+        var lines = Events.lines(600).split(separator: "\n").map(String.init)
+        // Interactions relying on consents earlier in this input (line 2k+1 holds the consent of user 2k).
+        for k in stride(from: 300, to: 600, by: 50) { lines[k + 1] = use(k - 200, consent: k - 200) }
+        let input = lines.joined(separator: "\n") + "\n"
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let acks = try ingestor(dir).append(Array(input.utf8))
+        #expect(acks.count == 600)
+        // The same lines one by one (below the parallel threshold each time) give the same entry bodies.
+        let other = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: other) }
+        let one = try ingestor(other)
+        for l in lines { _ = try one.append(Array((l + "\n").utf8)) }
+        let store = try LogStore(dataDirectory: dir.path, consortium: "acme", org: "brand", writable: false)
+        let lineByLine = try LogStore(dataDirectory: other.path, consortium: "acme", org: "brand", writable: false)
+        // (Lines with a consentRef name a leaf hash, which the clock of each append makes differ.)
+        for seq in 0..<UInt64(600) where !(300..<600).contains(seq) || (seq - 1) % 50 != 0 {
+            #expect(try store.entry(seq).body == lineByLine.entry(seq).body, "seq \(seq)")
+        }
+        for k in stride(from: 300, to: 600, by: 50) {
+            guard case .interaction(let b) = try store.entry(UInt64(k + 1)).body else {
+                Issue.record("line \(k + 2) is not an interaction")
+                continue
+            }
+            #expect(b.consentRef?.seq == UInt64(k - 200) && b.consentRef?.leaf == acks[k - 200].leaf)
+        }
+
+        // Bad lines: the first one is reported, or every one in order when bad lines are left out.
+        var bad = lines
+        bad[499] = "{"
+        bad[450] = use(1, consent: 599)  // refers past itself: no such entry yet
+        let badInput = Array((bad.joined(separator: "\n") + "\n").utf8)
+        let third = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: third) }
+        let ing = try ingestor(third)
+        let e = ledgerError { _ = try ing.append(badInput) }
+        #expect(e?.message.hasPrefix("line 451: ") == true, "\(String(describing: e))")
+        var reported: [String] = []
+        let g = try withRawBytes(badInput) { raw throws(LedgerError) in
+            try ing.prepare(raw, now: Ingestor.now()) { reported.append($0.message) }
+        }
+        #expect(g.count == 598)
+        #expect(reported.count == 2 && reported[0].hasPrefix("line 451: ") && reported[1].hasPrefix("line 500: "))
+    }
+
+    /// After a failed write or fsync the store takes nothing until reopened; a reopen cuts the groups written after
+    /// the last acknowledged one (their writers heard that they failed), across a segment roll too, and the log
+    /// goes on from there, with the same entries, and a new segment where the unacknowledged one was.
+    @Test func aFailedStoreReopensAtWhatWasAcknowledged() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ing = try ingestor(dir)
+        let store = ing.store
+        let acked = try ing.append(Array(Events.lines(5).utf8))
+        store.maxSegmentBytes = 1  // the next group starts a segment of its own
+        for from in [100, 200] {
+            let g = try withRawBytes(Array(Events.lines(3, from: from).utf8)) { raw throws(LedgerError) in
+                try ing.prepare(raw, now: Ingestor.now())
+            }
+            _ = try store.write(g, signer: ing.signer)
+        }
+        store.fail(LedgerError(.io, "fsync failed"))
+        let refused = ledgerError { _ = try ing.append(Array(Events.lines(1, from: 300).utf8)) }
+        #expect(
+            refused?.message.contains("failed earlier (fsync failed); reopen it") == true,
+            "\(String(describing: refused))")
+        try store.reopen()
+        #expect(store.size == 5 && store.failure == nil)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/brand/segments").count == 1)
+        store.maxSegmentBytes = 512 << 20
+        let next = try ing.append(Array(Events.lines(2, from: 400).utf8))
+        #expect(next.map(\.seq) == [5, 6])
+        let again = try LogStore(dataDirectory: dir.path, consortium: "acme", org: "brand", writable: false)
+        #expect(again.size == 7)
+        for (seq, leaf) in acked.map({ ($0.seq, $0.leaf) }) + next.map({ ($0.seq, $0.leaf) }) {
+            #expect(try again.leafHash(seq) == leaf)
+        }
+    }
+
     /// Cuts a log's last segment at every byte of its last group commit (and appends garbage), as a crash or a
     /// full disk would leave it: each time the writer reopens at the last whole group, says so, and appends on.
     @Test func tornTailIsCutBackToLastWholeGroup() throws {

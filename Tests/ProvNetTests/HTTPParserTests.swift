@@ -22,14 +22,7 @@ struct RefusedRequest: Sendable, CustomStringConvertible {
     }
 }
 
-let smallLimits: HTTPServerLimits = {
-    var l = HTTPServerLimits()
-    l.maxRequestLineBytes = 64
-    l.maxHeaderBytes = 256
-    l.maxHeaderCount = 8
-    l.maxBodyBytes = 100
-    return l
-}()
+let smallLimits = HTTPServerLimits(maxRequestLineBytes: 64, maxHeaderBytes: 256, maxHeaderCount: 8, maxBodyBytes: 100)
 
 /// RFC 9112 cases, each with the status of its refusal (Specs/transport.md §Requests).
 let refusedRequests: [RefusedRequest] = [

@@ -1,5 +1,4 @@
 import Foundation
-import ProvCLI
 import ProvCrypto
 import ProvLedger
 import ProvNet
@@ -104,5 +103,77 @@ import Testing
         #expect(next.map(\.0) == Array(120..<125), "\(next.map(\.0))")
         acknowledged += next
         try Self.expectHealed(c, acknowledged, size: 125)
+    }
+}
+
+/// A copy found damaged when the node starts is set aside and fetched again from the peers; the node's own log
+/// takes writes meanwhile (only damage to it stops the node).
+@Suite(.serialized, .leavesNoFiles, .timeLimit(.minutes(3))) struct QuarantineTests {
+    @Test func aCopyCutShortIsSetAsideAndFetchedAgainWhileTheOwnLogTakesWrites() throws {
+        let c = try ProvdCluster()
+        defer { c.stopAll() }
+        try c.startAll()
+        var brandAcks: [(UInt64, String)] = []
+        for k in 0..<4 { brandAcks += try HealingTests.acks(c, "brand", 25, from: k * 100) }
+        let careAcks = try HealingTests.acks(c, "care", 10, from: 0)
+        #expect(c.waitConverged(["brand": 100, "care": 10]), "\(c.describe)")
+        #expect(c.nodes["care"]!.stop() == 0)
+        // care's copy of brand loses the second half of its segment; its index and checkpoint still say 100.
+        let copy = c.dataDirectory("care") + "/brand"
+        let segments = try FileManager.default.contentsOfDirectory(atPath: copy + "/segments").sorted()
+        let last = copy + "/segments/" + segments.last!
+        let size = try FileManager.default.attributesOfItem(atPath: last)[.size] as! Int
+        try FileHandle(forWritingTo: URL(fileURLWithPath: last)).truncate(atOffset: UInt64(size / 2))
+
+        let care = try c.start("care")
+        try c.connect()
+        #expect(care.waitForLog("a damaged copy was set aside"), "\(care.stderrLines.suffix(6))")
+        // The own log goes on at once; the copy comes back whole from the peers.
+        let more = try HealingTests.acks(c, "care", 5, from: 500)
+        #expect(more.map(\.0) == Array(10..<15), "\(more.map(\.0))")
+        #expect(c.waitConverged(["brand": 100, "care": 15]), "\(c.describe)")
+        let leaves = try HealingTests.leaves(c, of: "brand", at: "care", size: 100)
+        try #require(leaves.count == 100)
+        for (seq, leaf) in brandAcks { #expect(leaves[Int(seq)] == leaf, "brand seq \(seq) changed or lost at care") }
+        _ = careAcks
+
+        // Status names the folder and why; the folder holds the damaged copy as it was.
+        let status = try JSON.parse(
+            try c.client("care").get(
+                "/v1/status", headers: ["Authorization": "Bearer \(try c.token("care", auditor: true))"]
+            ).body)
+        let set = status["quarantined"]?.arrayValue ?? []
+        #expect(set.count == 1, "\(status)")
+        #expect(set.first?["log"]?.stringValue == "brand")
+        #expect(set.first?["reason"]?.stringValue?.contains("were acknowledged") == true, "\(set)")
+        let folder = set.first?["folder"]?.stringValue ?? ""
+        #expect(folder.hasPrefix(c.dataDirectory("care") + "/quarantine/brand-"), "\(folder)")
+        #expect(FileManager.default.fileExists(atPath: folder + "/segments/" + segments.last!))
+
+        // Every data directory verifies; care's says what it keeps aside.
+        for org in c.orgs { #expect(c.nodes[org]!.stop() == 0) }
+        for org in c.orgs {
+            let (status, out) = try c.verify(org)
+            #expect(status == 0, "\(org): \(out)")
+        }
+    }
+
+    /// Damage to the node's own log is not set aside: the node refuses to start and says why.
+    @Test func damageToTheOwnLogStillStopsTheNode() throws {
+        let c = try ProvdCluster(orgs: ["brand"])
+        defer { c.stopAll() }
+        try c.startAll()
+        for k in 0..<2 { _ = try HealingTests.acks(c, "brand", 20, from: k * 100) }
+        #expect(c.nodes["brand"]!.stop() == 0)
+        let own = c.dataDirectory("brand") + "/brand/segments"
+        let last = own + "/" + (try FileManager.default.contentsOfDirectory(atPath: own).sorted().last!)
+        let size = try FileManager.default.attributesOfItem(atPath: last)[.size] as! Int
+        try FileHandle(forWritingTo: URL(fileURLWithPath: last)).truncate(atOffset: UInt64(size / 2))
+        #expect {
+            try c.start("brand")
+        } throws: { error in
+            "\(error)".contains("did not start") && "\(error)".contains("were acknowledged")
+        }
+        #expect(Quarantine.list(dataDirectory: c.dataDirectory("brand")).isEmpty)
     }
 }

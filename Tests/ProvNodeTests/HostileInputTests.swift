@@ -1,6 +1,5 @@
 import Foundation
 import Glibc
-import ProvCLI
 import ProvCrypto
 import ProvLedger
 import ProvNet

@@ -32,17 +32,20 @@ import Testing
         }
     }
 
-    @Test func evidenceIsNoMembersOrgID() throws {
-        let key = try NoteSigner(name: "acme/evidence", privateKey: .generate()).verifierKey
+    @Test(arguments: [
+        ("evidence", "a data directory keeps equivocation evidence in a folder of that name"),
+        ("quarantine", "a data directory keeps damaged copies set aside in a folder of that name"),
+    ])
+    func folderNamesOfTheDataDirectoryAreNoMembersOrgID(org: String, why: String) throws {
+        let key = try NoteSigner(name: "acme/\(org)", privateKey: .generate()).verifierKey
         #expect {
             _ = try Consortium(
                 name: "acme",
                 members: [
-                    Consortium.Member(
-                        org: "evidence", name: "Evidence", origin: "acme/evidence", key: key, peer: nil, api: nil)
+                    Consortium.Member(org: org, name: "Folder", origin: "acme/\(org)", key: key, peer: nil, api: nil)
                 ])
         } throws: { error in
-            "\(error)".contains("org id 'evidence' is reserved: a data directory keeps equivocation evidence")
+            "\(error)".contains("org id '\(org)' is reserved: \(why)")
         }
     }
 }

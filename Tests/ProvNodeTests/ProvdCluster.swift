@@ -1,9 +1,9 @@
 import Foundation
-import ProvCLI
 import ProvCrypto
 import ProvLedger
 import ProvNet
 import ProvProcess
+import ProvTools
 import Synchronization
 import TestSupport
 import Testing

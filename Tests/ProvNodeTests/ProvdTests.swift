@@ -9,7 +9,7 @@ import Testing
 
 @testable import ProvNode
 
-/// Real `provd` processes on 127.0.0.1 (issue 7): convergence, a crash and catch-up, relay, hostile clients,
+/// Real `provd` processes on 127.0.0.1 (Specs/protocol.md): convergence, a crash and catch-up, relay, hostile clients,
 /// lying peers, and a tlog-tiles client written from the C2SP text.
 @Suite(.serialized, .leavesNoFiles, .timeLimit(.minutes(3))) struct ProvdTests {
     @Test func threeNodesFromNodesInitConvergeAndEveryDataDirectoryVerifies() throws {

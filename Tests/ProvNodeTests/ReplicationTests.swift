@@ -163,7 +163,7 @@ import Testing
         let retail = net.node("retail")
         #expect(net.wait { retail.logs["retail"]!.head.size >= 1 })
         let e = try retail.logs["retail"]!.read { s throws(LedgerError) in try s.entry(0) }
-        #expect(e.body.kind == "heads")
+        #expect(e.body.kind == .heads)
         let brandHead = try #require(retail.logs["brand"]!.head.checkpoint)
         #expect(e.deps.map(\.org).contains("brand"))
         #expect(e.deps.first { $0.org == "brand" }?.seq == brandHead.checkpoint.size - 1)
@@ -171,7 +171,7 @@ import Testing
         #expect(net.post("retail", Ev.batch(1, org: "retail", from: 9))?.status == 200)
         let size = retail.logs["retail"]!.head.size
         let last = try retail.logs["retail"]!.read { s throws(LedgerError) in try s.entry(size - 1) }
-        #expect(last.body.kind == "consent")
+        #expect(last.body.kind == .consent)
         #expect(!last.deps.contains { $0.org == "brand" && $0.seq <= e.deps.first { $0.org == "brand" }!.seq })
         // Idle nodes do not cite each other's heads entries for ever: the logs stop growing.
         #expect(net.wait { net.converged(["brand": 3]) })

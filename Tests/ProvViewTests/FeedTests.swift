@@ -66,6 +66,37 @@ import Testing
     }
 
     /// Receipts made by the index prove each entry against the committed checkpoint, as `LogStore.receipt` does.
+    /// The view reads entries with the ledger's reader and rules: it refuses what `Entry.decode` refuses, with the
+    /// same reason.
+    @Test func theViewRefusesWhatTheLedgerRefuses() throws {
+        let ledger = try Ledger()
+        defer { ledger.remove() }
+        try ledger.append("brand", Event.consent("email:f0@example.com", "give"), now: t0)
+        let e = try ledger.entries().filter { $0.org == "brand" }
+        var bad = try Entry.decode(e[0].bytes)
+        guard case .consent(var b) = bad.body else { throw LedgerError(.io, "not a consent") }
+        b.expiresAt = b.occurredAt
+        bad.body = .consent(b)
+        let why = ledgerErrorMessage { _ = try Entry.decode(bad.encoded) }
+        #expect(why == "body.expiresAt: must be after occurredAt")
+        let index = ViewIndex(consortium: ledger.consortium, linkKey: ledger.linkKey)
+        let refused = error { try index.ingest(org: "brand", seq: 0, leaf: e[0].leaf, entryBytes: bad.encoded) }
+        #expect(refused?.code == .invalidEntry && refused?.message == "brand seq 0: \(why ?? "")")
+        #expect(throws: ViewError.self) { try EntryFacts(decoding: bad.encoded, leaf: e[0].leaf) }
+    }
+
+    /// Per entry the index keeps 104 bytes of facts (Specs/view.md §10.3).
+    @Test func factsTake104Bytes() {
+        #expect(MemoryLayout<Fact>.stride == 104)
+    }
+
+    func ledgerErrorMessage(_ body: () throws -> Void) -> String? {
+        do {
+            try body()
+            return nil
+        } catch { return (error as? LedgerError)?.message }
+    }
+
     @Test func receiptsMatchTheStore() throws {
         let ledger = try Ledger()
         defer { ledger.remove() }

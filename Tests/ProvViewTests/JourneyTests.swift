@@ -258,7 +258,7 @@ struct Journey {
             // And both agree with the ledger's full decoder.
             let entry = try Entry.decode(e.bytes)
             #expect(fromBytes.hlc == entry.hlc && fromBytes.subjects == entry.body.subjects)
-            #expect(fromBytes.occurredAt == entry.body.occurredAt && fromBytes.kind.rawValue == entry.body.kind)
+            #expect(fromBytes.occurredAt == entry.body.occurredAt && fromBytes.kind == entry.body.kind)
             switch entry.body {
             case .consent(let b):
                 #expect(fromBytes.purposes == b.purposes && fromBytes.controllers == b.controllers)

@@ -28,19 +28,8 @@ final class Ledger {
 
     init(orgs: [String] = ["brand", "retail", "care"], name: String = "acme") throws {
         dir = try makeTempDir()
-        var signers: [String: NoteSigner] = [:]
-        var members: [Consortium.Member] = []
-        for org in orgs {
-            let s = try NoteSigner(name: "\(name)/\(org)", privateKey: .generate())
-            signers[org] = s
-            members.append(
-                Consortium.Member(
-                    org: org, name: org.prefix(1).uppercased() + org.dropFirst(), origin: "\(name)/\(org)",
-                    key: s.verifierKey, peer: nil, api: nil))
-        }
-        consortium = try Consortium(name: name, members: members)
-        self.signers = signers
-        linkKey = try LinkKey(bytes: SecureRandom.bytes(32))
+        (consortium, signers, linkKey) = try Consortium.withFreshKeys(
+            name: name, orgs: orgs, displayName: { $0.prefix(1).uppercased() + $0.dropFirst() })
         for org in orgs {
             stores[org] = try LogStore(
                 dataDirectory: dir.path, consortium: name, org: org, writable: true, log: { _ in })

@@ -261,8 +261,6 @@ package struct CBORReader {
         return buffer[offset] >> 5
     }
 
-    package func peekIsNull() -> Bool { offset < buffer.count && buffer[offset] == 0xf6 }
-
     /// Reads an initial byte and its argument; checks the shortest-form rule (RFC 8949 §4.2.1).
     @inline(__always)
     mutating func readHead() throws(CBORError) -> (major: UInt8, argument: UInt64, start: Int) {
@@ -361,6 +359,22 @@ package struct CBORReader {
         return slice
     }
 
+    /// A text string's bytes before their UTF-8 check, and where its item starts: for a reader that first compares
+    /// them with known ASCII (a key, a code) and checks the others with `checkUTF8`, which then fails as
+    /// `readTextBytes` would have.
+    @inline(__always)
+    package mutating func readTextBytesUnchecked() throws(CBORError) -> (bytes: UnsafeRawBufferPointer, start: Int) {
+        let (n, start) = try readLength(3, "a text string")
+        let slice = UnsafeRawBufferPointer(rebasing: buffer[offset..<(offset + n)])
+        offset += n
+        return (slice, start)
+    }
+
+    /// The UTF-8 check of `readTextBytes`, on text read by `readTextBytesUnchecked` from the item at `start`.
+    package static func checkUTF8(_ text: UnsafeRawBufferPointer, itemAt start: Int) throws(CBORError) {
+        guard UTF8Check.isValid(text) else { throw CBORError(.invalidUTF8, start, "text string is not valid UTF-8") }
+    }
+
     package mutating func readText() throws(CBORError) -> String {
         String(decoding: try readTextBytes(), as: UTF8.self)
     }
@@ -396,12 +410,6 @@ package struct CBORReader {
             return true
         default: throw CBORError(.typeMismatch, offset, "expected a boolean")
         }
-    }
-
-    package mutating func readNull() throws(CBORError) {
-        guard offset < buffer.count else { throw CBORError(.truncated, offset, "input ends where null should be") }
-        guard buffer[offset] == 0xf6 else { throw CBORError(.typeMismatch, offset, "expected null") }
-        offset += 1
     }
 
     package func expectEnd() throws(CBORError) {

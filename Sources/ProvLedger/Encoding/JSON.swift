@@ -3,7 +3,7 @@ import Glibc
 /// A JSON parse failure: what and where (byte offset and 1-based column).
 public struct JSONError: Error, Equatable, CustomStringConvertible, Sendable {
     public enum Code: String, Equatable, Sendable {
-        case unexpectedEnd, unexpectedCharacter, invalidNumber, invalidString, invalidEscape, invalidUTF8,
+        case unexpectedEnd, unexpectedCharacter, invalidNumber, invalidEscape, invalidUTF8,
             controlCharacter, duplicateKey, depthExceeded, sizeExceeded, trailingCharacters
     }
 

@@ -36,18 +36,22 @@ public struct TileAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// The path below the log prefix, e.g. `tile/0/x001/234.p/7` or `tile/entries/005`.
     public var description: String {
-        var s = "tile/" + (level.map { String($0) } ?? "entries") + "/"
-        var parts: [String] = []
+        "tile/" + (level.map { String($0) } ?? "entries") + "/" + Self.indexPath(index)
+            + (width < 256 ? ".p/\(width)" : "")
+    }
+
+    /// A tile index in the path form (C2SP tlog-tiles): groups of three digits, all but the last prefixed with `x`,
+    /// as `x001/234` for 1234.
+    package static func indexPath(_ index: UInt64) -> String {
+        var groups: [String] = []
         var n = index
         repeat {
             let d = String(n % 1000)
-            parts.append(String(repeating: "0", count: 3 - d.count) + d)
+            groups.append(String(repeating: "0", count: 3 - d.count) + d)
             n /= 1000
         } while n > 0
-        s += parts.reversed().enumerated().map { $0.offset < parts.count - 1 ? "x" + $0.element : $0.element }
+        return groups.reversed().enumerated().map { $0.offset < groups.count - 1 ? "x" + $0.element : $0.element }
             .joined(separator: "/")
-        if width < 256 { s += ".p/\(width)" }
-        return s
     }
 
     /// Parses the path below a log prefix (`tile/...`) in its one canonical form; nil otherwise.
@@ -276,11 +280,8 @@ extension LogStore {
                             .invalidEntry,
                             "log \(org) seq \(seq): damaged record in \(segments[si].path); run prov verify")
                     }
-                    guard Merkle.leafHash(payload) == records[k].leaf else {
-                        throw LedgerError(
-                            .invalidEntry,
-                            "log \(org) seq \(seq): entry bytes do not match the indexed leaf hash; run prov verify")
-                    }
+                    // The record's CRC-32C caught damage on disk; the leaf hash is the reader's to check (every
+                    // copy and fetch verifies each entry against the tree), so serving does not hash twice.
                     out.append(UInt8(payload.count >> 8))
                     out.append(UInt8(payload.count & 0xFF))
                     out.appendRaw(payload)

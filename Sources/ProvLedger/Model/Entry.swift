@@ -148,14 +148,15 @@ public enum EntryBody: Sendable, Equatable {
     case unlink(LinkBody)
     case heads(HeadsBody)
 
-    public var kind: String {
+    /// The body's kind (Specs/format.md §3).
+    public var kind: EntryKind {
         switch self {
-        case .consent: "consent"
-        case .interaction: "interaction"
-        case .share: "share"
-        case .link: "link"
-        case .unlink: "unlink"
-        case .heads: "heads"
+        case .consent: .consent
+        case .interaction: .interaction
+        case .share: .share
+        case .link: .link
+        case .unlink: .unlink
+        case .heads: .heads
         }
     }
 
@@ -237,7 +238,7 @@ extension Entry {
         w.writeKey("deps")
         Self.writeRefs(deps, into: &w)
         w.writeKey("kind")
-        w.writeText(body.kind)
+        w.writeKey(body.kind.staticName)
         w.writeKey("prev")
         Self.writeDigest(prev, into: &w)
     }

@@ -68,7 +68,7 @@ extension Entry {
             JSONMember("log", .string(log)), JSONMember("seq", .number(String(seq))),
             JSONMember("prev", .string(prev.hex)),
             JSONMember("hlc", .array([.number(String(hlc.wall)), .number(String(hlc.counter))])),
-            JSONMember("deps", .array(deps.map(ref))), JSONMember("kind", .string(self.body.kind)),
+            JSONMember("deps", .array(deps.map(ref))), JSONMember("kind", .string(self.body.kind.rawValue)),
             JSONMember("body", .object(body)),
         ])
     }

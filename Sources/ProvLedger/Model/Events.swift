@@ -164,10 +164,10 @@ public enum SubjectRef {
 /// What the event parser needs to know about existing entries: for `consentRef` and `derivedFrom`.
 public struct ReferencedEntry: Sendable {
     public var leaf: SHA256Digest
-    public var kind: String
+    public var kind: EntryKind
     public var subjects: [SHA256Digest]
 
-    public init(leaf: SHA256Digest, kind: String, subjects: [SHA256Digest]) {
+    public init(leaf: SHA256Digest, kind: EntryKind, subjects: [SHA256Digest]) {
         self.leaf = leaf
         self.kind = kind
         self.subjects = subjects
@@ -193,14 +193,8 @@ public struct EventParser {
         self.resolve = resolve
     }
 
-    /// The input fields of each event type, as FieldKey bits (the names are the entry body's, plus `type`).
-    static let fieldsByType: [String: UInt64] = [
-        "consent": BodyFields.allowed["consent"]! | FieldKey.type.bit,
-        "interaction": BodyFields.allowed["interaction"]! | FieldKey.type.bit,
-        "share": BodyFields.allowed["share"]! | FieldKey.type.bit,
-        "link": BodyFields.allowed["link"]! | FieldKey.type.bit,
-        "unlink": BodyFields.allowed["unlink"]! | FieldKey.type.bit,
-    ]
+    /// The event types: the entry kinds an input event may have, all but `heads` (Specs/events.md).
+    static let types = EntryKind.allCases.filter { $0 != .heads }
 
     static func isAllowed(_ key: String, _ mask: UInt64) -> Bool {
         var k = key
@@ -218,15 +212,19 @@ public struct EventParser {
             throw LedgerError(.invalidEvent, "an event must be a JSON object, got \(event.typeName)")
         }
         guard let type = event["type"]?.stringValue else { throw bad("type", "missing or not a string") }
-        guard let allowed = Self.fieldsByType[type] else {
-            throw bad("type", "\(LedgerError.shown(type)) is not one of consent, interaction, share, link, unlink")
+        guard let kind = EntryKind(rawValue: type), kind != .heads else {
+            throw bad(
+                "type",
+                "\(LedgerError.shown(type)) is not one of \(Self.types.map(\.rawValue).joined(separator: ", "))")
         }
+        // The input fields of an event: the body keys of its kind, and `type`.
+        let allowed = kind.bodyKeys | FieldKey.type.bit
         for f in fields where !Self.isAllowed(f.key, allowed) {
             throw unknownField(in: nil, f.key, "for a \(type) event")
         }
         let body: EntryBody
-        switch type {
-        case "consent":
+        switch kind {
+        case .consent:
             body = .consent(
                 ConsentBody(
                     subject: try subject(event, "subject"), event: try string(event, "event"),
@@ -237,14 +235,13 @@ public struct EventParser {
                     notice: try notice(event), occurredAt: try time(event, "occurredAt"),
                     expiresAt: event["expiresAt"] == nil ? nil : try time(event, "expiresAt"),
                     evidence: try optionalDigest(event, "evidence")))
-        case "interaction":
+        case .interaction:
             let s = try subject(event, "subject")
             var consentRef: EntryRef?
             if event["consentRef"] != nil {
                 let (ref, target) = try reference(event["consentRef"]!, "consentRef")
-                guard target.kind == "consent" else {
-                    throw bad(
-                        "consentRef", "\(ref) is \(Vocabulary.withArticle(target.kind)) entry, not a consent entry")
+                guard target.kind == .consent else {
+                    throw bad("consentRef", "\(ref) is \(target.kind.withArticle) entry, not a consent entry")
                 }
                 consentRef = ref
             }
@@ -256,7 +253,7 @@ public struct EventParser {
                     legalBasis: try string(event, "legalBasis"),
                     agent: try agent(event), occurredAt: try time(event, "occurredAt"), consentRef: consentRef,
                     derivedFrom: try references(event, "derivedFrom"), detail: try optionalDigest(event, "detail")))
-        case "share":
+        case .share:
             let recipient = try string(event, "recipient")
             try member(recipient, "recipient")
             guard recipient != org else {
@@ -269,7 +266,9 @@ public struct EventParser {
                     dataCategories: try codeList(
                         event, "dataCategories", known: Vocabulary.dataCategories, what: "DPV data category"),
                     occurredAt: try time(event, "occurredAt"), derivedFrom: try references(event, "derivedFrom")))
-        default:
+        case .heads:
+            preconditionFailure("not an event type: refused above")
+        case .link, .unlink:
             guard let list = event["subjects"]?.arrayValue, list.count == 2 else {
                 throw bad("subjects", "must be an array of exactly two identifiers")
             }
@@ -279,7 +278,7 @@ public struct EventParser {
             let b = LinkBody(
                 subjects: refs, evidence: try optionalDigest(event, "evidence"),
                 occurredAt: try time(event, "occurredAt"))
-            body = type == "link" ? .link(b) : .unlink(b)
+            body = kind == .link ? .link(b) : .unlink(b)
         }
         do { try body.validate() } catch {
             // The entry's body fields carry the input's field names: say "field 'x'" as the parser does.
@@ -494,5 +493,110 @@ public struct EventParser {
         var out: [EntryRef] = []
         for (i, item) in list.enumerated() { out.append(try reference(item, "\(name)[\(i)]").0) }
         return out
+    }
+}
+
+extension EntryBody {
+    /// Checks the body rules of Specs/format.md §4 on a body built from an input event, before it becomes an
+    /// entry: known codes (the message lists the table's codes), sorted unique lists, sizes. Membership of org ids
+    /// is checked against the consortium by the caller. Stored entries are checked by `EntryRules` on their bytes.
+    public func validate() throws(LedgerError) {
+        func f(_ name: String, _ reason: String) -> LedgerError { EntryRules.field("body.\(name)", reason) }
+        func codes(_ list: [String], _ name: String, in set: Set<String>, what: String) throws(LedgerError) {
+            guard !list.isEmpty else { throw f(name, "must not be empty") }
+            guard list.count <= 32 else { throw f(name, "more than 32 items") }
+            for (i, c) in list.enumerated() {
+                guard set.contains(c) else {
+                    throw f("\(name)[\(i)]", "\(LedgerError.shown(c)) is not a known \(what)" + Vocabulary.listing(set))
+                }
+                if i > 0 && list[i - 1] >= c { throw f(name, "must be unique and in ascending order") }
+            }
+        }
+        func orgs(_ list: [String], _ name: String, allowEmpty: Bool) throws(LedgerError) {
+            guard allowEmpty || !list.isEmpty else { throw f(name, "must not be empty") }
+            guard list.count <= 32 else { throw f(name, "more than 32 items") }
+            for (i, c) in list.enumerated() {
+                guard Vocabulary.isOrgID(c) else {
+                    throw f("\(name)[\(i)]", "\(LedgerError.shown(c)) is not an org id")
+                }
+                if i > 0 && list[i - 1] >= c { throw f(name, "must be unique and in ascending order") }
+            }
+        }
+        func time(_ t: UInt64, _ name: String) throws(LedgerError) {
+            guard t < Timestamp.end else { throw f(name, "\(t) ms is not before the year 10000") }
+        }
+        func one(_ value: String, _ name: String, in set: Set<String>, what: String) throws(LedgerError) {
+            guard set.contains(value) else {
+                throw f(name, "\(LedgerError.shown(value)) is not a known \(what)" + Vocabulary.listing(set))
+            }
+        }
+        switch self {
+        case .consent(let b):
+            try one(b.event, "event", in: Vocabulary.consentEvents, what: "consent event")
+            try codes(b.purposes, "purposes", in: Vocabulary.purposes, what: "DPV purpose")
+            try orgs(b.controllers, "controllers", allowEmpty: false)
+            try orgs(b.recipients, "recipients", allowEmpty: true)
+            try one(b.channel, "channel", in: Vocabulary.channels, what: "channel")
+            try one(b.method, "method", in: Vocabulary.collectionMethods, what: "collection method")
+            try one(b.legalBasis, "legalBasis", in: Vocabulary.legalBases, what: "DPV legal basis")
+            if let n = b.notice {
+                guard Vocabulary.isCode(n.id) else {
+                    throw f("notice.id", "\(LedgerError.shownCode(n.id)) is not a code (1-64 of a-z 0-9 . _ -)")
+                }
+                guard Vocabulary.isNoticeVersion(n.version) else {
+                    throw f(
+                        "notice.version",
+                        "a value of \(n.version.utf8.count) bytes is not a version: 1-4 groups of 1-4 digits separated "
+                            + "by dots, such as 7 or 2.1")
+                }
+            }
+            try time(b.occurredAt, "occurredAt")
+            if let x = b.expiresAt {
+                try time(x, "expiresAt")
+                if x <= b.occurredAt { throw f("expiresAt", "must be after occurredAt") }
+            }
+        case .interaction(let b):
+            try one(b.channel, "channel", in: Vocabulary.channels, what: "channel")
+            guard Vocabulary.isCode(b.interaction) else {
+                throw f("interaction", "\(LedgerError.shownCode(b.interaction)) is not a code (1-64 of a-z 0-9 . _ -)")
+            }
+            try codes(b.purposes, "purposes", in: Vocabulary.purposes, what: "DPV purpose")
+            try one(b.legalBasis, "legalBasis", in: Vocabulary.legalBases, what: "DPV legal basis")
+            try one(b.agent.kind, "agent.kind", in: Vocabulary.agentKinds, what: "agent kind")
+            switch (b.agent.id, b.agent.kind) {
+            case (.ref, "person"): break
+            case (.ref, _): throw f("agent.id", "a \(b.agent.kind) agent is named by a code, not a ref")
+            case (.name, "person"):
+                throw f("agent.id", "a person agent is a 32-byte ref (a keyed pseudonym), never a name")
+            case (.name(let n), _):
+                guard Vocabulary.isCode(n) else {
+                    throw f("agent.id", "\(LedgerError.shownCode(n)) is not a code (1-64 of a-z 0-9 . _ -)")
+                }
+            }
+            if let o = b.agent.onBehalfOf, !Vocabulary.isOrgID(o) {
+                throw f("agent.onBehalfOf", "\(LedgerError.shown(o)) is not an org id")
+            }
+            if b.legalBasis == "dpv:Consent" && b.consentRef == nil {
+                throw f("consentRef", "required when legalBasis is dpv:Consent")
+            }
+            try time(b.occurredAt, "occurredAt")
+            guard b.derivedFrom.count <= 64 else { throw f("derivedFrom", "more than 64 references") }
+        case .share(let b):
+            guard Vocabulary.isOrgID(b.recipient) else {
+                throw f("recipient", "\(LedgerError.shown(b.recipient)) is not an org id")
+            }
+            try codes(b.purposes, "purposes", in: Vocabulary.purposes, what: "DPV purpose")
+            try codes(b.dataCategories, "dataCategories", in: Vocabulary.dataCategories, what: "DPV data category")
+            guard b.derivedFrom.count <= 64 else { throw f("derivedFrom", "more than 64 references") }
+            try time(b.occurredAt, "occurredAt")
+        case .link(let b), .unlink(let b):
+            guard b.subjects.count == 2, b.subjects[0] < b.subjects[1] else {
+                throw f("subjects", "must be two different refs in ascending byte order")
+            }
+            if case .link = self, b.evidence == nil { throw f("evidence", "required for a link") }
+            try time(b.occurredAt, "occurredAt")
+        case .heads(let b):
+            try time(b.occurredAt, "occurredAt")
+        }
     }
 }

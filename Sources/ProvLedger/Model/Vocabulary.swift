@@ -60,13 +60,16 @@ package enum Vocabulary {
         return " (one of \(codes.sorted().joined(separator: ", ")))"
     }
 
-    /// Entry kinds of format version 1.
-    package static let kinds: Set<String> = ["consent", "interaction", "share", "link", "unlink", "heads"]
-
     /// An org id: 1–32 of `a-z 0-9 -`, starting with a letter or digit.
     package static func isOrgID(_ s: String) -> Bool {
         let u = s.utf8
         guard (1...32).contains(u.count), let first = u.first, first != UInt8(ascii: "-") else { return false }
+        return u.allSatisfy { isLowerAlnum($0) || $0 == UInt8(ascii: "-") }
+    }
+
+    /// `isOrgID` of UTF-8 bytes.
+    package static func isOrgID(_ u: UnsafeRawBufferPointer) -> Bool {
+        guard (1...32).contains(u.count), u[0] != UInt8(ascii: "-") else { return false }
         return u.allSatisfy { isLowerAlnum($0) || $0 == UInt8(ascii: "-") }
     }
 
@@ -122,16 +125,10 @@ package enum Vocabulary {
             }
     }
 
-    /// "a consent", "an interaction": for messages naming an entry kind.
-    static func withArticle(_ kind: String) -> String {
-        (kind.first.map { "aeiou".contains($0) } ?? false ? "an " : "a ") + kind
-    }
-
     @inline(__always) static func isLowerAlnum(_ c: UInt8) -> Bool {
         (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
     }
 
-    package static let kindTable = CodeTable(kinds)
     package static let consentEventTable = CodeTable(consentEvents)
     package static let channelTable = CodeTable(channels)
     package static let methodTable = CodeTable(collectionMethods)
@@ -140,12 +137,17 @@ package enum Vocabulary {
     package static let legalBasisTable = CodeTable(legalBases)
     package static let dataCategoryTable = CodeTable(dataCategories)
 
-    /// The index of the '/' of a log origin `<consortium>/<org>`, if the origin is well formed.
-    package static func originSlash(_ origin: String) -> String.Index? {
-        let u = origin.utf8
+    /// The number of `dpv:Consent` in `legalBasisTable`: the legal basis that needs a `consentRef` (§4.2).
+    package static let consentBasis = legalBasisTable.number("dpv:Consent")!
+    /// The numbers of the agent kinds in `agentKindTable`.
+    package static let personAgent = agentKindTable.number("person")!
+    package static let softwareAgent = agentKindTable.number("software")!
+
+    /// The offset of the '/' of a log origin `<consortium>/<org>` in its UTF-8 bytes, if the origin is well formed.
+    package static func originSlash(_ u: UnsafeRawBufferPointer) -> Int? {
         guard let slash = u.firstIndex(of: UInt8(ascii: "/")) else { return nil }
         let name = u[..<slash]
-        let org = u[u.index(after: slash)...]
+        let org = u[(slash + 1)...]
         guard (1...64).contains(name.count), let n0 = name.first, isLowerAlnum(n0),
             name.allSatisfy({ isLowerAlnum($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }),
             (1...32).contains(org.count), let o0 = org.first, o0 != UInt8(ascii: "-"),
@@ -155,24 +157,36 @@ package enum Vocabulary {
     }
 }
 
-/// A vocabulary looked up by raw UTF-8 bytes, answering with one shared `String` per code so that decoding a
-/// known code allocates nothing: an open-addressing table keyed by FNV-1a of the bytes.
+/// A vocabulary looked up by raw UTF-8 bytes without allocating: an open-addressing table keyed by FNV-1a of the
+/// bytes. A code's number is its position in `codes` (ascending bytewise, the order Specs/format.md §4.6 lists
+/// them in), so that a reader can keep a code as a small number and name it again from the table.
 package struct CodeTable: Sendable {
-    private let slots: [(hash: UInt64, bytes: [UInt8], string: String)?]
+    /// The codes, ascending; a code's number is its index here.
+    package let codes: [String]
+    /// Each slot: the hash, the code's bytes in `text`, and its number; `number` is -1 in an empty slot. Plain
+    /// values, so a probe touches no reference count.
+    private let slots: [(hash: UInt64, start: Int32, count: Int32, number: Int32)]
+    private let text: [UInt8]
     private let mask: Int
 
     package init(_ codes: Set<String>) {
+        let sorted = codes.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         var size = 16
-        while size < codes.count * 4 { size *= 2 }
-        var slots = [(hash: UInt64, bytes: [UInt8], string: String)?](repeating: nil, count: size)
-        for c in codes.sorted() {
+        while size < sorted.count * 4 { size *= 2 }
+        var slots = [(hash: UInt64, start: Int32, count: Int32, number: Int32)](
+            repeating: (0, 0, 0, -1), count: size)
+        var text: [UInt8] = []
+        for (n, c) in sorted.enumerated() {
             let bytes = Array(c.utf8)
             let h = bytes.withUnsafeBytes { Self.hash($0) }
             var i = Int(truncatingIfNeeded: h) & (size - 1)
-            while slots[i] != nil { i = (i + 1) & (size - 1) }
-            slots[i] = (h, bytes, c)
+            while slots[i].number >= 0 { i = (i + 1) & (size - 1) }
+            slots[i] = (h, Int32(text.count), Int32(bytes.count), Int32(n))
+            text += bytes
         }
+        self.codes = sorted
         self.slots = slots
+        self.text = text
         self.mask = size - 1
     }
 
@@ -183,17 +197,34 @@ package struct CodeTable: Sendable {
         return h
     }
 
-    package func lookup(_ raw: UnsafeRawBufferPointer) -> String? {
+    /// The number of the code whose UTF-8 bytes are `raw`, or nil when it is not in the table.
+    @inline(__always)
+    package func number(_ raw: UnsafeRawBufferPointer) -> Int? {
         let h = Self.hash(raw)
-        var i = Int(truncatingIfNeeded: h) & mask
-        while let e = slots[i] {
-            if e.hash == h && e.bytes.count == raw.count
-                && e.bytes.withUnsafeBytes({ memcmp($0.baseAddress!, raw.baseAddress!, raw.count) == 0 })
-            {
-                return e.string
+        return slots.withUnsafeBufferPointer { slots in
+            text.withUnsafeBytes { text in
+                var i = Int(truncatingIfNeeded: h) & mask
+                while slots[i].number >= 0 {
+                    let e = slots[i]
+                    if e.hash == h && Int(e.count) == raw.count
+                        && (raw.count == 0
+                            || memcmp(text.baseAddress! + Int(e.start), raw.baseAddress!, raw.count) == 0)
+                    {
+                        return Int(e.number)
+                    }
+                    i = (i + 1) & mask
+                }
+                return nil
             }
-            i = (i + 1) & mask
         }
-        return nil
+    }
+
+    /// The table's own string for the code whose UTF-8 bytes are `raw` (shared, not allocated), or nil.
+    package func lookup(_ raw: UnsafeRawBufferPointer) -> String? { number(raw).map { codes[$0] } }
+
+    /// The number of `code`, or nil.
+    package func number(_ code: String) -> Int? {
+        var c = code
+        return c.withUTF8 { number(UnsafeRawBufferPointer($0)) }
     }
 }

@@ -1,6 +1,10 @@
 import Foundation
 import ProvCrypto
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The append path of a node: JSON Lines in, validated and pseudonymised entries out, appended durably as one
 /// group commit, or nothing at all if any line is bad.
 public final class Ingestor {
@@ -51,6 +55,10 @@ public final class Ingestor {
     /// during the previous one's fsync): references into them resolve from here.
     private let unacknowledged = UnacknowledgedEntries()
 
+    /// Inputs of at least this many lines are parsed on every core (each line's JSON, validation and
+    /// pseudonymisation are independent); the entries are then added to the group in line order on this thread.
+    static let parallelLines = 256
+
     /// Parses every line of `input` into one pending group. Throws on the first bad line and nothing is
     /// written, unless `onBadLine` is given: then a bad line is reported to it and left out, and the good
     /// lines make the group. Line numbers in errors start at `firstLine`.
@@ -64,68 +72,25 @@ public final class Ingestor {
         // copy the group's buffers.
         let unacknowledged = self.unacknowledged
         unacknowledged.begin(at: group.startSize, acknowledged: storeSize)
-        var others: [String: LogStore] = [:]
-        let store = self.store
-        let dataDirectory = self.dataDirectory
-        let consortiumName = consortium.name
-        let resolve: (String, UInt64) -> ReferencedEntry? = { org, seq in
-            if org == own {
-                if seq < storeSize {
-                    guard let leaf = try? store.leafHash(seq), let e = try? store.entry(seq) else { return nil }
-                    return ReferencedEntry(leaf: leaf, kind: e.body.kind, subjects: e.body.subjects)
-                }
-                return unacknowledged.entry(seq)
-            }
-            if others[org] == nil {
-                others[org] = try? LogStore(
-                    dataDirectory: dataDirectory, consortium: consortiumName, org: org, writable: false, log: { _ in })
-            }
-            guard let s = others[org], seq < s.size, let leaf = try? s.leafHash(seq), let e = try? s.entry(seq) else {
-                return nil
-            }
-            return ReferencedEntry(leaf: leaf, kind: e.body.kind, subjects: e.body.subjects)
+        let lines = Self.lines(of: input, firstLine: firstLine)
+        // Lines parsed ahead on every core: nil where a line refers to an entry of this very input (parsed below,
+        // in order, once that entry is in the group).
+        var ahead: [Result<EntryBody, LedgerError>?] = []
+        if lines.count >= Self.parallelLines && ProcessInfo.processInfo.activeProcessorCount > 1 {
+            ahead = parseAhead(input, lines, storeSize: storeSize, groupStart: group.startSize)
         }
-        let parser = EventParser(consortium: consortium, org: own, linkKey: linkKey, resolve: resolve)
+        let parser = EventParser(
+            consortium: consortium, org: own, linkKey: linkKey,
+            resolve: resolver(storeSize: storeSize, lock: nil) { seq in unacknowledged.entry(seq) })
         let (deps, citedHLC) = heads(cited: store.state.cited)
         var first = true
-        var line = firstLine - 1
-        let bytes = input
-        // A UTF-8 byte order mark at the start of the input (an editor's) is skipped (Specs/events.md §1).
-        var start = firstLine == 1 && bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
-        while start < bytes.count {
-            line += 1
-            var end = start
-            while end < bytes.count && bytes[end] != UInt8(ascii: "\n") { end += 1 }
-            var lineEnd = end
-            if lineEnd > start && bytes[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
-            defer { start = end + 1 }
-            let text = UnsafeRawBufferPointer(rebasing: bytes[start..<lineEnd])
-            if text.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+        for (i, l) in lines.enumerated() {
             let body: EntryBody
             do throws(LedgerError) {
-                guard text.count <= Self.maxLineBytes else {
-                    throw LedgerError(.invalidEvent, "line \(line): longer than \(Self.maxLineBytes) bytes")
-                }
-                let value: JSONValue
-                do { value = try JSON.parse(text, maxDepth: 8, maxSize: Self.maxLineBytes) } catch {
-                    // "unexpected character" shows a byte: never one of binary input (a key file given as input).
-                    if error.code == .unexpectedCharacter && !FileKind.isText(text) {
-                        throw LedgerError(.invalidEvent, "line \(line): binary data, not a JSON event")
-                    }
-                    // An object or array left open at the end of its line: pretty-printed JSON, one event over
-                    // many lines.
-                    let spread = error.code == .unexpectedEnd && error.reason.hasPrefix("input ends inside")
-                    throw LedgerError(
-                        .invalidEvent,
-                        "line \(line): not valid JSON: \(error)"
-                            + (spread ? "; each event must be on one line: JSON Lines" : ""))
-                }
-                do { body = try parser.parse(value) } catch {
-                    let array = value.arrayValue != nil
-                    throw LedgerError(
-                        .invalidEvent,
-                        "line \(line): \(error.message)"
-                            + (array ? "; give one event per line (JSON Lines), not an array of events" : ""))
+                if i < ahead.count, let parsed = ahead[i] {
+                    body = try parsed.get()
+                } else {
+                    body = try Self.parse(UnsafeRawBufferPointer(rebasing: input[l.range]), line: l.number, parser)
                 }
             } catch {
                 guard let onBadLine else { throw error }
@@ -138,6 +103,140 @@ public final class Ingestor {
         }
         unacknowledged.keepBuiltGroup()
         return group
+    }
+
+    /// The lines of `input` that hold something: their numbers (from `firstLine`) and byte ranges, without the
+    /// line end. A UTF-8 byte order mark at the start of the input (an editor's) is skipped (Specs/events.md §1).
+    static func lines(of bytes: UnsafeRawBufferPointer, firstLine: Int) -> [(number: Int, range: Range<Int>)] {
+        var out: [(number: Int, range: Range<Int>)] = []
+        var line = firstLine - 1
+        var start = firstLine == 1 && bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
+        while start < bytes.count {
+            line += 1
+            let base = bytes.baseAddress!
+            let end = memchr(base + start, 0x0A, bytes.count - start).map { UnsafeRawPointer($0) - base } ?? bytes.count
+            var lineEnd = end
+            if lineEnd > start && bytes[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
+            if !bytes[start..<lineEnd].allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { out.append((line, start..<lineEnd)) }
+            start = end + 1
+        }
+        return out
+    }
+
+    /// One input line as an entry body, or the error that names the line.
+    static func parse(_ text: UnsafeRawBufferPointer, line: Int, _ parser: EventParser) throws(LedgerError)
+        -> EntryBody
+    {
+        guard text.count <= maxLineBytes else {
+            throw LedgerError(.invalidEvent, "line \(line): longer than \(maxLineBytes) bytes")
+        }
+        let value: JSONValue
+        do { value = try JSON.parse(text, maxDepth: 8, maxSize: maxLineBytes) } catch {
+            // "unexpected character" shows a byte: never one of binary input (a key file given as input).
+            if error.code == .unexpectedCharacter && !FileKind.isText(text) {
+                throw LedgerError(.invalidEvent, "line \(line): binary data, not a JSON event")
+            }
+            // An object or array left open at the end of its line: pretty-printed JSON, one event over many lines.
+            let spread = error.code == .unexpectedEnd && error.reason.hasPrefix("input ends inside")
+            throw LedgerError(
+                .invalidEvent,
+                "line \(line): not valid JSON: \(error)"
+                    + (spread ? "; each event must be on one line: JSON Lines" : ""))
+        }
+        do { return try parser.parse(value) } catch {
+            let array = value.arrayValue != nil
+            throw LedgerError(
+                .invalidEvent,
+                "line \(line): \(error.message)"
+                    + (array ? "; give one event per line (JSON Lines), not an array of events" : ""))
+        }
+    }
+
+    /// Parses `lines` on every core, each worker with its own parser. A line that refers to an entry of this
+    /// input (seq at or past `groupStart` of the own log) is left nil, to be parsed in order.
+    private func parseAhead(
+        _ input: UnsafeRawBufferPointer, _ lines: [(number: Int, range: Range<Int>)], storeSize: UInt64,
+        groupStart: UInt64
+    ) -> [Result<EntryBody, LedgerError>?] {
+        // Everything a worker touches is its own (its parser, its flag, its slice of the results), or read-only
+        // while the workers run (the input, the unacknowledged entries, the store under `lock`).
+        final class Work: @unchecked Sendable {
+            let results: UnsafeMutableBufferPointer<Result<EntryBody, LedgerError>?>
+            var parsers: [EventParser] = []
+            let pending: UnsafeMutableBufferPointer<Bool>
+            init(lines: Int, workers: Int) {
+                results = .allocate(capacity: lines)
+                results.initialize(repeating: nil)
+                pending = .allocate(capacity: workers)
+                pending.initialize(repeating: false)
+            }
+            deinit {
+                results.deinitialize()
+                results.deallocate()
+                pending.deallocate()
+            }
+        }
+        let workers = min(ProcessInfo.processInfo.activeProcessorCount, 8)
+        let work = Work(lines: lines.count, workers: workers)
+        let lock = NSLock()
+        let unacknowledged = self.unacknowledged
+        let own = store.org
+        for w in 0..<workers {
+            let earlier = resolver(storeSize: storeSize, lock: lock) { seq in unacknowledged.entry(seq) }
+            work.parsers.append(
+                EventParser(consortium: consortium, org: own, linkKey: linkKey) { org, seq in
+                    if org == own && seq >= groupStart {
+                        work.pending[w] = true
+                        return nil
+                    }
+                    return earlier(org, seq)
+                })
+        }
+        nonisolated(unsafe) let bytes = input
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            let parser = work.parsers[w]
+            for i in (lines.count * w / workers)..<(lines.count * (w + 1) / workers) {
+                work.pending[w] = false
+                let l = lines[i]
+                do throws(LedgerError) {
+                    work.results[i] = .success(
+                        try Self.parse(UnsafeRawBufferPointer(rebasing: bytes[l.range]), line: l.number, parser))
+                } catch {
+                    work.results[i] = work.pending[w] ? nil : .failure(error)
+                }
+            }
+        }
+        return Array(work.results)
+    }
+
+    /// Looks up entries that events refer to: the own log's committed entries (under `lock` when given, for
+    /// readers on several threads), its entries written and not yet acknowledged (`unacknowledged`), and the other
+    /// logs of the data directory (each opened once per resolver).
+    private func resolver(
+        storeSize: UInt64, lock: NSLock?, unacknowledged: @escaping (UInt64) -> ReferencedEntry?
+    ) -> (String, UInt64) -> ReferencedEntry? {
+        var others: [String: LogStore] = [:]
+        let store = self.store
+        let own = store.org
+        let dataDirectory = self.dataDirectory
+        let consortiumName = consortium.name
+        return { org, seq in
+            if org == own {
+                guard seq < storeSize else { return unacknowledged(seq) }
+                lock?.lock()
+                defer { lock?.unlock() }
+                guard let leaf = try? store.leafHash(seq), let e = try? store.entry(seq) else { return nil }
+                return ReferencedEntry(leaf: leaf, kind: e.body.kind, subjects: e.body.subjects)
+            }
+            if others[org] == nil {
+                others[org] = try? LogStore(
+                    dataDirectory: dataDirectory, consortium: consortiumName, org: org, writable: false, log: { _ in })
+            }
+            guard let s = others[org], seq < s.size, let leaf = try? s.leafHash(seq), let e = try? s.entry(seq) else {
+                return nil
+            }
+            return ReferencedEntry(leaf: leaf, kind: e.body.kind, subjects: e.body.subjects)
+        }
     }
 
     /// The heads of the other logs in this data directory that moved since this log last cited them, each

@@ -54,6 +54,8 @@ extension LogStore {
         fileprivate var tiles: [TileHash] = []
         fileprivate var state: WriterState? = nil
         fileprivate var deferred: DeferredData? = nil
+        /// Where the group ends: the first seq of its segment and the byte offset after its checkpoint record.
+        fileprivate var end: AcknowledgedEnd? = nil
 
         /// The checkpoint that closes the group.
         public var signedCheckpoint: SignedCheckpoint? { checkpoint }
@@ -133,10 +135,11 @@ extension LogStore {
             Self.appendIndexRecord(r.leaf, UInt64(base + group.offsets[i]), to: &idx)
         }
         var deferred: DeferredData?
+        let at: Int
         do throws(LedgerError) {
             if rolling { try startSegment(firstSeq: group.startSize) }
             let target = self.current!
-            let at = currentSize
+            at = currentSize
             if deferringData {
                 deferred = DeferredData(records: group.buffer, trailer: trailer, at: at)
             } else {
@@ -151,7 +154,8 @@ extension LogStore {
         if deferred == nil { spare = group.buffer }
         return WrittenGroup(
             results: group.results, index: idx, checkpoint: cp, segment: self.current, startSize: group.startSize,
-            tiles: group.tiles, state: st, deferred: deferred)
+            tiles: group.tiles, state: st, deferred: deferred,
+            end: AcknowledgedEnd(segment: segments.last!.firstSeq, offset: at + group.buffer.count + trailer.count))
     }
 
     /// A group's bytes whose write was left to `sync`.
@@ -192,6 +196,7 @@ extension LogStore {
         size = cp.checkpoint.size
         latest = cp
         if let st = w.state { committedState = st }
+        if let end = w.end { acknowledgedEnd = end }
         pendingIndex += w.index
         flushIndex()
         writeCheckpointFile(cp)
@@ -202,6 +207,9 @@ extension LogStore {
 
     /// Marks the store failed (a sync failed elsewhere): no further appends until reopened.
     public func fail(_ error: LedgerError) { failed = error }
+
+    /// Why the store takes no more groups (a write or fsync failed), or nil.
+    public var failure: LedgerError? { failed }
 
     // MARK: Caches written after a commit (Specs/format.md §10.9 step 5)
 

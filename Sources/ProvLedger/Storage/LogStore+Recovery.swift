@@ -249,6 +249,7 @@ extension LogStore {
         if segments.isEmpty { try startSegment(firstSeq: 0) }
         current = try FileHandleFD(path: segments.last!.path, flags: O_RDWR)
         currentSize = try current!.size
+        acknowledgedEnd = AcknowledgedEnd(segment: segments.last!.firstSeq, offset: currentSize)
         if checkpointFile == nil {
             let (f, created) = try FileHandleFD.openOrCreate(checkpointPath, flags: O_RDWR)
             checkpointFile = f

@@ -44,6 +44,8 @@ public final class LogStore {
     var readers: [UInt64: FileHandleFD] = [:]
     /// A write or fsync failed: no further group until reopened.
     var failed: LedgerError?
+    /// Where the last group acknowledged (or found whole on open) ends: a reopen cuts everything after it.
+    var acknowledgedEnd: AcknowledgedEnd?
     /// The buffer of the last group written, reused by the next one (its pages are already mapped).
     var spare: [UInt8] = []
 
@@ -111,7 +113,7 @@ public final class LogStore {
 
     /// Brings the tile store in line with the log: cut what lies past `size` (a torn tail was cut), and
     /// compute what a crash between a commit and its tile write left out, from the level below.
-    private func repairTiles() throws(LedgerError) {
+    func repairTiles() throws(LedgerError) {
         let t = try tileStore()
         try t.truncate(size: size)
         var level = 1

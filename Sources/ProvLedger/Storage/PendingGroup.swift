@@ -26,9 +26,6 @@ public struct PendingGroup {
 
     public var count: Int { results.count }
 
-    /// The seq the next added entry gets.
-    public var nextSeq: UInt64 { state.frontier.size }
-
     /// The group's entries (seq, leaf hash, canonical bytes), as a value that can travel to another thread.
     public var entries: GroupEntries { GroupEntries(buffer: buffer, offsets: offsets, results: results) }
 

@@ -54,12 +54,17 @@ public final class ReplicaWriter {
 
     /// The size the copy reaches once the pending entries are committed.
     public var pendingSize: UInt64 { group.size }
-    public var pendingRoot: SHA256Digest { group.root }
 
     /// Drops the pending entries (a peer served something wrong, or the pull was given up).
     public func reset() {
         group = store.beginGroup(now: 0)
         pendingInfo.removeAll()
+    }
+
+    /// Forgets everything not acknowledged, the group in its fsync too: the store was reopened after a failure.
+    public func reopened() {
+        written = nil
+        reset()
     }
 
     func fail(_ seq: UInt64, _ what: String) -> LedgerError {
@@ -253,7 +258,7 @@ extension LogStore {
     /// or when it cannot be read.
     public func knownEntry(_ seq: UInt64) -> KnownEntry? {
         guard seq < size, let e = try? entry(seq), let leaf = try? leafHash(seq) else { return nil }
-        return KnownEntry(leaf: leaf, kind: UInt8(AuditedEntry.kindNames.firstIndex(of: e.body.kind) ?? 0), hlc: e.hlc)
+        return KnownEntry(leaf: leaf, kind: e.body.kind.code, hlc: e.hlc)
     }
 
     /// The stored checkpoint with the smallest size at least `n` (n ≥ 1): the end of the group that holds entry

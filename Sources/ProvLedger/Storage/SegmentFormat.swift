@@ -22,12 +22,19 @@ package enum SegmentFormat {
 
     package static func frame(_ type: RecordType, _ payload: UnsafeRawBufferPointer, into out: inout [UInt8]) {
         let len = UInt32(payload.count)
-        var head: [UInt8] = [
+        // The header is built on the stack: framing runs once per entry written or copied.
+        var head: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (
             type.rawValue, UInt8(len >> 24), UInt8(len >> 16 & 0xff), UInt8(len >> 8 & 0xff), UInt8(len & 0xff),
-        ]
-        let crc = head.withUnsafeBytes { CRC32C.checksum(payload, seed: CRC32C.checksum($0)) }
-        head += [UInt8(crc >> 24), UInt8(crc >> 16 & 0xff), UInt8(crc >> 8 & 0xff), UInt8(crc & 0xff)]
-        out += head
+            0, 0, 0, 0
+        )
+        withUnsafeMutableBytes(of: &head) { h in
+            let crc = CRC32C.checksum(payload, seed: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: h[0..<5])))
+            h[5] = UInt8(crc >> 24)
+            h[6] = UInt8(crc >> 16 & 0xff)
+            h[7] = UInt8(crc >> 8 & 0xff)
+            h[8] = UInt8(crc & 0xff)
+            out.appendRaw(UnsafeRawBufferPointer(h))
+        }
         out.appendRaw(payload)
     }
 

@@ -45,12 +45,17 @@ package struct WriterState: Sendable, Equatable {
 
     package init(decoding raw: UnsafeRawBufferPointer) throws {
         var r = CBORReader(raw, maxDepth: 4)
+        func digest(_ name: String) throws -> SHA256Digest {
+            let b = try r.readBytes()
+            guard b.count == 32 else { throw LedgerError(.invalidEntry, "\(name): must be 32 bytes, got \(b.count)") }
+            return SHA256Digest(copying: b.baseAddress!)
+        }
         guard try r.readMapHeader() == 5, try r.readText() == "hlc", try r.readArrayHeader() == 2 else {
             throw LedgerError(.invalidEntry, "state record: malformed")
         }
         hlc = HLC(wall: try r.readUnsigned(), counter: try r.readUnsigned())
         guard try r.readText() == "last" else { throw LedgerError(.invalidEntry, "state record: malformed") }
-        lastLeaf = try Entry.readDigest(&r, "state.last")
+        lastLeaf = try digest("state.last")
         guard try r.readText() == "size" else { throw LedgerError(.invalidEntry, "state record: malformed") }
         let size = try r.readUnsigned()
         guard try r.readText() == "cited" else { throw LedgerError(.invalidEntry, "state record: malformed") }
@@ -66,7 +71,7 @@ package struct WriterState: Sendable, Equatable {
             throw LedgerError(.invalidEntry, "state record: frontier has \(n) hashes for size \(size)")
         }
         var hashes: [SHA256Digest] = []
-        for _ in 0..<n { hashes.append(try Entry.readDigest(&r, "state.frontier")) }
+        for _ in 0..<n { hashes.append(try digest("state.frontier")) }
         try r.expectEnd()
         frontier = MerkleFrontier(size: size, hashes: hashes)
     }

@@ -53,6 +53,7 @@ public struct Verifier {
         // place that is not a plain file (a link, a FIFO): it is never read through, and the log is not verified.
         return names.filter { name in
             !name.hasPrefix(".") && name != EvidenceFolder.name && name != ConsortiumFolder.name
+                && name != Quarantine.name
                 && FileHandleFD.kind(of: "\(dataDirectory)/\(name)").map { $0 != S_IFREG } ?? false
         }.sorted()
     }
@@ -119,9 +120,9 @@ public struct Verifier {
                 : "\(field) cites \(named) with leaf \(ref.leaf.hex), but \(named) here has leaf \(leaf.hex): one of the "
                     + "two logs is not what was cited"
         }
-        if field == "consentRef" && kind != 0 {
+        if field == "consentRef" && kind != EntryKind.consent.code {
             return "consentRef cites \(named), which is "
-                + "\(Vocabulary.withArticle(AuditedEntry.kindNames[Int(kind)])) entry, not a consent entry"
+                + "\(EntryKind(code: kind)?.withArticle ?? "an unknown") entry, not a consent entry"
         }
         if field == "deps" && citingHLC < hlc {
             return "hlc \(citingHLC) is behind hlc \(hlc) of \(named), which it cites in deps: its clock went back "

@@ -1,15 +1,23 @@
 /// Request size limits of a server (Specs/transport.md §Limits).
 public struct HTTPServerLimits: Sendable, Equatable {
     /// The request line, without its CRLF (longer: 414).
-    public var maxRequestLineBytes = 8 * 1024
+    public var maxRequestLineBytes: Int
     /// The header section after the request line, CRLFs included (larger: 431).
-    public var maxHeaderBytes = 32 * 1024
+    public var maxHeaderBytes: Int
     /// Header fields per request (more: 431).
-    public var maxHeaderCount = 100
+    public var maxHeaderCount: Int
     /// A request body (larger: 413, and the connection is closed).
-    public var maxBodyBytes = 1024 * 1024
+    public var maxBodyBytes: Int
 
-    public init() {}
+    public init(
+        maxRequestLineBytes: Int = 8 * 1024, maxHeaderBytes: Int = 32 * 1024, maxHeaderCount: Int = 100,
+        maxBodyBytes: Int = 1024 * 1024
+    ) {
+        self.maxRequestLineBytes = maxRequestLineBytes
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxHeaderCount = maxHeaderCount
+        self.maxBodyBytes = maxBodyBytes
+    }
 }
 
 /// A request refused by the parser: the status to answer and a short reason that quotes nothing of the request.

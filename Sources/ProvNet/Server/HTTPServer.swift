@@ -104,9 +104,6 @@ public final class HTTPResponder: Sendable {
         return true
     }
 
-    /// Whether `respond` has been called.
-    public var hasResponded: Bool { answered.load(ordering: .acquiring) }
-
     private func send(_ response: HTTPResponse) {
         let close = clientAsksClose || response.asksToClose || loop.stopping.load(ordering: .relaxed)
         let date = HTTPDate.now

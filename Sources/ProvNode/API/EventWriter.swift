@@ -53,6 +53,10 @@ final class EventWriter: @unchecked Sendable {
     private let unacknowledged = UnacknowledgedEntries()
     /// When the own log last cited the other logs' heads (for heads-only entries).
     private var lastCited = DispatchTime.now()
+    /// Groups written whose fsync has not finished (guarded by `cond`). The writer takes the next batch only when
+    /// at most one is in flight: requests that arrive during a group's fsync then make the next group together
+    /// (one fsync for all of them) instead of one small group each.
+    private var inFlight = 0
 
     /// Most events taken into one group.
     static let maxGroup = 4096
@@ -182,6 +186,12 @@ final class EventWriter: @unchecked Sendable {
                 cond.unlock()
                 continue
             }
+            // One group syncing and the next one written: wait for the first, and let requests gather meanwhile.
+            while inFlight > 1 && !stopping && jobs.isEmpty { cond.wait() }
+            if !jobs.isEmpty {
+                cond.unlock()
+                continue
+            }
             var batch: [Submission] = []
             var n = 0
             while let s = queue.first, batch.isEmpty || n + s.items.count <= Self.maxGroup {
@@ -189,7 +199,7 @@ final class EventWriter: @unchecked Sendable {
                 n += s.items.count
             }
             cond.unlock()
-            if let why = node?.writeRefusal {
+            if let why = node?.writeRefusal ?? reopenIfFailed() {
                 for s in batch { s.respond(.failed(why)) }
                 continue
             }
@@ -197,9 +207,33 @@ final class EventWriter: @unchecked Sendable {
         }
     }
 
+    /// What a request hears while the own log cannot be written: the details (a path, the system's error) are in
+    /// the node's log, not in answers to clients.
+    static let cannotWrite =
+        "the own log cannot be written just now (a write or fsync on the node's disk failed; its operator sees why "
+        + "in the node's log); nothing of this request was appended; the node retries by itself: try again later"
+
+    /// After a write or fsync of the own log failed (a full disk): reopens it before the next group, once every
+    /// group in flight has finished (`LogStore.reopen` cuts what was not acknowledged and checks the files
+    /// again). Returns why requests are refused while it stays failed, or nil when the log takes groups. The next
+    /// group is the test of whether writes succeed again; the failure and the recovery are each logged once.
+    private func reopenIfFailed() -> String? {
+        guard let node else { return nil }
+        let own = node.own
+        guard own.needsReopen else { return nil }
+        fsync.sync {}
+        do throws(LedgerError) { try own.reopen() } catch {
+            own.fail(error)
+            return Self.cannotWrite
+        }
+        let size = own.head.size
+        unacknowledged.begin(at: size, acknowledged: size)
+        return nil
+    }
+
     /// A heads-only entry when other logs moved past what the own log cited (Specs/protocol.md §5.4).
     private func writeHeads() {
-        guard let node, node.writeRefusal == nil else { return }
+        guard let node, node.writeRefusal == nil, reopenIfFailed() == nil else { return }
         let own = node.own
         var group = own.beginGroup(now: Ingestor.now())
         let (deps, citedHLC) = node.heads { group.cited($0) }
@@ -210,23 +244,25 @@ final class EventWriter: @unchecked Sendable {
         group.add(.heads(HeadsBody(occurredAt: Ingestor.now())), deps: deps, citedHLC: citedHLC)
         let written: LogStore.WrittenGroup
         do throws(LedgerError) { written = try node.writeOwnGroup(group) } catch {
-            node.log.error("cannot write a heads entry to the own log", ["error": error.message])
+            if own.needsReopen {
+                own.fail(error)
+            } else {
+                node.log.error("cannot write a heads entry to the own log", ["error": error.message])
+            }
             return
         }
         unacknowledged.keep(start: group.startSize, leaves: group.results.map(\.leaf), bodies: group.bodies)
-        let log = node.log
         let committedGroup = group.entries
-        fsync.async {
+        groupWritten()
+        fsync.async { [self] in
+            defer { groupSynced() }
             do throws(LedgerError) { try LogStore.sync(written) } catch {
                 own.fail(error)
-                log.error(
-                    "fsync of the own log failed: nothing more is appended until restart", ["error": error.message])
                 return
             }
             do throws(LedgerError) { _ = try own.acknowledge(written) } catch {
                 // Not acknowledged (an earlier group failed): it does not count, whatever its fsync said.
                 own.fail(error)
-                log.error("a heads entry was not committed", ["error": error.message])
                 return
             }
             if let cp = written.signedCheckpoint { node.feedView(node.config.org, committedGroup, cp) }
@@ -234,6 +270,19 @@ final class EventWriter: @unchecked Sendable {
             node.metrics.groupCommits.add(1, ordering: .relaxed)
             node.logMoved(node.config.org)
         }
+    }
+
+    private func groupWritten() {
+        cond.lock()
+        inFlight += 1
+        cond.unlock()
+    }
+
+    private func groupSynced() {
+        cond.lock()
+        inFlight -= 1
+        cond.broadcast()
+        cond.unlock()
     }
 
     /// Builds one group from `batch`, writes it, and hands its fsync to the fsync queue, which answers.
@@ -287,34 +336,31 @@ final class EventWriter: @unchecked Sendable {
         if !deps.isEmpty { lastCited = .now() }
         let written: LogStore.WrittenGroup
         do throws(LedgerError) { written = try node.writeOwnGroup(group) } catch {
-            node.log.error("cannot write the own log", ["error": error.message])
-            for (s, _) in accepted { s.respond(.failed(error.message)) }
+            if own.needsReopen {
+                own.fail(error)
+                for (s, _) in accepted { s.respond(.failed(Self.cannotWrite)) }
+            } else {
+                node.log.error("cannot write the own log", ["error": error.message])
+                for (s, _) in accepted { s.respond(.failed(error.message)) }
+            }
             return
         }
         unacknowledged.keepBuiltGroup()
         let committedGroup = group.entries
         let metrics = node.metrics
-        let log = node.log
         let results = group.results
         let answers = accepted
-        fsync.async {
+        groupWritten()
+        fsync.async { [self] in
+            defer { groupSynced() }
             do throws(LedgerError) {
                 try LogStore.sync(written)
-            } catch {
-                own.fail(error)
-                log.error(
-                    "fsync of the own log failed: nothing more is appended until restart", ["error": error.message])
-                for (s, _) in answers { s.respond(.failed(error.message)) }
-                return
-            }
-            do throws(LedgerError) {
                 // Cache files that cannot be updated are warnings inside; what throws here is a group that does
-                // not count (an earlier group's fsync failed), so its writers hear that it failed.
+                // not count (an earlier group's write or fsync failed), so its writers hear that it failed.
                 _ = try own.acknowledge(written)
             } catch {
                 own.fail(error)
-                log.error("a group was not committed", ["error": error.message])
-                for (s, _) in answers { s.respond(.failed(error.message)) }
+                for (s, _) in answers { s.respond(.failed(Self.cannotWrite)) }
                 return
             }
             // The view shows the entries before their writers hear back: a client reads what it wrote.

@@ -37,7 +37,7 @@ final class Metrics: Sendable {
     func exposition(
         org: String, logs: [(org: String, size: UInt64, seen: UInt64)], peers: [(org: String, connected: Bool)],
         transport: [String: UInt64], suppressedLogLines: [String: UInt64] = [:], evidence: [String: UInt64] = [:],
-        writing: Bool = true
+        writing: Bool = true, failing: Set<String> = []
     ) -> String {
         var s = ""
         func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, String)]) {
@@ -97,6 +97,10 @@ final class Metrics: Sendable {
         metric(
             "prov_own_log_writing", "gauge", "1 while the own log takes entries, 0 once appending was stopped.",
             [("", writing ? "1" : "0")])
+        metric(
+            "prov_log_write_failing", "gauge",
+            "1 while a log held here cannot be written (a write or fsync failed; retried until one succeeds).",
+            logs.map { ("{log=\"\($0.org)\"}", failing.contains($0.org) ? "1" : "0") })
         _ = org
         return s
     }

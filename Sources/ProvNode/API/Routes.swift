@@ -332,6 +332,7 @@ extension Node {
     // MARK: Status and metrics
 
     func status() -> JSONValue {
+        let logs = self.logs
         var logMembers: [JSONMember] = []
         for org in logs.keys.sorted() {
             let held = logs[org]!
@@ -342,6 +343,15 @@ extension Node {
                 JSONMember("checkpoint", h.checkpoint.map { .string($0.serialized) } ?? .null),
             ]
             if let f = held.frozen { fields.append(JSONMember("frozen", .string(f))) }
+            if let f = held.failure {
+                fields.append(
+                    JSONMember(
+                        "writeFailure",
+                        .object([
+                            JSONMember("error", .string(f.message)),
+                            JSONMember("since", .string(Timestamp.format(f.since))),
+                        ])))
+            }
             logMembers.append(JSONMember(org, .object(fields)))
         }
         let workers = self.workers
@@ -358,8 +368,21 @@ extension Node {
             JSONMember("logs", .object(logMembers)), JSONMember("peers", .array(peers)),
             JSONMember("evidence", evidenceList()["evidence"] ?? .array([])),
             JSONMember("writingStopped", writingStopped.map { .string($0) } ?? .null),
+            JSONMember("quarantined", .array(quarantinedList())),
             JSONMember("consortiumVersion", .number(String(consortium.version))), JSONMember("keys", keysJSON),
         ])
+    }
+
+    /// The copies set aside in the data directory: those of this start with the reason, older ones by folder.
+    func quarantinedList() -> [JSONValue] {
+        Quarantine.list(dataDirectory: config.dataDirectory).map { folder in
+            var fields = [JSONMember("folder", .string(folder))]
+            if let s = setAside.first(where: { $0.folder == folder }) {
+                fields.insert(JSONMember("log", .string(s.org)), at: 0)
+                fields.append(JSONMember("reason", .string(s.reason)))
+            }
+            return .object(fields)
+        }
     }
 
     func exposition() -> String {
@@ -374,7 +397,8 @@ extension Node {
         for k in keptEvidence.withLock({ Array($0.values) }) { evidence[k.org, default: 0] += 1 }
         return metrics.exposition(
             org: config.org, logs: l, peers: p, transport: transportCounters(), suppressedLogLines: log.suppressed,
-            evidence: evidence, writing: writingStopped == nil)
+            evidence: evidence, writing: writingStopped == nil,
+            failing: Set(logs.values.filter { $0.failure != nil }.map(\.org)))
     }
 }
 

@@ -27,11 +27,19 @@ final class HeldLog: @unchecked Sendable {
     private var cosigned: SignedCheckpoint?
     /// Waiters for the log to reach a size (a deferred add-checkpoint answer).
     private var waiters: [(size: UInt64, call: @Sendable (Bool) -> Void)] = []
+    /// Why the log could not be written, since when (Unix ms): set by the first failed write or fsync, cleared
+    /// when a group is acknowledged again.
+    private var writeFailure: (message: String, since: UInt64)?
+    /// Where a failure and the recovery from it are said (once each).
+    let log: NodeLog
 
     /// The org whose log this is (fixed: only the member's keys and addresses change with a new version).
     let org: String
 
-    init(member: Consortium.Member, store: LogStore, consortium: Consortium, isOwn: Bool) throws(LedgerError) {
+    init(
+        member: Consortium.Member, store: LogStore, consortium: Consortium, isOwn: Bool, log: NodeLog = .silent
+    ) throws(LedgerError) {
+        self.log = log
         self.currentMember = member
         self.org = member.org
         self.store = store
@@ -109,15 +117,64 @@ final class HeldLog: @unchecked Sendable {
         let size = store.size
         let ready = waiters.filter { $0.size <= size }
         waiters.removeAll { $0.size <= size }
+        let resumed = takeFailure()
         lock.unlock()
+        if let resumed { sayResumed(resumed, size: size) }
         for w in ready { w.call(true) }
         return r
     }
 
+    /// Marks the store failed after a write or fsync failed: it takes no group until `reopen`. The first
+    /// failure after a healthy stretch is logged (with what failed); later ones are not, until it recovers.
     func fail(_ e: LedgerError) {
         lock.lock()
         store.fail(e)
+        let first = writeFailure == nil
+        if first { writeFailure = (e.message, UInt64(Date().timeIntervalSince1970 * 1000)) }
         lock.unlock()
+        if first {
+            log.error(
+                isOwn
+                    ? "writing the own log failed: appends are answered 503 until a write succeeds again"
+                    : "writing a copy failed: it is pulled again once a write succeeds",
+                ["log": org, "error": e.message], kind: "write-failed-\(org)")
+        }
+    }
+
+    /// Why the log cannot be written and since when (Unix ms), until a group is acknowledged again.
+    var failure: (message: String, since: UInt64)? {
+        lock.lock()
+        defer { lock.unlock() }
+        return writeFailure
+    }
+
+    /// Whether the store refuses groups until reopened.
+    var needsReopen: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return store.failure != nil
+    }
+
+    /// Reopens the store after a failure (`LogStore.reopen`: cut to what was acknowledged, read and checked again),
+    /// and drops the copy's pending entries. The caller has nothing in flight on the store.
+    func reopen() throws(LedgerError) {
+        lock.lock()
+        defer { lock.unlock() }
+        try store.reopen()
+        replica?.reopened()
+    }
+
+    /// Clears the failure (a group was acknowledged); returns it when there was one. Called with `lock` held.
+    private func takeFailure() -> (message: String, since: UInt64)? {
+        defer { writeFailure = nil }
+        return writeFailure
+    }
+
+    private func sayResumed(_ failure: (message: String, since: UInt64), size: UInt64) {
+        let seconds = (UInt64(Date().timeIntervalSince1970 * 1000) &- failure.since) / 1000
+        log.info(
+            isOwn ? "the own log is written again" : "a copy is written again",
+            ["log": org, "size": "\(size)", "failed for": "\(seconds) s", "error was": failure.message])
     }
 
     func beginGroup(now: UInt64) -> PendingGroup {
@@ -150,7 +207,9 @@ final class HeldLog: @unchecked Sendable {
         committed()
         let ready = waiters.filter { $0.size <= size }
         waiters.removeAll { $0.size <= size }
+        let resumed = takeFailure()
         lock.unlock()
+        if let resumed { sayResumed(resumed, size: size) }
         for w in ready { w.call(true) }
         return size
     }

@@ -442,6 +442,14 @@ final class PeerWorker: @unchecked Sendable {
         guard let goal else { return }
         held.syncLock.lock()
         defer { held.syncLock.unlock() }
+        if held.needsReopen {
+            // A write of this copy failed earlier (a full disk): its files are read and checked again first.
+            do throws(LedgerError) { try held.reopen() } catch {
+                held.fail(error)
+                copyNotStored(held)
+                return
+            }
+        }
         // Read under the sync lock: a new version of the descriptor replaces it (HeldLog.adopt).
         guard let replica = held.replica else { return }
         replica.reset()
@@ -460,8 +468,14 @@ final class PeerWorker: @unchecked Sendable {
             try committer.finish()
         } catch {
             replica.reset()
-            do { try committer.finish() } catch {
-                node.log.error("a copy could not be stored", ["log": log, "error": "\(error)"])
+            try? committer.finish()  // a failed write or fsync is said by `HeldLog.fail`
+            if held.needsReopen {
+                // This node could not store the copy (a full disk): not the peer's doing, and not a reason to
+                // disconnect from it. The chunks committed before the failure count.
+                if let e = error as? LedgerError { held.fail(e) }
+                if committer.stored > 0 { node.logMoved(log, except: org) }
+                copyNotStored(held)
+                return
             }
             throw error
         }
@@ -478,6 +492,15 @@ final class PeerWorker: @unchecked Sendable {
         cond.lock()
         defer { cond.unlock() }
         return consortiumWanted
+    }
+
+    /// A copy could not be written here: whoever waits for it to grow hears no, and the sync comes round again
+    /// within a second (reopening the copy first).
+    private func copyNotStored(_ held: HeldLog) {
+        held.cancelWaiters(above: held.head.size)
+        cond.lock()
+        nextSync = min(nextSync, .now() + .seconds(1))
+        cond.unlock()
     }
 
     private var isStopping: Bool {

@@ -5,45 +5,46 @@ import ProvLedger
     import Glibc
 #endif
 
-/// One entry as the index keeps it: 104 bytes, no references to the heap. Numbers and digests by value; texts
-/// and lists as interned ids; orgs as indices into the consortium's members. The fields `a`…`d` and `code1`…`code3`
-/// mean different things per kind (see the accessors in `IndexState`).
+/// One entry as the index keeps it: 104 bytes, no references to the heap (Specs/view.md §10.3). Numbers and digests
+/// by value; texts and lists as interned ids; codes as their numbers in the ledger's code tables (`Vocabulary`);
+/// orgs as indices into the consortium's members. Three words and two half-words hold different facts for
+/// different kinds: they are private, and read and written only through the accessors named for what they hold
+/// (each says for which kinds it holds it).
 struct Fact: Sendable {
     var leaf: SHA256Digest
     var wall: UInt64
     private var counter32: UInt32
     private var seq32: UInt32
     var occurredAt: UInt64
-    /// Consent: `expiresAt` (0 when none). Share: the data categories list id.
-    var wide: UInt64
+    /// Consent: `expiresAt`, 0 when none (a stored `expiresAt` is after `occurredAt`, so never 0). Others: 0.
+    var expiresAt: UInt64
     var subject: UInt32
     /// The next older fact of the same subject and chain; `IndexState.none` at the end.
     var next: UInt32
     /// Purposes list id (consent, interaction, share).
     var purposes: UInt32
-    /// Consent: controllers list. Interaction: interaction type string. Link/unlink: the second subject.
-    var a: UInt32
-    /// Consent: recipients list (`IndexState.none` when empty). Interaction: agent id string. Link/unlink: the next
-    /// older fact in the second subject's chain.
-    var b: UInt32
-    /// Consent: notice id and version (one string, NUL between them) + 1, 0 when none. Interaction, share: the
-    /// first of its refs in `IndexState.refs`.
-    var c: UInt32
+    /// Consent: controllers. Interaction: interaction type. Share: data categories. Link, unlink: second subject.
+    private var word1: UInt32
+    /// Consent: recipients. Interaction: agent id. Link, unlink: next older fact in the second subject's chain.
+    private var word2: UInt32
+    /// Consent: notice. Interaction, share: first ref.
+    private var word3: UInt32
     var org: UInt16
-    /// Interaction: `onBehalfOf` org + 1 (0 when none). Share: the recipient org.
-    var other: UInt16
+    /// Interaction: `agent.onBehalfOf`. Share: recipient.
+    private var otherOrg: UInt16
+    /// Channel number (consent, interaction).
     var channel: UInt16
-    /// Consent: event. Interaction: legal basis.
-    var code1: UInt16
-    /// Consent: collection method. Interaction: agent kind.
-    var code2: UInt16
-    /// Consent: legal basis.
-    var code3: UInt16
-    var kind: UInt8
+    /// Legal basis number (consent, interaction).
+    var legalBasis: UInt16
+    /// Consent: event. Interaction: agent kind.
+    private var code: UInt16
+    /// Collection method number (consent).
+    var method: UInt16
+    private var kindCode: UInt8
     /// Interaction, share: number of `derivedFrom` refs (after the consentRef, if any).
     var refCount: UInt8
     /// Bit 0: the interaction has a consentRef (the first of its refs).
-    var flags: UInt8
+    private var flags: UInt8
 
     /// Log sizes and clock counters the index takes (Specs/view.md §10.1).
     static let limit = UInt64(UInt32.max)
@@ -57,28 +58,112 @@ struct Fact: Sendable {
         counter32 = UInt32(counter)
         seq32 = UInt32(seq)
         self.occurredAt = occurredAt
-        wide = 0
+        expiresAt = 0
         self.subject = subject
         next = IndexState.none
         purposes = 0
-        a = 0
-        b = 0
-        c = 0
+        word1 = 0
+        word2 = 0
+        word3 = 0
         self.org = UInt16(org)
-        other = 0
+        otherOrg = 0
         channel = 0
-        code1 = 0
-        code2 = 0
-        code3 = 0
-        self.kind = kind.code
+        legalBasis = 0
+        code = 0
+        method = 0
+        kindCode = kind.code
         refCount = 0
         flags = 0
     }
 
     var counter: UInt64 { UInt64(counter32) }
     var seq: UInt64 { UInt64(seq32) }
-    var hasConsentRef: Bool { flags & 1 != 0 }
-    var entryKind: EntryKind { EntryKind(code: kind) }
+    var kind: EntryKind { EntryKind(code: kindCode)! }
+
+    // Consent.
+
+    /// Controllers list id.
+    var controllers: UInt32 {
+        get { word1 }
+        set { word1 = newValue }
+    }
+    /// Recipients list id, `IndexState.none` when the consent has none.
+    var recipients: UInt32 {
+        get { word2 }
+        set { word2 = newValue }
+    }
+    /// The notice's id and version (one interned string, NUL between them), nil when none.
+    var notice: UInt32? {
+        get { word3 == 0 ? nil : word3 - 1 }
+        set { word3 = newValue.map { $0 + 1 } ?? 0 }
+    }
+    /// Consent event number (`Vocabulary.consentEventTable`).
+    var event: UInt16 {
+        get { code }
+        set { code = newValue }
+    }
+
+    // Interaction.
+
+    /// Interaction type (an interned string).
+    var interactionType: UInt32 {
+        get { word1 }
+        set { word1 = newValue }
+    }
+    /// Agent id (an interned string: a name, or a person's `ref:…`).
+    var agent: UInt32 {
+        get { word2 }
+        set { word2 = newValue }
+    }
+    /// Agent kind number (`Vocabulary.agentKindTable`).
+    var agentKind: UInt16 {
+        get { code }
+        set { code = newValue }
+    }
+    /// The member the agent acted for, nil when none.
+    var onBehalfOf: UInt16? {
+        get { otherOrg == 0 ? nil : otherOrg - 1 }
+        set { otherOrg = newValue.map { $0 + 1 } ?? 0 }
+    }
+    /// Whether the first of the refs is a consentRef.
+    var hasConsentRef: Bool {
+        get { flags & 1 != 0 }
+        set { flags = newValue ? flags | 1 : flags & ~1 }
+    }
+
+    // Interaction and share.
+
+    /// The first of its refs in `IndexState.refs`: the consentRef if any, then `refCount` derivedFrom refs.
+    var firstRef: UInt32 {
+        get { word3 }
+        set { word3 = newValue }
+    }
+
+    // Share.
+
+    /// Data categories list id.
+    var dataCategories: UInt32 {
+        get { word1 }
+        set { word1 = newValue }
+    }
+    /// The member the data went to.
+    var recipient: UInt16 {
+        get { otherOrg }
+        set { otherOrg = newValue }
+    }
+
+    // Link and unlink.
+
+    /// The second subject.
+    var secondSubject: UInt32 {
+        get { word1 }
+        set { word1 = newValue }
+    }
+    /// The next older fact in the second subject's chain of links.
+    var secondNext: UInt32 {
+        get { word2 }
+        set { word2 = newValue }
+    }
 }
 
 /// A reference an entry makes (`consentRef`, `derivedFrom`), with the leaf hash it cites.
@@ -162,12 +247,13 @@ struct IndexState: Sendable {
     var subjects = SubjectTable()
     /// Per subject, the newest fact of each chain: consent entries, link and unlink entries, the rest.
     var consentHead: [UInt32] = []
+    /// Consent states of people with long histories, kept between permits (Query/ConsentCache.swift).
+    var consentCache = ConsentCache()
     var linkHead: [UInt32] = []
     var activityHead: [UInt32] = []
-    /// Agent ids, interaction types, notice ids and versions, purposes, org ids and data categories.
+    /// Agent ids, interaction types, notice ids and versions, purposes, org ids and data categories. Codes of
+    /// the format's own tables (channels, events, methods, legal bases, agent kinds) are kept as their numbers.
     var strings = Interner()
-    /// Channels, consent events, methods, legal bases, agent kinds: few, so 16-bit ids.
-    var codes = Interner()
     var lists = ListInterner()
 
     init(consortium: Consortium) {
@@ -201,24 +287,19 @@ struct IndexState: Sendable {
         var message: String
     }
 
-    private mutating func code(_ s: Span, _ base: UnsafeRawPointer, _ field: String) throws(Failure) -> UInt16 {
-        let id = codes.intern(s.bytes(base), hash: s.hash)
-        guard id < UInt32(UInt16.max) else { throw Failure(message: "\(field): too many distinct codes") }
-        return UInt16(id)
-    }
-
-    private func member(_ s: Span, _ base: UnsafeRawPointer, _ field: String) throws(Failure) -> UInt16 {
-        guard let o = orgNames.lookup(s.bytes(base)) else {
+    private func member(_ org: UnsafeRawBufferPointer, _ field: String) throws(Failure) -> UInt16 {
+        guard let o = orgNames.lookup(org) else {
             throw Failure(message: "\(field): names an org that is not a consortium member")
         }
         return UInt16(o)
     }
 
-    private mutating func list(_ l: ListSpan, _ d: EntryDecoder, _ base: UnsafeRawPointer) -> UInt32 {
-        let raw = l.raw.bytes(base)
-        if let id = lists.lookup(raw: raw, hash: l.raw.hash) { return id }
-        let members = (0..<Int(l.count)).map { strings.intern(d.spans[Int(l.start) + $0].bytes(base)) }
-        return lists.add(raw: raw, hash: l.raw.hash, members: members)
+    /// The id of list `l`, interned as its encoding (whose hash the decoder computed) with its items.
+    private mutating func list(_ l: ListSpan, hash: UInt32, _ base: UnsafeRawPointer) -> UInt32 {
+        let raw = l.encoding.bytes(base)
+        if let id = lists.lookup(raw: raw, hash: hash) { return id }
+        let members = l.texts(base).map { strings.intern($0) }
+        return lists.add(raw: raw, hash: hash, members: members)
     }
 
     private mutating func subjectID(_ s: SHA256Digest, hash: UInt32) -> UInt32 {
@@ -235,10 +316,10 @@ struct IndexState: Sendable {
     func subjectID(_ s: SHA256Digest) -> UInt32? { subjects.find(s) }
 
     /// Adds entry `seq` of log `o`, which must be the next one of that log; an entry given again with the same
-    /// leaf hash is ignored, with another leaf hash refused.
-    mutating func insert(
-        org o: Int, seq: UInt64, leaf: SHA256Digest, _ e: DecodedEntry, _ d: EntryDecoder, base: UnsafeRawPointer
-    ) throws(ViewError) {
+    /// leaf hash is ignored, with another leaf hash refused. `e`'s spans are offsets from `base`.
+    mutating func insert(org o: Int, seq: UInt64, leaf: SHA256Digest, _ e: DecodedEntry, base: UnsafeRawPointer)
+        throws(ViewError)
+    {
         let ingested = logs[o].ingested
         if seq < ingested {
             let held = facts[Int(logs[o].facts[Int(seq)])].leaf
@@ -255,89 +336,94 @@ struct IndexState: Sendable {
                 .feed, "\(orgs[o]) seq \(seq): entries of a log must come in seq order; the next is \(ingested)")
         }
         do throws(Failure) {
-            let log = e.log.bytes(base)
+            let log = e.fields.log.bytes(base)
             let same = originBytes[o].withUnsafeBytes {
                 log.count == $0.count && memcmp(log.baseAddress!, $0.baseAddress!, log.count) == 0
             }
-            guard e.seq == seq, same else {
-                throw Failure(message: "log and seq: the entry says \(e.log.string(base)) seq \(e.seq)")
+            guard e.fields.seq == seq, same else {
+                throw Failure(message: "log and seq: the entry says \(e.fields.log.string(base)) seq \(e.fields.seq)")
             }
             guard facts.count < Int(Self.none) else { throw Failure(message: "the index is full (2^32 entries)") }
-            guard seq < Fact.limit, e.hlc.counter < Fact.limit else {
+            guard seq < Fact.limit, e.fields.hlc.counter < Fact.limit else {
                 throw Failure(message: "seq or hlc counter is 2^32 or more, beyond what the view index takes")
             }
-            try insertChecked(org: o, seq: seq, leaf: leaf, e, d, base: base)
+            try insertChecked(org: o, seq: seq, leaf: leaf, e, base: base)
         } catch {
             throw ViewError(.invalidEntry, "\(orgs[o]) seq \(seq): \(error.message)")
         }
     }
 
     private mutating func insertChecked(
-        org o: Int, seq: UInt64, leaf: SHA256Digest, _ e: DecodedEntry, _ d: EntryDecoder, base: UnsafeRawPointer
+        org o: Int, seq: UInt64, leaf: SHA256Digest, _ e: DecodedEntry, base: UnsafeRawPointer
     ) throws(Failure) {
         let id = UInt32(facts.count)
+        let x = e.fields
         // A heads entry names no subject: it only moves what its log had seen of the others.
         var f = Fact(
-            leaf: leaf, wall: e.hlc.wall, counter: e.hlc.counter, seq: seq, occurredAt: e.occurredAt, kind: e.kind,
-            org: o, subject: e.kind == .heads ? Self.none : subjectID(e.subject, hash: e.subjectHash))
-        for i in 0..<Int(e.deps.count) {
-            let r = d.refs[Int(e.deps.start) + i]
-            cite(o, seq, Int(try member(r.org, base, "deps")), r.seq)
-        }
-        if e.kind != .link && e.kind != .unlink && e.kind != .heads {
-            f.purposes = list(e.purposes, d, base)
-            f.channel = e.channel.isPresent ? try code(e.channel, base, "body.channel") : 0
-        }
-        switch e.kind {
+            leaf: leaf, wall: x.hlc.wall, counter: x.hlc.counter, seq: seq, occurredAt: x.occurredAt, kind: x.kind,
+            org: o, subject: x.kind.hasSubjects ? subjectID(x.subject, hash: e.subjectHash) : Self.none)
+        for r in x.deps.refs(base) { cite(o, seq, Int(try member(r.org, "deps")), r.seq) }
+        switch x.kind {
         case .consent:
-            f.wide = e.expiresAt
-            f.a = list(e.controllers, d, base)
-            f.b = e.recipients.count > 0 ? list(e.recipients, d, base) : Self.none
-            if e.noticeID.isPresent {
-                let notice = Array(e.noticeID.bytes(base)) + [0] + Array(e.noticeVersion.bytes(base))
-                f.c = notice.withUnsafeBytes { strings.intern($0) } + 1
+            f.purposes = list(x.purposes, hash: e.purposesHash, base)
+            f.channel = UInt16(x.channel)
+            f.expiresAt = x.has(.expiresAt) ? x.expiresAt : 0
+            f.controllers = list(x.controllers, hash: e.controllersHash, base)
+            f.recipients = x.has(.recipients) ? list(x.recipients, hash: e.recipientsHash, base) : Self.none
+            if x.has(.notice) {
+                // The id and the version, NUL between them, as one string (copied on the stack).
+                let id = x.noticeID.bytes(base)
+                let version = x.noticeVersion.bytes(base)
+                f.notice = withUnsafeTemporaryAllocation(byteCount: id.count + 1 + version.count, alignment: 1) {
+                    $0.copyMemory(from: id)
+                    $0[id.count] = 0
+                    UnsafeMutableRawBufferPointer(rebasing: $0[(id.count + 1)...]).copyMemory(from: version)
+                    return strings.intern(UnsafeRawBufferPointer($0))
+                }
             }
-            f.code1 = try code(e.event, base, "body.event")
-            f.code2 = e.method.isPresent ? try code(e.method, base, "body.method") : 0
-            f.code3 = e.legalBasis.isPresent ? try code(e.legalBasis, base, "body.legalBasis") : 0
+            f.event = UInt16(x.event)
+            f.method = UInt16(x.method)
+            f.legalBasis = UInt16(x.legalBasis)
             f.next = consentHead[Int(f.subject)]
             consentHead[Int(f.subject)] = id
         case .interaction, .share:
-            f.c = UInt32(refs.count)
-            if e.consentRef >= 0 {
-                let r = d.refs[Int(e.consentRef)]
-                let org = try member(r.org, base, "body.consentRef")
+            f.purposes = list(x.purposes, hash: e.purposesHash, base)
+            f.firstRef = UInt32(refs.count)
+            if x.has(.consentRef) {
+                let r = x.consentRef
+                let org = try member(r.org.bytes(base), "body.consentRef")
                 refs.append(RefFact(leaf: r.leaf, seq: r.seq, org: org))
                 cite(o, seq, Int(org), r.seq)
-                f.flags |= 1
+                f.hasConsentRef = true
             }
-            for i in 0..<Int(e.derivedFrom.count) {
-                let r = d.refs[Int(e.derivedFrom.start) + i]
-                let org = try member(r.org, base, "body.derivedFrom")
+            for r in x.derivedFrom.refs(base) {
+                let org = try member(r.org, "body.derivedFrom")
                 refs.append(RefFact(leaf: r.leaf, seq: r.seq, org: org))
                 cite(o, seq, Int(org), r.seq)
             }
-            f.refCount = UInt8(e.derivedFrom.count)
-            if e.kind == .interaction {
-                f.a = strings.intern(e.interaction.bytes(base), hash: e.interaction.hash)
-                f.b =
-                    e.agentRef.map { strings.intern(SubjectRef.text($0)) }
-                    ?? strings.intern(e.agentID.bytes(base), hash: e.agentID.hash)
-                f.code1 = try code(e.legalBasis, base, "body.legalBasis")
-                f.code2 = try code(e.agentKind, base, "body.agent.kind")
-                f.other = e.onBehalfOf.isPresent ? try member(e.onBehalfOf, base, "body.agent.onBehalfOf") + 1 : 0
+            f.refCount = UInt8(x.derivedFrom.count)
+            if x.kind == .interaction {
+                f.channel = UInt16(x.channel)
+                f.interactionType = strings.intern(x.interaction.bytes(base), hash: e.interactionHash)
+                f.agent =
+                    x.agentIsRef
+                    ? strings.intern(SubjectRef.text(x.agentRef))
+                    : strings.intern(x.agentID.bytes(base), hash: e.agentIDHash)
+                f.legalBasis = UInt16(x.legalBasis)
+                f.agentKind = UInt16(x.agentKind)
+                f.onBehalfOf = x.hasOnBehalfOf ? try member(x.onBehalfOf.bytes(base), "body.agent.onBehalfOf") : nil
             } else {
-                f.other = try member(e.recipient, base, "body.recipient")
-                f.wide = UInt64(list(e.dataCategories, d, base))
+                f.recipient = try member(x.recipient.bytes(base), "body.recipient")
+                f.dataCategories = list(x.dataCategories, hash: e.dataCategoriesHash, base)
             }
             f.next = activityHead[Int(f.subject)]
             activityHead[Int(f.subject)] = id
         case .link, .unlink:
-            let second = subjectID(e.subject2, hash: e.subject2Hash)
-            f.a = second
+            let second = subjectID(x.secondSubject, hash: e.secondSubjectHash)
+            f.secondSubject = second
             f.next = linkHead[Int(f.subject)]
             linkHead[Int(f.subject)] = id
-            f.b = linkHead[Int(second)]
+            f.secondNext = linkHead[Int(second)]
             linkHead[Int(second)] = id
         case .heads:
             break
@@ -367,7 +453,7 @@ struct IndexState: Sendable {
     func leaf(_ o: Int, _ seq: UInt64) -> SHA256Digest { facts[Int(logs[o].facts[Int(seq)])].leaf }
 
     func refsOf(_ f: Fact) -> (consentRef: RefFact?, derivedFrom: [RefFact]) {
-        let start = Int(f.c)
+        let start = Int(f.firstRef)
         let cr = f.hasConsentRef ? refs[start] : nil
         let first = start + (f.hasConsentRef ? 1 : 0)
         return (cr, (0..<Int(f.refCount)).map { refs[first + $0] })
@@ -392,35 +478,37 @@ struct IndexState: Sendable {
         let f = facts[Int(id)]
         let ref = entryRef(id)
         let hlc = HLC(wall: f.wall, counter: f.counter)
-        switch f.entryKind {
+        switch f.kind {
         case .consent:
             return EntryFacts(
                 ref: ref, kind: .consent, hlc: hlc, occurredAt: f.occurredAt, subjects: [subjects[f.subject]],
-                channel: codes.string(UInt32(f.channel)), purposes: strings(ofList: f.purposes),
-                legalBasis: codes.string(UInt32(f.code3)), event: codes.string(UInt32(f.code1)),
-                method: codes.string(UInt32(f.code2)), controllers: strings(ofList: f.a),
-                recipients: f.b == Self.none ? [] : strings(ofList: f.b), expiresAt: f.wide == 0 ? nil : f.wide,
-                notice: f.c == 0 ? nil : notice(strings.string(f.c - 1)))
+                channel: Vocabulary.channelTable.codes[Int(f.channel)], purposes: strings(ofList: f.purposes),
+                legalBasis: Vocabulary.legalBasisTable.codes[Int(f.legalBasis)],
+                event: Vocabulary.consentEventTable.codes[Int(f.event)],
+                method: Vocabulary.methodTable.codes[Int(f.method)], controllers: strings(ofList: f.controllers),
+                recipients: f.recipients == Self.none ? [] : strings(ofList: f.recipients),
+                expiresAt: f.expiresAt == 0 ? nil : f.expiresAt, notice: f.notice.map { notice(strings.string($0)) })
         case .interaction:
             let (cr, df) = refsOf(f)
             return EntryFacts(
                 ref: ref, kind: .interaction, hlc: hlc, occurredAt: f.occurredAt, subjects: [subjects[f.subject]],
-                channel: codes.string(UInt32(f.channel)), purposes: strings(ofList: f.purposes),
-                legalBasis: codes.string(UInt32(f.code1)), interaction: strings.string(f.a),
+                channel: Vocabulary.channelTable.codes[Int(f.channel)], purposes: strings(ofList: f.purposes),
+                legalBasis: Vocabulary.legalBasisTable.codes[Int(f.legalBasis)],
+                interaction: strings.string(f.interactionType),
                 agent: AgentFacts(
-                    id: strings.string(f.b), kind: codes.string(UInt32(f.code2)),
-                    onBehalfOf: f.other == 0 ? nil : orgs[Int(f.other) - 1]),
+                    id: strings.string(f.agent), kind: Vocabulary.agentKindTable.codes[Int(f.agentKind)],
+                    onBehalfOf: f.onBehalfOf.map { orgs[Int($0)] }),
                 consentRef: cr.map(entryRef), derivedFrom: df.map(entryRef))
         case .share:
             let (_, df) = refsOf(f)
             return EntryFacts(
                 ref: ref, kind: .share, hlc: hlc, occurredAt: f.occurredAt, subjects: [subjects[f.subject]],
-                purposes: strings(ofList: f.purposes), derivedFrom: df.map(entryRef), recipient: orgs[Int(f.other)],
-                dataCategories: strings(ofList: UInt32(f.wide)))
+                purposes: strings(ofList: f.purposes), derivedFrom: df.map(entryRef),
+                recipient: orgs[Int(f.recipient)], dataCategories: strings(ofList: f.dataCategories))
         case .link, .unlink:
             return EntryFacts(
-                ref: ref, kind: f.entryKind, hlc: hlc, occurredAt: f.occurredAt,
-                subjects: [subjects[f.subject], subjects[f.a]])
+                ref: ref, kind: f.kind, hlc: hlc, occurredAt: f.occurredAt,
+                subjects: [subjects[f.subject], subjects[f.secondSubject]])
         case .heads:
             return EntryFacts(ref: ref, kind: .heads, hlc: hlc, occurredAt: f.occurredAt, subjects: [])
         }
@@ -430,7 +518,7 @@ struct IndexState: Sendable {
     var reservedBytes: Int {
         var n = facts.reservedBytes + refs.reservedBytes
         n += subjects.reservedBytes + (consentHead.capacity + linkHead.capacity + activityHead.capacity) * 4
-        n += strings.reservedBytes + codes.reservedBytes + lists.reservedBytes
+        n += strings.reservedBytes + lists.reservedBytes
         for l in logs {
             n += l.facts.reservedBytes + l.merkle.reservedBytes + l.cites.reduce(0) { $0 + $1.capacity * 16 }
         }

@@ -99,39 +99,43 @@ public struct EntryFacts: Sendable, Equatable {
     /// Reads the facts of the entry `bytes` (the org comes from the entry's `log`). Throws when the bytes are not
     /// an entry of format version 1.
     public init(decoding bytes: [UInt8], leaf: SHA256Digest) throws(ViewError) {
-        var d = EntryDecoder()
         self = try withRawBytes(bytes) { raw throws(ViewError) in
             guard let base = raw.baseAddress else { throw ViewError(.invalidEntry, "entry is empty") }
-            let e = try d.decode(raw, base: base)
-            return EntryFacts(e, decoder: d, base: base, leaf: leaf)
+            return EntryFacts(try DecodedEntry(reading: raw, base: base).fields, base: base, leaf: leaf)
         }
     }
 
-    /// Converts a decoded entry (its spans and lists resolved against `base`).
-    init(_ e: DecodedEntry, decoder d: EntryDecoder, base: UnsafeRawPointer, leaf: SHA256Digest) {
-        func s(_ span: Span) -> String? { span.isPresent ? span.string(base) : nil }
-        func list(_ l: ListSpan) -> [String] {
-            (0..<Int(l.count)).map { d.spans[Int(l.start) + $0].string(base) }
+    /// Converts fields read from the buffer at `base`.
+    init(_ f: EntryFields, base: UnsafeRawPointer, leaf: SHA256Digest) {
+        func s(_ span: ByteSpan) -> String { span.string(base) }
+        func list(_ l: ListSpan) -> [String] { l.texts(base).map { String(decoding: $0, as: UTF8.self) } }
+        func ref(_ org: UnsafeRawBufferPointer, _ seq: UInt64, _ leaf: SHA256Digest) -> EntryRef {
+            EntryRef(org: String(decoding: org, as: UTF8.self), seq: seq, leaf: leaf)
         }
-        func ref(_ r: RawRef) -> EntryRef { EntryRef(org: r.org.string(base), seq: r.seq, leaf: r.leaf) }
-        let log = e.log.string(base)
+        let log = s(f.log)
         let org = log.split(separator: "/", maxSplits: 1).last.map(String.init) ?? log
+        let consentOrInteraction = f.kind == .consent || f.kind == .interaction
         self.init(
-            ref: EntryRef(org: org, seq: e.seq, leaf: leaf), kind: e.kind, hlc: e.hlc, occurredAt: e.occurredAt,
-            subjects: e.kind == .link || e.kind == .unlink
-                ? [e.subject, e.subject2] : e.kind == .heads ? [] : [e.subject],
-            channel: s(e.channel), purposes: list(e.purposes), legalBasis: s(e.legalBasis), event: s(e.event),
-            method: s(e.method), controllers: list(e.controllers), recipients: list(e.recipients),
-            expiresAt: e.expiresAt == 0 ? nil : e.expiresAt,
-            notice: e.noticeID.isPresent
-                ? NoticeFacts(id: e.noticeID.string(base), version: s(e.noticeVersion) ?? "") : nil,
-            interaction: s(e.interaction),
-            agent: e.agentID.isPresent
+            ref: EntryRef(org: org, seq: f.seq, leaf: leaf), kind: f.kind, hlc: f.hlc, occurredAt: f.occurredAt,
+            subjects: f.kind == .link || f.kind == .unlink
+                ? [f.subject, f.secondSubject] : f.kind == .heads ? [] : [f.subject],
+            channel: consentOrInteraction ? Vocabulary.channelTable.codes[Int(f.channel)] : nil,
+            purposes: list(f.purposes),
+            legalBasis: consentOrInteraction ? Vocabulary.legalBasisTable.codes[Int(f.legalBasis)] : nil,
+            event: f.kind == .consent ? Vocabulary.consentEventTable.codes[Int(f.event)] : nil,
+            method: f.kind == .consent ? Vocabulary.methodTable.codes[Int(f.method)] : nil,
+            controllers: list(f.controllers), recipients: list(f.recipients),
+            expiresAt: f.has(.expiresAt) ? f.expiresAt : nil,
+            notice: f.has(.notice) ? NoticeFacts(id: s(f.noticeID), version: s(f.noticeVersion)) : nil,
+            interaction: f.kind == .interaction ? s(f.interaction) : nil,
+            agent: f.kind == .interaction
                 ? AgentFacts(
-                    id: e.agentRef.map(SubjectRef.text) ?? e.agentID.string(base), kind: s(e.agentKind) ?? "",
-                    onBehalfOf: s(e.onBehalfOf)) : nil,
-            consentRef: e.consentRef >= 0 ? ref(d.refs[Int(e.consentRef)]) : nil,
-            derivedFrom: (0..<Int(e.derivedFrom.count)).map { ref(d.refs[Int(e.derivedFrom.start) + $0]) },
-            recipient: s(e.recipient), dataCategories: list(e.dataCategories))
+                    id: f.agentIsRef ? SubjectRef.text(f.agentRef) : s(f.agentID),
+                    kind: Vocabulary.agentKindTable.codes[Int(f.agentKind)],
+                    onBehalfOf: f.hasOnBehalfOf ? s(f.onBehalfOf) : nil) : nil,
+            consentRef: f.has(.consentRef)
+                ? ref(f.consentRef.org.bytes(base), f.consentRef.seq, f.consentRef.leaf) : nil,
+            derivedFrom: f.derivedFrom.refs(base).map { ref($0.org, $0.seq, $0.leaf) },
+            recipient: f.kind == .share ? s(f.recipient) : nil, dataCategories: list(f.dataCategories))
     }
 }

@@ -13,7 +13,6 @@ struct DecodedBatch {
     var firstSeq: UInt64
     var entries: [DecodedEntry] = []
     var leaves: [SHA256Digest] = []
-    var decoder = EntryDecoder()
     /// The buffer the spans point into; it outlives the batch.
     var base: UnsafeRawPointer
     /// The batch's Merkle subtree, when it is a whole aligned block of `ViewIndex.block` entries.
@@ -153,7 +152,7 @@ extension ViewIndex {
                 let raw = UnsafeRawBufferPointer(rebasing: shared.window[shared.records[i]])
                 let seq = b.firstSeq + UInt64(i - lo)
                 do throws(ViewError) {
-                    let e = try b.decoder.decode(raw, base: b.base)
+                    let e = try DecodedEntry(reading: raw, base: b.base)
                     if i < shared.stored.count {
                         guard SegmentFormat.checksumMatches(raw) else {
                             throw ViewError(.invalidEntry, SegmentFormat.checksumMismatch)
@@ -258,7 +257,6 @@ private final class BatchWork: @unchecked Sendable {
         b.subtree = nil
         b.entries.removeAll(keepingCapacity: true)
         b.leaves.removeAll(keepingCapacity: true)
-        b.decoder.reset()
         b.entries.reserveCapacity(ViewIndex.block)
         b.leaves.reserveCapacity(ViewIndex.block)
         return b

@@ -20,8 +20,6 @@ private struct Block {
 }
 
 extension IndexState {
-    static let consentBasis = "dpv:Consent"
-
     /// Specs/view.md §7: classifies interaction `id`. Nil when it neither relied on consent nor met an objection
     /// and its consentRef (if any) raises no flag. `person` is the person of the whole view, for the
     /// other-person check (computed when nil).
@@ -33,9 +31,9 @@ extension IndexState {
         let global = Scope(sizes: sizes, known: (b, f.seq, cited), before: key(f))
         let knownPerson = person(f.subject, known)
         let globalPerson = person(f.subject, global)
-        let onConsent = codes.string(UInt32(f.code1)) == Self.consentBasis
+        let onConsent = Int(f.legalBasis) == Vocabulary.consentBasis
         let actor = UInt32(b)
-        let onBehalf: UInt32? = f.other == 0 ? nil : UInt32(f.other - 1)
+        let onBehalf = f.onBehalfOf.map(UInt32.init)
         let at = f.occurredAt
 
         var violation: (UInt32, Block)?
@@ -137,8 +135,8 @@ extension IndexState {
                     detail: "names \(name) with leaf \(r.leaf.hex), but that entry is \(tf.leaf.hex)")
             ]
         }
-        guard tf.entryKind == .consent, let ev = event(tf) else {
-            return [ConsentRefFlag(code: "not-consent", detail: "names \(name), a \(tf.entryKind.rawValue) entry")]
+        guard tf.kind == .consent, let ev = event(tf) else {
+            return [ConsentRefFlag(code: "not-consent", detail: "names \(name), a \(tf.kind.rawValue) entry")]
         }
         var flags: [ConsentRefFlag] = []
         let person = full ?? self.person(f.subject, Scope(sizes: sizes))
@@ -155,8 +153,8 @@ extension IndexState {
                     detail: "\(name) does not cover \(missing.map { strings.string($0) }.joined(separator: ", "))"))
         }
         let actor = UInt32(f.org)
-        let onBehalf: UInt32? = f.other == 0 ? nil : UInt32(f.other - 1)
-        let controllers = lists.list(tf.a)
+        let onBehalf = f.onBehalfOf.map(UInt32.init)
+        let controllers = lists.list(tf.controllers)
         if !controllers.contains(actor), !lists(t, recipient: actor), !(onBehalf.map(controllers.contains) ?? false) {
             flags.append(
                 ConsentRefFlag(
@@ -166,10 +164,11 @@ extension IndexState {
         if ev != .give && ev != .renew {
             flags.append(
                 ConsentRefFlag(code: "not-in-force", detail: "\(name) records a \(ev.rawValue), not a consent given"))
-        } else if tf.wide != 0 && tf.wide <= f.occurredAt {
+        } else if tf.expiresAt != 0 && tf.expiresAt <= f.occurredAt {
             flags.append(
                 ConsentRefFlag(
-                    code: "not-in-force", detail: "\(name) expired at \(Render.time(tf.wide)), before the interaction"))
+                    code: "not-in-force",
+                    detail: "\(name) expired at \(Render.time(tf.expiresAt)), before the interaction"))
         } else {
             // In force: the grant of some controller for every purpose it shares with the interaction.
             let shared = mine.filter { covered.contains($0) }

@@ -97,7 +97,7 @@ struct Scope {
 }
 
 extension IndexState {
-    func event(_ f: Fact) -> ConsentEvent? { ConsentEvent(rawValue: codes.string(UInt32(f.code1))) }
+    func event(_ f: Fact) -> ConsentEvent? { ConsentEvent(rawValue: Vocabulary.consentEventTable.codes[Int(f.event)]) }
 
     @inline(__always)
     func sees(_ scope: Scope, _ f: Fact) -> Bool { scope.sees(f) { key(f) } }
@@ -115,12 +115,12 @@ extension IndexState {
             while id != Self.none {
                 let f = facts[Int(id)]
                 let mine = f.subject == x
-                let other = mine ? f.a : f.subject
+                let other = mine ? f.secondSubject : f.subject
                 if sees(scope, f) {
                     let k = key(f)
-                    if let b = best[other], b.key > k {} else { best[other] = (k, f.entryKind == .link) }
+                    if let b = best[other], b.key > k {} else { best[other] = (k, f.kind == .link) }
                 }
-                id = mine ? f.next : f.b
+                id = mine ? f.next : f.secondNext
             }
             for (y, b) in best where b.link && !seen.contains(y) {
                 seen.insert(y)
@@ -152,12 +152,12 @@ extension IndexState {
             let f = facts[Int(id)]
             guard let ev = event(f) else { continue }
             for p in lists.list(f.purposes) where only == nil || only == p {
-                for c in lists.list(f.a) {
+                for c in lists.list(f.controllers) {
                     if let i = states.firstIndex(where: { $0.controller == c && $0.purpose == p }) {
-                        states[i].state.apply(id, ev, wall: f.wall, expires: f.wide)
+                        states[i].state.apply(id, ev, wall: f.wall, expires: f.expiresAt)
                     } else {
                         var s = PairState()
-                        s.apply(id, ev, wall: f.wall, expires: f.wide)
+                        s.apply(id, ev, wall: f.wall, expires: f.expiresAt)
                         states.append((c, p, s))
                     }
                 }
@@ -169,7 +169,7 @@ extension IndexState {
     /// Whether org (a string id) is a recipient of consent fact `id`.
     func lists(_ id: UInt32, recipient org: UInt32) -> Bool {
         let f = facts[Int(id)]
-        return f.b != Self.none && lists.contains(f.b, org)
+        return f.recipients != Self.none && lists.contains(f.recipients, org)
     }
 }
 
@@ -192,10 +192,18 @@ enum PermitReason: Equatable {
 extension IndexState {
     /// Specs/view.md §5: may `org` process the person's data for `purpose` at `at`, on what the scope holds?
     func decide(person: [UInt32], org: UInt32, purpose: UInt32, at: UInt64, _ scope: Scope) -> PermitDecision {
+        let facts = consentFacts(person, scope, purpose: purpose)
         // Pairs that only saw ignored events have no state.
-        let states = replay(consentFacts(person, scope, purpose: purpose), only: purpose).filter {
-            $0.state.decidedBy != IndexState.none
-        }
+        let states = replay(facts, only: purpose).filter { $0.state.decidedBy != IndexState.none }
+        return decide(states: states, org: org, at: at) { c, o in namedAsRecipient(facts, controller: c, o) }
+    }
+
+    /// The rules of §5 over the states of (controller, `purpose`) that have one; `named(c, org)` tells whether a
+    /// give or renew of controller `c` for the purpose listed `org` as a recipient.
+    func decide(
+        states: [(controller: UInt32, purpose: UInt32, state: PairState)], org: UInt32, at: UInt64,
+        named: (UInt32, UInt32) -> Bool
+    ) -> PermitDecision {
         // An objection to this org processing for this purpose overrides every other consent.
         if let own = states.first(where: { $0.controller == org }), own.state.status == .objected {
             return PermitDecision(
@@ -219,25 +227,12 @@ extension IndexState {
             return PermitDecision(
                 allowed: false, status: eff, controller: org, state: own.state, reason: .status(eff))
         }
-        for s in ordered where namedAsRecipient(person: person, scope, controller: s.controller, purpose: purpose, org)
-        {
+        for s in ordered where named(s.controller, org) {
             let eff = s.state.effective(at: at)
             return PermitDecision(
                 allowed: false, status: eff, controller: s.controller, state: s.state,
                 reason: eff.permits ? .notRecipient : .status(eff))
         }
         return PermitDecision(allowed: false, status: .unknown, controller: nil, state: nil, reason: .noConsent)
-    }
-
-    /// Whether some give or renew of `controller` for `purpose` in scope lists `org` as a recipient.
-    private func namedAsRecipient(
-        person: [UInt32], _ scope: Scope, controller: UInt32, purpose: UInt32, _ org: UInt32
-    ) -> Bool {
-        for id in consentFacts(person, scope, purpose: purpose) {
-            let f = facts[Int(id)]
-            guard let ev = event(f), ev == .give || ev == .renew, lists.contains(f.a, controller) else { continue }
-            if lists(id, recipient: org) { return true }
-        }
-        return false
     }
 }

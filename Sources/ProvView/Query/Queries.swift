@@ -16,13 +16,13 @@ extension IndexState {
     func deciding(_ id: UInt32) -> DecidingEntry {
         let f = facts[Int(id)]
         return DecidingEntry(
-            ref: entryRef(id), event: f.entryKind == .consent ? codes.string(UInt32(f.code1)) : nil,
+            ref: entryRef(id), event: f.kind == .consent ? Vocabulary.consentEventTable.codes[Int(f.event)] : nil,
             hlc: HLC(wall: f.wall, counter: f.counter), occurredAt: f.occurredAt)
     }
 
     // MARK: Permit
 
-    func permit(
+    mutating func permit(
         subject: SHA256Digest, org: String, orgIndex o: Int, purpose: String, channel: String?, at: UInt64
     ) -> PermitAnswer {
         let sizes = committedSizes
@@ -34,7 +34,11 @@ extension IndexState {
             return answer
         }
         let scope = Scope(sizes: sizes)
-        let d = decide(person: person(sid, scope), org: UInt32(o), purpose: p, at: at, scope)
+        // At the committed frontier a long history's states are kept between permits (ConsentCache).
+        let (states, named) = consentStates(person: person(sid, scope), purpose: p, scope)
+        let d = decide(states: states, org: UInt32(o), at: at) { c, org in
+            isNamed(named, controller: c, purpose: p, org)
+        }
         fill(&answer, d, org: org, purpose: purpose)
         return answer
     }
@@ -48,7 +52,7 @@ extension IndexState {
             if s.grant != Self.none {
                 a.expiresAt = s.expiresAt == 0 ? nil : s.expiresAt
                 let g = facts[Int(s.grant)]
-                a.recipients = g.b == Self.none ? [] : strings(ofList: g.b)
+                a.recipients = g.recipients == Self.none ? [] : strings(ofList: g.recipients)
             }
         }
         a.reason = d.allowed ? nil : reason(d, org: org, purpose: purpose, expiresAt: a.expiresAt)
@@ -96,7 +100,7 @@ extension IndexState {
             while id != Self.none {
                 let f = facts[Int(id)]
                 if sees(scope, f), seenLinks.insert(id).inserted { out.append((key(f), id)) }
-                id = f.subject == s ? f.next : f.b
+                id = f.subject == s ? f.next : f.secondNext
             }
         }
         out.sort { $0.0 > $1.0 }
@@ -106,7 +110,7 @@ extension IndexState {
     /// Items for `ids`; `shares` are the person's facts whose shares are shown on the items they derive from.
     func timelineItems(_ ids: [UInt32], shares: [UInt32]? = nil) -> [TimelineItem] {
         var sharedIn: [EntryRef: [EntryRef]] = [:]
-        for id in shares ?? ids where facts[Int(id)].entryKind == .share {
+        for id in shares ?? ids where facts[Int(id)].kind == .share {
             let share = entryRef(id)
             for r in refsOf(facts[Int(id)]).derivedFrom { sharedIn[entryRef(r), default: []].append(share) }
         }
@@ -166,7 +170,7 @@ extension IndexState {
             let ids = timelineFacts(person, scope)
             v.timeline = timelineItems(ids)
             v.compliance = ids.compactMap { id in
-                facts[Int(id)].entryKind == .interaction ? classify(id, sizes: sizes, person: person) : nil
+                facts[Int(id)].kind == .interaction ? classify(id, sizes: sizes, person: person) : nil
             }
         }
         v.digest = ViewDigest.digest(v)
@@ -180,16 +184,16 @@ extension IndexState {
             while id != Self.none {
                 let f = facts[Int(id)]
                 if sees(scope, f) {
-                    let pair = UInt64(min(f.subject, f.a)) << 32 | UInt64(max(f.subject, f.a))
+                    let pair = UInt64(min(f.subject, f.secondSubject)) << 32 | UInt64(max(f.subject, f.secondSubject))
                     if let b = best[pair], key(b) > key(f) {} else { best[pair] = id }
                 }
-                id = f.subject == s ? f.next : f.b
+                id = f.subject == s ? f.next : f.secondNext
             }
         }
         return best.values.map { id in
             let f = facts[Int(id)]
             return IdentityLink(
-                refs: [subjects[f.subject], subjects[f.a]].sorted(), linked: f.entryKind == .link,
+                refs: [subjects[f.subject], subjects[f.secondSubject]].sorted(), linked: f.kind == .link,
                 decidedBy: deciding(id))
         }.sorted { ($0.refs[0], $0.refs[1]) < ($1.refs[0], $1.refs[1]) }
     }
@@ -202,7 +206,9 @@ extension IndexState {
                 controller: strings.string(c), purpose: strings.string(p), state: s.effective(at: at),
                 recorded: s.status, decidedBy: deciding(s.decidedBy), grant: grant.map { entryRef($0) },
                 expiresAt: grant != nil && s.expiresAt != 0 ? s.expiresAt : nil,
-                recipients: grant.map { g in facts[Int(g)].b == Self.none ? [] : strings(ofList: facts[Int(g)].b) }
+                recipients: grant.map { g in
+                    facts[Int(g)].recipients == Self.none ? [] : strings(ofList: facts[Int(g)].recipients)
+                }
                     ?? [],
                 eventsApplied: s.applied, eventsIgnored: s.ignored)
         }.sorted {

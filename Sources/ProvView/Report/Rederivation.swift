@@ -240,7 +240,7 @@ struct Rederivation {
         let global = Scope(org: f.org, seq: f.ref.seq, cited: cited, before: Self.key(entries[i]))
         let knownPerson = person(f.subjects[0], known)
         let globalPerson = person(f.subjects[0], global)
-        let onConsent = f.legalBasis == IndexState.consentBasis
+        let onConsent = f.legalBasis == "dpv:Consent"
         let onBehalf = f.agent?.onBehalfOf
         var violation: (String, String, UInt32?)?
         var lag: (String, String, UInt32?)?

@@ -68,7 +68,7 @@ extension IndexState {
         let full = Set(v.refs.compactMap(subjectID))
         let timeline = v.timeline.compactMap { id($0.facts.ref) }
         let inTimeline = Set(timeline)
-        let interactions = timeline.filter { facts[Int($0)].entryKind == .interaction }
+        let interactions = timeline.filter { facts[Int($0)].kind == .interaction }
         var formerRefs = Set<UInt32>()
         var context = Set<UInt32>()
         for i in interactions {
@@ -84,7 +84,7 @@ extension IndexState {
             if !inTimeline.contains(t) { context.insert(t) }
             // §7.3 not-in-force replays the named consent's person; another person's records are not carried.
             let tf = facts[Int(t)]
-            if tf.entryKind == .consent && full.contains(tf.subject) {
+            if tf.kind == .consent && full.contains(tf.subject) {
                 formerRefs.formUnion(person(tf.subject, global).filter { !full.contains($0) })
             }
         }
@@ -99,13 +99,13 @@ extension IndexState {
             while id != Self.none {
                 let f = facts[Int(id)]
                 if f.seq < sizes[Int(f.org)] && !inTimeline.contains(id) { context.insert(id) }
-                id = f.subject == r ? f.next : f.b
+                id = f.subject == r ? f.next : f.secondNext
             }
         }
         // The logs whose entries the re-derivation replays: only what was seen of them matters.
         var relevant = Set<Int>()
         for id in inTimeline.union(context) {
-            let k = facts[Int(id)].entryKind
+            let k = facts[Int(id)].kind
             if k == .consent || k == .link || k == .unlink { relevant.insert(Int(facts[Int(id)].org)) }
         }
         let relevantOrgs = relevant.sorted { orgs[$0].utf8.lexicographicallyPrecedes(orgs[$1].utf8) }
