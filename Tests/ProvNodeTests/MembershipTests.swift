@@ -66,7 +66,7 @@ import Testing
 
     /// Every running node at descriptor version `v` (waiting, bounded, on the nodes' log lines).
     static func allAt(_ c: ProvdCluster, _ v: Int64) -> Bool {
-        EvidenceTests.eventually(c) { c.nodes.keys.allSatisfy { version(c, $0) == v } }
+        EvidenceTests.eventually(c) { c.nodes.filter(\.value.isRunning).keys.allSatisfy { version(c, $0) == v } }
     }
 
     static func verifyAll(_ c: ProvdCluster, _ orgs: [String], descriptor: String) throws {
@@ -159,7 +159,8 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: c.dir.path + "/v2.json"))
         // The same version, written anyway, is refused by every node, from the operator and from a peer.
         let chain = try ConsortiumChain.load(v1)
-        let p = try ConsortiumProposal(parsing: Array(try Data(contentsOf: URL(fileURLWithPath: proposal))), source: "p")
+        let p = try ConsortiumProposal(
+            parsing: Array(try Data(contentsOf: URL(fileURLWithPath: proposal))), source: "p")
         let next = try p.nextVersion(of: chain)
         var copy = chain
         #expect(throws: LedgerError.self) { try copy.append(next.json) }
@@ -170,7 +171,8 @@ import Testing
         for org in c.orgs {
             let r = try Self.offer(c, to: org, file: forged)
             let body = String(decoding: r.body, as: UTF8.self)
-            #expect(r.status == 422 && body.contains("approved by 1 member (brand) where 2 are needed"), "\(org): \(body)")
+            #expect(
+                r.status == 422 && body.contains("approved by 1 member (brand) where 2 are needed"), "\(org): \(body)")
             #expect(Self.version(c, org) == 1)
         }
         let peer = try HostileInputTests.member(c, "brand", to: "retail")
@@ -180,7 +182,8 @@ import Testing
         #expect(r.status == 422, "\(String(decoding: r.body, as: UTF8.self))")
         // The auditor token reads the descriptor but does not post one.
         let auditor = try c.client("care").post(
-            "/v1/consortium", body: Array("{}".utf8), headers: ["Authorization": "Bearer \(try c.token("care", auditor: true))"])
+            "/v1/consortium", body: Array("{}".utf8),
+            headers: ["Authorization": "Bearer \(try c.token("care", auditor: true))"])
         #expect(auditor.status == 403)
         let served = try c.client("care").get(
             "/v1/consortium", headers: ["Authorization": "Bearer \(try c.token("care", auditor: true))"])
@@ -211,7 +214,9 @@ import Testing
                     if r?.status == 200 {
                         acknowledged.add(3, ordering: .relaxed)
                     } else {
-                        refused.withLock { $0.append(r.map { String(decoding: $0.body, as: UTF8.self) } ?? "no answer") }
+                        refused.withLock {
+                            $0.append(r.map { String(decoding: $0.body, as: UTF8.self) } ?? "no answer")
+                        }
                     }
                 }
                 done.signal()
@@ -239,7 +244,9 @@ import Testing
         let seen = c.nodes["brand"]!.stderrLines.count
         try c.rewrite("brand") { $0["nextKey"] = .string("brand.next.key") }
         c.nodes["brand"]!.signal(SIGHUP)
-        #expect(c.nodes["brand"]!.waitForLog("signing with the next key too", after: seen))
+        #expect(
+            c.nodes["brand"]!.waitForLog("signing with the next key too"),
+            "\(c.nodes["brand"]!.stderrLines.dropFirst(seen).prefix(8))")
         let from = try #require(try Self.status(c, "brand")["keys"]?["nextFrom"]?.int64Value)
         let v1 = c.dir.path + "/consortium.json"
         let v2 = c.dir.path + "/consortium.v2.json"
@@ -311,7 +318,8 @@ import Testing
             ["append", "--dir", forge, "--key", oldKey, "--consortium", v1, "--link-key", config.linkKeyPath],
             input: Array((Ev.consent(999, org: "retail") + "\n").utf8), timeout: 60)
         #expect(append.termination == .exited(0), "\(append.stderrText)")
-        let forged = try SignedCheckpoint(parsing: String(contentsOfFile: forge + "/retail/checkpoint", encoding: .utf8))
+        let forged = try SignedCheckpoint(
+            parsing: String(contentsOfFile: forge + "/retail/checkpoint", encoding: .utf8))
         #expect(forged.checkpoint.size == 7)
         let store = try LogStore(
             dataDirectory: forge, consortium: "acme", org: "retail", writable: false, log: { _ in })
@@ -326,7 +334,8 @@ import Testing
         }
         // Offline too: the grown log fails verification at the checkpoint past the revoked key's last size.
         let offline = try Self.prov(["verify", "--consortium", v2, forge])
-        #expect(offline.termination == .exited(1) && offline.stdoutText.contains("revoked key"), "\(offline.stdoutText)")
+        #expect(
+            offline.termination == .exited(1) && offline.stdoutText.contains("revoked key"), "\(offline.stdoutText)")
         // retail's node starts again with the new descriptor and its new key, and its log goes on under that key.
         try c.rewrite("retail") {
             $0["key"] = .string("retail.new.key")
