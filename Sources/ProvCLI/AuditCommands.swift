@@ -185,17 +185,18 @@ extension Prov {
     }
 
     /// The latest checkpoint with the cosignatures of the log's `cosigned` file when it is of that checkpoint: only
-    /// the member's signature and other members' cosignatures that verify are kept (Specs/format.md §10.11).
+    /// the member's signature lines (format.md §9.6) and other members' cosignatures that verify are kept
+    /// (Specs/format.md §10.11).
     static func withVerifiedCosignatures(
         store: LogStore, latest: SignedCheckpoint, member: Consortium.Member, _ consortium: Consortium
     ) -> SignedCheckpoint {
         guard let bytes = try? FileHandleFD.readIfPresent(store.directory + "/cosigned", maxSize: SignedNote.maxSize),
             let text = String(validating: bytes, as: UTF8.self), let cp = try? SignedCheckpoint(parsing: text),
-            cp.checkpoint == latest.checkpoint, let own = member.verifiedSignature(cp)
+            cp.checkpoint == latest.checkpoint, case let own = member.ownerLines(cp), !own.isEmpty
         else { return latest }
         var note = cp.note
         note.signatures =
-            [own]
+            own
             + consortium.members.filter { $0.org != member.org }.compactMap { $0.verifiedCosignature(cp) }
         return SignedCheckpoint(checkpoint: cp.checkpoint, note: note)
     }

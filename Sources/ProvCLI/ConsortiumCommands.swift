@@ -18,7 +18,8 @@ extension Prov {
         purpose: "Write a proposal to change the consortium: add or remove a member, change the threshold, rotate "
             + "or revoke a member's key.",
         options: [
-            .value("consortium", "FILE", "the consortium descriptor: the change is to its newest version", required: true),
+            .value(
+                "consortium", "FILE", "the consortium descriptor: the change is to its newest version", required: true),
             .value("add", "ORG=VKEY", "add a member: its org id and the verifier key its prov keygen printed"),
             .value("name", "NAME", "with --add: the new member's display name (default: its org id)"),
             .value("peer", "HOST:PORT", "with --add: its node's peer listener"),
@@ -35,7 +36,8 @@ extension Prov {
                 "from-size", "N",
                 "with --rotate or --revoke: the largest checkpoint size the old key still signs"),
             .value("threshold", "K", "the approvals every later change needs (a majority of the members at least)"),
-            .value("out", "PROPOSAL", "the proposal file to write; an existing file is never overwritten", required: true),
+            .value(
+                "out", "PROPOSAL", "the proposal file to write; an existing file is never overwritten", required: true),
             .json,
         ],
         examples: [
@@ -74,6 +76,11 @@ extension Prov {
         func orgAndKey(_ option: String) throws -> (String, NoteVerifierKey) {
             let v = try args.required(option)
             let p = v.split(separator: "=", maxSplits: 1)
+            if option == "revoke", p.count == 1, Vocabulary.isOrgID(v) {
+                throw UsageError(
+                    "--revoke takes ORG=VERIFIERKEY: the org and the replacement key its log goes on under past "
+                        + "--from-size (made with prov keygen where the stolen key never was)")
+            }
             guard p.count == 2, Vocabulary.isOrgID(String(p[0])) else {
                 throw UsageError("--\(option) takes ORG=VERIFIERKEY, got '\(v.prefix(80))'")
             }
@@ -85,7 +92,8 @@ extension Prov {
             guard let s = fromSize else { throw UsageError("--\(given[0]) needs --from-size N") }
             guard let n = JSONValue.canonicalInteger(s) else {
                 throw UsageError(
-                    "--from-size takes a whole number from 0 to \(JSONValue.maxCanonicalInteger), got '\(s.prefix(30))'")
+                    "--from-size takes a whole number from 0 to \(JSONValue.maxCanonicalInteger), got '\(s.prefix(30))'"
+                )
             }
             return n
         }
@@ -144,7 +152,9 @@ extension Prov {
         guard !FileManager.default.fileExists(atPath: path) else {
             throw LedgerError(.io, "\(path) exists: \(what) is not written over an existing file; remove it first")
         }
-        do { try Data((json.prettySerialized + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+        do {
+            try Data((json.prettySerialized + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
             throw LedgerError(.io, "cannot write \(path): \(error.localizedDescription)")
         }
     }
@@ -238,7 +248,10 @@ extension Prov {
         var failure: String?
         do { try chain.append(next.json) } catch { failure = error.message }
         if failure == nil { try writeNew(outPath, chain.json, what: "a consortium descriptor") }
-        let approvedBy = failure == nil ? try ConsortiumChain.approvers(of: chain.current, after: chain.versions[chain.versions.count - 2]) : signers
+        let approvedBy =
+            failure == nil
+            ? try ConsortiumChain.approvers(of: chain.current, after: chain.versions[chain.versions.count - 2])
+            : signers
         if args.flag("json") {
             outJSON([
                 JSONMember("proposal", .string(path)), JSONMember("consortium", .string(previous.name)),
@@ -306,10 +319,12 @@ extension Prov {
                 head
                     + (c.change.map {
                         "\($0.summary), approved by \(approvedBy.joined(separator: ", ")); "
-                    } ?? "") + "\(Phrase.count(members.count, "member")) (\(members.joined(separator: ", "))), \(quorum)")
+                    } ?? "")
+                    + "\(Phrase.count(members.count, "member")) (\(members.joined(separator: ", "))), \(quorum)")
             rows.append(
                 .object([
-                    JSONMember("version", .number(String(c.version))), JSONMember("hash", .string(chain!.head.hash.hex)),
+                    JSONMember("version", .number(String(c.version))),
+                    JSONMember("hash", .string(chain!.head.hash.hex)),
                     JSONMember("change", c.change?.json ?? .null),
                     JSONMember("approvedBy", .array(approvedBy.map { .string($0) })),
                     JSONMember("members", .array(members.map { .string($0) })),
@@ -338,7 +353,7 @@ extension Prov {
 
 extension Prov {
     /// The descriptor to check a data directory against: the newest version of `path`, or of the data directory's
-    /// `consortium` folder (Specs/format.md §10.13) when it holds later versions that follow from it, each checked
+    /// `consortium` folder (Specs/format.md §10.14) when it holds later versions that follow from it, each checked
     /// against the one before. The messages say which was taken and what was left out.
     static func consortium(_ path: String, following dataDirectory: String) throws -> (Consortium, [String]) {
         let given = try ConsortiumChain.load(path)

@@ -47,7 +47,7 @@ extension Node {
                     + "is another consortium's; nothing was taken")
         case .newer: break
         }
-        // Kept before anything is acted on: a node that restarts uses it (Specs/format.md §10.13).
+        // Kept before anything is acted on: a node that restarts uses it (Specs/format.md §10.14).
         do { try ConsortiumFolder.store(offered, dataDirectory: config.dataDirectory) } catch {
             log.error("cannot keep a new version of the consortium descriptor", ["error": error.message])
             return .refused(status: 503, reason: "this node cannot keep the new version now; retry later")
@@ -71,11 +71,8 @@ extension Node {
         // A copy for each new member, opened before the chain is swapped in (opening reads its folder).
         var opened: [String: HeldLog] = [:]
         for m in c.members where logs[m.org] == nil {
-            do {
-                let store = try LogStore(
-                    dataDirectory: config.dataDirectory, consortium: c.name, org: m.org, writable: true,
-                    verifyingWith: c, log: { [log] in log.warn($0) })
-                opened[m.org] = try HeldLog(member: m, store: store, consortium: c, isOwn: false)
+            do throws(LedgerError) {
+                opened[m.org] = try Self.openLog(m, consortium: c, config: config, log: log).0
             } catch {
                 log.error("cannot open the copy of a new member's log", ["log": m.org, "error": error.message])
             }
@@ -242,8 +239,11 @@ extension Node {
         let g = try link.request("GET", "/consortium", body: nil, contentType: nil)
         guard g.status == 200 else { return }
         let offered: ConsortiumChain
-        do { offered = try ConsortiumChain(versions: try ConsortiumChain.versions(parsing: g.body, source: org)) } catch {
-            log.warn("a peer serves a consortium descriptor that does not verify", ["peer": org, "reason": error.message])
+        do {
+            offered = try ConsortiumChain(versions: try ConsortiumChain.versions(parsing: g.body, source: org))
+        } catch {
+            log.warn(
+                "a peer serves a consortium descriptor that does not verify", ["peer": org, "reason": error.message])
             return
         }
         if case .refused(_, let reason) = offer(offered, from: org) {

@@ -179,27 +179,10 @@ public final class Node: @unchecked Sendable {
         var logs: [String: HeldLog] = [:]
         var quarantined: [SetAside] = []
         for m in consortium.members {
-            // Every log held is checked on open as a writer checks its own: nothing is added on top of damage.
-            let descriptor = consortium
-            let open = { () throws(LedgerError) -> LogStore in
-                try LogStore(
-                    dataDirectory: config.dataDirectory, consortium: descriptor.name, org: m.org, writable: true,
-                    verifyingWith: descriptor, log: { log.warn($0) })
-            }
-            let store: LogStore
-            do throws(LedgerError) { store = try open() } catch {
-                // A damaged copy is set aside and fetched again; damage to the own log stops the node.
-                guard m.org != config.org, Quarantine.applies(to: error) else { throw error }
-                let moved = try Quarantine.setAside(org: m.org, dataDirectory: config.dataDirectory)
-                log.error(
-                    "a damaged copy was set aside; it is fetched again from the peers",
-                    ["log": m.org, "folder": moved, "reason": error.message])
-                quarantined.append(SetAside(org: m.org, folder: moved, reason: error.message))
-                store = try open()
-            }
-            logs[m.org] = try HeldLog(
-                member: m, store: store, consortium: consortium, isOwn: m.org == config.org, log: log)
-            if let v = m.removedIn, m.org != config.org { logs[m.org]!.freeze(Self.removedReason(m.org, v)) }
+            let (held, aside) = try Self.openLog(m, consortium: consortium, config: config, log: log)
+            logs[m.org] = held
+            if let aside { quarantined.append(aside) }
+            if let v = m.removedIn, m.org != config.org { held.freeze(Self.removedReason(m.org, v)) }
         }
         ownLog = logs[config.org]!
         setAside = quarantined
@@ -244,6 +227,32 @@ public final class Node: @unchecked Sendable {
         let peers = Set(workers.keys)
         let needed = min(peers.count, consortium.currentMembers.count / 2)
         openingCheck.withLock { $0 = needed == 0 ? nil : (answered: [], needed: needed, peers: peers) }
+    }
+
+    /// Opens the log of member `m`, checked as a writer checks its own: nothing is added on top of damage. A damaged
+    /// copy is set aside in `quarantine/` (format.md §10.13) and opened empty, to be fetched again from the peers;
+    /// damage to the own log stops the node.
+    static func openLog(
+        _ m: Consortium.Member, consortium: Consortium, config: NodeConfig, log: NodeLog
+    ) throws(LedgerError) -> (HeldLog, SetAside?) {
+        let open = { () throws(LedgerError) -> LogStore in
+            try LogStore(
+                dataDirectory: config.dataDirectory, consortium: consortium.name, org: m.org, writable: true,
+                verifyingWith: consortium, log: { log.warn($0) })
+        }
+        let store: LogStore
+        var setAside: SetAside?
+        do throws(LedgerError) { store = try open() } catch {
+            guard m.org != config.org, Quarantine.applies(to: error) else { throw error }
+            let moved = try Quarantine.setAside(org: m.org, dataDirectory: config.dataDirectory)
+            log.error(
+                "a damaged copy was set aside; it is fetched again from the peers",
+                ["log": m.org, "folder": moved, "reason": error.message])
+            setAside = SetAside(org: m.org, folder: moved, reason: error.message)
+            store = try open()
+        }
+        let held = try HeldLog(member: m, store: store, consortium: consortium, isOwn: m.org == config.org, log: log)
+        return (held, setAside)
     }
 
     /// Starts the writer and one worker per peer.

@@ -86,6 +86,7 @@ public struct Consortium: Sendable {
         EvidenceFolder.name: "a data directory keeps equivocation evidence in a folder of that name",
         ConsortiumFolder.name:
             "a data directory keeps the versions of the consortium descriptor in a folder of that name",
+        Quarantine.name: "a data directory keeps damaged copies set aside in a folder of that name",
     ]
 
     public init(
@@ -109,12 +110,6 @@ public struct Consortium: Sendable {
             }
             if let why = Self.reservedOrgIDs[m.org] {
                 throw LedgerError(.config, "org id '\(m.org)' is reserved: \(why)")
-            }
-            guard m.org != Quarantine.name else {
-                throw LedgerError(
-                    .config,
-                    "org id '\(m.org)' is reserved: a data directory keeps damaged copies set aside in a folder of that name"
-                )
             }
             guard seen.insert(m.org).inserted else { throw LedgerError(.config, "org '\(m.org)' is listed twice") }
             guard Self.isDisplayName(m.name) else {

@@ -16,6 +16,10 @@ public struct ConsortiumChain: Sendable {
 
     public private(set) var versions: [Version]
 
+    /// A descriptor file, a version file of a data directory, or a chain posted to a node holds at most this many
+    /// bytes (Specs/format.md §9.1).
+    public static let maxFileSize = 1 << 20
+
     /// The newest version.
     public var current: Consortium { versions[versions.count - 1].consortium }
     public var head: Version { versions[versions.count - 1] }

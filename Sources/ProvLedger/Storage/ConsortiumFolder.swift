@@ -4,7 +4,7 @@ import ProvCrypto
     import Glibc
 #endif
 
-/// The `consortium` folder of a data directory (Specs/format.md §10.13): every version of the consortium descriptor
+/// The `consortium` folder of a data directory (Specs/format.md §10.14): every version of the consortium descriptor
 /// the node took, one file per version, `consortium.v<N>.json`. Written by a node; read by the node when it starts
 /// (it uses the newest version that follows from the descriptor of its configuration) and by `prov verify`. Every
 /// file is checked as a version of the chain before anything uses it; nothing is read through a link. `consortium`
@@ -45,7 +45,7 @@ package enum ConsortiumFolder {
 
     /// One version file: at most 1 MiB of JSON, opened without following a link.
     package static func readVersion(_ path: String) throws(LedgerError) -> JSONValue {
-        guard let bytes = try FileHandleFD.readIfPresent(path, maxSize: 1 << 20) else {
+        guard let bytes = try FileHandleFD.readIfPresent(path, maxSize: ConsortiumChain.maxFileSize) else {
             throw LedgerError(.io, "\(path): no such file")
         }
         do { return try JSON.parse(bytes) } catch {

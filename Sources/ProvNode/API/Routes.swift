@@ -57,7 +57,8 @@ extension Node {
             switch path {
             case "/add-checkpoint": return RouteRule(methods: ["POST"], maxBody: AddCheckpoint.maxBodySize)
             case "/evidence": return RouteRule(methods: ["POST"], maxBody: Evidence.maxSize)
-            case "/consortium": return RouteRule(methods: ["GET", "HEAD", "POST"], maxBody: SignedNote.maxSize)
+            case "/consortium":
+                return RouteRule(methods: ["GET", "HEAD", "POST"], maxBody: ConsortiumChain.maxFileSize)
             default: return nil
             }
         case .api:
@@ -65,7 +66,8 @@ extension Node {
             case "/healthz", "/v1/status", "/metrics", "/v1/permit", "/v1/compliance", "/v1/evidence": return read
             case "/v1/events": return RouteRule(methods: ["POST"], appOnly: true, maxBody: Self.maxEventsBody)
             case "/v1/consortium":
-                return RouteRule(methods: ["GET", "HEAD", "POST"], appOnlyMethods: ["POST"], maxBody: SignedNote.maxSize)
+                return RouteRule(
+                    methods: ["GET", "HEAD", "POST"], appOnlyMethods: ["POST"], maxBody: ConsortiumChain.maxFileSize)
             default:
                 let parts = path.split(separator: "/", omittingEmptySubsequences: false)
                 if parts.count == 5 && parts[1] == "v1" && parts[2] == "subjects"
