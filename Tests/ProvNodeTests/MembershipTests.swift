@@ -248,6 +248,21 @@ import Testing
             c.nodes["brand"]!.waitForLog("signing with the next key too"),
             "\(c.nodes["brand"]!.stderrLines.dropFirst(seen).prefix(8))")
         let from = try #require(try Self.status(c, "brand")["keys"]?["nextFrom"]?.int64Value)
+        // Receipts made while brand signs with both keys, past the size the rotation will name: from a copy, and
+        // offline from brand's own folder (its cosigned file).
+        #expect(
+            EvidenceTests.eventually(c) {
+                ((try? c.heads("retail")["brand"]?.0) ?? 0) > UInt64(from) + 3
+                    && ((try? c.heads("brand")["brand"]?.0) ?? 0) > UInt64(from) + 3
+            })
+        let during = try Self.receipt(c, "brand", UInt64(from) + 1, at: "retail", name: "during")
+        let offline = try Self.prov([
+            "receipt", "--dir", c.dataDirectory("brand"), "--org", "brand", "--seq", "\(from + 2)", "--consortium",
+            c.dir.path + "/consortium.json",
+        ])
+        #expect(offline.termination == .exited(0), "\(offline.stderrText)")
+        let duringOffline = c.dir.path + "/during-offline.tlog-proof"
+        try Data(offline.stdoutText.utf8).write(to: URL(fileURLWithPath: duringOffline))
         let v1 = c.dir.path + "/consortium.json"
         let v2 = c.dir.path + "/consortium.v2.json"
         try Self.change(
@@ -271,10 +286,12 @@ import Testing
         #expect(c.waitConverged(["brand": size]), "\(c.describe)")
         #expect(size > UInt64(from))
         let after = try Self.receipt(c, "brand", size - 1, at: "retail", name: "after")
-        // The receipt made before the rotation verifies with either descriptor, the one after with the new one.
-        let both = try Self.expectProv(["verify-receipt", "--consortium", v2, before, after])
-        #expect(both.contains("before.tlog-proof: OK") && both.contains("after.tlog-proof: OK"), "\(both)")
-        try Self.expectProv(["verify-receipt", "--consortium", v1, before])
+        // Receipts made before the rotation verify with either descriptor, those after it with the new one.
+        let all = try Self.expectProv(["verify-receipt", "--consortium", v2, before, during, duringOffline, after])
+        for name in ["before", "during", "during-offline", "after"] {
+            #expect(all.contains("\(name).tlog-proof: OK"), "\(all)")
+        }
+        try Self.expectProv(["verify-receipt", "--consortium", v1, before, during, duringOffline])
         try Self.verifyAll(c, c.orgs, descriptor: v1)
     }
 
