@@ -174,8 +174,6 @@ public final class Node: @unchecked Sendable {
         }
         try nodeKeys.check(me, version: consortium.version, config: config)
         keys = Mutex(nodeKeys)
-        // Every version this node uses is kept in its data directory, where prov verify finds it too.
-        try ConsortiumFolder.store(chain, dataDirectory: config.dataDirectory)
         var logs: [String: HeldLog] = [:]
         var quarantined: [SetAside] = []
         for m in consortium.members {
@@ -186,6 +184,9 @@ public final class Node: @unchecked Sendable {
         }
         ownLog = logs[config.org]!
         setAside = quarantined
+        // Every version this node uses is kept in its data directory (made by opening the own log), where prov
+        // verify finds it too.
+        try ConsortiumFolder.store(chain, dataDirectory: config.dataDirectory)
         members = Mutex(Membership(chain: chain, logs: logs, workers: [:]))
         viewIndex = Mutex(
             config.view
