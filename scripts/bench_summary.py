@@ -52,6 +52,9 @@ def main():
     if verify and sha:
         share = verify["entries_per_second"] * verify["bytes_per_entry"] / sha
         rows.append(f"         verify reads {share:.1%} of what openssl sha256 hashes on every core")
+    if verify and "cores_busy" in verify:
+        rows.append(f"         verify kept {verify['cores_busy']:.2f} cores busy, "
+                    f"{verify['cpu_seconds_per_million']:.2f} CPU s per million entries")
     rep = load(folder, "replicate")
     if rep:
         goal("replicate / same run's verify (wall)", rep["to_verify_ratio"], 0.5, "")

@@ -47,7 +47,11 @@ package enum Bench {
             JSONMember("bytes_per_entry", .number(fmt(median.bytesPerEntry))),
             JSONMember("max_rss_bytes", .number(String(maxRSS()))),
         ]
-        if which != .verify {
+        if which == .verify {
+            let perMillion = median.cpuSeconds / Double(n) * 1e6
+            fields.append(JSONMember("cpu_seconds_per_million", .number(fmt(perMillion))))
+            fields.append(JSONMember("cores_busy", .number(fmt(median.cpuSeconds / median.seconds))))
+        } else {
             fields.append(JSONMember("group_size", .number(String(group))))
             fields.append(JSONMember("p50_commit_ms", .number(fmt(median.p50))))
             fields.append(JSONMember("p99_commit_ms", .number(fmt(median.p99))))
@@ -64,6 +68,8 @@ package enum Bench {
         var bytesPerEntry: Double
         var p50 = 0.0
         var p99 = 0.0
+        /// CPU seconds of every thread during the measured part (verify: how many cores the audit kept busy).
+        var cpuSeconds = 0.0
     }
 
     static func fmt(_ d: Double) -> String { String(format: "%.3f", d) }
@@ -230,12 +236,15 @@ package enum Bench {
         var verifier = Verifier(consortium: f.consortium)
         verifier.progress = { org, k in progress.update("verify \(org): \(k)/\(n)") }
         let start = clock()
+        let cpuStart = QueryBench.cpu()
         let audits = try verifier.verify(dataDirectory: f.dir)
         let secs = clock() - start
+        let cpu = QueryBench.cpu() - cpuStart
         guard let a = audits.first, a.ok, a.entries == UInt64(n) else {
             throw LedgerError(.verificationFailed, "bench log did not verify: \(audits.first?.failure ?? "no log")")
         }
-        return Result(seconds: secs, bytesPerEntry: Double(try segmentBytes(f.dir + "/brand")) / Double(n))
+        return Result(
+            seconds: secs, bytesPerEntry: Double(try segmentBytes(f.dir + "/brand")) / Double(n), cpuSeconds: cpu)
     }
 
     /// Nanoseconds per operation of the steps the three benchmarks are made of, on one core: `n` operations each.
