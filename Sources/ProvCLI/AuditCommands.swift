@@ -156,7 +156,7 @@ extension Prov {
                 out("\(org): empty, nothing to export")
                 continue
             }
-            if let why = latest.signatureFailure(key: member.key) {
+            if let why = member.signatureFailure(latest) {
                 failed = true
                 out("\(org): FAILED: the stored checkpoint: \(why); not exported")
                 continue
@@ -185,20 +185,19 @@ extension Prov {
     }
 
     /// The latest checkpoint with the cosignatures of the log's `cosigned` file when it is of that checkpoint: only
-    /// the member's signature and other members' cosignatures that verify are kept (Specs/format.md §10.11).
+    /// the member's signature lines (format.md §9.6) and other members' cosignatures that verify are kept
+    /// (Specs/format.md §10.11).
     static func withVerifiedCosignatures(
         store: LogStore, latest: SignedCheckpoint, member: Consortium.Member, _ consortium: Consortium
     ) -> SignedCheckpoint {
         guard let bytes = try? FileHandleFD.readIfPresent(store.directory + "/cosigned", maxSize: SignedNote.maxSize),
             let text = String(validating: bytes, as: UTF8.self), let cp = try? SignedCheckpoint(parsing: text),
-            cp.checkpoint == latest.checkpoint, let own = cp.note.verifiedSignature(by: member.key)
+            cp.checkpoint == latest.checkpoint, case let own = member.ownerLines(cp), !own.isEmpty
         else { return latest }
         var note = cp.note
         note.signatures =
-            [own]
-            + consortium.members.filter { $0.org != member.org }.compactMap {
-                cp.note.verifiedSignature(by: $0.key.asCosigner)
-            }
+            own
+            + consortium.members.filter { $0.org != member.org }.compactMap { $0.verifiedCosignature(cp) }
         return SignedCheckpoint(checkpoint: cp.checkpoint, note: note)
     }
 }

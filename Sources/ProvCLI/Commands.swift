@@ -16,16 +16,19 @@ public enum Prov {
     /// Every command, in the order `prov --help` lists them. A new command is one more declaration here.
     package static let commands: [Command] =
         [
-            keygenCommand, keyShowCommand, consortiumInitCommand, appendCommand, checkpointCommand, receiptCommand,
-            verifyCommand, verifyReceiptCommand, verifyEvidenceCommand, viewCommand, permitCommand, timelineCommand,
-            complianceCommand,
-            reportCommand, verifyReportCommand, fetchCommand, tilesExportCommand, nodesInitCommand, demoCommand,
+            keygenCommand, keyShowCommand, consortiumInitCommand,
+        ] + consortiumCommands + [
+            appendCommand, checkpointCommand, receiptCommand, verifyCommand, verifyReceiptCommand,
+            verifyEvidenceCommand, viewCommand, permitCommand, timelineCommand, complianceCommand, reportCommand,
+            verifyReportCommand, fetchCommand, tilesExportCommand, nodesInitCommand, demoCommand,
         ] + benchCommands + [vectorsCommand, versionCommand]
 
     /// What the first word of commands of more than one word stands for (`prov bench --help` says it).
     package static let groups: [CommandGroup] = [
         CommandGroup("key", purpose: "Key files: show what a key file holds."),
-        CommandGroup("consortium", purpose: "The consortium descriptor: write one."),
+        CommandGroup(
+            "consortium",
+            purpose: "The consortium descriptor: write one, change it by a quorum of the members, check its chain."),
         CommandGroup("nodes", purpose: "Nodes on this machine: set up a consortium of provd nodes."),
         CommandGroup("tiles", purpose: "Static publication: write logs as C2SP tlog-tiles any web server serves."),
         CommandGroup(

@@ -154,9 +154,10 @@ extension Prov {
         guard size <= store.size else {
             return unused("covers \(Phrase.count(size, "entry", "entries")), more than the log holds")
         }
-        guard let signature = cp.note.verifiedSignature(by: member.key) else {
-            return unused("carries no valid signature by \(member.org)")
-        }
+        // The owner's lines: the key valid at the size, and the next key's while a rotation is prepared, so that
+        // the receipt still verifies once the rotation is taken (Specs/format.md §9.6).
+        let owner = member.ownerLines(cp)
+        guard !owner.isEmpty else { return unused("carries no valid signature by \(member.org)") }
         let entry = try store.entryBytes(seq)
         let proof = try store.inclusionProof(index: seq, size: size)
         if Merkle.inclusionFailure(
@@ -164,10 +165,10 @@ extension Prov {
         {
             return unused("has another root than this log at size \(size)")
         }
-        var kept = [signature]
+        var kept = owner
         var cosigners: [String] = []
         for m in consortium.members where m.org != member.org {
-            guard let s = cp.note.verifiedSignature(by: m.key.asCosigner) else { continue }
+            guard let s = m.verifiedCosignature(cp) else { continue }
             kept.append(s)
             cosigners.append(m.org)
         }

@@ -51,12 +51,12 @@ extension Prov {
     static func verify(_ args: Arguments) throws -> Int32 {
         let json = args.flag("json")
         let descriptor = try args.required("consortium")
-        let consortium = try Consortium.load(descriptor)
+        let dataDirectory = args.positionals[0]
+        let (consortium, notes) = try Self.consortium(descriptor, following: dataDirectory)
         var warnings: [String] = []
-        if let w = missingFingerprint(consortium, descriptor) {
+        for w in notes + [missingFingerprint(consortium, descriptor)].compactMap({ $0 }) {
             if json { warnings.append(w) } else { log("warn", w) }
         }
-        let dataDirectory = args.positionals[0]
         let setAside = Quarantine.list(dataDirectory: dataDirectory)
         if !setAside.isEmpty {
             let w =
@@ -200,8 +200,7 @@ extension Prov {
             else { return }
             if cp.checkpoint.origin != member.origin {
                 reasons.append("\(folder) is the log \(cp.checkpoint.origin), not \(member.origin)")
-            } else if !cp.note.signatures.contains(where: { $0.name == member.key.name && $0.keyID == member.key.keyID }
-            ) {
+            } else if !cp.note.signatures.contains(where: { $0.name == member.origin && member.hasKey(id: $0.keyID) }) {
                 reasons.append("\(folder) is signed by another key than the descriptor's for \(member.origin)")
             } else {
                 return

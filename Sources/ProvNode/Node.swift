@@ -13,13 +13,22 @@ import Synchronization
 /// the few mutable fields here are behind `state`.
 public final class Node: @unchecked Sendable {
     public let config: NodeConfig
-    public let consortium: Consortium
-    let signer: NoteSigner
+    /// The descriptor chain and what the node holds because of it (every log, a worker per peer): replaced as a
+    /// whole when the node takes a new version (Membership.swift), read from any thread.
+    let members: Mutex<Membership>
+    /// The newest version of the consortium descriptor this node took.
+    public var consortium: Consortium { members.withLock { $0.chain.current } }
+    /// Every version of the descriptor, from the first.
+    public var chain: ConsortiumChain { members.withLock { $0.chain } }
+    /// The node's signing keys: node.json's `key`, and its `nextKey` while a rotation is prepared (NodeKeys.swift).
+    let keys: Mutex<NodeKeys>
     let linkKey: LinkKey
     let log: NodeLog
     let metrics = Metrics()
-    /// Every member's log, by org: the own log and a copy of each other.
-    let logs: [String: HeldLog]
+    /// Every member's log, by org: the own log and a copy of each other (removed members' copies too, frozen).
+    var logs: [String: HeldLog] { members.withLock { $0.logs } }
+    let ownLog: HeldLog
+    var own: HeldLog { ownLog }
     /// Copies found damaged on open and set aside in `quarantine/` by this start (fetched again from the peers).
     let setAside: [SetAside]
 
@@ -28,14 +37,15 @@ public final class Node: @unchecked Sendable {
         var folder: String
         var reason: String
     }
-    var own: HeldLog { logs[config.org]! }
     let writer: EventWriter
     /// The shared customer view over every log held here (Specs/view.md); nil when node.json sets `"view": false`.
-    public let view: ViewIndex?
+    /// Built again when a new version of the descriptor adds a member or changes a key.
+    public var view: ViewIndex? { viewIndex.withLock { $0 } }
+    let viewIndex: Mutex<ViewIndex?>
     /// Feeds the view the groups of copies, off the catch-up's thread.
     let viewQueue = DispatchQueue(label: "provd.view-feed")
-    /// One worker per peer, made as the node opens (never changed after: listeners read it from any thread).
-    private(set) var workers: [String: PeerWorker] = [:]
+    /// One worker per peer: the current members this node talks to.
+    var workers: [String: PeerWorker] { members.withLock { $0.workers } }
     let makeLink: PeerLinkFactory
     /// Called after any log held here moved (org, new size): tests and the view follow commits through it.
     public var onLogMoved: (@Sendable (String, UInt64) -> Void)?
@@ -46,6 +56,10 @@ public final class Node: @unchecked Sendable {
     }
     private let counters = Mutex<@Sendable () -> [String: UInt64]>({ [:] })
     let stopping = Atomic<Bool>(false)
+    /// Set once `start` ran: workers made later start at once.
+    let running = Atomic<Bool>(false)
+    /// One new version of the descriptor is taken at a time (Membership.swift).
+    let adopting = NSLock()
     /// Every piece of evidence held, by file name (Specs/protocol.md §4.3): checked when it came or when read back.
     let keptEvidence = Mutex<[String: KeptEvidence]>([:])
     /// Why the own log takes no more entries, when it must not: this node's key signed a history this node does
@@ -59,8 +73,11 @@ public final class Node: @unchecked Sendable {
     /// of it, and how many must have, with this node, to make a majority of the members. Nil once it is open.
     private let openingCheck = Mutex<(answered: Set<String>, needed: Int, peers: Set<String>)?>(nil)
 
-    /// Why writes wait for now: the own log is not open yet.
-    var writeHold: String? {
+    /// Why writes wait for now: the own log is not open yet, or the node lacks the key a new version of the
+    /// descriptor made its own (NodeKeys.swift).
+    var writeHold: String? { openingHold ?? keyHold }
+
+    private var openingHold: String? {
         openingCheck.withLock { check in
             check.map {
                 "not appended yet: this node is asking its peers whether they hold a longer history of its log "
@@ -130,60 +147,57 @@ public final class Node: @unchecked Sendable {
     }
 
     /// Opens every log (creating the copies' folders), ready to `start`. Fails with a clear message on a bad
-    /// descriptor, key, linking key, or a data directory another process holds.
+    /// descriptor, key, linking key, or a data directory another process holds. The descriptor is the newest version
+    /// of node.json's `consortium` and of the data directory's `consortium` folder that follows from it
+    /// (Specs/protocol.md §8).
     public init(config: NodeConfig, log: NodeLog, makeLink: @escaping PeerLinkFactory) throws(LedgerError) {
         self.config = config
         self.log = log
         self.makeLink = makeLink
+        let chain: ConsortiumChain
+        let nodeKeys: NodeKeys
         do {
-            consortium = try Consortium.load(config.consortiumPath)
-            signer = try SigningKeyFile.read(config.keyPath)
+            let (c, warnings) = try ConsortiumFolder.reconcile(
+                try ConsortiumChain.load(config.consortiumPath), dataDirectory: config.dataDirectory)
+            for w in warnings { log.warn("a stored version of the consortium descriptor is left out", ["reason": w]) }
+            chain = c
+            nodeKeys = try NodeKeys(config: config)
             linkKey = try LinkKey.load(config.linkKeyPath)
         } catch let e as LedgerError { throw e } catch let e as CryptoError {
             throw LedgerError(.config, e.reason)
         } catch { throw LedgerError(.config, "\(error)") }
+        let consortium = chain.current
         if let why = consortium.linkKeyMismatch(linkKey) { throw LedgerError(.config, "\(config.linkKeyPath): \(why)") }
         guard let me = consortium.member(config.org) else {
             throw LedgerError(
                 .config, "org '\(config.org)' of \(config.path) is not a member of consortium \(consortium.name)")
         }
-        guard signer.name == me.origin, signer.verifierKey.publicKey == me.key.publicKey else {
-            throw LedgerError(
-                .config, "the signing key \(config.keyPath) is not the key of \(me.org) in the consortium descriptor")
-        }
+        try nodeKeys.check(me, version: consortium.version, config: config)
+        keys = Mutex(nodeKeys)
         var logs: [String: HeldLog] = [:]
         var quarantined: [SetAside] = []
         for m in consortium.members {
-            // Every log held is checked on open as a writer checks its own: nothing is added on top of damage.
-            let descriptor = consortium
-            let open = { () throws(LedgerError) -> LogStore in
-                try LogStore(
-                    dataDirectory: config.dataDirectory, consortium: descriptor.name, org: m.org, writable: true,
-                    verifyingWith: descriptor, log: { log.warn($0) })
-            }
-            let store: LogStore
-            do throws(LedgerError) { store = try open() } catch {
-                // A damaged copy is set aside and fetched again; damage to the own log stops the node.
-                guard m.org != config.org, Quarantine.applies(to: error) else { throw error }
-                let moved = try Quarantine.setAside(org: m.org, dataDirectory: config.dataDirectory)
-                log.error(
-                    "a damaged copy was set aside; it is fetched again from the peers",
-                    ["log": m.org, "folder": moved, "reason": error.message])
-                quarantined.append(SetAside(org: m.org, folder: moved, reason: error.message))
-                store = try open()
-            }
-            logs[m.org] = try HeldLog(
-                member: m, store: store, consortium: consortium, isOwn: m.org == config.org, log: log)
+            let (held, aside) = try Self.openLog(m, consortium: consortium, config: config, log: log)
+            logs[m.org] = held
+            if let aside { quarantined.append(aside) }
+            if let v = m.removedIn, m.org != config.org { held.freeze(Self.removedReason(m.org, v)) }
         }
-        self.logs = logs
+        ownLog = logs[config.org]!
         setAside = quarantined
-        view =
+        // Every version this node uses is kept in its data directory (made by opening the own log), where prov
+        // verify finds it too.
+        try ConsortiumFolder.store(chain, dataDirectory: config.dataDirectory)
+        members = Mutex(Membership(chain: chain, logs: logs, workers: [:]))
+        viewIndex = Mutex(
             config.view
-            ? try Self.buildView(
-                dataDirectory: config.dataDirectory, consortium: consortium, linkKey: linkKey, logs: logs, log: log)
-            : nil
+                ? try Self.buildView(
+                    dataDirectory: config.dataDirectory, consortium: consortium, linkKey: linkKey, logs: logs, log: log)
+                : nil)
         writer = EventWriter()
         writer.node = self
+        if let v = me.removedIn {
+            stopWriting("this node's company was removed from consortium \(consortium.name) in version \(v)")
+        }
         // Evidence kept earlier counts only as what it proves, checked again against the descriptor; the org comes
         // from its verified checkpoints, never from a file name.
         let kept = EvidenceFolder.read(dataDirectory: config.dataDirectory, consortium: consortium)
@@ -206,17 +220,52 @@ public final class Node: @unchecked Sendable {
         for (path, reason) in kept.ignored {
             log.warn("a file in the evidence folder is not evidence; ignored", ["file": path, "reason": reason])
         }
+        peerAddressOverrides.withLock { $0 = config.peerAddresses }
+        var workers: [String: PeerWorker] = [:]
         for org in peerOrgs() { workers[org] = PeerWorker(node: self, org: org, address: peerAddress(org) ?? "") }
+        members.withLock { $0.workers = workers }
         // A majority of the members, this node among them, must have said what they hold of the own log.
         let peers = Set(workers.keys)
-        let needed = min(peers.count, consortium.members.count / 2)
+        let needed = min(peers.count, consortium.currentMembers.count / 2)
         openingCheck.withLock { $0 = needed == 0 ? nil : (answered: [], needed: needed, peers: peers) }
+    }
+
+    /// Opens the log of member `m`, checked as a writer checks its own: nothing is added on top of damage. A damaged
+    /// copy is set aside in `quarantine/` (format.md §10.13) and opened empty, to be fetched again from the peers;
+    /// damage to the own log stops the node.
+    static func openLog(
+        _ m: Consortium.Member, consortium: Consortium, config: NodeConfig, log: NodeLog
+    ) throws(LedgerError) -> (HeldLog, SetAside?) {
+        let open = { () throws(LedgerError) -> LogStore in
+            try LogStore(
+                dataDirectory: config.dataDirectory, consortium: consortium.name, org: m.org, writable: true,
+                verifyingWith: consortium, log: { log.warn($0) })
+        }
+        let store: LogStore
+        var setAside: SetAside?
+        do throws(LedgerError) { store = try open() } catch {
+            guard m.org != config.org, Quarantine.applies(to: error) else { throw error }
+            let moved = try Quarantine.setAside(org: m.org, dataDirectory: config.dataDirectory)
+            log.error(
+                "a damaged copy was set aside; it is fetched again from the peers",
+                ["log": m.org, "folder": moved, "reason": error.message])
+            setAside = SetAside(org: m.org, folder: moved, reason: error.message)
+            store = try open()
+        }
+        let held = try HeldLog(member: m, store: store, consortium: consortium, isOwn: m.org == config.org, log: log)
+        return (held, setAside)
     }
 
     /// Starts the writer and one worker per peer.
     public func start() {
         writer.start()
-        for w in workers.values { w.start() }
+        running.store(true, ordering: .releasing)
+        for w in workers.values {
+            w.start()
+            // The descriptor goes to every peer: one that holds an older version takes this one, and one that holds
+            // a newer one says so, and this node fetches it (Specs/protocol.md §8.2).
+            w.wantConsortium()
+        }
         // Evidence kept earlier goes to every peer again: a peer that missed it (down, new) learns it now.
         for name in keptEvidence.withLock({ Array($0.keys) }) { gossip(name) }
         log.info(
@@ -224,19 +273,29 @@ public final class Node: @unchecked Sendable {
             ["org": config.org, "logs": "\(logs.count)", "peers": workers.keys.sorted().joined(separator: ",")])
     }
 
-    /// The members this node talks to: `peers` of the configuration, or every other member with an address.
+    /// The members this node talks to: `peers` of the configuration, or every other current member with an
+    /// address.
     func peerOrgs() -> [String] {
-        let wanted = config.peers ?? consortium.members.map(\.org)
-        return wanted.filter { $0 != config.org && consortium.member($0) != nil && peerAddress($0) != nil }.sorted()
+        let c = consortium
+        let wanted = config.peers ?? c.currentMembers.map(\.org)
+        return wanted.filter { $0 != config.org && c.currentMember($0) != nil && peerAddress($0) != nil }.sorted()
     }
 
-    func peerAddress(_ org: String) -> String? { config.peerAddresses[org] ?? consortium.member(org)?.peer }
+    /// `peerAddresses` of node.json as last read (SIGHUP re-reads them).
+    let peerAddressOverrides = Mutex<[String: String]>([:])
 
-    /// New peer addresses (SIGHUP re-reads them from node.json): workers reconnect to the new place.
+    func peerAddress(_ org: String) -> String? {
+        peerAddressOverrides.withLock { $0[org] } ?? consortium.member(org)?.peer
+    }
+
+    /// New peer addresses (SIGHUP re-reads them from node.json): workers reconnect to the new place, and a member
+    /// that has an address now gets a worker.
     public func updatePeerAddresses(_ addresses: [String: String]) {
+        peerAddressOverrides.withLock { $0 = addresses }
         for (org, w) in workers {
-            if let a = addresses[org] ?? consortium.member(org)?.peer { w.setAddress(a) }
+            if let a = peerAddress(org) { w.setAddress(a) }
         }
+        startNewWorkers()
     }
 
     /// Stops cleanly: the group commit in flight finishes and is answered, workers end, files are closed.

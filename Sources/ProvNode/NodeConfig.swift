@@ -7,6 +7,9 @@ public struct NodeConfig: Sendable {
     public var org: String
     public var consortiumPath: String
     public var keyPath: String
+    /// The key file of a planned rotation of the org's key (Specs/protocol.md §2.2, §8.3): while no version of the
+    /// descriptor makes it the org's key, the node signs its checkpoints with both keys; once one does, with it.
+    public var nextKeyPath: String?
     public var linkKeyPath: String
     public var dataDirectory: String
     /// Listen addresses, `host:port` (port 0: any free port, reported on start).
@@ -42,7 +45,7 @@ public struct NodeConfig: Sendable {
     public var path: String
 
     static let fields: Set<String> = [
-        "org", "consortium", "key", "linkKey", "data", "peer", "api", "token", "auditorToken", "peers",
+        "org", "consortium", "key", "nextKey", "linkKey", "data", "peer", "api", "token", "auditorToken", "peers",
         "peerAddresses", "apiTLS", "headsIntervalMs", "syncIntervalMs", "requestTimeoutMs",
         "view", "maxConnections", "maxConnectionsPerAddress", "bodyBudgetBytes",
     ]
@@ -89,6 +92,7 @@ public struct NodeConfig: Sendable {
         guard Vocabulary.isOrgID(org) else { throw bad("org", "must be an org id (1-32 of a-z 0-9 -)") }
         consortiumPath = try file("consortium")
         keyPath = try file("key")
+        nextKeyPath = json["nextKey"] == nil ? nil : try file("nextKey")
         linkKeyPath = try file("linkKey")
         dataDirectory = try file("data")
         peerListen = try string("peer")

@@ -2,6 +2,7 @@ import Foundation
 import ProvCrypto
 import ProvLedger
 import ProvNet
+import Synchronization
 
 /// A node behind real sockets: the peer listener (mutual TLS 1.3, member keys only), the API listener (HTTP, or
 /// TLS with `apiTLS`), and links to peers over mutual TLS pinned to each peer's member key (Specs/protocol.md §3).
@@ -16,21 +17,26 @@ public final class NodeServer: Sendable {
     /// Opens the node and binds both listeners, then starts replication. Errors say what and where: a bad
     /// configuration, a locked data directory, a busy port.
     public static func start(config: NodeConfig, log: NodeLog) throws -> NodeServer {
-        let signer: NoteSigner
-        do { signer = try SigningKeyFile.read(config.keyPath) } catch let e as CryptoError {
-            throw LedgerError(.config, e.reason)
-        }
-        let identity = try TLSIdentity(key: signer.privateKey, commonName: signer.name)
-        let consortiumKeys = try Consortium.load(config.consortiumPath).members.map { ($0.org, $0.key.publicKey) }
+        // Links are made once the node is open: they present its key and pin each peer to that member's keys as the
+        // newest version of the descriptor has them (Specs/protocol.md §3.1, §8.3).
+        let opened = NodeBox()
         let clientTimeouts = HTTPClientConfiguration()
         let node = try Node(config: config, log: log) { org, address in
-            let key = consortiumKeys.first { $0.0 == org }!.1
+            guard let node = opened.node, let identity = opened.identity else {
+                return NetPeerLink(failure: LedgerError(.io, "the node is not open yet"))
+            }
             var c = clientTimeouts
-            c.tls = TLSClientConfiguration(identity: identity, serverKeys: .only(key))
+            c.tls = TLSClientConfiguration(
+                identity: identity, serverKeys: TLSPeerKeys(allowing: { node.peer(org, mayPresent: $0) }))
             c.connectTimeout = .seconds(3)
             c.readTimeout = .seconds(20)
             return NetPeerLink(address: address, configuration: c)
         }
+        // The certificate is for the key the node speaks with as it starts; after a rotation taken live it keeps it
+        // until it restarts (peers accept a rotated key, not a revoked one).
+        let signer = node.signer
+        let identity = try TLSIdentity(key: signer.privateKey, commonName: signer.name)
+        opened.set(node, identity)
         // What clients and peers cause (refusals, timeouts, failed handshakes) is limited by its kind: a flood
         // writes a few lines and a count, not a line per connection.
         let netLog: @Sendable (NetEvent) -> Void = { e in
@@ -49,7 +55,6 @@ public final class NodeServer: Sendable {
                 }
             }
         }
-        let members = consortiumKeys
         // Handlers never wait (a write or an add-checkpoint answers later, from the writer or a replication
         // thread), so one worker per core keeps every core busy without threads queuing for them.
         let workers = max(2, ProcessInfo.processInfo.activeProcessorCount)
@@ -61,7 +66,7 @@ public final class NodeServer: Sendable {
             address: config.peerListen,
             tls: TLSServerConfiguration(
                 identity: identity,
-                clientKeys: TLSPeerKeys(allowing: { key in members.contains { $0.1 == key } })))
+                clientKeys: TLSPeerKeys(allowing: { [node] key in node.peerOrg(presenting: key) != nil })))
         peerConfig.limits.maxBodyBytes = 2 << 20
         peerConfig.maxBufferedBodyBytes = 16 << 20
         peerConfig.maxConnections = config.maxConnections
@@ -70,7 +75,7 @@ public final class NodeServer: Sendable {
         peerConfig.logger = netLog
         peerConfig.workerThreads = workers
         peerConfig.headCheck = { [node] head, length in
-            guard let key = head.peerKey, let org = members.first(where: { $0.1 == key })?.0 else {
+            guard let key = head.peerKey, let org = node.peerOrg(presenting: key) else {
                 return .text(403, "not a member\n")
             }
             return node.admit(Self.nodeRequest(head, listener: .peer(org: org)), contentLength: length).map(
@@ -79,7 +84,7 @@ public final class NodeServer: Sendable {
         let peerServer: HTTPServer
         do {
             peerServer = try HTTPServer.start(peerConfig) { [node] req, responder in
-                guard let key = req.peerKey, let org = members.first(where: { $0.1 == key })?.0 else {
+                guard let key = req.peerKey, let org = node.peerOrg(presenting: key) else {
                     responder.respond(.text(403, "not a member\n"))
                     return
                 }
@@ -165,6 +170,12 @@ final class NetPeerLink: PeerLink {
     let client: HTTPClient?
     let failure: Error?
 
+    /// A link that fails every request with `failure`.
+    init(failure: Error) {
+        client = nil
+        self.failure = failure
+    }
+
     init(address: String, configuration: HTTPClientConfiguration) {
         var c = configuration
         c.retryNonIdempotent = true
@@ -188,4 +199,14 @@ final class NetPeerLink: PeerLink {
     func close() { client?.close() }
 
     func interrupt() { client?.shutdown() }
+}
+
+/// The node and its TLS identity, once open, for the peer links it makes (which it starts making only after).
+final class NodeBox: Sendable {
+    private let value = Mutex<(Node, TLSIdentity)?>(nil)
+
+    var node: Node? { value.withLock { $0?.0 } }
+    var identity: TLSIdentity? { value.withLock { $0?.1 } }
+
+    func set(_ node: Node, _ identity: TLSIdentity) { value.withLock { $0 = (node, identity) } }
 }

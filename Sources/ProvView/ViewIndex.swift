@@ -85,7 +85,7 @@ public final class ViewIndex: Sendable {
         guard cp.origin == member.origin, cp.size == size else {
             throw ViewError(.feed, "\(org): checkpoint of \(cp.origin) at size \(cp.size) given for size \(size)")
         }
-        if let why = checkpoint.signatureFailure(key: member.key) { throw ViewError(.feed, "\(org): \(why)") }
+        if let why = member.signatureFailure(checkpoint) { throw ViewError(.feed, "\(org): \(why)") }
         // The leaves are hashed outside the lock; ingestion goes on meanwhile.
         let (staged, leaves, subtrees, from) = try state.withLock { s throws(ViewError) in
             let log = s.logs[o]

@@ -47,7 +47,7 @@ while !args.isEmpty {
                                    also PROV_LOG_FORMAT)
 
             On start it prints one line on stdout: {"org":…,"peer":"host:port","api":"host:port"}.
-            SIGTERM/SIGINT stop it cleanly (exit 0); SIGHUP re-reads peerAddresses from node.json.
+            SIGTERM/SIGINT stop it cleanly (exit 0); SIGHUP re-reads peerAddresses, key and nextKey from node.json.
             Exit codes: 0 clean stop, 2 configuration, key, data directory or port error.
             """)
         exit(0)
@@ -72,10 +72,11 @@ func startServer(_ path: String) -> NodeServer {
     }
 }
 
-/// SIGHUP: new peer addresses from node.json.
+/// SIGHUP: new peer addresses, and the signing keys (`key`, `nextKey`), from node.json.
 func reload(_ server: NodeServer, _ path: String) {
     do {
         let c = try NodeConfig.load(path)
+        server.node.reloadKeys(c)
         server.node.updatePeerAddresses(c.peerAddresses)
         log.info("peer addresses re-read", ["file": path])
     } catch {

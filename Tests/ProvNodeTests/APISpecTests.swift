@@ -36,7 +36,9 @@ import Testing
 
     /// Responses that need a broken disk or a stopping node (the writer's failure path is tested in LogStoreTests,
     /// DiskFullTests and EvidenceTests), or a real equivocation (EvidenceTests fetches evidence that way).
-    static let notProvoked: Set<String> = ["POST /v1/events 503", "GET /v1/evidence/{name} 200"]
+    static let notProvoked: Set<String> = [
+        "POST /v1/events 503", "GET /v1/evidence/{name} 200", "POST /v1/consortium 503",
+    ]
 
     @Test func everyDocumentedRouteAnswersAsDocumented() throws {
         let c = try ProvdCluster(orgs: ["brand", "retail"])
@@ -63,6 +65,11 @@ import Testing
         }
         let subject = "email%3Auser1%40example.com"
         let many = Array(("[" + Array(repeating: "{}", count: 100_001).joined(separator: ",") + "]").utf8)
+        // The node's own descriptor (it holds it already), and another first version (a member renamed).
+        let descriptor = Array(try Data(contentsOf: URL(fileURLWithPath: c.dir.path + "/consortium.json")))
+        var other = c.consortium
+        other.members[0].name = "Another Brand"
+        let otherDescriptor = Array(other.json.prettySerialized.utf8)
         // One request per documented response.
         let tries: [String: () throws -> Int] = [
             "GET /healthz 200": { try call("GET", "/healthz", token: nil) },
@@ -76,6 +83,14 @@ import Testing
             "GET /v1/status 200": { try call("GET", "/v1/status", token: auditor) },
             "GET /v1/status 401": { try call("GET", "/v1/status", token: "not-a-token-of-this-node") },
             "GET /metrics 200": { try call("GET", "/metrics", token: auditor) },
+            "GET /v1/consortium 200": { try call("GET", "/v1/consortium", token: auditor) },
+            "GET /v1/consortium 401": { try call("GET", "/v1/consortium", token: nil) },
+            "POST /v1/consortium 200": { try call("POST", "/v1/consortium", token: app, body: descriptor) },
+            "POST /v1/consortium 400": { try call("POST", "/v1/consortium", token: app, body: Array("[1,".utf8)) },
+            "POST /v1/consortium 401": { try call("POST", "/v1/consortium", token: nil, body: descriptor) },
+            "POST /v1/consortium 403": { try call("POST", "/v1/consortium", token: auditor, body: descriptor) },
+            "POST /v1/consortium 409": { try call("POST", "/v1/consortium", token: app, body: otherDescriptor) },
+            "POST /v1/consortium 422": { try call("POST", "/v1/consortium", token: app, body: Array("{}".utf8)) },
             "GET /v1/evidence 200": { try call("GET", "/v1/evidence", token: auditor) },
             "GET /v1/evidence 401": { try call("GET", "/v1/evidence", token: nil) },
             "GET /v1/evidence/{name} 401": { try call("GET", "/v1/evidence/brand.1-1.0.json", token: nil) },

@@ -66,10 +66,10 @@ import Testing
         try c.startAll()
         var acknowledged = try Self.acks(c, "care", 40, from: 0) + Self.acks(c, "care", 30, from: 100)
         #expect(c.waitConverged(["care": 70]))
-        // care's disk is lost: it starts again on an empty data directory, with its key.
+        // care's disk is lost: its data directory is gone, and it starts again with its key (it makes the directory,
+        // as on an empty one).
         #expect(c.nodes["care"]!.stop() == 0)
         try FileManager.default.removeItem(atPath: c.dataDirectory("care"))
-        try FileManager.default.createDirectory(atPath: c.dataDirectory("care"), withIntermediateDirectories: false)
         try c.start("care")
         try c.connect()
         // Its next write waits until the log is restored, then continues the same history.

@@ -147,7 +147,7 @@ public struct Receipt: Sendable, Equatable {
         guard let member = consortium.member(origin: cp.origin) else {
             throw fail("checkpoint origin '\(cp.origin)' is not a log of consortium \(consortium.name)")
         }
-        if let why = checkpoint.signatureFailure(key: member.key) { throw fail(why) }
+        if let why = member.signatureFailure(checkpoint) { throw fail(why) }
         let e: Entry
         do { e = try Entry.decode(entry) } catch { throw fail("entry bytes: \(error.message)") }
         guard e.log == cp.origin else {
@@ -163,7 +163,7 @@ public struct Receipt: Sendable, Equatable {
         }
         var cosigners: [String] = []
         for m in consortium.members where m.org != member.org {
-            if checkpoint.note.verifiedSignature(by: m.key.asCosigner) != nil { cosigners.append(m.org) }
+            if m.verifiedCosignature(checkpoint) != nil { cosigners.append(m.org) }
         }
         return Verified(entry: e, leaf: leaf, cosigners: cosigners)
     }

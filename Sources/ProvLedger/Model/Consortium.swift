@@ -1,30 +1,64 @@
 import Foundation
 import ProvCrypto
 
-/// The public consortium descriptor: who the members are and which keys speak for them (Specs/format.md
-/// §Consortium descriptor). Every check a node or auditor makes is against these keys.
+/// The public consortium descriptor: who the members are and which keys speak for them (Specs/format.md §9.1).
+/// Every check a node or auditor makes is against these keys. One value is one version of the descriptor; the
+/// versions after the first each carry the change that made them and the approvals of a quorum of the version
+/// before (§9.5, `ConsortiumChain`).
 public struct Consortium: Sendable {
-    public struct Member: Sendable {
+    public struct Member: Sendable, Equatable {
         public var org: String
         public var name: String
         public var origin: String
+        /// The member's current key: it signs the checkpoints past every retired key's last size.
         public var key: NoteVerifierKey
         /// `host:port` of the node's peer listener, once the node has one.
         public var peer: String?
         /// `host:port` of the node's HTTP API, once the node has one.
         public var api: String?
+        /// The keys the member signed with before `key`, oldest first (Specs/format.md §9.6).
+        public var retiredKeys: [RetiredKey]
+        /// The version that removed the member; nil while it is a member. A removed member's log stays, frozen
+        /// where each node holds it, and keeps verifying with its keys.
+        public var removedIn: Int?
 
-        public init(org: String, name: String, origin: String, key: NoteVerifierKey, peer: String?, api: String?) {
+        public init(
+            org: String, name: String, origin: String, key: NoteVerifierKey, peer: String?, api: String?,
+            retiredKeys: [RetiredKey] = [], removedIn: Int? = nil
+        ) {
             self.org = org
             self.name = name
             self.origin = origin
             self.key = key
             self.peer = peer
             self.api = api
+            self.retiredKeys = retiredKeys
+            self.removedIn = removedIn
+        }
+
+        /// Whether the member belongs to this version (it was not removed).
+        public var isCurrent: Bool { removedIn == nil }
+    }
+
+    /// A key a member no longer signs new checkpoints with (Specs/format.md §9.6).
+    public struct RetiredKey: Sendable, Equatable {
+        public var key: NoteVerifierKey
+        /// The largest checkpoint size the key signs: past it, only the next key does.
+        public var lastSize: UInt64
+        /// Declared stolen (a revocation) rather than replaced as planned (a rotation): its cosignatures no longer
+        /// count and it no longer opens the peer listener.
+        public var revoked: Bool
+
+        public init(key: NoteVerifierKey, lastSize: UInt64, revoked: Bool) {
+            self.key = key
+            self.lastSize = lastSize
+            self.revoked = revoked
         }
     }
 
     public var name: String
+    /// Every member of this version and of the versions before, in the order they joined; removed ones are marked
+    /// (`removedIn`), so that their logs, and entries that name them, keep verifying.
     public var members: [Member]
     /// SHA-256 fingerprint of the consortium's linking key (`LinkKey.fingerprint`): every command that loads a
     /// linking key checks it against this, so a wrong key cannot split every customer's refs in two. Nil for a
@@ -32,53 +66,128 @@ public struct Consortium: Sendable {
     public var linkKeyFingerprint: SHA256Digest?
     /// The interaction types, notice ids and agent names the members may record.
     public var vocabulary: ConsortiumVocabulary
+    /// The descriptor's version: 1 for the first (a descriptor without the field), then one more per change.
+    public var version: Int
+    /// The hash of the version before (Specs/format.md §9.5); nil for version 1.
+    public var previous: SHA256Digest?
+    /// The approvals a change of this version needs, when set; nil means a majority of the current members.
+    public var threshold: Int?
+    /// The change that made this version from the one before; nil for version 1.
+    public var change: ConsortiumChange?
+    /// The signatures of members of the version before on `change`.
+    public var approvals: [ConsortiumApproval]
+
+    /// At most this many members, removed ones included.
+    public static let maxMembers = 1024
+    /// At most this many versions.
+    public static let maxVersion = 100_000
+    /// Org ids that name folders of a data directory other than logs (Specs/format.md §10.1).
+    public static let reservedOrgIDs = [
+        EvidenceFolder.name: "a data directory keeps equivocation evidence in a folder of that name",
+        ConsortiumFolder.name:
+            "a data directory keeps the versions of the consortium descriptor in a folder of that name",
+        Quarantine.name: "a data directory keeps damaged copies set aside in a folder of that name",
+    ]
 
     public init(
         name: String, members: [Member], linkKeyFingerprint: SHA256Digest? = nil,
-        vocabulary: ConsortiumVocabulary = .standard
-    ) throws {
+        vocabulary: ConsortiumVocabulary = .standard, version: Int = 1, previous: SHA256Digest? = nil,
+        threshold: Int? = nil, change: ConsortiumChange? = nil, approvals: [ConsortiumApproval] = []
+    ) throws(LedgerError) {
         guard Vocabulary.isConsortiumName(name) else {
             throw LedgerError(.config, "consortium name '\(name)' must be 1-64 of a-z 0-9 . - (starting alphanumeric)")
+        }
+        guard members.count <= Self.maxMembers else {
+            throw LedgerError(.config, "a consortium has at most \(Self.maxMembers) members, removed ones included")
+        }
+        guard (1...Self.maxVersion).contains(version) else {
+            throw LedgerError(.config, "version must be from 1 to \(Self.maxVersion), got \(version)")
         }
         var seen = Set<String>()
         for m in members {
             guard Vocabulary.isOrgID(m.org) else {
                 throw LedgerError(.config, "org id '\(m.org)' must be 1-32 of a-z 0-9 - (starting alphanumeric)")
             }
-            guard m.org != EvidenceFolder.name else {
-                throw LedgerError(
-                    .config,
-                    "org id '\(m.org)' is reserved: a data directory keeps equivocation evidence in a folder of that name"
-                )
-            }
-            guard m.org != Quarantine.name else {
-                throw LedgerError(
-                    .config,
-                    "org id '\(m.org)' is reserved: a data directory keeps damaged copies set aside in a folder of that name"
-                )
+            if let why = Self.reservedOrgIDs[m.org] {
+                throw LedgerError(.config, "org id '\(m.org)' is reserved: \(why)")
             }
             guard seen.insert(m.org).inserted else { throw LedgerError(.config, "org '\(m.org)' is listed twice") }
-            guard (1...128).contains(m.name.utf8.count),
-                !m.name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
-            else {
+            guard Self.isDisplayName(m.name) else {
                 throw LedgerError(
                     .config, "member \(m.org): name must be 1-128 bytes without control characters (a display name)")
             }
             guard m.origin == "\(name)/\(m.org)" else {
                 throw LedgerError(.config, "member \(m.org): log origin must be '\(name)/\(m.org)', got '\(m.origin)'")
             }
-            guard m.key.name == m.origin, m.key.type == .ed25519 else {
+            for k in [m.key] + m.retiredKeys.map(\.key) where k.name != m.origin || k.type != .ed25519 {
                 throw LedgerError(
                     .config,
-                    "member \(m.org): verifier key is for '\(m.key.name)', expected an Ed25519 key named '\(m.origin)'")
+                    "member \(m.org): verifier key is for '\(k.name)', expected an Ed25519 key named '\(m.origin)'")
+            }
+            try Self.checkKeyHistory(m)
+            if let r = m.removedIn, !(2...version).contains(r) {
+                throw LedgerError(.config, "member \(m.org): removedIn must be from 2 to the version, \(version)")
             }
         }
-        guard !members.isEmpty else { throw LedgerError(.config, "a consortium needs at least one member") }
+        let current = members.filter(\.isCurrent).count
+        guard current > 0 else { throw LedgerError(.config, "a consortium needs at least one member") }
+        if version == 1 {
+            guard previous == nil, change == nil, approvals.isEmpty else {
+                throw LedgerError(
+                    .config, "version 1 has no previous, change or approvals: it is the first version of the chain")
+            }
+            if let m = members.first(where: { !$0.isCurrent || !$0.retiredKeys.isEmpty }) {
+                throw LedgerError(
+                    .config,
+                    "member \(m.org): version 1 has no removed members and no retired keys (only a change makes them)")
+            }
+        } else {
+            guard previous != nil, change != nil else {
+                throw LedgerError(
+                    .config,
+                    "version \(version) needs previous (the hash of version \(version - 1)) and the change that made it"
+                )
+            }
+        }
+        if let t = threshold, let why = Self.thresholdFailure(t, members: current) { throw LedgerError(.config, why) }
         self.name = name
         self.members = members
         self.linkKeyFingerprint = linkKeyFingerprint
         self.vocabulary = vocabulary
+        self.version = version
+        self.previous = previous
+        self.threshold = threshold
+        self.change = change
+        self.approvals = approvals
     }
+
+    /// A display name: 1–128 bytes, no control character.
+    package static func isDisplayName(_ s: String) -> Bool {
+        (1...128).contains(s.utf8.count)
+            && !s.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+    }
+
+    /// A node address of the descriptor: 1–255 bytes, no space and no control character.
+    package static func isAddress(_ s: String) -> Bool {
+        (1...255).contains(s.utf8.count) && !s.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F })
+    }
+
+    /// Why `t` cannot be the threshold of a version with `members` current members, or nil: it must be a majority
+    /// at least, so that two changes of one version never both reach a quorum, and at most every member.
+    static func thresholdFailure(_ t: Int, members n: Int) -> String? {
+        guard t < majority(n) || t > n else { return nil }
+        return "threshold \(t) is out of range: with \(Phrase.count(n, "member")) it must be from \(majority(n)) "
+            + "(a majority, so that two changes of one version cannot both reach a quorum) to \(n)"
+    }
+
+    /// floor(n / 2) + 1.
+    public static func majority(_ n: Int) -> Int { n / 2 + 1 }
+
+    /// The members of this version (not removed).
+    public var currentMembers: [Member] { members.filter(\.isCurrent) }
+
+    /// The approvals a change of this version needs: the threshold, or a majority of the current members.
+    public var quorum: Int { threshold ?? Self.majority(currentMembers.count) }
 
     /// Why `key` must not be used with this consortium, or nil when its fingerprint is the descriptor's. A
     /// descriptor without a fingerprint cannot tell, and is refused too: the message gives the value to add.
@@ -94,35 +203,64 @@ public struct Consortium: Sendable {
             + "(another key would give every customer new subject refs, split from their earlier entries)"
     }
 
+    /// The member `org`, removed ones included (their logs keep verifying).
     public func member(_ org: some StringProtocol) -> Member? { members.first { $0.org == org } }
 
     public func member(origin: some StringProtocol) -> Member? { members.first { $0.origin == origin } }
+
+    /// The member `org` when it belongs to this version (not removed).
+    public func currentMember(_ org: some StringProtocol) -> Member? { members.first { $0.org == org && $0.isCurrent } }
 
     public func origin(of org: String) -> String { "\(name)/\(org)" }
 
     // MARK: JSON
 
-    /// The descriptor as `prov consortium init` writes it: fields in the order of Specs/format.md §9.1.
+    /// The descriptor as `prov consortium init` and `prov consortium apply` write it: fields in the order of
+    /// Specs/format.md §9.1 and §9.5. A first version without a threshold is written as before versions existed.
     public var json: JSONValue {
         var top = [JSONMember("consortium", .string(name)), JSONMember("formatVersion", .number("1"))]
+        if version > 1 { top.append(JSONMember("version", .number(String(version)))) }
+        if let p = previous { top.append(JSONMember("previous", .string(p.hex))) }
+        if let t = threshold { top.append(JSONMember("threshold", .number(String(t)))) }
         if let f = linkKeyFingerprint { top.append(JSONMember("linkKeyFingerprint", .string(f.hex))) }
         top.append(JSONMember("vocabulary", vocabulary.json))
-        top.append(
-            JSONMember(
-                "members",
-                .array(
-                    members.map { m in
-                        .object([
-                            JSONMember("org", .string(m.org)),
-                            JSONMember("name", .string(m.name)),
-                            JSONMember("origin", .string(m.origin)),
-                            JSONMember("verifierKey", .string(m.key.description)),
-                            JSONMember("peer", m.peer.map { .string($0) } ?? .null),
-                            JSONMember("api", m.api.map { .string($0) } ?? .null),
-                        ])
-                    })))
+        top.append(JSONMember("members", .array(members.map(Self.memberJSON))))
+        if let c = change { top.append(JSONMember("change", c.json)) }
+        if version > 1 { top.append(JSONMember("approvals", .array(approvals.map(\.json)))) }
         return .object(top)
     }
+
+    static func memberJSON(_ m: Member) -> JSONValue {
+        var fields = [
+            JSONMember("org", .string(m.org)),
+            JSONMember("name", .string(m.name)),
+            JSONMember("origin", .string(m.origin)),
+            JSONMember("verifierKey", .string(m.key.description)),
+            JSONMember("peer", m.peer.map { .string($0) } ?? .null),
+            JSONMember("api", m.api.map { .string($0) } ?? .null),
+        ]
+        if !m.retiredKeys.isEmpty {
+            fields.append(
+                JSONMember(
+                    "retiredKeys",
+                    .array(
+                        m.retiredKeys.map { r in
+                            .object([
+                                JSONMember("verifierKey", .string(r.key.description)),
+                                JSONMember("lastSize", .number(String(r.lastSize))),
+                                JSONMember("revoked", .bool(r.revoked)),
+                            ])
+                        })))
+        }
+        if let r = m.removedIn { fields.append(JSONMember("removedIn", .number(String(r)))) }
+        return .object(fields)
+    }
+
+    /// Top-level fields of one version.
+    static let fields = [
+        "consortium", "formatVersion", "version", "previous", "threshold", "linkKeyFingerprint", "vocabulary",
+        "members", "change", "approvals",
+    ]
 
     public init(json: JSONValue) throws {
         func str(_ v: JSONValue?, _ what: String) throws -> String {
@@ -135,11 +273,20 @@ public struct Consortium: Sendable {
             if v == nil || v == .null { return nil }
             return try str(v, what)
         }
+        func integer(_ v: JSONValue?, _ what: String, _ range: ClosedRange<Int>) throws -> Int? {
+            guard let v else { return nil }
+            guard let n = v.canonicalIntegerValue, n <= UInt64(range.upperBound), Int(n) >= range.lowerBound else {
+                throw LedgerError(
+                    .config,
+                    "consortium descriptor: \(what) must be a whole number from \(range.lowerBound) to "
+                        + "\(range.upperBound) in canonical form")
+            }
+            return Int(n)
+        }
         guard let top = json.objectValue else {
             throw LedgerError(.config, "consortium descriptor must be a JSON object")
         }
-        for m in top
-        where !["consortium", "formatVersion", "linkKeyFingerprint", "vocabulary", "members"].contains(m.key) {
+        for m in top where !Self.fields.contains(m.key) {
             throw LedgerError(.config, "consortium descriptor: unknown field \(LedgerError.shown(m.key))")
         }
         guard json["formatVersion"]?.int64Value == 1 else {
@@ -152,6 +299,26 @@ public struct Consortium: Sendable {
                 throw LedgerError(.config, "consortium descriptor: linkKeyFingerprint must be 64 lower-case hex digits")
             }
             fingerprint = d
+        }
+        let version = try integer(json["version"], "version", 1...Self.maxVersion) ?? 1
+        var previous: SHA256Digest?
+        if let p = json["previous"] {
+            guard let s = p.stringValue, let d = SHA256Digest(hex: s), d.hex == s else {
+                throw LedgerError(.config, "consortium descriptor: previous must be 64 lower-case hex digits")
+            }
+            previous = d
+        }
+        let threshold = try integer(json["threshold"], "threshold", 1...Self.maxMembers)
+        let change = try json["change"].map { v throws(LedgerError) in try ConsortiumChange(json: v) }
+        var approvals: [ConsortiumApproval] = []
+        if let a = json["approvals"] {
+            guard let list = a.arrayValue, list.count <= Self.maxMembers + 1 else {
+                throw LedgerError(
+                    .config, "consortium descriptor: approvals must be an array of at most \(Self.maxMembers + 1)")
+            }
+            for (i, item) in list.enumerated() {
+                approvals.append(try ConsortiumApproval(json: item, path: "approvals[\(i)]"))
+            }
         }
         guard let vocabularyJSON = json["vocabulary"] else {
             throw LedgerError(
@@ -171,7 +338,8 @@ public struct Consortium: Sendable {
         var members: [Member] = []
         for (i, m) in list.enumerated() {
             guard let fields = m.objectValue else { throw LedgerError(.config, "members[\(i)] must be an object") }
-            for f in fields where !["org", "name", "origin", "verifierKey", "peer", "api"].contains(f.key) {
+            for f in fields
+            where !["org", "name", "origin", "verifierKey", "peer", "api", "retiredKeys", "removedIn"].contains(f.key) {
                 throw LedgerError(.config, "consortium descriptor: members[\(i)]: unknown field '\(f.key)'")
             }
             let org = try str(m["org"], "members[\(i)].org")
@@ -185,37 +353,45 @@ public struct Consortium: Sendable {
                 Member(
                     org: org, name: try str(m["name"], "members[\(i)].name"),
                     origin: try str(m["origin"], "members[\(i)].origin"), key: key,
-                    peer: try optStr(m["peer"], "members[\(i)].peer"), api: try optStr(m["api"], "members[\(i)].api")))
+                    peer: try optStr(m["peer"], "members[\(i)].peer"), api: try optStr(m["api"], "members[\(i)].api"),
+                    retiredKeys: try Self.retiredKeys(m["retiredKeys"], org: org, path: "members[\(i)].retiredKeys"),
+                    removedIn: try integer(m["removedIn"], "members[\(i)].removedIn", 2...Self.maxVersion)))
         }
-        try self.init(name: name, members: members, linkKeyFingerprint: fingerprint, vocabulary: vocabulary)
+        try self.init(
+            name: name, members: members, linkKeyFingerprint: fingerprint, vocabulary: vocabulary, version: version,
+            previous: previous, threshold: threshold, change: change, approvals: approvals)
     }
 
-    public static func load(_ path: String) throws -> Consortium {
-        let data: Data
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw LedgerError(.config, "consortium descriptor \(path): no such file")
+    static func retiredKeys(_ v: JSONValue?, org: String, path: String) throws -> [RetiredKey] {
+        guard let v else { return [] }
+        func bad(_ why: String) -> LedgerError { LedgerError(.config, "consortium descriptor: \(path)\(why)") }
+        guard let list = v.arrayValue, list.count <= 1024 else { throw bad(" must be an array of at most 1024") }
+        var out: [RetiredKey] = []
+        for (i, item) in list.enumerated() {
+            guard let fields = item.objectValue else { throw bad("[\(i)] must be an object") }
+            for f in fields where !["verifierKey", "lastSize", "revoked"].contains(f.key) {
+                throw bad("[\(i)]: unknown field \(LedgerError.shown(f.key))")
+            }
+            guard let s = item["verifierKey"]?.stringValue else { throw bad("[\(i)].verifierKey must be a string") }
+            let key: NoteVerifierKey
+            do { key = try NoteVerifierKey(parsing: s) } catch let e as CryptoError {
+                throw bad("[\(i)].verifierKey: \(e.reason)")
+            }
+            guard let n = item["lastSize"]?.canonicalIntegerValue else {
+                throw bad("[\(i)].lastSize must be a whole number from 0 to \(JSONValue.maxCanonicalInteger)")
+            }
+            guard case .bool(let revoked)? = item["revoked"] else { throw bad("[\(i)].revoked must be true or false") }
+            out.append(RetiredKey(key: key, lastSize: n, revoked: revoked))
         }
-        guard !isDirectory.boolValue else {
-            throw LedgerError(.config, "consortium descriptor \(path) is a directory, not a file")
-        }
-        // Read to its end, so that a pipe works too (`--consortium <(...)`).
-        guard let handle = FileHandle(forReadingAtPath: path), let d = try? handle.readToEnd() ?? Data() else {
-            throw LedgerError(.config, "cannot read consortium descriptor \(path) (permissions?)")
-        }
-        data = d
-        if let why = FileKind.misplaced(Array(data), expected: "a JSON consortium descriptor") {
-            throw LedgerError(.config, "\(path) \(why)")
-        }
-        do {
-            return try Consortium(json: try JSON.parse(Array(data)))
-        } catch let e as JSONError {
-            throw LedgerError(.config, "\(path): not valid JSON: \(e.located(in: Array(data)))")
-        } catch let e as LedgerError {
-            throw LedgerError(.config, "\(path): \(e.message)")
-        }
+        return out
     }
 
+    /// Reads a descriptor: one version, or a chain of versions (Specs/format.md §9.5) of which the newest is
+    /// returned once the chain has been checked from its first version on. A folder holding
+    /// `consortium.v<N>.json` files is a chain too.
+    public static func load(_ path: String) throws -> Consortium { try ConsortiumChain.load(path).current }
+
+    /// Writes this one version (no history): a first version, or a version's file in a data directory.
     public func write(to path: String) throws {
         do {
             try Data((json.prettySerialized + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)

@@ -249,7 +249,7 @@ public final class Ingestor {
             guard let member = consortium.member(org),
                 let other = try? LogStore(
                     dataDirectory: dataDirectory, consortium: consortium.name, org: org, writable: false, log: { _ in }),
-                let cp = other.latest, cp.signatureFailure(key: member.key) == nil, cp.checkpoint.size > 0
+                let cp = other.latest, member.signatureFailure(cp) == nil, cp.checkpoint.size > 0
             else { continue }
             let head = cp.checkpoint.size - 1
             if let c = cited[org], c >= head { continue }

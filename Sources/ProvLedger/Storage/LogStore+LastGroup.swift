@@ -143,7 +143,7 @@ extension LogStore {
         do { cp = try SignedCheckpoint(parsing: checkpointText) } catch {
             throw damaged("\(org): checkpoint record at byte \(b.checkpoint.offset) of \(name): \(error.message)")
         }
-        if let why = cp.signatureFailure(key: member.key) {
+        if let why = member.signatureFailure(cp) {
             throw damaged("\(org): checkpoint at size \(cp.checkpoint.size): \(why)")
         }
         guard cp.checkpoint.size == m else {

@@ -221,7 +221,7 @@ public final class ReplicaWriter {
                 .verificationFailed,
                 "checkpoint origin '\(checkpoint.checkpoint.origin)' is not the log '\(member.origin)'")
         }
-        if let why = checkpoint.signatureFailure(key: member.key) {
+        if let why = member.signatureFailure(checkpoint) {
             throw LedgerError(
                 .verificationFailed, "\(member.org): checkpoint at size \(checkpoint.checkpoint.size): \(why)")
         }

@@ -57,7 +57,7 @@ public struct Evidence: Sendable, Equatable {
         }
         guard second.checkpoint.origin == log else { return no("the two checkpoints are of different logs") }
         for (name, cp) in [("first", first), ("second", second)] {
-            if let why = cp.signatureFailure(key: member.key) { return no("the \(name) checkpoint: \(why)") }
+            if let why = member.signatureFailure(cp) { return no("the \(name) checkpoint: \(why)") }
         }
         let m = first.checkpoint.size
         let n = second.checkpoint.size

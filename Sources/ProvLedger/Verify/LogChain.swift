@@ -149,7 +149,7 @@ struct LogChain {
         do { cp = try SignedCheckpoint(parsing: String(decoding: payload, as: UTF8.self)) } catch {
             throw fail(nil, "checkpoint record at byte \(recordOffset) of \(name): \(error.message)")
         }
-        if let why = cp.signatureFailure(key: member.key) {
+        if let why = member.signatureFailure(cp) {
             throw fail(nil, "checkpoint at size \(cp.checkpoint.size): \(why)")
         }
         guard cp.checkpoint.size == seq else {

@@ -52,7 +52,8 @@ public struct Verifier {
         // Every folder is a log: one that cannot be read is reported, not skipped. So is anything in a folder's
         // place that is not a plain file (a link, a FIFO): it is never read through, and the log is not verified.
         return names.filter { name in
-            !name.hasPrefix(".") && name != EvidenceFolder.name && name != Quarantine.name
+            !name.hasPrefix(".") && name != EvidenceFolder.name && name != ConsortiumFolder.name
+                && name != Quarantine.name
                 && FileHandleFD.kind(of: "\(dataDirectory)/\(name)").map { $0 != S_IFREG } ?? false
         }.sorted()
     }
@@ -227,7 +228,7 @@ public struct Verifier {
             claims.append(("a trusted checkpoint", t))
         }
         for (what, cp) in claims {
-            if let why = cp.signatureFailure(key: member.key) {
+            if let why = member.signatureFailure(cp) {
                 throw LedgerError(.verificationFailed, "\(member.org): \(what): \(why)")
             }
             let c = cp.checkpoint

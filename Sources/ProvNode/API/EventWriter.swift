@@ -243,7 +243,7 @@ final class EventWriter: @unchecked Sendable {
         guard !deps.isEmpty, node.anyMovedBySubstance(deps) else { return }
         group.add(.heads(HeadsBody(occurredAt: Ingestor.now())), deps: deps, citedHLC: citedHLC)
         let written: LogStore.WrittenGroup
-        do throws(LedgerError) { written = try own.write(group, signer: node.signer) } catch {
+        do throws(LedgerError) { written = try node.writeOwnGroup(group) } catch {
             if own.needsReopen {
                 own.fail(error)
             } else {
@@ -335,7 +335,7 @@ final class EventWriter: @unchecked Sendable {
         guard group.count > 0 else { return }
         if !deps.isEmpty { lastCited = .now() }
         let written: LogStore.WrittenGroup
-        do throws(LedgerError) { written = try own.write(group, signer: node.signer) } catch {
+        do throws(LedgerError) { written = try node.writeOwnGroup(group) } catch {
             if own.needsReopen {
                 own.fail(error)
                 for (s, _) in accepted { s.respond(.failed(Self.cannotWrite)) }

@@ -41,6 +41,10 @@ extension Node {
     /// Feeds the view the entries of a committed group and the checkpoint that closes it.
     func feedView(_ org: String, _ group: GroupEntries, _ checkpoint: SignedCheckpoint) {
         guard let view else { return }
+        // A view built again from the data directory (a new version of the descriptor) may hold the group already.
+        if let held = view.frontier.logs.first(where: { $0.org == org }), held.size >= checkpoint.checkpoint.size {
+            return
+        }
         do {
             try group.forEach { seq, leaf, bytes in try view.ingest(org: org, seq: seq, leaf: leaf, entryBytes: bytes) }
             try view.commit(org: org, size: checkpoint.checkpoint.size, checkpoint: checkpoint)

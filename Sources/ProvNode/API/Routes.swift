@@ -28,6 +28,8 @@ extension Node {
         case (.peer(let caller), "/add-checkpoint"): return addCheckpoint(req.body, from: caller, respond: respond)
         case (.peer(let caller), "/evidence"): return respond(receiveEvidence(req.body, from: caller))
         case (.api, "/v1/evidence"): return respond(.json(200, evidenceList()))
+        case (.api, "/v1/consortium"): return consortiumRoute(req, from: nil, respond: respond)
+        case (.peer(let caller), "/consortium"): return consortiumRoute(req, from: caller, respond: respond)
         default: break
         }
         if case .api = req.listener, req.path.hasPrefix("/v1/evidence/") {
@@ -41,6 +43,8 @@ extension Node {
         var methods: [String]
         /// Only the company's app token (the API's writing route).
         var appOnly = false
+        /// Methods of the route that only the app token may use.
+        var appOnlyMethods: [String] = []
         var maxBody = 0
     }
 
@@ -53,12 +57,17 @@ extension Node {
             switch path {
             case "/add-checkpoint": return RouteRule(methods: ["POST"], maxBody: AddCheckpoint.maxBodySize)
             case "/evidence": return RouteRule(methods: ["POST"], maxBody: Evidence.maxSize)
+            case "/consortium":
+                return RouteRule(methods: ["GET", "HEAD", "POST"], maxBody: ConsortiumChain.maxFileSize)
             default: return nil
             }
         case .api:
             switch path {
             case "/healthz", "/v1/status", "/metrics", "/v1/permit", "/v1/compliance", "/v1/evidence": return read
             case "/v1/events": return RouteRule(methods: ["POST"], appOnly: true, maxBody: Self.maxEventsBody)
+            case "/v1/consortium":
+                return RouteRule(
+                    methods: ["GET", "HEAD", "POST"], appOnlyMethods: ["POST"], maxBody: ConsortiumChain.maxFileSize)
             default:
                 let parts = path.split(separator: "/", omittingEmptySubsequences: false)
                 if parts.count == 5 && parts[1] == "v1" && parts[2] == "subjects"
@@ -97,17 +106,18 @@ extension Node {
             return .error(405, "\(req.path.prefix(100)) takes \(rule.methods.joined(separator: " or "))")
                 .with(header: ("Allow", rule.methods.joined(separator: ", ")))
         }
-        if rule.appOnly && role != .app {
+        if (rule.appOnly || rule.appOnlyMethods.contains(req.method)) && role != .app {
             metrics.reject("forbidden")
             return .error(403, "the auditor token is read-only")
         }
-        guard contentLength <= rule.maxBody else {
+        let limit = ["GET", "HEAD"].contains(req.method) ? 0 : rule.maxBody
+        guard contentLength <= limit else {
             metrics.reject("too-large")
             return .error(
                 413,
-                rule.maxBody == 0
+                limit == 0
                     ? "\(req.method) \(req.path.prefix(100)) takes no request body"
-                    : "the body is larger than the \(rule.maxBody) bytes this route takes")
+                    : "the body is larger than the \(limit) bytes this route takes")
         }
         return nil
     }
@@ -324,6 +334,7 @@ extension Node {
     // MARK: Status and metrics
 
     func status() -> JSONValue {
+        let logs = self.logs
         var logMembers: [JSONMember] = []
         for org in logs.keys.sorted() {
             let held = logs[org]!
@@ -345,6 +356,7 @@ extension Node {
             }
             logMembers.append(JSONMember(org, .object(fields)))
         }
+        let workers = self.workers
         let peers: [JSONValue] = workers.keys.sorted().map { org in
             let s = workers[org]!.snapshot
             return .object([
@@ -359,6 +371,7 @@ extension Node {
             JSONMember("evidence", evidenceList()["evidence"] ?? .array([])),
             JSONMember("writingStopped", writingStopped.map { .string($0) } ?? .null),
             JSONMember("quarantined", .array(quarantinedList())),
+            JSONMember("consortiumVersion", .number(String(consortium.version))), JSONMember("keys", keysJSON),
         ])
     }
 
@@ -375,6 +388,7 @@ extension Node {
     }
 
     func exposition() -> String {
+        let workers = self.workers
         let l = logs.keys.sorted().map { org -> (org: String, size: UInt64, seen: UInt64) in
             let size = logs[org]!.head.size
             let seen = workers.values.map { $0.seenSize(org) }.max() ?? 0

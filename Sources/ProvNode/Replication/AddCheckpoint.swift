@@ -49,11 +49,11 @@ package struct AddCheckpoint: Sendable, Equatable {
     }
 }
 
-/// Cosignature lines in an `add-checkpoint` answer: the lines by `key` (as a cosigner) that verify over `cp`.
-func verifiedCosignatures(_ body: [UInt8], by key: NoteVerifierKey, for cp: Checkpoint) -> [NoteSignature] {
+/// Cosignature lines in an `add-checkpoint` answer: the first line by one of `member`'s trusted keys (as a
+/// cosigner: its current key, or one rotated away, which a node presents until it restarts) that verifies over `cp`.
+func verifiedCosignatures(_ body: [UInt8], by member: Consortium.Member, for cp: Checkpoint) -> [NoteSignature] {
     guard let text = String(validating: body, as: UTF8.self) else { return [] }
-    let cosigner = key.asCosigner
     // The answer is signature lines only: read them as the signature block of a note over the checkpoint text.
     guard let note = try? SignedNote(parsing: cp.text + "\n" + text) else { return [] }
-    return note.verifiedSignature(by: cosigner).map { [$0] } ?? []
+    return member.verifiedCosignature(SignedCheckpoint(checkpoint: cp, note: note)).map { [$0] } ?? []
 }

@@ -52,14 +52,13 @@ struct CatchUp {
         do { cp = try SignedCheckpoint(parsing: String(decoding: r.body, as: UTF8.self)) } catch {
             throw SourceMisbehaved(log: log, reason: "its \(path) does not parse: \(error.message)")
         }
-        if let why = cp.signatureFailure(key: member.key) {
+        if let why = member.signatureFailure(cp) {
             throw SourceMisbehaved(log: log, reason: "its \(path): \(why)")
         }
-        // Keep only the owner's signature: cosignature lines are the source's own business.
+        // Keep only the owner's signature lines (Specs/protocol.md §5.2): cosignature lines are the source's own
+        // business.
         var stored = cp
-        stored.note.signatures = stored.note.signatures.filter {
-            $0.name == member.origin && $0.keyID == member.key.keyID
-        }
+        stored.note.signatures = member.ownerLines(cp)
         return stored
     }
 

@@ -8,12 +8,18 @@ import ProvLedger
 /// `@unchecked Sendable`: the store and every mutable field are touched only while `lock` is held; a catch-up
 /// additionally holds `syncLock`, so at most one pull extends a copy at a time.
 final class HeldLog: @unchecked Sendable {
-    let member: Consortium.Member
+    /// The member as the newest version of the descriptor has it (its keys above all).
+    var member: Consortium.Member {
+        lock.lock()
+        defer { lock.unlock() }
+        return currentMember
+    }
+    private var currentMember: Consortium.Member
     let isOwn: Bool
     private let lock = NSLock()
     private let store: LogStore
     /// Extends the copy (nil for the node's own log); used only while `syncLock` is held.
-    let replica: ReplicaWriter?
+    private(set) var replica: ReplicaWriter?
     let syncLock = NSLock()
     /// Set when two validly signed checkpoints of this log disagree: the copy then takes nothing more.
     private var frozenReason: String?
@@ -27,13 +33,15 @@ final class HeldLog: @unchecked Sendable {
     /// Where a failure and the recovery from it are said (once each).
     let log: NodeLog
 
-    var org: String { member.org }
+    /// The org whose log this is (fixed: only the member's keys and addresses change with a new version).
+    let org: String
 
     init(
         member: Consortium.Member, store: LogStore, consortium: Consortium, isOwn: Bool, log: NodeLog = .silent
     ) throws(LedgerError) {
         self.log = log
-        self.member = member
+        self.currentMember = member
+        self.org = member.org
         self.store = store
         self.isOwn = isOwn
         replica = isOwn ? nil : try ReplicaWriter(store: store, consortium: consortium)
@@ -44,6 +52,17 @@ final class HeldLog: @unchecked Sendable {
     }
 
     var cosignedPath: String { store.directory + "/cosigned" }
+
+    /// A new version of the descriptor (Specs/protocol.md §8.3): the member as it says, and for a copy a replica writer
+    /// that checks entries against it (its members, keys and vocabulary). Waits for a catch-up in progress.
+    func adopt(_ member: Consortium.Member, consortium: Consortium) throws(LedgerError) {
+        syncLock.lock()
+        defer { syncLock.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
+        currentMember = member
+        if !isOwn { replica = try ReplicaWriter(store: store, consortium: consortium) }
+    }
 
     /// Runs `body` with the store while holding the lock.
     func read<T>(_ body: (LogStore) throws(LedgerError) -> T) throws(LedgerError) -> T {

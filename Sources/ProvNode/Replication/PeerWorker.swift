@@ -22,6 +22,8 @@ final class PeerWorker: @unchecked Sendable {
     private var pushWanted = Set<String>()
     /// Evidence (by name) to pass on to this peer.
     private var evidenceWanted = Set<String>()
+    /// The descriptor chain is to be sent to this peer (Specs/protocol.md §8.2).
+    private var consortiumWanted = false
     private var pullWanted: [String: SignedCheckpoint?] = [:]
     private var seen: [String: UInt64] = [:]
     private var knownSize: [String: UInt64] = [:]
@@ -118,6 +120,14 @@ final class PeerWorker: @unchecked Sendable {
         cond.unlock()
     }
 
+    /// Send the descriptor chain held here to this peer.
+    func wantConsortium() {
+        cond.lock()
+        consortiumWanted = true
+        cond.broadcast()
+        cond.unlock()
+    }
+
     func wantPush(_ log: String) {
         cond.lock()
         pushWanted.insert(log)
@@ -184,7 +194,7 @@ final class PeerWorker: @unchecked Sendable {
         var generation = -1
         while true {
             cond.lock()
-            while pushWanted.isEmpty && evidenceWanted.isEmpty && !stopping { cond.wait() }
+            while pushWanted.isEmpty && evidenceWanted.isEmpty && !consortiumWanted && !stopping { cond.wait() }
             if stopping {
                 cond.unlock()
                 return
@@ -193,8 +203,20 @@ final class PeerWorker: @unchecked Sendable {
             pushWanted.removeAll()
             let evidence = evidenceWanted
             evidenceWanted.removeAll()
+            let descriptor = consortiumWanted
+            consortiumWanted = false
             cond.unlock()
             var unsent: [String] = []
+            if descriptor {
+                let l = link(\.pushLink, generation: &generation)
+                do { try node.pushConsortium(to: org, over: l) } catch {
+                    mark(connected: false, failure: error)
+                    l.close()
+                    cond.lock()
+                    consortiumWanted = true
+                    cond.unlock()
+                }
+            }
             for name in evidence.sorted() {
                 guard let bytes = node.evidenceBytes(name) else { continue }
                 let l = link(\.pushLink, generation: &generation)
@@ -224,7 +246,7 @@ final class PeerWorker: @unchecked Sendable {
                     retry.append(log)
                 }
             }
-            if !retry.isEmpty || !unsent.isEmpty {
+            if !retry.isEmpty || !unsent.isEmpty || (descriptor && isConsortiumWanted) {
                 // Try those again later (the peer is down or busy): a pause, unless stopping.
                 cond.lock()
                 for log in retry { pushWanted.insert(log) }
@@ -258,7 +280,7 @@ final class PeerWorker: @unchecked Sendable {
             case 200:
                 setKnown(log, cp.checkpoint.size)
                 if held.isOwn, let member = node.consortium.member(org) {
-                    let sigs = verifiedCosignatures(r.body, by: member.key, for: cp.checkpoint)
+                    let sigs = verifiedCosignatures(r.body, by: member, for: cp.checkpoint)
                     if sigs.isEmpty {
                         node.log.warn("peer answered add-checkpoint without a valid cosignature", ["peer": org])
                     } else {
@@ -342,7 +364,8 @@ final class PeerWorker: @unchecked Sendable {
             do {
                 for (log, target) in pulls.sorted(by: { $0.key < $1.key }) { try catchUp(log, target, over: l) }
                 if syncing {
-                    for m in node.consortium.members { try sync(m.org, over: l) }
+                    // A removed member's copy stays where it is (Specs/protocol.md §8.3).
+                    for m in node.consortium.currentMembers { try sync(m.org, over: l) }
                 }
                 mark(connected: true)
             } catch let e as CatchUp.SourceMisbehaved {
@@ -413,7 +436,7 @@ final class PeerWorker: @unchecked Sendable {
     /// chunk ends at a checkpoint the peer stores, its entries come from entry bundles, and it is committed only
     /// when every entry verified and the root matches that checkpoint.
     private func catchUp(_ log: String, _ target: SignedCheckpoint?, over link: PeerLink) throws {
-        guard let held = node.logs[log], !held.isOwn, held.frozen == nil, let replica = held.replica else { return }
+        guard let held = node.logs[log], !held.isOwn, held.frozen == nil else { return }
         var goal = target
         if goal == nil { goal = try fetchCheckpoint(log, "checkpoint", over: link) }
         guard let goal else { return }
@@ -427,6 +450,8 @@ final class PeerWorker: @unchecked Sendable {
                 return
             }
         }
+        // Read under the sync lock: a new version of the descriptor replaces it (HeldLog.adopt).
+        guard let replica = held.replica else { return }
         replica.reset()
         if goal.checkpoint.size <= held.head.size {
             try checkAgainstOwnCopy(held, goal)
@@ -461,6 +486,12 @@ final class PeerWorker: @unchecked Sendable {
                 ["log": log, "peer": org, "entries": "\(committer.stored)", "size": "\(held.head.size)"])
             node.logMoved(log, except: org)
         }
+    }
+
+    private var isConsortiumWanted: Bool {
+        cond.lock()
+        defer { cond.unlock() }
+        return consortiumWanted
     }
 
     /// A copy could not be written here: whoever waits for it to grow hears no, and the sync comes round again

@@ -23,7 +23,7 @@ extension Node {
             metrics.reject("unknown-log")
             return respond(.error(404, "no log of consortium \(consortium.name) has that origin"))
         }
-        if let why = cp.signatureFailure(key: member.key) {
+        if let why = member.signatureFailure(cp) {
             metrics.reject("bad-signature")
             log.warn("add-checkpoint with a bad signature", ["peer": caller, "log": member.org, "reason": why])
             return respond(.error(403, "\(member.org): \(why)"))
@@ -111,7 +111,10 @@ extension Node {
         guard let worker else {
             return once(.error(503, "this node has no peer to fetch the entries from"))
         }
-        worker.wantPull(member.org, cp)
+        // What a copy stores under it is the owner's signature lines only (Specs/protocol.md §5.2).
+        var owned = cp
+        owned.note.signatures = member.ownerLines(cp)
+        worker.wantPull(member.org, owned)
     }
 
     /// This node's cosignature line on `cp`.

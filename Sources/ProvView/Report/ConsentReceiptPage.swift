@@ -74,7 +74,9 @@ public struct ConsentReceiptPage: Sendable {
                             consortium.members.map {
                                 .object([
                                     JSONMember("org", .string($0.org)), JSONMember("name", .string($0.name)),
-                                    JSONMember("verifierKey", .string($0.key.description)),
+                                    JSONMember(
+                                        "verifierKey",
+                                        .string(consortium.shownKey($0, for: [receipt.checkpoint]).description)),
                                 ])
                             })),
                 ])),
@@ -130,7 +132,8 @@ public struct ConsentReceiptPage: Sendable {
         for m in consortium.members {
             h.raw(
                 "<tr><td>\(HTMLBuilder.escape(m.name)) (\(HTMLBuilder.escape(m.org)))</td>"
-                    + "<td><code>\(HTMLBuilder.escape(m.key.description))</code></td></tr>")
+                    + "<td><code>\(HTMLBuilder.escape(consortium.shownKey(m, for: [receipt.checkpoint]).description))"
+                    + "</code></td></tr>")
         }
         h.raw(
             """

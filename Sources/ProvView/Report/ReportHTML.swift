@@ -179,7 +179,8 @@ extension SubjectReport {
         for m in consortium.members {
             h.raw(
                 "<tr><td>\(HTMLBuilder.escape(m.name)) (\(HTMLBuilder.escape(m.org)))</td>"
-                    + "<td><code>\(HTMLBuilder.escape(m.key.description))</code></td></tr>")
+                    + "<td><code>\(HTMLBuilder.escape(consortium.shownKey(m, for: checkpoints).description))"
+                    + "</code></td></tr>")
         }
         h.raw(
             """

@@ -76,7 +76,8 @@ public struct SubjectReport: Sendable {
                             consortium.members.map {
                                 .object([
                                     JSONMember("org", .string($0.org)), JSONMember("name", .string($0.name)),
-                                    JSONMember("verifierKey", .string($0.key.description)),
+                                    JSONMember(
+                                        "verifierKey", .string(consortium.shownKey($0, for: checkpoints).description)),
                                 ])
                             })),
                 ])),
