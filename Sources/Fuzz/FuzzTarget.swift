@@ -54,6 +54,10 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         }
     }
     if let t = TileAddress(path: text), t.description != text { fatalError("a tile path has two forms") }
+    // What a peer or an operator posts to a node's consortium route, and a proposal file a member is asked to sign:
+    // every version of a chain is checked against the one before it, each approval's signature included.
+    _ = try? ConsortiumChain.parse(bytes, source: "fuzz")
+    _ = try? ConsortiumProposal(parsing: bytes, source: "fuzz")
     fuzzHTTP(bytes)
     // The same input as one request to a running node (FuzzNode.swift).
     fuzzNode(bytes)
