@@ -57,6 +57,34 @@ import Testing
         #expect(try ConsortiumChain.hash(reordered, version: 1) == chain.versions[0].hash)
     }
 
+    /// One version approved two ways (approvals in another order, or by another quorum) is one version: a member who
+    /// re-posts a version with its approvals shuffled cannot split the history.
+    @Test func copiesOfAVersionThatDifferInApprovalsOrFormAreOneVersion() throws {
+        let (chain, t) = try Self.start()
+        let (add, _) = try Self.newMember()
+        let byAll = try Self.next(chain, add, by: ["brand", "retail", "bank"], signers: t.signers)
+        let byTwo = try Self.next(chain, add, by: ["bank", "retail"], signers: t.signers)
+        guard case .object(let fields) = byAll else { return }
+        let shuffled = JSONValue.object(
+            fields.map { f in
+                guard f.key == "approvals", case .array(let a) = f.value else { return f }
+                return JSONMember(f.key, .array(a.reversed()))
+            })
+        var a = chain
+        var b = chain
+        var c = chain
+        try a.append(byAll)
+        try b.append(shuffled)
+        try c.append(byTwo)
+        #expect(a.head.hash == b.head.hash && a.head.hash == c.head.hash)
+        #expect(a.relation(to: b) == .same && a.relation(to: c) == .same)
+        // A change of content is another version, whatever its approvals.
+        let other = try Self.next(chain, .remove(org: "bank"), by: ["brand", "retail"], signers: t.signers)
+        var d = chain
+        try d.append(other)
+        #expect(a.relation(to: d) == .diverges(at: 2))
+    }
+
     @Test func aFirstVersionIsWrittenAsBeforeVersionsExisted() throws {
         let (chain, t) = try Self.start()
         #expect(chain.json == t.consortium.json)

@@ -51,23 +51,41 @@ public struct ConsortiumChain: Sendable {
 
     /// Parses one version and hashes it; errors start with the version it was expected to be.
     static func version(_ json: JSONValue, at n: Int) throws(LedgerError) -> Version {
-        let c: Consortium
-        do { c = try Consortium(json: json) } catch let e as LedgerError {
-            throw LedgerError(.config, "version \(n): \(e.message)")
-        } catch { throw LedgerError(.config, "version \(n): \(error)") }
-        return Version(consortium: c, json: json, hash: try hash(json, version: c.version))
+        let c = try parse(json, at: n)
+        guard json.canonicalBytes != nil else { throw noCanonicalForm(c.version) }
+        return Version(consortium: c, json: json, hash: try hash(of: c))
     }
 
-    /// SHA-256 of the version's canonical JSON (RFC 8785, Specs/format.md §9.5): what `previous` of the next
-    /// version names.
+    static func parse(_ json: JSONValue, at n: Int) throws(LedgerError) -> Consortium {
+        do { return try Consortium(json: json) } catch let e as LedgerError {
+            throw LedgerError(.config, "version \(n): \(e.message)")
+        } catch { throw LedgerError(.config, "version \(n): \(error)") }
+    }
+
+    /// The hash of a version as it stands in a file (Specs/format.md §9.5, Hash): what `previous` of the next version
+    /// names.
     public static func hash(_ json: JSONValue, version: Int) throws(LedgerError) -> SHA256Digest {
-        guard let bytes = json.canonicalBytes else {
-            throw LedgerError(
-                .config,
-                "version \(version) has no canonical form: every number in a descriptor is a whole number from 0 to "
-                    + "\(JSONValue.maxCanonicalInteger) without sign, fraction or exponent")
-        }
+        try hash(of: try parse(json, at: version))
+    }
+
+    /// SHA-256 of the RFC 8785 form of the version as `Consortium.json` writes it, without its approvals
+    /// (Specs/format.md §9.5, Hash). Written again, every way of writing one version (fields in any order, `null` or
+    /// no `peer`, codes in any order) has one hash; without approvals, two copies of a version that differ only in
+    /// which quorum approved it, or in what order, are one version, so nobody can split the history by re-posting
+    /// a version with its approvals shuffled. The approvals sign the change and the hash of the version before,
+    /// which decide everything else a version holds (§9.5 step 4).
+    public static func hash(of c: Consortium) throws(LedgerError) -> SHA256Digest {
+        guard case .object(let fields) = c.json,
+            let bytes = JSONValue.object(fields.filter { $0.key != "approvals" }).canonicalBytes
+        else { throw noCanonicalForm(c.version) }
         return SHA256.hash(bytes)
+    }
+
+    static func noCanonicalForm(_ version: Int) -> LedgerError {
+        LedgerError(
+            .config,
+            "version \(version) has no canonical form: every number in a descriptor is a whole number from 0 to "
+                + "\(JSONValue.maxCanonicalInteger) without sign, fraction or exponent")
     }
 
     // MARK: The rules between two versions

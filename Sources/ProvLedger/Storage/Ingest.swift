@@ -181,12 +181,15 @@ public final class Ingestor {
         let lock = NSLock()
         let unacknowledged = self.unacknowledged
         let own = store.org
+        // The parsers' resolvers capture the flags, not `work`, which holds the parsers: a cycle would keep every
+        // group's parsed events alive.
+        let pending = work.pending
         for w in 0..<workers {
             let earlier = resolver(storeSize: storeSize, lock: lock) { seq in unacknowledged.entry(seq) }
             work.parsers.append(
                 EventParser(consortium: consortium, org: own, linkKey: linkKey) { org, seq in
                     if org == own && seq >= groupStart {
-                        work.pending[w] = true
+                        pending[w] = true
                         return nil
                     }
                     return earlier(org, seq)

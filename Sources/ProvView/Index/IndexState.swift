@@ -204,28 +204,37 @@ struct LogIndex: Sendable {
     init(orgs: Int) { cites = Array(repeating: [], count: orgs) }
 
     /// The highest seq of `org` this log had referred to in its entries 0...`seq`, or nil.
-    func cited(_ org: Int, upTo seq: UInt64) -> UInt64? {
+    func cited(_ org: Int, upTo seq: UInt64) -> UInt64? { lastCitation(org, upTo: seq)?.cited }
+
+    /// The entry of this log at which its references to `org` reached their highest seq among entries 0...`seq`,
+    /// with that seq; nil when none of them refers to `org`.
+    func lastCitation(_ org: Int, upTo seq: UInt64) -> (seq: UInt64, cited: UInt64)? {
         let c = cites[org]
-        var lo = 0
-        var hi = c.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if c[mid].seq <= seq { lo = mid + 1 } else { hi = mid }
-        }
-        return lo == 0 ? nil : c[lo - 1].cited
+        let i = Self.partition(c.count) { c[$0].seq <= seq }
+        return i == 0 ? nil : c[i - 1]
+    }
+
+    /// The first point of `cites[org]` whose highest seq cited reaches `target`, or nil.
+    func firstCitation(_ org: Int, reaching target: UInt64) -> (seq: UInt64, cited: UInt64)? {
+        let c = cites[org]
+        let i = Self.partition(c.count) { c[$0].cited < target }
+        return i < c.count ? c[i] : nil
     }
 
     /// The first entry of this log after `after` whose references reached seq `target` of `org`.
     func firstCiting(_ org: Int, _ target: UInt64, after: UInt64) -> UInt64? {
-        let c = cites[org]
+        firstCitation(org, reaching: target).map { max($0.seq, after + 1) }
+    }
+
+    /// The number of leading positions of 0..<`count` for which `isBefore` holds (it holds for a prefix).
+    static func partition(_ count: Int, _ isBefore: (Int) -> Bool) -> Int {
         var lo = 0
-        var hi = c.count
+        var hi = count
         while lo < hi {
             let mid = (lo + hi) / 2
-            if c[mid].cited < target { lo = mid + 1 } else { hi = mid }
+            if isBefore(mid) { lo = mid + 1 } else { hi = mid }
         }
-        guard lo < c.count else { return nil }
-        return max(c[lo].seq, after + 1)
+        return lo
     }
 }
 

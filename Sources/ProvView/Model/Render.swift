@@ -49,6 +49,23 @@ enum Render {
     }
 
     static func refText(_ r: EntryRef) -> String { "\(r.org)/\(r.seq)" }
+
+    /// The consortium as a page carries it: its name, and each member with the key that signed the page's
+    /// checkpoint of its log (format.md §9.6: a page made before a rotation keeps the key it was signed with).
+    static func consortium(_ c: Consortium, keysFor checkpoints: [SignedCheckpoint]) -> JSONValue {
+        .object([
+            JSONMember("name", .string(c.name)),
+            JSONMember(
+                "members",
+                .array(
+                    c.members.map {
+                        .object([
+                            JSONMember("org", .string($0.org)), JSONMember("name", .string($0.name)),
+                            JSONMember("verifierKey", .string(c.shownKey($0, for: checkpoints).description)),
+                        ])
+                    })),
+        ])
+    }
 }
 
 /// One log of a frontier: its size and root hash, from a checkpoint its org signed.

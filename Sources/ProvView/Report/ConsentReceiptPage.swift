@@ -64,22 +64,7 @@ public struct ConsentReceiptPage: Sendable {
     public var json: JSONValue {
         .object([
             JSONMember("format", .string(Self.format)),
-            JSONMember(
-                "consortium",
-                .object([
-                    JSONMember("name", .string(consortium.name)),
-                    JSONMember(
-                        "members",
-                        .array(
-                            consortium.members.map {
-                                .object([
-                                    JSONMember("org", .string($0.org)), JSONMember("name", .string($0.name)),
-                                    JSONMember(
-                                        "verifierKey",
-                                        .string(consortium.shownKey($0, for: [receipt.checkpoint]).description)),
-                                ])
-                            })),
-                ])),
+            JSONMember("consortium", Render.consortium(consortium, keysFor: [receipt.checkpoint])),
             JSONMember("ref", Render.ref(facts.ref)), JSONMember("receipt", .string(receipt.serialized)),
         ])
     }

@@ -27,30 +27,8 @@ public struct Knowledge: Sendable, Equatable {
 }
 
 extension LogIndex {
-    /// The entry of this log at which its references to `org` reached their highest seq among entries 0...`seq`,
-    /// with that seq; nil when none of them refers to `org`.
-    func lastCitation(_ org: Int, upTo seq: UInt64) -> (seq: UInt64, cited: UInt64)? {
-        let c = cites[org]
-        var lo = 0
-        var hi = c.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if c[mid].seq <= seq { lo = mid + 1 } else { hi = mid }
-        }
-        return lo == 0 ? nil : c[lo - 1]
-    }
-
     /// The first entry of this log whose references reach seq `target` of `org`, or nil.
-    func firstReaching(_ org: Int, _ target: UInt64) -> UInt64? {
-        let c = cites[org]
-        var lo = 0
-        var hi = c.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if c[mid].cited < target { lo = mid + 1 } else { hi = mid }
-        }
-        return lo < c.count ? c[lo].seq : nil
-    }
+    func firstReaching(_ org: Int, _ target: UInt64) -> UInt64? { firstCitation(org, reaching: target)?.seq }
 }
 
 extension IndexState {

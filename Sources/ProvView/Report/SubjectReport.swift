@@ -66,21 +66,7 @@ public struct SubjectReport: Sendable {
         let v = view
         return .object([
             JSONMember("format", .string(Self.format)),
-            JSONMember(
-                "consortium",
-                .object([
-                    JSONMember("name", .string(consortium.name)),
-                    JSONMember(
-                        "members",
-                        .array(
-                            consortium.members.map {
-                                .object([
-                                    JSONMember("org", .string($0.org)), JSONMember("name", .string($0.name)),
-                                    JSONMember(
-                                        "verifierKey", .string(consortium.shownKey($0, for: checkpoints).description)),
-                                ])
-                            })),
-                ])),
+            JSONMember("consortium", Render.consortium(consortium, keysFor: checkpoints)),
             JSONMember("generatedAt", .string(Render.time(generatedAt))),
             JSONMember("refs", .array(v.refs.map { .string(SubjectRef.text($0)) })),
             JSONMember("at", .string(Render.time(v.at))), JSONMember("atGiven", .bool(v.atGiven)),
