@@ -40,11 +40,7 @@ extension Node {
         let held = chain
         switch held.relation(to: offered) {
         case .same, .older: return .known(held: held.current.version)
-        case .diverges(let v):
-            return .refused(
-                status: 409,
-                reason: "version \(v) offered is not the version \(v) held here: the consortium's history split, or it "
-                    + "is another consortium's; nothing was taken")
+        case .diverges(let v): return .refused(status: 409, reason: Self.divergedReason(v))
         case .newer: break
         }
         // Kept before anything is acted on: a node that restarts uses it (Specs/format.md §10.14).
@@ -86,6 +82,9 @@ extension Node {
             guard let held = logs[m.org] else { continue }
             let before = old.member(m.org)
             do { try held.adopt(m, consortium: c) } catch {
+                // A log that cannot follow the new key history would check what it takes against the old one.
+                let why = "it cannot follow version \(c.version) of the descriptor (\(error.message))"
+                if held.isOwn { stopWriting("the own log: \(why)") } else { held.freeze(why) }
                 log.error("a log cannot follow the new version", ["log": m.org, "error": error.message])
             }
             if let v = m.removedIn, before?.removedIn == nil {
@@ -120,6 +119,11 @@ extension Node {
         if !opened.isEmpty || rekeyed { rebuildViewLater() }
     }
 
+    static func divergedReason(_ v: Int) -> String {
+        "version \(v) offered is not the version \(v) held here: the consortium's history split, or it is another "
+            + "consortium's; nothing was taken"
+    }
+
     static func removedReason(_ org: String, _ version: Int) -> String {
         "\(org) was removed from the consortium in version \(version): its copy stays at what was verified"
     }
@@ -128,18 +132,21 @@ extension Node {
     /// started when the node runs.
     func startNewWorkers() {
         let wanted = peerOrgs().map { ($0, peerAddress($0) ?? "") }
-        let made: [PeerWorker] = members.withLock { state in
+        // Made, and started when the node runs, under the lock `start` and `stop` take their workers under: a
+        // worker is started once, and never after `stop` took the workers it stops.
+        let started: [PeerWorker] = members.withLock { state in
+            guard !stopping.load(ordering: .acquiring) else { return [] }
             var made: [PeerWorker] = []
             for (org, address) in wanted where state.workers[org] == nil {
                 let w = PeerWorker(node: self, org: org, address: address)
                 state.workers[org] = w
                 made.append(w)
             }
+            guard running.load(ordering: .acquiring) else { return [] }
+            for w in made { w.start() }
             return made
         }
-        guard running.load(ordering: .acquiring) else { return }
-        for w in made {
-            w.start()
+        for w in started {
             w.wantConsortium()
             for (org, held) in logs where held.head.size > 0 && org != w.org { w.wantPush(org) }
         }
@@ -191,9 +198,22 @@ extension Node {
                     status: 200, contentType: "application/json", headers: [("Cache-Control", "no-store")],
                     body: chainBytes))
         }
-        // Checking a chain and taking it (files synced, logs opened) is not for a listener's thread.
-        DispatchQueue.global().async { [self] in respond(receiveChain(req.body, from: caller)) }
+        // Checking a chain and taking it (files synced, logs opened) is not for a listener's thread; a few at a
+        // time, so that nobody can keep the cores checking signatures by posting chains.
+        guard offersInFlight.add(1, ordering: .acquiringAndReleasing).newValue <= Self.maxOffersInFlight else {
+            offersInFlight.subtract(1, ordering: .acquiringAndReleasing)
+            metrics.reject("busy")
+            return respond(
+                .error(503, "this node is checking other descriptors; retry later").with(header: ("Retry-After", "1")))
+        }
+        DispatchQueue.global().async { [self] in
+            defer { offersInFlight.subtract(1, ordering: .acquiringAndReleasing) }
+            respond(receiveChain(req.body, from: caller))
+        }
     }
+
+    /// Chains checked at once; more are answered 503 with `Retry-After` (Specs/protocol.md §8.1).
+    static let maxOffersInFlight = 2
 
     /// A chain posted by the operator or a peer: parsed, checked from its first version, and offered.
     func receiveChain(_ body: [UInt8], from caller: String?) -> NodeResponse {
@@ -202,8 +222,22 @@ extension Node {
             metrics.reject("bad-request")
             return .error(400, error.message)
         }
+        // The versions held here are compared by hash; only newer ones are checked (ConsortiumChain.offer).
         let offered: ConsortiumChain
-        do { offered = try ConsortiumChain(versions: versions) } catch {
+        do {
+            switch try chain.offer(versions) {
+            case (.newer, let next?): offered = next
+            case (.diverges(let v), _):
+                metrics.reject("bad-descriptor")
+                let reason = Self.divergedReason(v)
+                log.warn("a consortium descriptor was refused", ["from": caller ?? "the operator", "reason": reason])
+                return .error(409, reason)
+            default:
+                let v = chain.current.version
+                return .json(
+                    200, .object([JSONMember("version", .number(String(v))), JSONMember("new", .bool(false))]))
+            }
+        } catch {
             metrics.reject("bad-descriptor")
             log.warn(
                 "a consortium descriptor that does not verify was refused",

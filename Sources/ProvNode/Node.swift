@@ -60,6 +60,8 @@ public final class Node: @unchecked Sendable {
     let running = Atomic<Bool>(false)
     /// One new version of the descriptor is taken at a time (Membership.swift).
     let adopting = NSLock()
+    /// Consortium chains being checked now (`consortiumRoute`).
+    let offersInFlight = Atomic<Int>(0)
     /// Every piece of evidence held, by file name (Specs/protocol.md §4.3): checked when it came or when read back.
     let keptEvidence = Mutex<[String: KeptEvidence]>([:])
     /// Why the own log takes no more entries, when it must not: this node's key signed a history this node does
@@ -259,8 +261,11 @@ public final class Node: @unchecked Sendable {
     /// Starts the writer and one worker per peer.
     public func start() {
         writer.start()
-        running.store(true, ordering: .releasing)
-        for w in workers.values {
+        let started = members.withLock { state in
+            running.store(true, ordering: .releasing)
+            return Array(state.workers.values)
+        }
+        for w in started {
             w.start()
             // The descriptor goes to every peer: one that holds an older version takes this one, and one that holds
             // a newer one says so, and this node fetches it (Specs/protocol.md §8.2).
@@ -302,8 +307,10 @@ public final class Node: @unchecked Sendable {
     public func stop() {
         guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
         writer.stop()
-        for w in workers.values { w.beginStop() }
-        for w in workers.values { w.waitStopped() }
+        // Taken after `stopping` is set: no worker is made or started after this (`startNewWorkers`).
+        let stopped = Array(workers.values)
+        for w in stopped { w.beginStop() }
+        for w in stopped { w.waitStopped() }
         viewQueue.sync {}
         for l in logs.values { l.cancelWaiters() }
     }

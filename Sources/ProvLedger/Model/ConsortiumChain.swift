@@ -299,6 +299,23 @@ public struct ConsortiumChain: Sendable {
         case diverges(at: Int)
     }
 
+    /// What `jsons` (a chain offered by a peer or an operator, oldest first) is to this chain, checking no more than
+    /// needed: its versions up to this chain's length are compared with this chain's by hash (this chain was checked
+    /// when it was made), and only the versions after it are checked, approvals and all. A chain that differs from
+    /// this one at a version this one holds is `diverges` without a signature checked: nothing of it is taken. A
+    /// version that is no descriptor at all throws, as when a chain is made.
+    public func offer(_ jsons: [JSONValue]) throws(LedgerError) -> (Relation, ConsortiumChain?) {
+        for (held, json) in zip(versions, jsons) {
+            guard try Self.hash(json, version: held.consortium.version) == held.hash else {
+                return (.diverges(at: held.consortium.version), nil)
+            }
+        }
+        guard jsons.count > versions.count else { return (jsons.count == versions.count ? .same : .older, nil) }
+        var next = self
+        for j in jsons.dropFirst(versions.count) { try next.append(j) }
+        return (.newer, next)
+    }
+
     public func relation(to other: ConsortiumChain) -> Relation {
         for (a, b) in zip(versions, other.versions) where a.hash != b.hash {
             return .diverges(at: a.consortium.version)
