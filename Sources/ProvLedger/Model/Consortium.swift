@@ -95,7 +95,9 @@ public struct Consortium: Sendable {
         threshold: Int? = nil, change: ConsortiumChange? = nil, approvals: [ConsortiumApproval] = []
     ) throws(LedgerError) {
         guard Vocabulary.isConsortiumName(name) else {
-            throw LedgerError(.config, "consortium name \(LedgerError.shown(name)) must be 1-64 of a-z 0-9 . - (starting alphanumeric)")
+            throw LedgerError(
+                .config,
+                "consortium name \(LedgerError.shown(name)) must be 1-64 of a-z 0-9 . - (starting alphanumeric)")
         }
         guard members.count <= Self.maxMembers else {
             throw LedgerError(.config, "a consortium has at most \(Self.maxMembers) members, removed ones included")
@@ -106,23 +108,29 @@ public struct Consortium: Sendable {
         var seen = Set<String>()
         for m in members {
             guard Vocabulary.isOrgID(m.org) else {
-                throw LedgerError(.config, "org id \(LedgerError.shown(m.org)) must be 1-32 of a-z 0-9 - (starting alphanumeric)")
+                throw LedgerError(
+                    .config, "org id \(LedgerError.shown(m.org)) must be 1-32 of a-z 0-9 - (starting alphanumeric)")
             }
             if let why = Self.reservedOrgIDs[m.org] {
                 throw LedgerError(.config, "org id '\(m.org)' is reserved: \(why)")
             }
-            guard seen.insert(m.org).inserted else { throw LedgerError(.config, "org \(LedgerError.shown(m.org)) is listed twice") }
+            guard seen.insert(m.org).inserted else {
+                throw LedgerError(.config, "org \(LedgerError.shown(m.org)) is listed twice")
+            }
             guard Self.isDisplayName(m.name) else {
                 throw LedgerError(
                     .config, "member \(m.org): name must be 1-128 bytes without control characters (a display name)")
             }
             guard m.origin == "\(name)/\(m.org)" else {
-                throw LedgerError(.config, "member \(m.org): log origin must be '\(name)/\(m.org)', got \(LedgerError.shown(m.origin))")
+                throw LedgerError(
+                    .config,
+                    "member \(m.org): log origin must be '\(name)/\(m.org)', got \(LedgerError.shown(m.origin))")
             }
             for k in [m.key] + m.retiredKeys.map(\.key) where k.name != m.origin || k.type != .ed25519 {
                 throw LedgerError(
                     .config,
-                    "member \(m.org): verifier key is for \(LedgerError.shown(k.name)), expected an Ed25519 key named '\(m.origin)'")
+                    "member \(m.org): verifier key is for \(LedgerError.shown(k.name)), expected an Ed25519 key named '\(m.origin)'"
+                )
             }
             try Self.checkKeyHistory(m)
             if let r = m.removedIn, !(2...version).contains(r) {
@@ -340,7 +348,8 @@ public struct Consortium: Sendable {
             guard let fields = m.objectValue else { throw LedgerError(.config, "members[\(i)] must be an object") }
             for f in fields
             where !["org", "name", "origin", "verifierKey", "peer", "api", "retiredKeys", "removedIn"].contains(f.key) {
-                throw LedgerError(.config, "consortium descriptor: members[\(i)]: unknown field \(LedgerError.shown(f.key))")
+                throw LedgerError(
+                    .config, "consortium descriptor: members[\(i)]: unknown field \(LedgerError.shown(f.key))")
             }
             let org = try str(m["org"], "members[\(i)].org")
             let key: NoteVerifierKey
