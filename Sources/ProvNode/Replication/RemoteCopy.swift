@@ -112,15 +112,21 @@ public struct RemoteCopy {
         let catchUp = CatchUp(
             log: org, member: member, replica: replica, link: link,
             known: { o, s in stores[o]?.knownEntry(s) }, stopping: { false })
-        do {
-            try catchUp.run(to: served) { cp throws(LedgerError) in
-                let w = try replica.write(cp)
-                try LogStore.sync(w)
+        // Each chunk's fsync runs while the next chunk is fetched and checked; a chunk counts once synced, in order.
+        let pipeline = FsyncPipeline<Void>(
+            acknowledge: { w, _ throws(LedgerError) in
                 _ = try replica.acknowledge(w)
                 progress?(org, store.size)
+            }, fail: { _ in })
+        do {
+            try catchUp.run(to: served) { cp throws(LedgerError) in
+                try pipeline.submit { () throws(LedgerError) in (try replica.write(cp), ()) }
             }
+            try pipeline.flush()
             result.outcome = .fetched(from: held, to: store.size)
         } catch let e as CatchUp.SourceMisbehaved {
+            // The chunks checked and written before the source misbehaved still count.
+            try pipeline.flush()
             replica.reset()
             result.outcome = .failed(e.reason)
         }
