@@ -64,6 +64,11 @@ def main():
     fetch = load(folder, "fetch")
     if fetch:
         goal("fetch / same run's verify", fetch["fetch_to_verify"], 0.5, "")
+        if "fetch_cpu_seconds_per_million" in fetch:
+            rows.append(
+                f"         CPU s per million entries: fetching {fetch['fetch_cpu_seconds_per_million']:.2f}, "
+                f"serving {fetch['serving_cpu_seconds_per_million']:.2f}, "
+                f"verify {fetch['verify_cpu_seconds_per_million']:.2f}")
     api = load(folder, "api")
     if api:
         goal("one event per request / permits, 64 connections", api["single_to_permit_ratio"], 0.5,

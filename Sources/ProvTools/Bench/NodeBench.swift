@@ -184,22 +184,32 @@ package enum NodeBench {
         copy.progress = { _, size in progress.update("fetch: \(size)/\(n) verified and stored") }
         // The fetch's own peak memory: the high-water mark is reset first (Linux: /proc/self/clear_refs).
         Bench.resetPeakRSS()
+        let servingCPU = brand.cpuSeconds
+        let fetchCPU = QueryBench.cpu()
         let start = Bench.clock()
         let results = try copy.run()
         let secs = Bench.clock() - start
+        let fetchCPUSecs = QueryBench.cpu() - fetchCPU
+        let servingCPUSecs = brand.cpuSeconds - servingCPU
         let peak = Bench.peakRSS()
         guard results.first(where: { $0.org == "brand" })?.size == UInt64(n), !results.contains(where: \.failed) else {
             throw LedgerError(.io, "bench: the fetch did not verify all \(n) entries: \(results)")
         }
         // The same run's audit of the copy, offline: what the fetch is measured against.
         let vStart = Bench.clock()
+        let vCPU = QueryBench.cpu()
         let audits = try Verifier(consortium: consortium).verify(dataDirectory: dir + "/audit")
         let vSecs = Bench.clock() - vStart
+        let vCPUSecs = QueryBench.cpu() - vCPU
         guard audits.allSatisfy(\.ok) else { throw LedgerError(.io, "bench: the fetched copy does not verify") }
+        // CPU seconds per million entries of the fetching process, of the serving node, and of the verify.
+        let million = 1e6 / Double(n)
         return [
             "entries": Double(n), "seconds": secs, "entries_per_second": Double(n) / secs,
             "verify_entries_per_second": Double(n) / vSecs, "fetch_to_verify": vSecs / secs,
-            "peak_rss_bytes": Double(peak),
+            "peak_rss_bytes": Double(peak), "fetch_cpu_seconds_per_million": fetchCPUSecs * million,
+            "serving_cpu_seconds_per_million": servingCPUSecs * million,
+            "verify_cpu_seconds_per_million": vCPUSecs * million,
         ]
     }
 
