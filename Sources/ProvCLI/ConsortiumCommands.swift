@@ -246,7 +246,10 @@ extension Prov {
         let next = try proposal.nextVersion(of: chain)
         let signers = proposal.signers(in: chain)
         var failure: String?
-        do { try chain.append(next.json) } catch { failure = error.message }
+        do {
+            try chain.append(next.json)
+            failure = chain.fileSizeFailure
+        } catch { failure = error.message }
         if failure == nil { try writeNew(outPath, chain.json, what: "a consortium descriptor") }
         let approvedBy =
             failure == nil

@@ -77,6 +77,12 @@ extension Node {
             state.chain = offered
             for (org, held) in opened { state.logs[org] = held }
         }
+        // A removed member's copy is frozen and its worker stopped (its links interrupted) first: a pull of its log
+        // under way ends at once instead of holding the copy's sync lock, which `adopt` below waits for.
+        for m in c.members where m.org != config.org && m.removedIn != nil && old.member(m.org)?.removedIn == nil {
+            logs[m.org]?.freeze(Self.removedReason(m.org, m.removedIn ?? c.version))
+            retireWorker(m.org)
+        }
         var rekeyed = false
         for m in c.members {
             guard let held = logs[m.org] else { continue }
@@ -91,8 +97,6 @@ extension Node {
                 if m.org == config.org {
                     stopWriting("this node's company was removed from consortium \(c.name) in version \(v)")
                 } else {
-                    held.freeze(Self.removedReason(m.org, v))
-                    retireWorker(m.org)
                     log.warn("a member was removed: its copy stays as verified", ["log": m.org, "version": "\(v)"])
                 }
             }
@@ -224,9 +228,11 @@ extension Node {
         }
         // The versions held here are compared by hash; only newer ones are checked (ConsortiumChain.offer).
         let offered: ConsortiumChain
-        do {
+        do throws(LedgerError) {
             switch try chain.offer(versions) {
-            case (.newer, let next?): offered = next
+            case (.newer, let next?):
+                if let why = next.fileSizeFailure { throw LedgerError(.config, why) }
+                offered = next
             case (.diverges(let v), _):
                 metrics.reject("bad-descriptor")
                 let reason = Self.divergedReason(v)

@@ -1,5 +1,4 @@
 import Foundation
-import ProvCLI
 import ProvCrypto
 import ProvLedger
 import ProvNet

@@ -201,6 +201,16 @@ public struct ConsortiumChain: Sendable {
         return .object(top)
     }
 
+    /// Why the chain's file would be more than a descriptor file may hold (`maxFileSize`, Specs/format.md §9.5), or
+    /// nil: such a chain is refused where it is made (`prov consortium apply`) and where it is offered, so that every
+    /// node and every auditor can still read the file.
+    public var fileSizeFailure: String? {
+        let size = (json.prettySerialized + "\n").utf8.count
+        guard size > Self.maxFileSize else { return nil }
+        return "version \(current.version): the chain's file would be \(size) bytes, over the \(Self.maxFileSize) a "
+            + "descriptor file may hold (Specs/format.md §9.5)"
+    }
+
     /// Writes the chain file atomically (`prettySerialized`, a final LF).
     public func write(to path: String) throws(LedgerError) {
         do {
