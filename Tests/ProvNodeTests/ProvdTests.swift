@@ -249,14 +249,16 @@ import Testing
                 responder.respond(HTTPResponse(status: 200, contentType: "text/plain", body: cp.serialized))
             } else if req.path.hasPrefix("/logs/brand/checkpoints/") {
                 let n = UInt64(req.path.split(separator: "/").last!)!
-                responder.respond(
-                    HTTPResponse(
-                        status: 200, contentType: "text/plain", body: try! store.checkpoint(atLeast: n)!.serialized))
+                var cp = try! store.checkpoint(atLeast: n)!
+                if m == "forge" { cp = try! SignedCheckpoint.sign(cp.checkpoint, with: forger) }
+                responder.respond(HTTPResponse(status: 200, contentType: "text/plain", body: cp.serialized))
             } else if req.path.hasPrefix("/logs/brand/tile/entries/"),
                 let t = TileAddress(path: req.path.dropFirst("/logs/brand/".count))
             {
+                // Tampered until the peer turns honest: a pull that began while the head checkpoint was genuine
+                // (tamper mode) and reads its bundles after the switch to forge mode must still find them bad.
                 var b = try! store.tile(t)
-                if m == "tamper" { b[b.count - 7] ^= 0x01 }
+                if m != "honest" { b[b.count - 7] ^= 0x01 }
                 responder.respond(HTTPResponse(status: 200, headers: [:], body: b))
             } else {
                 responder.respond(HTTPResponse(status: 404, headers: [:], body: []))
