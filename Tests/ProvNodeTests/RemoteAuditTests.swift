@@ -122,6 +122,19 @@ import Testing
             rolled.stdoutText.contains("brand: FAILED: rollback: the source serves 300 entries, but 320 were verified"),
             "\(rolled.stdoutText)")
 
+        // A source that hides a whole log (it answers 404 for its checkpoint) rolls it back to nothing.
+        let empty = c.dir.path + "/empty"
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        let none = try StaticServer(empty)
+        defer { none.stop() }
+        let hidden = try Self.prov([
+            "fetch", "--url", "http://\(none.address)", "--consortium", consortium, "--dir", audit,
+        ])
+        #expect(hidden.termination == .exited(1))
+        #expect(
+            hidden.stdoutText.contains("brand: FAILED: rollback: the source serves 0 entries, but 320 were verified"),
+            "\(hidden.stdoutText)")
+
         // A fork: the older history extended with another entry under brand's key. The auditor holds evidence.
         let config = try NodeConfig.load(c.configPath("brand"))
         let forged = try ChildProcess.run(

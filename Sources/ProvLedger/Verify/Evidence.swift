@@ -113,7 +113,7 @@ public struct Evidence: Sendable, Equatable {
         do {
             first = try SignedCheckpoint(parsing: a)
             second = try SignedCheckpoint(parsing: b)
-        } catch { throw bad(error.message) }
+        } catch { throw bad("first or second is not a signed checkpoint (Specs/format.md §7)") }
         guard first.checkpoint.origin == log, second.checkpoint.origin == log else {
             throw bad("a checkpoint is not of the log it names")
         }
@@ -136,11 +136,22 @@ public struct Evidence: Sendable, Equatable {
         self.init(first, second, prefixRoot: prefix, proof: proof)
     }
 
-    /// The file name evidence is kept under: the org, both sizes, and a short hash of the bytes, so two pieces of
-    /// evidence never share a name and a name never has to be read to tell the log.
+    /// The file name evidence is kept under: the org, both sizes, and a short hash of the conflict (`conflict`), so
+    /// a name never has to be read to tell the log, and one conflict has one name however its notes were passed on.
     public func fileName(org: String) -> String {
-        let tag = SHA256.hash(serialized).hex.prefix(16)
-        return "\(org).\(first.checkpoint.size)-\(second.checkpoint.size).\(tag).json"
+        "\(org).\(first.checkpoint.size)-\(second.checkpoint.size).\(conflict.hex.prefix(16)).json"
+    }
+
+    /// SHA-256 of what conflicts (Specs/format.md §10.12): the log, and each checkpoint's size and root, the smaller
+    /// size first (for one size, the root whose hex is lower first), as the text `<log>\n<size> <root base64>\n<size>
+    /// <root base64>\n`. Signature lines other than the owner's, which a note may carry and a checker ignores, and the
+    /// order two checkpoints of one size came in, do not make another piece of evidence: nobody can fill a node's
+    /// disk, or the consortium's, with one fork passed on under ever new names.
+    public var conflict: SHA256Digest {
+        var a = first.checkpoint
+        var b = second.checkpoint
+        if a.size == b.size && b.root.hex < a.root.hex { swap(&a, &b) }
+        return SHA256.hash("\(log)\n\(a.size) \(a.root.base64)\n\(b.size) \(b.root.base64)\n")
     }
 }
 

@@ -92,7 +92,11 @@ public struct RemoteCopy {
             result.outcome = .failed(e.reason)
             return result
         }
-        guard let served else { return result }
+        guard let served else {
+            // A source that holds none of a log this copy holds entries of hides all of it: a rollback to nothing.
+            if store.size > 0 { result.outcome = .rolledBack(served: 0, held: store.size) }
+            return result
+        }
         let held = store.size
         if served.checkpoint.size <= held {
             if let evidence = try store.conflict(with: served) {
