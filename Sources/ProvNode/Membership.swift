@@ -79,9 +79,11 @@ extension Node {
         }
         // A removed member's copy is frozen and its worker stopped (its links interrupted) first: a pull of its log
         // under way ends at once instead of holding the copy's sync lock, which `adopt` below waits for.
-        for m in c.members where m.org != config.org && m.removedIn != nil && old.member(m.org)?.removedIn == nil {
-            logs[m.org]?.freeze(Self.removedReason(m.org, m.removedIn ?? c.version))
+        for m in c.members where m.org != config.org && old.member(m.org)?.removedIn == nil {
+            guard let v = m.removedIn else { continue }
+            logs[m.org]?.freeze(Self.removedReason(m.org, v))
             retireWorker(m.org)
+            log.warn("a member was removed: its copy stays as verified", ["log": m.org, "version": "\(v)"])
         }
         var rekeyed = false
         for m in c.members {
@@ -93,12 +95,8 @@ extension Node {
                 if held.isOwn { stopWriting("the own log: \(why)") } else { held.freeze(why) }
                 log.error("a log cannot follow the new version", ["log": m.org, "error": error.message])
             }
-            if let v = m.removedIn, before?.removedIn == nil {
-                if m.org == config.org {
-                    stopWriting("this node's company was removed from consortium \(c.name) in version \(v)")
-                } else {
-                    log.warn("a member was removed: its copy stays as verified", ["log": m.org, "version": "\(v)"])
-                }
+            if let v = m.removedIn, before?.removedIn == nil, m.org == config.org {
+                stopWriting("this node's company was removed from consortium \(c.name) in version \(v)")
             }
             guard let b = before, b.key != m.key else { continue }
             rekeyed = true

@@ -111,13 +111,13 @@ package enum NodeBench {
         }
         // The same run's verify of the source log, in this process: wall time and CPU time of all its threads.
         let verifyStart = Bench.clock()
-        let verifyCPU = QueryBench.cpu()
+        let verifyCPU = Bench.cpu()
         progress.update("replicate: verifying the source log for comparison")
         let audits = try Verifier(consortium: try Consortium.load(setup.descriptor)).verify(
             dataDirectory: dir + "/brand/data")
         guard audits.allSatisfy(\.ok) else { throw LedgerError(.verificationFailed, "bench: the source log failed") }
         let verifySecs = Bench.clock() - verifyStart
-        let verifyCPUSecs = QueryBench.cpu() - verifyCPU
+        let verifyCPUSecs = Bench.cpu() - verifyCPU
         let servingCPU = brand.cpuSeconds
         let start = Bench.clock()
         let retail = try NodeProcess(org: "retail", config: setup.nodeConfigs["retail"]!)
@@ -185,11 +185,11 @@ package enum NodeBench {
         // The fetch's own peak memory: the high-water mark is reset first (Linux: /proc/self/clear_refs).
         Bench.resetPeakRSS()
         let servingCPU = brand.cpuSeconds
-        let fetchCPU = QueryBench.cpu()
+        let fetchCPU = Bench.cpu()
         let start = Bench.clock()
         let results = try copy.run()
         let secs = Bench.clock() - start
-        let fetchCPUSecs = QueryBench.cpu() - fetchCPU
+        let fetchCPUSecs = Bench.cpu() - fetchCPU
         let servingCPUSecs = brand.cpuSeconds - servingCPU
         let peak = Bench.peakRSS()
         guard results.first(where: { $0.org == "brand" })?.size == UInt64(n), !results.contains(where: \.failed) else {
@@ -197,10 +197,10 @@ package enum NodeBench {
         }
         // The same run's audit of the copy, offline: what the fetch is measured against.
         let vStart = Bench.clock()
-        let vCPU = QueryBench.cpu()
+        let vCPU = Bench.cpu()
         let audits = try Verifier(consortium: consortium).verify(dataDirectory: dir + "/audit")
         let vSecs = Bench.clock() - vStart
-        let vCPUSecs = QueryBench.cpu() - vCPU
+        let vCPUSecs = Bench.cpu() - vCPU
         guard audits.allSatisfy(\.ok) else { throw LedgerError(.io, "bench: the fetched copy does not verify") }
         // CPU seconds per million entries of the fetching process, of the serving node, and of the verify.
         let million = 1e6 / Double(n)

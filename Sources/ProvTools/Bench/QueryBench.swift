@@ -127,13 +127,6 @@ package enum QueryBench {
         var historyRate: Double
     }
 
-    /// CPU seconds this process has used, all threads.
-    static func cpu() -> Double {
-        var u = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &u)
-        return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
-    }
-
     struct HTTPRun {
         var startSeconds: Double
         var permitP50: Double
@@ -389,10 +382,10 @@ package enum QueryBench {
     static func measure(_ f: Bench.Fixture, n: Int, subjects: Int, queries: Int) throws -> Run {
         let before = rss()
         var start = Bench.clock()
-        var cpu0 = cpu()
+        var cpu0 = Bench.cpu()
         let built = try ViewIndex.build(dataDirectory: f.dir, consortium: f.consortium, linkKey: f.linkKey)
         let buildSecs = Bench.clock() - start
-        let buildCPU = cpu() - cpu0
+        let buildCPU = Bench.cpu() - cpu0
         guard built.excluded.isEmpty, built.index.statistics.committedEntries == UInt64(n) else {
             throw LedgerError(.verificationFailed, "bench: the index left out \(built.excluded)")
         }
@@ -400,20 +393,20 @@ package enum QueryBench {
         let stats = built.index.statistics
 
         start = Bench.clock()
-        cpu0 = cpu()
+        cpu0 = Bench.cpu()
         let hashing = try ViewIndex.build(
             dataDirectory: f.dir, consortium: f.consortium, linkKey: f.linkKey, hashEntries: true)
         let hashingSecs = Bench.clock() - start
-        let hashingCPU = cpu() - cpu0
+        let hashingCPU = Bench.cpu() - cpu0
         guard hashing.index.frontier == built.index.frontier else {
             throw LedgerError(.verificationFailed, "bench: the two builds disagree")
         }
 
         start = Bench.clock()
-        cpu0 = cpu()
+        cpu0 = Bench.cpu()
         let audits = try Verifier(consortium: f.consortium).verify(dataDirectory: f.dir)
         let verifySecs = Bench.clock() - start
-        let verifyCPU = cpu() - cpu0
+        let verifyCPU = Bench.cpu() - cpu0
         guard audits.allSatisfy(\.ok) else { throw LedgerError(.verificationFailed, "bench log did not verify") }
 
         let index = built.index
