@@ -136,19 +136,27 @@ import Testing
             "\(hidden.stdoutText)")
 
         // A fork: the older history extended with another entry under brand's key. The auditor holds evidence.
+        let beyond = c.dir.path + "/beyond"
+        try FileManager.default.copyItem(atPath: audit, toPath: beyond)
         let config = try NodeConfig.load(c.configPath("brand"))
-        let forged = try ChildProcess.run(
-            provPath,
-            [
-                "append", "--dir", then, "--key", config.keyPath, "--consortium", consortium, "--link-key",
-                config.linkKeyPath,
-            ], input: Array((Ev.consent(999, org: "brand") + "\n").utf8), timeout: 60)
-        #expect(forged.termination == .exited(0), "\(forged.stderrText)")
-        let fork = c.dir.path + "/fork"
-        #expect(
-            try Self.prov(["tiles", "export", "--dir", then, "--out", fork, "--consortium", consortium])
-                .termination == .exited(0))
-        let forkServer = try StaticServer(fork)
+        func forge(_ events: [String]) throws {
+            let forged = try ChildProcess.run(
+                provPath,
+                [
+                    "append", "--dir", then, "--key", config.keyPath, "--consortium", consortium, "--link-key",
+                    config.linkKeyPath,
+                ], input: Array(events.map { $0 + "\n" }.joined().utf8), timeout: 60)
+            #expect(forged.termination == .exited(0), "\(forged.stderrText)")
+        }
+        func serveExport(_ name: String) throws -> StaticServer {
+            let out = c.dir.path + "/" + name
+            #expect(
+                try Self.prov(["tiles", "export", "--dir", then, "--out", out, "--consortium", consortium])
+                    .termination == .exited(0))
+            return try StaticServer(out)
+        }
+        try forge([Ev.consent(999, org: "brand")])
+        let forkServer = try serveExport("fork")
         defer { forkServer.stop() }
         let caught = try Self.prov([
             "fetch", "--url", "http://\(forkServer.address)", "--consortium", consortium, "--dir", audit,
@@ -164,5 +172,25 @@ import Testing
         // And the audit of that data directory now fails brand's log on it.
         let v2 = try Self.prov(["verify", "--consortium", consortium, audit])
         #expect(v2.termination == .exited(1) && v2.stdoutText.contains("equivocation"), "\(v2.stdoutText)")
+
+        // A fork that is larger than what the auditor verified: the source's own tiles show that its tree does not
+        // begin with the 320 entries verified here, before any entry is fetched; evidence, and nothing stored.
+        try forge(Ev.batch(29, org: "brand", from: 1000))
+        let largerServer = try serveExport("larger-fork")
+        defer { largerServer.stop() }
+        let larger = try Self.prov([
+            "fetch", "--url", "http://\(largerServer.address)", "--consortium", consortium, "--dir", beyond,
+        ])
+        #expect(larger.termination == .exited(1))
+        #expect(
+            larger.stdoutText.contains(
+                "brand: FAILED: equivocation: brand signed a tree of size 320 that is not the first 320 entries of "
+                    + "its tree of size 330"), "\(larger.stdoutText)")
+        let kept = try FileManager.default.contentsOfDirectory(atPath: beyond + "/evidence")
+        #expect(kept.count == 1)
+        let proof = try Self.prov(["verify-evidence", "--consortium", consortium, beyond + "/evidence/" + kept[0]])
+        #expect(proof.termination == .exited(0), "\(proof.stdoutText)")
+        let v3 = try Self.prov(["verify", "--consortium", consortium, beyond])
+        #expect(v3.termination == .exited(1) && v3.stdoutText.contains("320 entries"), "\(v3.stdoutText)")
     }
 }

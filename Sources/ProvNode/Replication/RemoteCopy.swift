@@ -110,6 +110,39 @@ public struct RemoteCopy {
             }
             return result
         }
+        // A larger history must begin with the one verified here: the source's root at the held size, joined to
+        // its checkpoint by a consistency proof from its own tiles, is checked before any entry is fetched.
+        if held > 0, let ours = store.latest {
+            let tiles = SourceTiles(org: member.org, size: served.checkpoint.size, link: link)
+            let prefixRoot: SHA256Digest
+            let proof: [SHA256Digest]
+            do {
+                prefixRoot = try Merkle.root(of: 0..<held, in: tiles)
+                proof = try Merkle.consistencyProof(old: held, new: served.checkpoint.size, in: tiles)
+            } catch {
+                result.outcome = .failed(error.reason)
+                return result
+            }
+            if let why = Merkle.consistencyFailure(
+                oldSize: held, newSize: served.checkpoint.size, oldRoot: prefixRoot, newRoot: served.checkpoint.root,
+                proof: proof)
+            {
+                result.outcome = .failed(
+                    "its tiles do not join its checkpoint of size \(served.checkpoint.size): \(why); nothing of it was kept"
+                )
+                return result
+            }
+            if prefixRoot != ours.checkpoint.root {
+                let evidence = Evidence(ours, served, prefixRoot: prefixRoot, proof: proof)
+                guard case .success(let proven) = evidence.verify(consortium: consortium) else {
+                    result.outcome = .failed("its history does not begin with the \(held) entries verified here")
+                    return result
+                }
+                let path = try EvidenceFolder.store(evidence, org: member.org, dataDirectory: dataDirectory)
+                result.outcome = .forked(description: proven.description, evidence: path)
+                return result
+            }
+        }
         let replica = try ReplicaWriter(store: store, consortium: consortium)
         let org = member.org
         let progress = self.progress
@@ -144,6 +177,55 @@ public struct RemoteCopy {
         case .node(let address, let token): try APILink(address: address, token: token)
         case .tiles(let url): try TilesLink(url: url)
         }
+    }
+}
+
+/// The Merkle tiles a source serves for its tree of `size` leaves of one log (C2SP tlog-tiles), as a subtree hash
+/// source: a perfect subtree of 2^h leaves is the root of the 2^(h mod 8) hashes of tile level ⌊h/8⌋ that cover it,
+/// all in one tile. Nothing read here is trusted: what is computed from it is checked against the source's signed
+/// checkpoint before it is used. Each tile is fetched once.
+final class SourceTiles: SubtreeHashSource {
+    typealias Failure = CatchUp.SourceMisbehaved
+    let org: String
+    let size: UInt64
+    let link: PeerLink
+    private var tiles: [TileAddress: [SHA256Digest]] = [:]
+
+    init(org: String, size: UInt64, link: PeerLink) {
+        self.org = org
+        self.size = size
+        self.link = link
+    }
+
+    func hash(ofPerfectSubtree range: Range<UInt64>) throws(CatchUp.SourceMisbehaved) -> SHA256Digest? {
+        let level = UInt64(range.count).trailingZeroBitCount / 8
+        let shift = UInt64(8 * level)
+        let covering = (range.lowerBound >> shift)..<(range.upperBound >> shift)
+        // Level `level` of the tree of `size` has size >> shift hashes; the tile holding `covering` is full unless
+        // it is the last.
+        let index = covering.lowerBound / 256
+        let width = Int(min(256, (size >> shift) - index * 256))
+        let hashes = try tile(TileAddress(level: level, index: index, width: width))
+        let first = Int(covering.lowerBound - index * 256)
+        return Merkle.root(hashes[first..<(first + covering.count)])
+    }
+
+    private func tile(_ t: TileAddress) throws(CatchUp.SourceMisbehaved) -> [SHA256Digest] {
+        if let known = tiles[t] { return known }
+        let r: PeerResponse
+        do { r = try link.request("GET", "/logs/\(org)/\(t)", body: nil, contentType: nil) } catch {
+            throw CatchUp.SourceMisbehaved(log: org, reason: "GET \(t) failed: \(error)")
+        }
+        guard r.status == 200, r.body.count == 32 * t.width else {
+            throw CatchUp.SourceMisbehaved(
+                log: org,
+                reason: r.status == 200
+                    ? "\(t) holds \(r.body.count) bytes, not \(32 * t.width)"
+                    : "GET \(t) answered \(r.status) though its checkpoint covers it")
+        }
+        let hashes = stride(from: 0, to: r.body.count, by: 32).map { SHA256Digest(bytes: r.body[$0..<($0 + 32)])! }
+        tiles[t] = hashes
+        return hashes
     }
 }
 
