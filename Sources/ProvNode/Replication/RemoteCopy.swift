@@ -157,7 +157,7 @@ public struct RemoteCopy {
             }, fail: { _ in })
         do {
             try catchUp.run(to: served) { cp throws(LedgerError) in
-                try pipeline.submit { () throws(LedgerError) in (try replica.write(cp), ()) }
+                try pipeline.submit { () throws(LedgerError) in (try replica.write(cp, deferringData: true), ()) }
             }
             try pipeline.flush()
             result.outcome = .fetched(from: held, to: store.size)
