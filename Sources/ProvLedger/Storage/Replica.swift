@@ -109,20 +109,44 @@ public final class ReplicaWriter {
     /// Adds the entries of a bundle in order: audited on every core first, then checked against the chain one by
     /// one. The first that fails stops the bundle (the entries before it stay pending).
     public func add(bundle: [UnsafeRawBufferPointer], known: (String, UInt64) -> KnownEntry?) throws(LedgerError) {
-        let audited = UnsafeMutableBufferPointer<Audited?>.allocate(capacity: bundle.count)
-        audited.initialize(repeating: nil)
-        defer { audited.deallocate() }
-        let chunk = 32
-        let chunks = (bundle.count + chunk - 1) / chunk
-        // Safe: each iteration writes only its own slots, which are read after concurrentPerform returns; the
-        // entries' bytes are only read, and outlive the call.
-        nonisolated(unsafe) let slots = audited
-        nonisolated(unsafe) let entries = bundle
-        let (ctx, cons) = (context, consortium)
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            for i in (c * chunk)..<min(entries.count, (c + 1) * chunk) { slots[i] = Self.audit(entries[i], ctx, cons) }
+        try add(bundle, audited: auditor.audit(bundle), known: known)
+    }
+
+    /// Adds entries audited already (by `auditor`, on any thread), in order, each checked against the chain. The
+    /// first that fails stops (the entries before it stay pending).
+    public func add(
+        _ entries: [UnsafeRawBufferPointer], audited: [Audited], known: (String, UInt64) -> KnownEntry?
+    ) throws(LedgerError) {
+        precondition(entries.count == audited.count, "one audit per entry")
+        for (raw, a) in zip(entries, audited) { try append(raw, a, known: known) }
+    }
+
+    /// What audits the entries of this copy, on any thread: the checks of an entry on its own, which depend on
+    /// nothing but its bytes (`audit(_:)`), so that a fetcher can audit a bundle as it receives it.
+    public var auditor: Auditor { Auditor(context: context, consortium: consortium) }
+
+    public struct Auditor: Sendable {
+        let context: AuditContext
+        let consortium: Consortium
+
+        /// Audits `entries` on every core at once; one result per entry, in order.
+        public func audit(_ entries: [UnsafeRawBufferPointer]) -> [Audited] {
+            let chunk = 32
+            let chunks = (entries.count + chunk - 1) / chunk
+            let (ctx, cons) = (context, consortium)
+            return [Audited](unsafeUninitializedCapacity: entries.count) { out, count in
+                // Safe: each iteration initializes only its own slots, all of them before concurrentPerform
+                // returns; the entries' bytes are only read, and outlive the call.
+                nonisolated(unsafe) let slots = out
+                nonisolated(unsafe) let raw = entries
+                DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                    for i in (c * chunk)..<min(raw.count, (c + 1) * chunk) {
+                        (slots.baseAddress! + i).initialize(to: ReplicaWriter.audit(raw[i], ctx, cons))
+                    }
+                }
+                count = entries.count
+            }
         }
-        for (i, raw) in bundle.enumerated() { try append(raw, audited[i]!, known: known) }
     }
 
     /// The chain checks of an audited entry, then the entry joins the pending group.

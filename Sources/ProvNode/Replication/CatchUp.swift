@@ -65,58 +65,70 @@ struct CatchUp {
     /// Extends the copy chunk by chunk up to `goal` (validly signed by the owner, larger than the copy), each chunk
     /// checked entry by entry and handed to `commit` under the checkpoint that ends it. Stops early, between
     /// chunks, when `stopping` says so. Throws `SourceMisbehaved` for anything the source served wrong.
+    ///
+    /// One thread fetches ahead of the checks, across chunk boundaries (`ChunkFetch`): the next chunk's end and
+    /// first bundles are on their way while this chunk is checked and committed.
     func run(to goal: SignedCheckpoint, commit: (SignedCheckpoint) throws(LedgerError) -> Void) throws {
+        guard replica.pendingSize < goal.checkpoint.size, !stopping() else { return }
+        let fetch = ChunkFetch(
+            log: log, member: member, from: replica.pendingSize, to: goal, auditor: replica.auditor, over: link,
+            stopping: stopping)
+        defer { fetch.finish() }
         while replica.pendingSize < goal.checkpoint.size && !stopping() {
-            let m = replica.pendingSize
-            let want = min(goal.checkpoint.size, m + Self.chunk)
-            var chunkEnd = goal
-            if want < goal.checkpoint.size, let cp = try fetchCheckpoint("checkpoints/\(want)"),
-                cp.checkpoint.size >= want, cp.checkpoint.size <= goal.checkpoint.size
-            {
-                chunkEnd = cp
+            guard case .chunk(let chunkEnd, let tiles) = try fetch.next() else {
+                throw LedgerError(.io, "catch-up: the fetch lost its place")
             }
-            let c = chunkEnd.checkpoint.size
-            // A chunk is held in memory until it is committed: a checkpoint that ends past the bound (an owner
-            // that signs a huge group, or claims a size it never wrote) is refused rather than followed.
-            guard c - m <= Self.maxChunk else {
-                throw SourceMisbehaved(
-                    log: log,
-                    reason:
-                        "the next checkpoint it serves is \(c - m) entries ahead, more than \(Self.maxChunk) per chunk")
-            }
-            // The next bundles are fetched while this one is checked: the link belongs to the fetcher until
-            // it ends, which `finish` waits for. (c / 256 rounded up without c + 255, which could overflow.)
-            let lastBundle = c / 256 + (c % 256 == 0 ? 0 : 1)
-            let tiles = stride(from: m / 256, to: lastBundle, by: 1).map {
-                TileAddress(level: nil, index: $0, width: Int(min(256, c - $0 * 256)))
-            }
-            let fetch = BundleFetch(tiles.map { "/logs/\(log)/\($0)" }, over: link)
-            defer { fetch.finish() }
             for t in tiles {
-                let r = try fetch.next()
+                guard case .bundle(let r, let split) = try fetch.next() else {
+                    throw LedgerError(.io, "catch-up: the fetch lost its place")
+                }
                 guard r.status == 200 else {
                     throw SourceMisbehaved(
                         log: log, reason: "GET \(t) answered \(r.status) though its checkpoint covers it")
                 }
                 do {
+                    let (ranges, audited) = try split.get()
                     try r.body.withUnsafeBytes { b in
-                        var entries: [UnsafeRawBufferPointer] = []
-                        entries.reserveCapacity(t.width)
-                        try Self.forEachEntry(b, first: t.index * 256, expected: t.width) { seq, raw in
-                            if seq >= m { entries.append(raw) }
-                        }
-                        try replica.add(bundle: entries, known: known)
+                        try replica.add(
+                            ranges.map { UnsafeRawBufferPointer(rebasing: b[$0]) }, audited: audited, known: known)
                     }
                 } catch let e as LedgerError {
                     throw SourceMisbehaved(log: log, reason: "\(t): \(e.message)")
                 }
             }
-            fetch.finish()
             do { try commit(chunkEnd) } catch {
                 if error.code == .verificationFailed { throw SourceMisbehaved(log: log, reason: error.message) }
                 throw error
             }
         }
+    }
+
+    /// The chunk after the copy's first `m` entries on the way to `goal`: its end (the source's stored checkpoint
+    /// at or past `m + chunk`, when it lies within the goal, else the goal) and the bundles that cover it.
+    static func nextChunk(
+        after m: UInt64, to goal: SignedCheckpoint, of member: Consortium.Member, over link: PeerLink
+    ) throws -> (end: SignedCheckpoint, tiles: [TileAddress]) {
+        let want = min(goal.checkpoint.size, m + chunk)
+        var chunkEnd = goal
+        if want < goal.checkpoint.size, let cp = try fetchCheckpoint("checkpoints/\(want)", of: member, over: link),
+            cp.checkpoint.size >= want, cp.checkpoint.size <= goal.checkpoint.size
+        {
+            chunkEnd = cp
+        }
+        let c = chunkEnd.checkpoint.size
+        // A chunk is held in memory until it is committed: a checkpoint that ends past the bound (an owner that
+        // signs a huge group, or claims a size it never wrote) is refused rather than followed.
+        guard c - m <= maxChunk else {
+            throw SourceMisbehaved(
+                log: member.org,
+                reason: "the next checkpoint it serves is \(c - m) entries ahead, more than \(maxChunk) per chunk")
+        }
+        // (c / 256 rounded up without c + 255, which could overflow.)
+        let lastBundle = c / 256 + (c % 256 == 0 ? 0 : 1)
+        let tiles = stride(from: m / 256, to: lastBundle, by: 1).map {
+            TileAddress(level: nil, index: $0, width: Int(min(256, c - $0 * 256)))
+        }
+        return (chunkEnd, tiles)
     }
 
     /// Splits an entry bundle (uint16 length-prefixed entries); it must hold exactly `expected` entries.
@@ -149,43 +161,96 @@ struct CatchUp {
     }
 }
 
-/// Fetches a list of paths over one link on its own thread, a few ahead of the reader, in order.
+/// Fetches a catch-up's chunks over one link on its own thread, a few answers ahead of the checks and across chunk
+/// boundaries: for each chunk its end (`CatchUp.nextChunk`), then its bundles, in order.
 ///
 /// `@unchecked Sendable`: every mutable field is guarded by `cond`; the link is used by the fetch thread only,
 /// until `finish` returns.
-final class BundleFetch: @unchecked Sendable {
+final class ChunkFetch: @unchecked Sendable {
+    enum Piece {
+        case chunk(end: SignedCheckpoint, tiles: [TileAddress])
+        /// A bundle as served, and for a `200`, where its entries the copy lacks lie in it and their audits, or
+        /// why it does not split into the entries its address promises.
+        case bundle(PeerResponse, Result<(ranges: [Range<Int>], audited: [ReplicaWriter.Audited]), LedgerError>)
+    }
+
     private let cond = NSCondition()
-    private var ready: [Result<PeerResponse, any Error>] = []
+    private var ready: [Result<Piece, any Error>] = []
     private var stopped = false
     private var done = false
+    /// Bundles fetched ahead of the checks, at most.
     static let ahead = 8
 
-    init(_ paths: [String], over link: PeerLink) {
+    init(
+        log: String, member: Consortium.Member, from start: UInt64, to goal: SignedCheckpoint,
+        auditor: ReplicaWriter.Auditor, over link: PeerLink, stopping: @escaping () -> Bool
+    ) {
+        nonisolated(unsafe) let stopping = stopping
         let t = Thread { [self] in
-            for p in paths {
+            defer {
                 cond.lock()
-                while ready.count >= Self.ahead && !stopped { cond.wait() }
-                let stop = stopped
-                cond.unlock()
-                if stop { break }
-                let r = Result { try link.request("GET", p, body: nil, contentType: nil) }
-                cond.lock()
-                ready.append(r)
+                done = true
                 cond.broadcast()
                 cond.unlock()
-                if case .failure = r { break }
             }
-            cond.lock()
-            done = true
-            cond.broadcast()
-            cond.unlock()
+            var m = start
+            while m < goal.checkpoint.size && !stopping() {
+                let chunk = Result { try CatchUp.nextChunk(after: m, to: goal, of: member, over: link) }
+                guard put(chunk.map { .chunk(end: $0.end, tiles: $0.tiles) }), case .success(let next) = chunk
+                else { return }
+                for t in next.tiles {
+                    let r = Result { try link.request("GET", "/logs/\(log)/\(t)", body: nil, contentType: nil) }
+                    guard put(r.map { .bundle($0, Self.split($0, t, from: m, auditor)) }), case .success = r else {
+                        return
+                    }
+                }
+                m = next.end.checkpoint.size
+            }
         }
         t.name = "provd-fetch"
         t.start()
     }
 
-    /// The next answer, in the order of the paths (throws what fetching it threw).
-    func next() throws -> PeerResponse {
+    /// The entries of bundle `t` at or past `m` (by their places in the body) and their audits, on this thread and
+    /// the cores it can have, while the reader checks the bundles before it against the chain.
+    static func split(_ r: PeerResponse, _ t: TileAddress, from m: UInt64, _ auditor: ReplicaWriter.Auditor)
+        -> Result<(ranges: [Range<Int>], audited: [ReplicaWriter.Audited]), LedgerError>
+    {
+        guard r.status == 200 else { return .success(([], [])) }
+        do {
+            return .success(try r.body.withUnsafeBytes { b in
+                var ranges: [Range<Int>] = []
+                var entries: [UnsafeRawBufferPointer] = []
+                ranges.reserveCapacity(t.width)
+                entries.reserveCapacity(t.width)
+                try CatchUp.forEachEntry(b, first: t.index * 256, expected: t.width) { seq, raw in
+                    guard seq >= m else { return }
+                    let lo = raw.baseAddress.map { $0 - b.baseAddress! } ?? 0
+                    ranges.append(lo..<(lo + raw.count))
+                    entries.append(raw)
+                }
+                return (ranges, auditor.audit(entries))
+            })
+        } catch let e as LedgerError {
+            return .failure(e)
+        } catch {
+            return .failure(LedgerError(.verificationFailed, "the bundle does not split into entries"))
+        }
+    }
+
+    /// Hands a piece to the reader once it has room; false when the reader is done with the fetch.
+    private func put(_ piece: Result<Piece, any Error>) -> Bool {
+        cond.lock()
+        defer { cond.unlock() }
+        while ready.count >= Self.ahead && !stopped { cond.wait() }
+        guard !stopped else { return false }
+        ready.append(piece)
+        cond.broadcast()
+        return true
+    }
+
+    /// The next piece, in order (throws what fetching it threw).
+    func next() throws -> Piece {
         cond.lock()
         defer { cond.unlock() }
         while ready.isEmpty && !done { cond.wait() }
