@@ -193,4 +193,23 @@ import Testing
         let v3 = try Self.prov(["verify", "--consortium", consortium, beyond])
         #expect(v3.termination == .exited(1) && v3.stdoutText.contains("320 entries"), "\(v3.stdoutText)")
     }
+
+    /// `prov bench fetch` prints the fetch beside the same run's verify and the write floor it measured, and leaves
+    /// nothing behind.
+    @Test func theFetchBenchmarkReportsTheVerifyAndTheWriteFloorBesideIt() throws {
+        let dir = try TemporaryFiles.directory("bench-fetch")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try Self.prov(["bench", "fetch", "--entries", "1500", "--dir", dir.path])
+        #expect(r.termination == .exited(0), "\(r.stderrText)")
+        let v = try JSON.parse(r.stdoutText)
+        #expect(v["bench"]?.stringValue == "fetch")
+        for field in ["fetch_to_verify", "stored_bytes", "write_floor_seconds", "fetch_cpu_seconds_per_million"] {
+            guard case .number(let n) = v[field] else {
+                Issue.record("no \(field) in \(r.stdoutText)")
+                continue
+            }
+            #expect((Double(n) ?? 0) > 0, "\(field) in \(r.stdoutText)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+    }
 }

@@ -218,19 +218,20 @@ final class ChunkFetch: @unchecked Sendable {
     {
         guard r.status == 200 else { return .success(([], [])) }
         do {
-            return .success(try r.body.withUnsafeBytes { b in
-                var ranges: [Range<Int>] = []
-                var entries: [UnsafeRawBufferPointer] = []
-                ranges.reserveCapacity(t.width)
-                entries.reserveCapacity(t.width)
-                try CatchUp.forEachEntry(b, first: t.index * 256, expected: t.width) { seq, raw in
-                    guard seq >= m else { return }
-                    let lo = raw.baseAddress.map { $0 - b.baseAddress! } ?? 0
-                    ranges.append(lo..<(lo + raw.count))
-                    entries.append(raw)
-                }
-                return (ranges, auditor.audit(entries))
-            })
+            return .success(
+                try r.body.withUnsafeBytes { b in
+                    var ranges: [Range<Int>] = []
+                    var entries: [UnsafeRawBufferPointer] = []
+                    ranges.reserveCapacity(t.width)
+                    entries.reserveCapacity(t.width)
+                    try CatchUp.forEachEntry(b, first: t.index * 256, expected: t.width) { seq, raw in
+                        guard seq >= m else { return }
+                        let lo = raw.baseAddress.map { $0 - b.baseAddress! } ?? 0
+                        ranges.append(lo..<(lo + raw.count))
+                        entries.append(raw)
+                    }
+                    return (ranges, auditor.audit(entries))
+                })
         } catch let e as LedgerError {
             return .failure(e)
         } catch {

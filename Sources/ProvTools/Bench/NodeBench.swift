@@ -202,6 +202,11 @@ package enum NodeBench {
         let vSecs = Bench.clock() - vStart
         let vCPUSecs = Bench.cpu() - vCPU
         guard audits.allSatisfy(\.ok) else { throw LedgerError(.io, "bench: the fetched copy does not verify") }
+        // What this machine takes to store the bytes the fetch stored, with nothing else to do: the floor of any
+        // fetch, which verify (reading what is cached) does not pay.
+        let bytes = try folderBytes(dir + "/audit")
+        // In as many chunks as prov fetch writes (32,768 entries each).
+        let floor = try writeFloor(dir + "/write-floor", bytes: bytes, chunks: max(1, n / 32_768))
         // CPU seconds per million entries of the fetching process, of the serving node, and of the verify.
         let million = 1e6 / Double(n)
         return [
@@ -209,8 +214,43 @@ package enum NodeBench {
             "verify_entries_per_second": Double(n) / vSecs, "fetch_to_verify": vSecs / secs,
             "peak_rss_bytes": Double(peak), "fetch_cpu_seconds_per_million": fetchCPUSecs * million,
             "serving_cpu_seconds_per_million": servingCPUSecs * million,
-            "verify_cpu_seconds_per_million": vCPUSecs * million,
+            "verify_cpu_seconds_per_million": vCPUSecs * million, "stored_bytes": Double(bytes),
+            "write_floor_seconds": floor.seconds, "write_floor_cpu_seconds": floor.cpu,
         ]
+    }
+
+    /// The bytes of the regular files under `folder`.
+    static func folderBytes(_ folder: String) throws -> Int {
+        guard let walk = FileManager.default.enumerator(atPath: folder) else { return 0 }
+        var total = 0
+        while let name = walk.nextObject() as? String {
+            let a = try FileManager.default.attributesOfItem(atPath: folder + "/" + name)
+            if a[.type] as? FileAttributeType == .typeRegular { total += (a[.size] as? Int) ?? 0 }
+        }
+        return total
+    }
+
+    /// Writes `bytes` to a new file in `chunks` writes, each followed by `fdatasync` (as a fetch writes and syncs
+    /// a chunk), and removes it: the wall and CPU seconds of that alone.
+    static func writeFloor(_ path: String, bytes: Int, chunks: Int) throws -> (seconds: Double, cpu: Double) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw LedgerError(.io, "bench: cannot create \(path)") }
+        defer {
+            close(fd)
+            unlink(path)
+        }
+        let size = (bytes + chunks - 1) / chunks
+        let buffer = [UInt8](repeating: 0x5A, count: size)
+        let start = Bench.clock()
+        let cpu = Bench.cpu()
+        var at = 0
+        while at < bytes {
+            let k = min(size, bytes - at)
+            let wrote = buffer.withUnsafeBytes { pwrite(fd, $0.baseAddress, k, off_t(at)) }
+            guard wrote == k, fdatasync(fd) == 0 else { throw LedgerError(.io, "bench: cannot write \(path)") }
+            at += k
+        }
+        return (Bench.clock() - start, Bench.cpu() - cpu)
     }
 
     // MARK: propagate
