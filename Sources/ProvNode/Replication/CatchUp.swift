@@ -32,13 +32,8 @@ struct CatchUp {
     let known: (String, UInt64) -> KnownEntry?
     let stopping: () -> Bool
 
-    /// The source's checkpoint of the log at `path` (`checkpoint`, `checkpoints/<N>`), checked against the owner's
-    /// key and stripped of every other signature line; nil when the source holds none.
-    func fetchCheckpoint(_ path: String) throws -> SignedCheckpoint? {
-        try Self.fetchCheckpoint(path, of: member, over: link)
-    }
-
-    /// As `fetchCheckpoint(_:)`, for `member`'s log over `link`.
+    /// The source's checkpoint of `member`'s log at `path` (`checkpoint`, `checkpoints/<N>`) over `link`, checked
+    /// against the owner's key and stripped of every other signature line; nil when the source holds none.
     static func fetchCheckpoint(_ path: String, of member: Consortium.Member, over link: PeerLink) throws
         -> SignedCheckpoint?
     {
