@@ -66,8 +66,7 @@ struct CatchUp {
     func run(to goal: SignedCheckpoint, commit: (SignedCheckpoint) throws(LedgerError) -> Void) throws {
         guard replica.pendingSize < goal.checkpoint.size, !stopping() else { return }
         let fetch = ChunkFetch(
-            log: log, member: member, from: replica.pendingSize, to: goal, auditor: replica.auditor, over: link,
-            stopping: stopping)
+            log: log, member: member, from: replica.pendingSize, to: goal, auditor: replica.auditor, over: link)
         defer { fetch.finish() }
         while replica.pendingSize < goal.checkpoint.size && !stopping() {
             guard case .chunk(let chunkEnd, let tiles) = try fetch.next() else {
@@ -178,9 +177,10 @@ final class ChunkFetch: @unchecked Sendable {
 
     init(
         log: String, member: Consortium.Member, from start: UInt64, to goal: SignedCheckpoint,
-        auditor: ReplicaWriter.Auditor, over link: PeerLink, stopping: @escaping () -> Bool
+        auditor: ReplicaWriter.Auditor, over link: PeerLink
     ) {
-        nonisolated(unsafe) let stopping = stopping
+        // It runs until the goal, an answer that ends the catch-up, or `finish` (the reader stopped, for any
+        // reason: the reader alone decides when to stop, between chunks).
         let t = Thread { [self] in
             defer {
                 cond.lock()
@@ -189,13 +189,15 @@ final class ChunkFetch: @unchecked Sendable {
                 cond.unlock()
             }
             var m = start
-            while m < goal.checkpoint.size && !stopping() {
+            while m < goal.checkpoint.size {
                 let chunk = Result { try CatchUp.nextChunk(after: m, to: goal, of: member, over: link) }
                 guard put(chunk.map { .chunk(end: $0.end, tiles: $0.tiles) }), case .success(let next) = chunk
                 else { return }
                 for t in next.tiles {
                     let r = Result { try link.request("GET", "/logs/\(log)/\(t)", body: nil, contentType: nil) }
-                    guard put(r.map { .bundle($0, Self.split($0, t, from: m, auditor)) }), case .success = r else {
+                    let piece = r.map { Piece.bundle($0, Self.split($0, t, from: m, auditor)) }
+                    // A bundle that is not there or does not split ends the catch-up: nothing more is fetched.
+                    guard put(piece), case .success(.bundle(let answer, .success)) = piece, answer.status == 200 else {
                         return
                     }
                 }

@@ -112,15 +112,18 @@ public struct RemoteCopy {
         }
         // A larger history must begin with the one verified here: the source's root at the held size, joined to
         // its checkpoint by a consistency proof from its own tiles, is checked before any entry is fetched.
-        if held > 0, let ours = store.latest {
+        if held > 0 {
+            guard let ours = store.latest, ours.checkpoint.size == held else {
+                throw LedgerError(.io, "log \(member.org): the copy's size and its latest checkpoint disagree")
+            }
             let tiles = SourceTiles(org: member.org, size: served.checkpoint.size, link: link)
             let prefixRoot: SHA256Digest
             let proof: [SHA256Digest]
             do {
                 prefixRoot = try Merkle.root(of: 0..<held, in: tiles)
                 proof = try Merkle.consistencyProof(old: held, new: served.checkpoint.size, in: tiles)
-            } catch {
-                result.outcome = .failed(error.reason)
+            } catch let e as CatchUp.SourceMisbehaved {
+                result.outcome = .failed(e.reason)
                 return result
             }
             if let why = Merkle.consistencyFailure(
@@ -128,8 +131,7 @@ public struct RemoteCopy {
                 proof: proof)
             {
                 result.outcome = .failed(
-                    "its tiles do not join its checkpoint of size \(served.checkpoint.size): \(why); nothing of it was kept"
-                )
+                    "its tiles do not join its checkpoint of size \(served.checkpoint.size): \(why)")
                 return result
             }
             if prefixRoot != ours.checkpoint.root {
@@ -154,7 +156,7 @@ public struct RemoteCopy {
             acknowledge: { w, _ throws(LedgerError) in
                 _ = try replica.acknowledge(w)
                 progress?(org, store.size)
-            }, fail: { _ in })
+            }, fail: { store.fail($0) })
         do {
             try catchUp.run(to: served) { cp throws(LedgerError) in
                 try pipeline.submit { () throws(LedgerError) in (try replica.write(cp, deferringData: true), ()) }
@@ -183,9 +185,11 @@ public struct RemoteCopy {
 /// The Merkle tiles a source serves for its tree of `size` leaves of one log (C2SP tlog-tiles), as a subtree hash
 /// source: a perfect subtree of 2^h leaves is the root of the 2^(h mod 8) hashes of tile level ⌊h/8⌋ that cover it,
 /// all in one tile. Nothing read here is trusted: what is computed from it is checked against the source's signed
-/// checkpoint before it is used. Each tile is fetched once.
+/// checkpoint before it is used. Each tile is fetched once; a partial tile the source no longer serves is read from
+/// the full tile that replaced it (C2SP tlog-tiles lets a mirror delete partial tiles). Throws
+/// `CatchUp.SourceMisbehaved` for an answer that is wrong, and what the link threw when the source cannot be reached.
 final class SourceTiles: SubtreeHashSource {
-    typealias Failure = CatchUp.SourceMisbehaved
+    typealias Failure = any Error
     let org: String
     let size: UInt64
     let link: PeerLink
@@ -197,7 +201,7 @@ final class SourceTiles: SubtreeHashSource {
         self.link = link
     }
 
-    func hash(ofPerfectSubtree range: Range<UInt64>) throws(CatchUp.SourceMisbehaved) -> SHA256Digest? {
+    func hash(ofPerfectSubtree range: Range<UInt64>) throws -> SHA256Digest? {
         let level = UInt64(range.count).trailingZeroBitCount / 8
         let shift = UInt64(8 * level)
         let covering = (range.lowerBound >> shift)..<(range.upperBound >> shift)
@@ -210,20 +214,23 @@ final class SourceTiles: SubtreeHashSource {
         return Merkle.root(hashes[first..<(first + covering.count)])
     }
 
-    private func tile(_ t: TileAddress) throws(CatchUp.SourceMisbehaved) -> [SHA256Digest] {
+    private func tile(_ t: TileAddress) throws -> [SHA256Digest] {
         if let known = tiles[t] { return known }
-        let r: PeerResponse
-        do { r = try link.request("GET", "/logs/\(org)/\(t)", body: nil, contentType: nil) } catch {
-            throw CatchUp.SourceMisbehaved(log: org, reason: "GET \(t) failed: \(error)")
+        var r = try link.request("GET", "/logs/\(org)/\(t)", body: nil, contentType: nil)
+        var read = t
+        if r.status == 404 && t.width < 256 {
+            read = TileAddress(level: t.level, index: t.index)
+            r = try link.request("GET", "/logs/\(org)/\(read)", body: nil, contentType: nil)
         }
-        guard r.status == 200, r.body.count == 32 * t.width else {
+        guard r.status == 200 else {
             throw CatchUp.SourceMisbehaved(
-                log: org,
-                reason: r.status == 200
-                    ? "\(t) holds \(r.body.count) bytes, not \(32 * t.width)"
-                    : "GET \(t) answered \(r.status) though its checkpoint covers it")
+                log: org, reason: "GET \(read) answered \(r.status) though its checkpoint covers it")
         }
-        let hashes = stride(from: 0, to: r.body.count, by: 32).map { SHA256Digest(bytes: r.body[$0..<($0 + 32)])! }
+        guard r.body.count == 32 * read.width else {
+            throw CatchUp.SourceMisbehaved(
+                log: org, reason: "\(read) holds \(r.body.count) bytes, not \(32 * read.width)")
+        }
+        let hashes = stride(from: 0, to: 32 * t.width, by: 32).map { SHA256Digest(bytes: r.body[$0..<($0 + 32)])! }
         tiles[t] = hashes
         return hashes
     }
