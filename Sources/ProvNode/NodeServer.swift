@@ -192,7 +192,8 @@ final class NetPeerLink: PeerLink {
         guard let client else { throw failure! }
         var headers: HTTPHeaders = [:]
         if let contentType { headers.set("Content-Type", contentType) }
-        let r = try client.send(method: method, target: path, headers: headers, body: body ?? [])
+        let r = try client.send(
+            method: method, target: path, headers: headers, body: body ?? [], maxBodyBytes: PeerResponse.maxBody(path))
         return PeerResponse(status: r.status, contentType: r.headers["Content-Type"], body: r.body)
     }
 

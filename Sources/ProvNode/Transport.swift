@@ -1,4 +1,5 @@
 import Foundation
+import ProvCrypto
 import ProvLedger
 
 /// A request as the node sees it, whichever listener it came in on.
@@ -120,6 +121,20 @@ public struct PeerResponse: Sendable {
         self.status = status
         self.contentType = contentType
         self.body = body
+    }
+}
+
+extension PeerResponse {
+    /// The most a right answer to `GET path` of the tlog-tiles read API can hold (Specs/protocol.md §3): an entry
+    /// bundle 256 entries of at most `Entry.maxSize` bytes with their 2-byte lengths, a hash tile 256 hashes, a
+    /// checkpoint one signed note (`SignedNote.maxSize`); nil for other paths (the client's own limit). A client
+    /// stops reading an answer past it, so a source cannot make it hold more than one right answer's worth.
+    static func maxBody(_ path: String) -> Int? {
+        guard path.hasPrefix("/logs/") else { return nil }
+        if path.contains("/tile/entries/") { return 256 * (2 + Entry.maxSize) }
+        if path.contains("/tile/") { return 256 * 32 }
+        if path.hasSuffix("/checkpoint") || path.contains("/checkpoints/") { return SignedNote.maxSize }
+        return nil
     }
 }
 

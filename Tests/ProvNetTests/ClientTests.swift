@@ -164,6 +164,14 @@ func client(_ port: Int, _ configure: (inout HTTPClientConfiguration) -> Void = 
         #expect(throws: NetError(.bodyTooLarge, "")) { _ = try c.get("/big") }
         let big = try client(server.port)
         #expect(try big.get("/big").body.count == 10_000)
+        // One request can ask for less than the client's limit (what a right answer to it can hold), not more.
+        #expect(throws: NetError(.bodyTooLarge, "")) {
+            _ = try big.send(method: "GET", target: "/big", maxBodyBytes: 9_999)
+        }
+        #expect(try big.send(method: "GET", target: "/big", maxBodyBytes: 10_000).body.count == 10_000)
+        #expect(throws: NetError(.bodyTooLarge, "")) {
+            _ = try c.send(method: "GET", target: "/big", maxBodyBytes: 20_000)
+        }
     }
 
     @Test(arguments: [

@@ -83,9 +83,12 @@ public final class HTTPClient: Sendable {
 
     /// Sends one request and reads its response. The client writes Host (unless given), Content-Length (for a body,
     /// and for POST, PUT and PATCH); Content-Length, Transfer-Encoding and Connection fields given are dropped.
-    public func send(method: String, target: String, headers: HTTPHeaders = [:], body: [UInt8] = []) throws
-        -> HTTPResponse
-    {
+    /// `maxBodyBytes` lowers the configuration's limit on the response body for this request (what the caller knows
+    /// a right answer can hold); a body over it fails with `.bodyTooLarge` before it is read.
+    public func send(
+        method: String, target: String, headers: HTTPHeaders = [:], body: [UInt8] = [], maxBodyBytes: Int? = nil
+    ) throws -> HTTPResponse {
+        let limit = min(maxBodyBytes ?? configuration.maxResponseBodyBytes, configuration.maxResponseBodyBytes)
         guard !isShutDown.load(ordering: .acquiring) else {
             throw NetError(.cancelled, "the client for \(address) was shut down")
         }
@@ -107,7 +110,8 @@ public final class HTTPClient: Sendable {
                     s.connection = c
                 }
                 do {
-                    let (response, reusable) = try exchange(c, request, method: method, deadline: deadline)
+                    let (response, reusable) = try exchange(
+                        c, request, method: method, limit: limit, deadline: deadline)
                     if !reusable { s.connection = nil }
                     return response
                 } catch let stale as StaleConnection where reused {
@@ -254,16 +258,17 @@ public final class HTTPClient: Sendable {
 
     /// Writes the request and reads the response. Throws `StaleConnection` when the connection failed before any
     /// byte of the response arrived.
-    private func exchange(_ c: ClientConnection, _ request: [UInt8], method: String, deadline: Instant) throws -> (
-        HTTPResponse, Bool
-    ) {
+    private func exchange(
+        _ c: ClientConnection, _ request: [UInt8], method: String, limit: Int, deadline: Instant
+    ) throws -> (HTTPResponse, Bool) {
         do {
             try write(c, request, deadline: deadline)
         } catch let e as NetError where e.code == .connectionClosed {
             // The server may have answered (413), or refused our certificate with an alert, and closed while the
             // request was on its way: read what it said.
             do {
-                let answered = try readResponse(c, method: method, deadline: min(deadline, Instant.now + .seconds(1)))
+                let answered = try readResponse(
+                    c, method: method, limit: limit, deadline: min(deadline, Instant.now + .seconds(1)))
                 return (answered.0, false)
             } catch let said as NetError where said.code == .tlsRefused || said.code == .cancelled {
                 throw said
@@ -271,7 +276,7 @@ public final class HTTPClient: Sendable {
                 throw StaleConnection(error: e)
             }
         }
-        return try readResponse(c, method: method, deadline: deadline)
+        return try readResponse(c, method: method, limit: limit, deadline: deadline)
     }
 
     private func write(_ c: ClientConnection, _ bytes: [UInt8], deadline: Instant) throws {
@@ -336,7 +341,9 @@ public final class HTTPClient: Sendable {
         }
     }
 
-    private func readResponse(_ c: ClientConnection, method: String, deadline: Instant) throws -> (HTTPResponse, Bool) {
+    private func readResponse(_ c: ClientConnection, method: String, limit: Int, deadline: Instant) throws -> (
+        HTTPResponse, Bool
+    ) {
         var parser = HTTPResponseParser(maxHeadBytes: configuration.maxResponseHeadBytes)
         var received = !c.input.isEmpty
         var head: HTTPResponseHead
@@ -380,7 +387,6 @@ public final class HTTPClient: Sendable {
         }
         c.fresh = false
         c.input.removeFirst(headLength)
-        let limit = configuration.maxResponseBodyBytes
         if let length = head.contentLength {
             guard length <= limit else {
                 throw NetError(.bodyTooLarge, "the response body of \(length) bytes is over the limit of \(limit)")

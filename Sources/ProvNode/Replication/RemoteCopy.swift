@@ -251,7 +251,8 @@ final class APILink: PeerLink, @unchecked Sendable {
 
     func request(_ method: String, _ path: String, body: [UInt8]?, contentType: String?) throws -> PeerResponse {
         let r = try client.send(
-            method: method, target: path, headers: ["Authorization": "Bearer \(token)"], body: body ?? [])
+            method: method, target: path, headers: ["Authorization": "Bearer \(token)"], body: body ?? [],
+            maxBodyBytes: PeerResponse.maxBody(path))
         if r.status == 401 { throw LedgerError(.config, "the node refused the token (401)") }
         return PeerResponse(status: r.status, contentType: r.headers["Content-Type"], body: r.body)
     }
@@ -295,17 +296,27 @@ final class TilesLink: PeerLink, @unchecked Sendable {
             }
             rest = "checkpoints/\(size)"
         }
-        let r = try client.send(method: method, target: "\(prefix)/\(org)/\(rest)", headers: [:], body: body ?? [])
+        let r = try client.send(
+            method: method, target: "\(prefix)/\(org)/\(rest)", headers: [:], body: body ?? [],
+            maxBodyBytes: PeerResponse.maxBody(path))
         return PeerResponse(status: r.status, contentType: r.headers["Content-Type"], body: r.body)
     }
 
     /// The sizes `checkpoints/index` lists for `org`, ascending (empty when there is none or it does not parse).
     private func index(_ org: String) throws -> [UInt64] {
         if let known = indexes[org] { return known }
-        let r = try client.send(method: "GET", target: "\(prefix)/\(org)/checkpoints/index", headers: [:], body: [])
+        // A hint of at most 1 MiB (some 95,000 chunk ends): a larger one is ignored, as one that does not parse.
+        let r: HTTPResponse?
+        do {
+            r = try client.send(
+                method: "GET", target: "\(prefix)/\(org)/checkpoints/index", headers: [:], body: [],
+                maxBodyBytes: 1 << 20)
+        } catch let e as NetError where e.code == .bodyTooLarge {
+            r = nil
+        }
         let sizes =
-            r.status == 200
-            ? String(decoding: r.body.prefix(1 << 20), as: UTF8.self).split(separator: "\n").compactMap {
+            r?.status == 200
+            ? String(decoding: r!.body, as: UTF8.self).split(separator: "\n").compactMap {
                 TileAddress.decimal($0)
             }.sorted() : []
         indexes[org] = sizes
