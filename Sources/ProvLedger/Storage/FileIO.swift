@@ -45,6 +45,9 @@ package final class FileHandleFD: Sendable {
         self.path = path
     }
 
+    /// The descriptor is this object's: it is closed when the last reference goes.
+    deinit { Glibc.close(fd) }
+
     /// The descriptor, or why not with the errno of the failed `open` (0 when the file is of the wrong kind).
     private static func open(_ path: String, _ flags: Int32, _ mode: mode_t, _ kind: Kind) -> (
         fd: Int32, error: LedgerError?, errno: Int32
@@ -134,7 +137,8 @@ package final class FileHandleFD: Sendable {
     /// The names in a directory (without `.` and `..`), unsorted.
     package static func list(directory path: String) throws(LedgerError) -> [String] {
         let d = try FileHandleFD(directory: path)
-        let fd = dup(d.fd)
+        // (`d` closes its descriptor when it goes: it must live until the call that uses it returned.)
+        let fd = withExtendedLifetime(d) { dup(d.fd) }
         guard fd >= 0, let dir = fdopendir(fd) else {
             if fd >= 0 { close(fd) }
             throw error("cannot read", path)
@@ -160,7 +164,7 @@ package final class FileHandleFD: Sendable {
         let created = mkdir(path, mode ?? 0o777) == 0
         guard created || errno == EEXIST else { throw error("cannot create", path) }
         let d = try FileHandleFD(directory: path)
-        if let mode { _ = fchmod(d.fd, mode) }
+        if let mode { withExtendedLifetime(d) { _ = fchmod(d.fd, mode) } }
         if created { try syncDirectory(parent(of: path)) }
         return created
     }
@@ -246,7 +250,7 @@ package final class FileHandleFD: Sendable {
     /// Makes a directory's entries durable (after creating, renaming or removing something in it).
     package static func syncDirectory(_ path: String) throws(LedgerError) {
         let d = try FileHandleFD(directory: path)
-        guard fsync(d.fd) == 0 else { throw error("cannot fsync directory", path) }
+        guard withExtendedLifetime(d, { fsync(d.fd) }) == 0 else { throw error("cannot fsync directory", path) }
         DurabilityProbe.record(path)
     }
 }
