@@ -162,8 +162,17 @@ extension Prov {
                 continue
             }
             let served = Self.withVerifiedCosignatures(store: store, latest: latest, member: member, consortium)
-            let counts = try TileExport(store: store, folder: outDir + "/" + org).run(checkpoint: served) { n in
-                progress.update("  \(org): \(n) entries exported")
+            let counts: TileExport.Counts
+            do {
+                counts = try TileExport(store: store, member: member, folder: outDir + "/" + org).run(
+                    checkpoint: served
+                ) { n in progress.update("  \(org): \(n) entries exported") }
+            } catch {
+                guard error.code == .verificationFailed else { throw error }
+                progress.clear()
+                failed = true
+                out("\(org): FAILED: \(error.message); the export stops there")
+                continue
             }
             progress.clear()
             rows.append(

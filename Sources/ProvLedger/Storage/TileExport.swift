@@ -26,18 +26,26 @@ package struct TileExport {
     }
 
     let store: LogStore
+    let member: Consortium.Member
     let folder: String
 
-    package init(store: LogStore, folder: String) {
+    package init(store: LogStore, member: Consortium.Member, folder: String) {
         self.store = store
+        self.member = member
         self.folder = folder
     }
 
-    /// Writes what is missing; `checkpoint` is what `<org>/checkpoint` gets (the latest, perhaps with cosignatures).
+    /// Writes what is missing; `checkpoint` is what `<org>/checkpoint` gets (the latest, perhaps with cosignatures;
+    /// `checkpoints/<S>` get the owner's lines only). A stored checkpoint that does not verify against the member's
+    /// keys, or one that does not end where the log says, stops the export with `.verificationFailed`: nothing is
+    /// published that a reader would refuse, and a damaged log cannot send it round in circles.
     package func run(checkpoint: SignedCheckpoint, progress: ((UInt64) -> Void)? = nil) throws(LedgerError) -> Counts {
         let size = checkpoint.checkpoint.size
         guard size <= store.size else {
             throw LedgerError(.io, "log \(store.org): the checkpoint covers more than the log holds")
+        }
+        if let why = member.signatureFailure(checkpoint) {
+            throw LedgerError(.verificationFailed, "log \(store.org): the checkpoint at size \(size): \(why)")
         }
         var counts = Counts(size: size)
         // Entry bundles, then the tiles of each level: a level-L tile is 256 hashes of that level.
@@ -50,15 +58,31 @@ package struct TileExport {
         var sizes: [UInt64] = []
         var want = Self.chunk
         while want < size {
-            guard let cp = try store.checkpoint(atLeast: want), cp.checkpoint.size < size else { break }
-            if sizes.last != cp.checkpoint.size {
-                sizes.append(cp.checkpoint.size)
-                try write("checkpoints/\(cp.checkpoint.size)", Array(cp.serialized.utf8), immutable: true, &counts)
+            guard var cp = try store.checkpoint(atLeast: want), cp.checkpoint.size < size else { break }
+            let s = cp.checkpoint.size
+            // The checkpoint closing the group that holds entry want − 1 ends at or past `want`: one that ends
+            // before it is a damaged log (and would have this loop ask for `want` for ever).
+            guard s >= want else {
+                throw LedgerError(
+                    .verificationFailed,
+                    "log \(store.org): the checkpoint stored after entry \(want - 1) is for size \(s): the log is damaged"
+                )
             }
-            want = (cp.checkpoint.size / Self.chunk + 1) * Self.chunk
+            if let why = member.signatureFailure(cp) {
+                throw LedgerError(
+                    .verificationFailed, "log \(store.org): the stored checkpoint at size \(s): \(why)")
+            }
+            cp.note.signatures = member.ownerLines(cp)
+            if sizes.last != s {
+                sizes.append(s)
+                try write("checkpoints/\(s)", Array(cp.serialized.utf8), immutable: true, &counts)
+            }
+            want = (s / Self.chunk + 1) * Self.chunk
         }
         sizes.append(size)
-        try write("checkpoints/\(size)", Array(checkpoint.serialized.utf8), immutable: false, &counts)
+        var owned = checkpoint
+        owned.note.signatures = member.ownerLines(checkpoint)
+        try write("checkpoints/\(size)", Array(owned.serialized.utf8), immutable: false, &counts)
         try write("checkpoints/index", Array(sizes.map { "\($0)\n" }.joined().utf8), immutable: false, &counts)
         try write("checkpoint", Array(checkpoint.serialized.utf8), immutable: false, &counts)
         return counts
