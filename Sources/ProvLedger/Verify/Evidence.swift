@@ -102,8 +102,12 @@ public struct Evidence: Sendable, Equatable {
     public init(parsing bytes: [UInt8]) throws(LedgerError) {
         func bad(_ why: String) -> LedgerError { LedgerError(.invalidEntry, "evidence: \(why)") }
         guard bytes.count <= Self.maxSize else { throw bad("larger than \(Self.maxSize) bytes") }
+        // A key or another file in the wrong place is named as such, before any parser could quote a byte of it.
+        if let why = FileKind.misplaced(bytes, expected: "equivocation evidence") { throw bad(why) }
         let v: JSONValue
-        do { v = try JSON.parse(bytes, maxDepth: 4, maxSize: Self.maxSize) } catch { throw bad("not JSON: \(error)") }
+        do { v = try JSON.parse(bytes, maxDepth: 4, maxSize: Self.maxSize) } catch {
+            throw bad("not JSON (\(error.code.rawValue) at byte \(error.offset))")
+        }
         guard v["format"]?.stringValue == Self.format else { throw bad("format is not \(Self.format)") }
         guard let a = v["first"]?.stringValue, let b = v["second"]?.stringValue, let log = v["log"]?.stringValue else {
             throw bad("needs log, first and second")

@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The `evidence` folder of a data directory (Specs/format.md §10.12): equivocation evidence (§4.3 of
 /// Specs/protocol.md), one JSON file per piece, named by org, sizes and hash. Written by a node; read by the node
 /// on start-up and by `prov verify`, each file only as evidence that verifies against the descriptor, so the org it
@@ -16,12 +20,21 @@ package enum EvidenceFolder {
 
     package static func path(in dataDirectory: String) -> String { dataDirectory + "/" + name }
 
-    /// Keeps `evidence` (once: the same evidence has the same name) in the data directory; returns its path.
+    /// Keeps `evidence` (checked by the caller) in the data directory; returns its path. One conflict has one name:
+    /// a file there with these very bytes is kept; any other regular file there (junk, or the conflict passed on
+    /// with other signature lines, which might not verify) is replaced; anything else there (a link, a folder, a
+    /// FIFO) is an error, never reported as kept.
     package static func store(_ evidence: Evidence, org: String, dataDirectory: String) throws(LedgerError) -> String {
         let folder = path(in: dataDirectory)
         try FileHandleFD.makeDirectory(folder, mode: 0o755)
         let file = folder + "/" + evidence.fileName(org: org)
-        if FileHandleFD.kind(of: file) == nil { try FileHandleFD.replaceAtomically(file, evidence.serialized) }
+        let bytes = evidence.serialized
+        if FileHandleFD.kind(of: file) == S_IFREG,
+            (try? FileHandleFD.readIfPresent(file, maxSize: Evidence.maxSize)) == bytes
+        {
+            return file
+        }
+        try FileHandleFD.replaceAtomically(file, bytes)
         return file
     }
 
