@@ -45,4 +45,34 @@ import Testing
         } throws: { ($0 as? LedgerError)?.code == .verificationFailed }
         #expect(!FileManager.default.fileExists(atPath: elsewhere))
     }
+
+    /// The output may be a web root others write to: a link planted below `--out` (the log's folder, or one of
+    /// its tile folders) makes the export fail with a message naming it, and nothing is written where it points.
+    @Test func aLinkPlantedInTheOutputIsNotFollowed() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        do {
+            let ing = try Ingestor(
+                dataDirectory: dir.path, consortium: t.consortium, signer: t.signers["brand"]!, linkKey: t.linkKey,
+                log: { _ in })
+            _ = try ing.append(Array(Events.lines(10).utf8))
+        }
+        let store = try LogStore(dataDirectory: dir.path, consortium: "acme", org: "brand", writable: false)
+        defer { store.close() }
+        let member = try #require(t.consortium.member("brand"))
+        let latest = try #require(store.latest)
+        let victim = dir.path + "/victim"
+        try FileManager.default.createDirectory(atPath: victim, withIntermediateDirectories: true)
+        for planted in ["brand", "brand/tile"] {
+            let out = dir.path + "/out-\(planted.count)"
+            let link = out + "/" + planted
+            try FileManager.default.createDirectory(
+                atPath: FileHandleFD.parent(of: link), withIntermediateDirectories: true)
+            try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: victim)
+            #expect {
+                try TileExport(store: store, member: member, folder: out + "/brand").run(checkpoint: latest)
+            } throws: { ($0 as? LedgerError)?.message.contains("\(link) is a symbolic link") == true }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: victim).isEmpty)
+        }
+    }
 }

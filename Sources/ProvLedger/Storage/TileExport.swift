@@ -28,6 +28,12 @@ package struct TileExport {
     let store: LogStore
     let member: Consortium.Member
     let folder: String
+    /// The folders made or checked this run.
+    private let madeFolders = MadeFolders()
+
+    private final class MadeFolders {
+        var known: Set<String> = []
+    }
 
     package init(store: LogStore, member: Consortium.Member, folder: String) {
         self.store = store
@@ -128,6 +134,28 @@ package struct TileExport {
         return at == bytes.count && n == t.width
     }
 
+    /// The folders from `folder` down to the one that holds `name`, each made if missing and checked to be a folder,
+    /// not a link to one: the output may be a web root others write to, and a link planted in it (`<out>/<org>` or
+    /// `tile/0` pointing elsewhere) must not send the export's files outside it. Each is checked once a run.
+    private func makeFolders(for name: String) throws(LedgerError) {
+        var path = folder
+        var parts = name.split(separator: "/").map(String.init)
+        parts.removeLast()
+        for p in [""] + parts {
+            if !p.isEmpty { path += "/" + p }
+            guard !madeFolders.known.contains(path) else { continue }
+            if p.isEmpty {
+                // `--out` itself is the operator's choice (it may be a link they made); what is below it is checked.
+                let out = FileHandleFD.parent(of: path)
+                do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
+                    throw LedgerError(.io, "cannot create \(out): \(error.localizedDescription)")
+                }
+            }
+            try FileHandleFD.makeDirectory(path, mode: nil)
+            madeFolders.known.insert(path)
+        }
+    }
+
     /// Writes one file. Tiles and bundles are not synced one by one (a re-run checks them and writes a damaged one
     /// again); checkpoints are.
     private func write(_ name: String, _ bytes: [UInt8], immutable: Bool, _ counts: inout Counts) throws(LedgerError) {
@@ -139,10 +167,7 @@ package struct TileExport {
             counts.kept += 1
             return
         }
-        let parent = FileHandleFD.parent(of: path)
-        do { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) } catch {
-            throw LedgerError(.io, "cannot create \(parent): \(error.localizedDescription)")
-        }
+        try makeFolders(for: name)
         try FileHandleFD.replaceAtomically(path, bytes, durable: !isTile)
         counts.written += 1
     }
