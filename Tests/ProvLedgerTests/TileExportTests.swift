@@ -75,4 +75,37 @@ import Testing
             #expect(try FileManager.default.contentsOfDirectory(atPath: victim).isEmpty)
         }
     }
+
+    /// The index is a cache on disk: a record whose offset points past its segment (or back before the record
+    /// before it) makes serving that bundle an error that says where, not a crash or an allocation it would size.
+    @Test func aDamagedIndexRecordIsAnErrorWhenABundleIsServed() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        do {
+            let ing = try Ingestor(
+                dataDirectory: dir.path, consortium: t.consortium, signer: t.signers["brand"]!, linkKey: t.linkKey,
+                log: { _ in })
+            _ = try ing.append(Array(Events.lines(10).utf8))
+        }
+        let files = try FileManager.default.subpathsOfDirectory(atPath: dir.path)
+        let index = dir.path + "/" + (try #require(files.first { $0.hasSuffix("/index") || $0 == "index" }))
+        for offset in [UInt64(0xFFFF_FFFF_FFFF_FFF0), 0] {
+            var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: index)))
+            // Record 5 (of 40 bytes: leaf hash, then the offset, little-endian).
+            withUnsafeBytes(of: offset.littleEndian) { bytes.replaceSubrange((5 * 40 + 32)..<(6 * 40), with: $0) }
+            try Data(bytes).write(to: URL(fileURLWithPath: index))
+            let store = try LogStore(dataDirectory: dir.path, consortium: "acme", org: "brand", writable: false)
+            defer { store.close() }
+            #expect {
+                try store.entryBundle(0..<10)
+            } throws: { e in
+                let error = e as? LedgerError
+                return error?.code == .invalidEntry && error?.message.contains("seq 5") == true
+            }
+            // The other readers of an offset: an error, or for the checkpoint search an answer, never a crash.
+            #expect(throws: LedgerError.self) { try store.entryBytes(5) }
+            _ = try? store.checkpoint(atLeast: 6)
+            _ = try? store.knownEntry(5)
+        }
+    }
 }

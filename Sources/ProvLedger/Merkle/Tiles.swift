@@ -218,6 +218,9 @@ extension LogStore {
                 }
             }
         }
+        if let bad = out.firstIndex(where: { $0.offset >= Self.maxIndexedOffset }) {
+            throw Self.offsetPastAnySegment(org, range.lowerBound + UInt64(bad))
+        }
         var s = max(range.lowerBound, onDisk)
         while s < range.upperBound {
             let r = try indexRecord(s)
@@ -258,15 +261,32 @@ extension LogStore {
             let segEnd = si + 1 < segments.count ? segments[si + 1].firstSeq : UInt64.max
             var j = i
             while j + 1 < records.count && range.lowerBound + UInt64(j + 1) < segEnd { j += 1 }
-            // Entries i...j lie in segment si, in order; read from the first record to the end of the last.
+            // Entries i...j lie in segment si, in order; read from the first record to the end of the last. The
+            // index is a cache on disk: offsets that do not rise, or that point past the segment, are damage,
+            // said as such before any arithmetic or allocation they would size.
+            let f = try reader(si)
+            let fileSize = UInt64(try f.size)
+            func damaged(_ k: Int) -> LedgerError {
+                LedgerError(
+                    .invalidEntry,
+                    "log \(org) seq \(range.lowerBound + UInt64(k)): the index points outside its record in "
+                        + "\(segments[si].path); run prov verify")
+            }
+            for k in i...j {
+                guard records[k].offset < fileSize, k == i || records[k].offset > records[k - 1].offset else {
+                    throw damaged(k)
+                }
+            }
             let start = Int(records[i].offset)
             let lastStart = Int(records[j].offset)
-            let f = try reader(si)
             let lastHead = try f.read(count: SegmentFormat.headerSize, at: lastStart)
             guard lastHead.count == SegmentFormat.headerSize else {
                 throw LedgerError(.io, "log \(org) seq \(range.lowerBound + UInt64(j)) is past the end of its segment")
             }
             let lastLen = Int(lastHead[1]) << 24 | Int(lastHead[2]) << 16 | Int(lastHead[3]) << 8 | Int(lastHead[4])
+            guard lastLen <= Entry.maxSize, UInt64(lastStart + SegmentFormat.headerSize + lastLen) <= fileSize else {
+                throw damaged(j)
+            }
             let bytes = try f.read(count: lastStart + SegmentFormat.headerSize + lastLen - start, at: start)
             try withRawBytes(bytes) { buf throws(LedgerError) in
                 for k in i...j {

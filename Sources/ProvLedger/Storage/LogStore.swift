@@ -206,7 +206,16 @@ public final class LogStore {
         }
         let leaf = SHA256Digest(bytes: b[0..<32])!
         let off = b[32..<40].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        guard off < Self.maxIndexedOffset else { throw Self.offsetPastAnySegment(org, seq) }
         return (leaf, off)
+    }
+
+    /// An index record's offset is a place in a segment file: past this, it is damage (and would not fit an `Int`
+    /// where it is used), whatever the segment.
+    static let maxIndexedOffset: UInt64 = 1 << 48
+
+    static func offsetPastAnySegment(_ org: String, _ seq: UInt64) -> LedgerError {
+        LedgerError(.invalidEntry, "log \(org) seq \(seq): its index record points past any segment; run prov verify")
     }
 
     /// The leaf hash of entry `seq` (from the index).
