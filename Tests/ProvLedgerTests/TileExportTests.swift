@@ -36,6 +36,14 @@ import Testing
         }
         #expect(try signatureLines("checkpoint") == 2)
         #expect(try signatureLines("checkpoints/10") == 1)
+        // A re-run keeps what is right and writes again a bundle that is not what the log holds (same length).
+        let bundle = out + "/tile/entries/000.p/10"
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: bundle)))
+        bytes[bytes.count - 1] ^= 0x01
+        try Data(bytes).write(to: URL(fileURLWithPath: bundle))
+        let again = try TileExport(store: store, member: member, folder: out).run(checkpoint: cosigned)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: bundle)) == Data(try store.entryBundle(0..<10)))
+        #expect(again.kept > 0 && again.written >= 1)
 
         // A checkpoint of brand's log signed by retail's key: refused, nothing written.
         let forged = try SignedCheckpoint.sign(cosigned.checkpoint, with: t.signers["retail"]!)

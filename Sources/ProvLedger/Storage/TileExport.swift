@@ -94,44 +94,24 @@ package struct TileExport {
         return counts
     }
 
-    /// The full tiles (or bundles) of a level holding `hashes` hashes (entries), and its partial right edge.
+    /// The full tiles (or bundles) of a level holding `hashes` hashes (entries), and its partial right edge. A file
+    /// already there is kept only when it holds exactly what the log serves at that address: one left by an export
+    /// of another history, or damaged, is written again.
     private func tiles(level: Int?, hashes: UInt64, _ counts: inout Counts, progress: ((UInt64) -> Void)?)
         throws(LedgerError)
     {
         let full = hashes / 256
-        for i in 0..<full {
-            let t = TileAddress(level: level, index: i, width: 256)
+        let rest = Int(hashes % 256)
+        for i in 0..<(full + (rest > 0 ? 1 : 0)) {
+            let t = TileAddress(level: level, index: i, width: i < full ? 256 : rest)
             if level != nil || i % 64 == 0 { progress?(i * 256) }
-            if try wholeFile(t) {
+            let bytes = try store.tile(t)
+            if (try? FileHandleFD.readIfPresent(folder + "/" + t.description, maxSize: 256 * 65_537)) == bytes {
                 counts.kept += 1
                 continue
             }
-            try write(t.description, try store.tile(t), immutable: true, &counts)
+            try write(t.description, bytes, immutable: true, &counts)
         }
-        let rest = Int(hashes % 256)
-        if rest > 0 {
-            let t = TileAddress(level: level, index: full, width: rest)
-            if try wholeFile(t) {
-                counts.kept += 1
-            } else {
-                try write(t.description, try store.tile(t), immutable: true, &counts)
-            }
-        }
-    }
-
-    /// Whether the file of tile `t` is there and whole (a tile: 32 bytes per hash; a bundle: exactly its entries).
-    private func wholeFile(_ t: TileAddress) throws(LedgerError) -> Bool {
-        guard let bytes = try FileHandleFD.readIfPresent(folder + "/" + t.description, maxSize: 256 * 65_537) else {
-            return false
-        }
-        guard t.level == nil else { return bytes.count == t.width * 32 }
-        var at = 0
-        var n = 0
-        while at + 2 <= bytes.count {
-            at += 2 + (Int(bytes[at]) << 8 | Int(bytes[at + 1]))
-            n += 1
-        }
-        return at == bytes.count && n == t.width
     }
 
     /// The folders from `folder` down to the one that holds `name`, each made if missing and checked to be a folder,
