@@ -86,6 +86,12 @@ extension LogStore {
                 "a group commit holds at most \(Self.maxGroupEntries) entries, this one \(group.results.count): "
                     + "split the input")
         }
+        guard group.byteCount <= Self.maxGroupBytes else {
+            throw LedgerError(
+                .invalidEntry,
+                "a group commit holds at most \(Self.maxGroupBytes) bytes of records, this one \(group.byteCount): "
+                    + "split the input")
+        }
         let st = group.state
         let cp: SignedCheckpoint
         do {

@@ -28,6 +28,9 @@ public final class LogStore {
     /// Entries in one group commit at most (Specs/format.md §10.9): a peer copies a log a group at a time and holds
     /// that group in memory until it verified, so a signed checkpoint is never further than this from the last.
     public static let maxGroupEntries = 1 << 20
+    /// The most bytes of records one group commit holds (Specs/format.md §10.9): what a copy holds in memory
+    /// before a checkpoint covers it.
+    public static let maxGroupBytes = 512 << 20
 
     private let lock: DirectoryLock?
     /// Where warnings go: a torn tail cut on open, a cache (`index`, `checkpoint` file) that could not be written.

@@ -25,6 +25,8 @@ public struct PendingGroup {
     }
 
     public var count: Int { results.count }
+    /// The bytes of the group's records.
+    public var byteCount: Int { buffer.count }
 
     /// The group's entries (seq, leaf hash, canonical bytes), as a value that can travel to another thread.
     public var entries: GroupEntries { GroupEntries(buffer: buffer, offsets: offsets, results: results) }
@@ -107,6 +109,8 @@ public struct GroupEntries: Sendable {
     let results: [(seq: UInt64, leaf: SHA256Digest)]
 
     public var count: Int { results.count }
+    /// The bytes of the group's records.
+    public var byteCount: Int { buffer.count }
 
     /// Each entry in order.
     public func forEach(_ body: (UInt64, SHA256Digest, UnsafeRawBufferPointer) throws -> Void) rethrows {

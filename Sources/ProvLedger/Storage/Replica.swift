@@ -52,6 +52,9 @@ public final class ReplicaWriter {
     /// The pending entries, as they will be written.
     public var pendingGroup: PendingGroup { group }
 
+    /// The bytes of the pending entries' records.
+    public var pendingBytes: Int { group.byteCount }
+
     /// The size the copy reaches once the pending entries are committed.
     public var pendingSize: UInt64 { group.size }
 

@@ -14,6 +14,10 @@ struct CatchUp {
     /// Entries per chunk at most, when the owner's checkpoints are further apart than `chunk`: its groups are
     /// at most `LogStore.maxGroupEntries`.
     static let maxChunk = UInt64(LogStore.maxGroupEntries)
+    /// Bytes of records per chunk at most: `chunk` entries of the largest size before the entry asked for, then the
+    /// rest of the group that holds it (at most `LogStore.maxGroupBytes`, Specs/format.md §10.9). An owner's chunk
+    /// never holds more; past it the source is refused, so no member makes a node hold 64 GiB of one group.
+    static let maxChunkBytes = Int(chunk) * (SegmentFormat.headerSize + Entry.maxSize) + LogStore.maxGroupBytes
 
     /// The source served something that does not verify (or was not there though its checkpoint covers it).
     struct SourceMisbehaved: Error, CustomStringConvertible {
@@ -88,6 +92,13 @@ struct CatchUp {
                     }
                 } catch let e as LedgerError {
                     throw SourceMisbehaved(log: log, reason: "\(t): \(e.message)")
+                }
+                // What is held before a checkpoint covers it is bounded in bytes too (Specs/protocol.md §5.2).
+                guard replica.pendingBytes <= Self.maxChunkBytes else {
+                    throw SourceMisbehaved(
+                        log: log,
+                        reason: "the chunk ending at \(chunkEnd.checkpoint.size) holds more than "
+                            + "\(Self.maxChunkBytes) bytes of records, more than an owner's chunk can")
                 }
             }
             do { try commit(chunkEnd) } catch {
