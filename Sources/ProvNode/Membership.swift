@@ -84,6 +84,7 @@ extension Node {
             logs[m.org]?.freeze(Self.removedReason(m.org, v))
             retireWorker(m.org)
             log.warn("a member was removed: its copy stays as verified", ["log": m.org, "version": "\(v)"])
+            tellRemoved(m.org)
         }
         var rekeyed = false
         for m in c.members {
@@ -152,6 +153,26 @@ extension Node {
             w.wantConsortium()
             for (org, held) in logs where held.head.size > 0 && org != w.org { w.wantPush(org) }
         }
+    }
+
+    /// Tells a member just removed, once and off the caller's thread, by posting the chain to its node, which would
+    /// otherwise learn it only from its operator: that node checks the chain as any (Specs/protocol.md §8.1) and
+    /// stops appending (§8.3). Its worker here is gone; this is the one request this node still makes to it.
+    func tellRemoved(_ org: String) {
+        guard let address = peerAddress(org), !stopping.load(ordering: .acquiring) else { return }
+        let bytes = chainBytes
+        let t = Thread { [self] in
+            let link = makeLink(org, address)
+            defer { link.close() }
+            do {
+                let r = try link.request("POST", "/consortium", body: bytes, contentType: "application/json")
+                log.info("a removed member was told of its removal", ["peer": org, "status": "\(r.status)"])
+            } catch {
+                log.warn("a removed member could not be told of its removal", ["peer": org, "error": "\(error)"])
+            }
+        }
+        t.name = "provd-tell-\(org)"
+        t.start()
     }
 
     /// Ends the worker of a member that is no longer one, off the caller's thread.
@@ -295,8 +316,9 @@ extension Node {
         consortium.currentMembers.first { m in m.trustedKeys.contains { $0.publicKey == key } }?.org
     }
 
-    /// Whether `key` is one `org`'s node may present when this node connects to it.
+    /// Whether `key` is one `org`'s node may present when this node connects to it: one of its trusted keys, also
+    /// for a member removed (which this node connects to only to tell it so, `tellRemoved`).
     public func peer(_ org: String, mayPresent key: Ed25519PublicKey) -> Bool {
-        consortium.currentMember(org)?.trustedKeys.contains { $0.publicKey == key } ?? false
+        consortium.member(org)?.trustedKeys.contains { $0.publicKey == key } ?? false
     }
 }

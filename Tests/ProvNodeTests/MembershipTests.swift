@@ -401,16 +401,16 @@ import Testing
                         && (try? HostileInputTests.frozen(c, at: org)) == ["care"]
                 }, "\(org)")
         }
-        // care's node goes on writing, but no member takes its log any more, nor its handshake.
-        let seen = c.nodes["care"]!.stderrLines.count
-        #expect(try c.post("care", Ev.batch(3, org: "care", from: 10)).status == 200)
-        // Its pushes meet a handshake that fails, or, on a connection made before, a 403.
+        // care's node is told (brand and retail post it the chain): it checked it, holds version 2 and takes no
+        // more entries, saying why; and no member takes its handshake any more.
         #expect(
             EvidenceTests.eventually(c) {
-                c.nodes["care"]!.stderrLines.dropFirst(seen).contains {
-                    $0.contains("brand") && ($0.contains("peer unreachable") || $0.contains("peer refused"))
-                }
+                Self.version(c, "care") == 2
+                    && c.nodes["care"]!.stderrLines.contains { $0.contains("this node's company was removed") }
             }, "\(c.nodes["care"]!.stderrLines.suffix(8))")
+        let refused = try c.post("care", Ev.batch(3, org: "care", from: 10))
+        #expect(refused.status != 200)
+        #expect(String(decoding: refused.body, as: UTF8.self).contains("removed from consortium"))
         #expect(throws: (any Error).self) {
             _ = try HostileInputTests.member(c, "care", to: "brand").get("/logs/brand/checkpoint")
         }
