@@ -7,6 +7,10 @@ import Testing
 
 @testable import ProvView
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The contract between whoever feeds the index (the node, the offline builder) and the index.
 @Suite(.leavesNoFiles) struct FeedTests {
     func error(_ body: () throws -> Void) -> ViewError? {
@@ -113,6 +117,26 @@ import Testing
             #expect(checked.entry == entry && facts.ref.seq == seq)
         }
         #expect(error { _ = try index.entry(org: "brand", seq: 300, source: source) }?.parameter == "seq")
+    }
+
+    /// A FIFO in a log's index file's place does not hang the offline build (Specs/format.md §10.1): the index is
+    /// a cache, and the build goes on without it (from the entries' own hashes).
+    @Test(.timeLimit(.minutes(1))) func aFIFOInPlaceOfTheIndexDoesNotHangTheOfflineBuild() throws {
+        let ledger = try Ledger()
+        defer { ledger.remove() }
+        let store = ledger.stores["brand"]!
+        let parser = EventParser(consortium: ledger.consortium, org: "brand", linkKey: ledger.linkKey)
+        let bodies = try (0..<20).map { i in
+            try parser.parse(try JSON.parse(Event.consent("email:f\(i)@example.com", "give")))
+        }
+        try store.append(bodies, signer: ledger.signers["brand"]!, now: t0)
+        let index = ledger.dir.path + "/brand/index"
+        try FileManager.default.removeItem(atPath: index)
+        #expect(mkfifo(index, 0o600) == 0)
+        let built = try ViewIndex.build(
+            dataDirectory: ledger.dir.path, consortium: ledger.consortium, linkKey: ledger.linkKey)
+        #expect(built.excluded.isEmpty, "\(built.excluded)")
+        #expect(built.index.frontier.logs.map(\.size).first == 20)
     }
 
     /// The offline build hashes whole blocks of 1,024 entries on its workers; its receipts are the store's too.

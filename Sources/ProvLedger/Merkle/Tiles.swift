@@ -129,6 +129,8 @@ final class TileStore {
             guard create && writable else { return nil }
             try FileHandleFD.makeDirectory(directory, mode: 0o755)
         }
+        // The folder too is never a link (Specs/format.md §10.1): `O_NOFOLLOW` guards the level file's own name only.
+        if files.isEmpty { try FileHandleFD.expect(directory, is: .directory) }
         let f = try FileHandleFD(path: path, flags: writable ? O_RDWR | O_CREAT : O_RDONLY)
         files[level] = f
         return f
@@ -287,6 +289,11 @@ extension LogStore {
             guard lastLen <= Entry.maxSize, UInt64(lastStart + SegmentFormat.headerSize + lastLen) <= fileSize else {
                 throw damaged(j)
             }
+            // Between two entries of a bundle lie at most a group's checkpoint record (the owner's lines only) and
+            // state record, a few KiB: a span past the largest entry record plus 64 KiB for each is an offset gone
+            // wrong, not a read to make.
+            let maxRecord = SegmentFormat.headerSize + Entry.maxSize
+            guard lastStart - start <= (j - i) * (maxRecord + (64 << 10)) else { throw damaged(j) }
             let bytes = try f.read(count: lastStart + SegmentFormat.headerSize + lastLen - start, at: start)
             try withRawBytes(bytes) { buf throws(LedgerError) in
                 for k in i...j {

@@ -308,7 +308,16 @@ extension LogStore {
                 throw LedgerError(
                     .invalidEntry, "log \(org): damaged checkpoint record at byte \(r.offset) of \(segments[si].path)")
             }
-            return try SignedCheckpoint(parsing: String(decoding: window.payload(r), as: UTF8.self))
+            let cp = try SignedCheckpoint(parsing: String(decoding: window.payload(r), as: UTF8.self))
+            // The group's checkpoint ends past the entry it was looked up for; one that does not is an index offset
+            // gone wrong (pointing at an earlier record), said as damage rather than served as an answer.
+            guard cp.checkpoint.size >= n else {
+                throw LedgerError(
+                    .invalidEntry,
+                    "log \(org): the checkpoint found after entry \(seq) is for size \(cp.checkpoint.size) in "
+                        + "\(segments[si].path): the index is damaged; run prov verify")
+            }
+            return cp
         }
         return latest
     }

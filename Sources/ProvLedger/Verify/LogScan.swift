@@ -97,17 +97,22 @@ struct LogScan {
     }
 
     /// One leaf hash, clock and kind per entry are kept for the reference checks: reserve for the most entries the
-    /// segments can hold (a record takes at least 64 bytes), so the arrays never grow by copying; untouched pages
-    /// cost no memory.
+    /// segments can hold (a record takes at least 64 bytes), up to 2^26 entries, so the arrays rarely grow by
+    /// copying; untouched pages cost no memory.
     func reserve(_ audit: inout LogAudit, for reader: SegmentReader) {
+        // Sizes are what the files say, and a damaged or sparse file may say anything: summed without overflow and
+        // capped (past the cap the arrays grow as they fill), so no file size can size an allocation.
+        let cap = 1 << 26
         let segmentBytes =
             range.map { $0.to - $0.from }
             ?? reader.segments.reduce(0) {
-                $0 + Int((try? FileManager.default.attributesOfItem(atPath: $1.path)[.size] as? Int) ?? 0)
+                let size = (try? FileManager.default.attributesOfItem(atPath: $1.path)[.size] as? Int) ?? 0
+                return min(cap * 64, $0 + min(max(size, 0), cap * 64))
             }
-        audit.leaves.reserveCapacity(segmentBytes / 64)
-        audit.hlcs.reserveCapacity(segmentBytes / 64)
-        audit.kinds.reserveCapacity(segmentBytes / 64)
+        let slots = min(max(segmentBytes, 0) / 64, cap)
+        audit.leaves.reserveCapacity(slots)
+        audit.hlcs.reserveCapacity(slots)
+        audit.kinds.reserveCapacity(slots)
     }
 
     /// A segment's start (§12.1 steps 3.3.1–3.3.2): its name is the seq reached, and it begins with the magic. The

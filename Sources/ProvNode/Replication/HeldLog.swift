@@ -45,7 +45,10 @@ final class HeldLog: @unchecked Sendable {
         self.store = store
         self.isOwn = isOwn
         replica = isOwn ? nil : try ReplicaWriter(store: store, consortium: consortium)
-        cosigned = try? SignedCheckpoint(parsing: String(contentsOfFile: cosignedPath, encoding: .utf8))
+        // Read as every file of a data directory is (no link, no FIFO, a regular file of at most a note's size).
+        cosigned =
+            (try? FileHandleFD.readIfPresent(store.directory + "/cosigned", maxSize: SignedNote.maxSize))
+            .flatMap { $0 }.flatMap { try? SignedCheckpoint(parsing: String(decoding: $0, as: UTF8.self)) }
         if let c = cosigned, c.checkpoint.origin != member.origin || c.checkpoint.size > store.size {
             cosigned = nil
         }
