@@ -130,4 +130,33 @@ import Testing
         #expect(try HostileInputTests.frozen(c, at: "retail").isEmpty)
         #expect(try Self.status(c, "retail")["evidence"]?.arrayValue?.isEmpty == true)
     }
+
+    /// A log's owner can sign as many conflicting pairs as it likes, each genuine evidence: a node keeps and passes
+    /// on a few per log (one proves the fork), and answers the rest `new: false` without storing them, so no member
+    /// fills the consortium's disks with its own forks.
+    @Test func evidenceIsKeptAFewPiecesPerLogNotWithoutEnd() throws {
+        let c = try ProvdCluster(orgs: ["brand", "retail"])
+        defer { c.stopAll() }
+        try c.startAll()
+        #expect(try c.post("brand", Ev.batch(3, org: "brand")).status == 200)
+        #expect(c.waitConverged(["brand": 3]))
+        let key = try SigningKeyFile.read(try NodeConfig.load(c.configPath("brand")).keyPath)
+        let peer = try HostileInputTests.member(c, "brand", to: "retail")
+        var answers: [Bool] = []
+        for i in 0..<(Node.maxEvidencePerLog + 3) {
+            func signed(_ root: String) throws -> SignedCheckpoint {
+                try SignedCheckpoint.sign(
+                    Checkpoint(origin: "acme/brand", size: 2, root: SHA256.hash("\(root) \(i)")), with: key)
+            }
+            let r = try peer.post(
+                "/evidence", body: Evidence(try signed("a"), try signed("b")).serialized,
+                headers: ["Content-Type": "application/json"])
+            #expect(r.status == 200, "\(String(decoding: r.body, as: UTF8.self))")
+            answers.append(try JSON.parse(r.body)["new"] == .bool(true))
+        }
+        #expect(answers == Array(repeating: true, count: Node.maxEvidencePerLog) + [false, false, false])
+        let files = try FileManager.default.contentsOfDirectory(atPath: c.dataDirectory("retail") + "/evidence")
+        #expect(files.filter { $0.hasSuffix(".json") }.count == Node.maxEvidencePerLog)
+        #expect(try HostileInputTests.frozen(c, at: "retail") == ["brand"])
+    }
 }

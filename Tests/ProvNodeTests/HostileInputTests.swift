@@ -345,6 +345,22 @@ import Testing
             #expect(head.status == 200 && get.status == 200, "\(path): HEAD \(head.status), GET \(get.status)")
             #expect(head.body.isEmpty && head.header("content-type") == get.header("content-type"), "\(path)")
         }
+        // A wrong method, a body on a read route, a path no route takes: the error names the route, never the
+        // customer identifier the path carries.
+        for (method, path, body, status) in [
+            ("DELETE", "/v1/subjects/email%3Aalice%40example.com/timeline", "", 405),
+            ("GET", "/v1/subjects/email%3Aalice%40example.com/timeline", "x", 413),
+            ("GET", "/v1/subjects/email%3Aalice%40example.com/nothing", "", 404),
+        ] {
+            let conn = try RawConnection(port: port)
+            try conn.send(
+                "\(method) \(path) HTTP/1.1\r\nHost: n\r\nAuthorization: Bearer \(token)\r\n"
+                    + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            let r = try #require(try conn.readResponse())
+            let text = String(decoding: r.body, as: UTF8.self)
+            #expect(r.status == status, "\(method) \(path): \(text)")
+            #expect(!text.contains("alice") && text.contains("/v1/subjects/{…}/"), "\(text)")
+        }
         // brand is told that retail listens where care does: care's key is not retail's, and the log says so.
         let brand = c.nodes["brand"]!
         try c.rewrite("brand") { cfg in

@@ -38,7 +38,7 @@ extension LedgerError {
     }
 
     /// True when `shown(_:)` quotes `value`. Six digits in a row may be part of a phone or customer number.
-    static func isShowable(_ value: some StringProtocol) -> Bool {
+    package static func isShowable(_ value: some StringProtocol) -> Bool {
         (1...64).contains(value.utf8.count)
             && value.utf8.allSatisfy {
                 ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x61 && $0 <= 0x7a)

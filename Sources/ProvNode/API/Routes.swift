@@ -103,7 +103,7 @@ extension Node {
         guard let rule = Self.rule(req.listener, req.path) else { return notFound(req) }
         guard rule.methods.contains(req.method) else {
             metrics.reject("method-not-allowed")
-            return .error(405, "\(req.path.prefix(100)) takes \(rule.methods.joined(separator: " or "))")
+            return .error(405, "\(Self.shownPath(req.path)) takes \(rule.methods.joined(separator: " or "))")
                 .with(header: ("Allow", rule.methods.joined(separator: ", ")))
         }
         if (rule.appOnly || rule.appOnlyMethods.contains(req.method)) && role != .app {
@@ -116,7 +116,7 @@ extension Node {
             return .error(
                 413,
                 limit == 0
-                    ? "\(req.method) \(req.path.prefix(100)) takes no request body"
+                    ? "\(req.method) \(Self.shownPath(req.path)) takes no request body"
                     : "the body is larger than the \(limit) bytes this route takes")
         }
         return nil
@@ -150,14 +150,27 @@ extension Node {
         }
         let given = Array(a.utf8.dropFirst(7).drop { $0 == 0x20 })
         guard !given.isEmpty else { return .failure(.missing) }
-        if constantTimeEqual(given, Array(config.token.utf8)) { return .success(.app) }
-        if constantTimeEqual(given, Array(config.auditorToken.utf8)) { return .success(.auditor) }
+        // Compared as SHA-256 digests, both tokens every time: neither a token's length nor which one matched
+        // shows in the time taken.
+        let g = SHA256.hash(given).bytes
+        let isApp = constantTimeEqual(g, SHA256.hash(Array(config.token.utf8)).bytes)
+        let isAuditor = constantTimeEqual(g, SHA256.hash(Array(config.auditorToken.utf8)).bytes)
+        if isApp { return .success(.app) }
+        if isAuditor { return .success(.auditor) }
         return .failure(.unknown)
     }
 
     func notFound(_ req: NodeRequest) -> NodeResponse {
         metrics.reject("not-found")
-        return .error(404, "no route for \(req.method) \(req.path.prefix(100))")
+        return .error(404, "no route for \(req.method) \(Self.shownPath(req.path))")
+    }
+
+    /// A request path as an error may show it: each segment that is not plainly a route word, an org id or a number
+    /// (one that could carry a customer identifier, as `/v1/subjects/<subject>/…` does) is shown as `{…}`, so no
+    /// error echoes what may be personal (Specs/api.yaml, errors).
+    static func shownPath(_ path: String) -> String {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).prefix(12)
+        return segments.map { $0.isEmpty || LedgerError.isShowable($0) ? String($0) : "{…}" }.joined(separator: "/")
     }
 
     // MARK: tlog-tiles read API

@@ -135,14 +135,30 @@ extension Node {
         try held.read { store throws(LedgerError) in try store.conflict(with: theirs) }
     }
 
+    /// Pieces of evidence kept per log at most: one proves the fork; a log's owner can sign as many conflicting
+    /// pairs as it likes, and past this they are neither stored nor passed on (Specs/protocol.md §4.4).
+    static let maxEvidencePerLog = 8
+
     /// Evidence this node made or received: checked once more, kept in the evidence folder, and the copy of that
     /// log frozen at what it holds. The node's own log is never frozen on evidence (it stops in other ways).
-    func equivocation(_ held: HeldLog, _ evidence: Evidence, source: String) {
+    /// Returns whether it was new and kept.
+    @discardableResult
+    func equivocation(_ held: HeldLog, _ evidence: Evidence, source: String) -> Bool {
         guard case .success(let proven) = evidence.verify(consortium: consortium) else {
             log.error("evidence that does not verify was not kept", ["log": held.org, "peer": source])
-            return
+            return false
         }
         let name = evidence.fileName(org: held.org)
+        let (known, enough) = keptEvidence.withLock { kept in
+            (kept[name] != nil, kept.values.filter { $0.org == held.org }.count >= Self.maxEvidencePerLog)
+        }
+        if known { return false }
+        if enough {
+            log.warn(
+                "more evidence against a log that is proven to have forked was not kept",
+                ["log": held.org, "peer": source, "kept": "\(Self.maxEvidencePerLog)"], kind: "evidence-enough")
+            return false
+        }
         let file: String
         do { file = try EvidenceFolder.store(evidence, org: held.org, dataDirectory: config.dataDirectory) } catch {
             log.error("cannot keep equivocation evidence", ["log": held.org, "error": error.message])
@@ -152,7 +168,7 @@ extension Node {
             keptEvidence.withLock({
                 $0.updateValue(.init(org: held.org, proven: proven, evidence: evidence), forKey: name)
             }) == nil
-        else { return }  // held already: said and passed on when it came first
+        else { return false }  // held already: said and passed on when it came first
         gossip(name, except: source)
         metrics.reject("equivocation")
         if held.isOwn {
@@ -163,14 +179,15 @@ extension Node {
                 "this node's key signed another history of its log (\(proven.description); evidence \(file)): "
                     + "appending is stopped until an operator acts (Nodes/README.md, 'When a node's key signed "
                     + "another history')")
-            return
+            return true
         }
-        guard held.frozen == nil else { return }
+        guard held.frozen == nil else { return true }
         held.freeze(file)
         held.cancelWaiters()
         log.error(
             "equivocation: two signed checkpoints of one log disagree; the copy is frozen at what it holds",
             ["log": held.org, "peer": source, "proven": proven.description, "evidence": file])
+        return true
     }
 }
 
@@ -202,10 +219,8 @@ extension Node {
             return .error(422, e.message)
         }
         guard let held = logs[proven.org] else { return .error(404, "this node holds no log by that name") }
-        let known = keptEvidence.withLock { $0[evidence.fileName(org: held.org)] != nil }
-        if !known { equivocation(held, evidence, source: caller) }
-        return .json(
-            200, .object([JSONMember("proven", .string(proven.description)), JSONMember("new", .bool(!known))]))
+        let new = equivocation(held, evidence, source: caller)
+        return .json(200, .object([JSONMember("proven", .string(proven.description)), JSONMember("new", .bool(new))]))
     }
 
     /// Tells every peer but `source` of evidence `name`.
