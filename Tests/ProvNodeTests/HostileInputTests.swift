@@ -361,6 +361,11 @@ import Testing
             #expect(r.status == status, "\(method) \(path): \(text)")
             #expect(!text.contains("alice") && text.contains("/v1/subjects/{…}/"), "\(text)")
         }
+        // A time in milliseconds is held to the RFC 3339 form's range.
+        let far = try c.client("brand").get(
+            "/v1/permit?subject=email%3Auser1%40example.com&org=brand&purpose=dpv:DirectMarketing&at=18446744073709551615",
+            headers: ["Authorization": "Bearer \(token)"])
+        #expect(far.status == 400 && String(decoding: far.body, as: UTF8.self).contains("past the year 9999"))
         // brand is told that retail listens where care does: care's key is not retail's, and the log says so.
         let brand = c.nodes["brand"]!
         try c.rewrite("brand") { cfg in

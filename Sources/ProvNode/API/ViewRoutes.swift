@@ -118,7 +118,13 @@ extension Node {
     /// A time parameter: RFC 3339 (`2026-11-24T10:00:00Z`) or milliseconds since 1970.
     func time(_ req: NodeRequest, _ name: String) throws(ViewError) -> UInt64? {
         guard let v = req.parameter(name) else { return nil }
-        if let ms = UInt64(v) { return ms }
+        if let ms = UInt64(v) {
+            // The same range as the RFC 3339 form (years 1970–9999).
+            guard ms < Timestamp.end else {
+                throw ViewError(.badParameter, "parameter '\(name)': past the year 9999", parameter: name)
+            }
+            return ms
+        }
         guard let t = Timestamp.parse(v) else {
             throw ViewError(
                 .badParameter, "parameter '\(name)': not an RFC 3339 time or milliseconds since 1970", parameter: name)
