@@ -366,6 +366,19 @@ import Testing
             "/v1/permit?subject=email%3Auser1%40example.com&org=brand&purpose=dpv:DirectMarketing&at=18446744073709551615",
             headers: ["Authorization": "Bearer \(token)"])
         #expect(far.status == 400 && String(decoding: far.body, as: UTF8.self).contains("past the year 9999"))
+        // The pages a customer opens run their own script only: a policy that names it by hash, and no sniffing.
+        for (path, accept) in [
+            ("/v1/subjects/email%3Auser1%40example.com/report", "text/html"),
+            ("/v1/entries/brand/0/receipt.html", "*/*"),
+        ] {
+            let page = try c.client("brand").get(path, headers: ["Authorization": "Bearer \(token)", "Accept": accept])
+            #expect(page.status == 200, "\(path)")
+            let policy = page.headers["Content-Security-Policy"] ?? ""
+            #expect(
+                policy.contains("default-src 'none'") && policy.contains("script-src 'sha256-"), "\(path): \(policy)")
+            #expect(page.headers["X-Content-Type-Options"] == "nosniff", "\(path)")
+            #expect(String(decoding: page.body, as: UTF8.self).contains("<meta http-equiv=\"Content-Security-Policy\""))
+        }
         // brand is told that retail listens where care does: care's key is not retail's, and the log says so.
         let brand = c.nodes["brand"]!
         try c.rewrite("brand") { cfg in

@@ -42,7 +42,8 @@ extension Node {
                     if let accept = req.accept, accept.contains("text/html") {
                         return NodeResponse(
                             status: 200, contentType: "text/html; charset=utf-8",
-                            headers: [("Cache-Control", "no-store")], body: Array(report.html.utf8))
+                            headers: SubjectReport.pagePolicy.headers + [("Vary", "Accept")],
+                            body: Array(report.html.utf8))
                     }
                     return .json(200, report.json)
                 default:
@@ -169,7 +170,7 @@ extension Node {
         }
         let page = try ConsentReceiptPage(consortium: consortium, receipt: r)
         return NodeResponse(
-            status: 200, contentType: "text/html; charset=utf-8", headers: [("Cache-Control", "no-store")],
+            status: 200, contentType: "text/html; charset=utf-8", headers: ConsentReceiptPage.pagePolicy.headers,
             body: Array(page.html.utf8))
     }
 

@@ -6,6 +6,11 @@ import ProvLedger
 /// browser the way a report page checks its facts (`GET /v1/entries/{org}/{seq}/receipt.html`, `prov receipt
 /// --html`).
 public struct ConsentReceiptPage: Sendable {
+    /// The page's one script.
+    static var scriptSource: String { ReportScript.prelude + ReportScript.core + script + ReportScript.epilogue }
+    /// What the page may run and load (its script and style sheet only).
+    public static let pagePolicy = PagePolicy(script: scriptSource, style: SubjectReport.css + css)
+
     public static let format = "prov-consent-receipt/v1"
 
     public let consortium: Consortium
@@ -79,6 +84,7 @@ public struct ConsentReceiptPage: Sendable {
             <html lang="en"><head><meta charset="utf-8">
             <meta name="viewport" content="width=device-width, initial-scale=1">
             <title>Your consent receipt from \(who)</title>
+            \(Self.pagePolicy.meta)
             <style>\(SubjectReport.css)\(Self.css)</style>
             </head><body data-verification="pending">
             <header><p class="kicker">Consent receipt · ISO/IEC TS 27560</p>
@@ -129,7 +135,7 @@ public struct ConsentReceiptPage: Sendable {
             """)
         let data = json.serialized.replacingOccurrences(of: "<", with: "\\u003c")
         h.raw("<script type=\"application/json\" id=\"report-data\">\(data)</script>\n")
-        h.raw("<script>\(ReportScript.prelude + ReportScript.core + Self.script + ReportScript.epilogue)</script>\n")
+        h.raw("<script>\(Self.scriptSource)</script>\n")
         h.raw("</body></html>\n")
         return h.out
     }

@@ -20,6 +20,7 @@ extension SubjectReport {
             <html lang="en"><head><meta charset="utf-8">
             <meta name="viewport" content="width=device-width, initial-scale=1">
             <title>Your data record with \(HTMLBuilder.escape(name))</title>
+            \(Self.pagePolicy.meta)
             <style>\(Self.css)</style>
             </head><body data-verification="pending">
             <header><p class="kicker">Subject access report · GDPR Article 15</p>

@@ -6,6 +6,9 @@ import ProvLedger
 /// person, with a receipt for every entry it rests on and a signed checkpoint for every log of its frontier, as
 /// JSON and as a self-verifying HTML page. It carries what a reader needs to re-derive every finding (§8.5).
 public struct SubjectReport: Sendable {
+    /// What the report page may run and load (its script and style sheet only).
+    public static let pagePolicy = PagePolicy(script: ReportScript.source, style: css)
+
     public static let format = "prov-subject-access-report/v1"
 
     public var consortium: Consortium
