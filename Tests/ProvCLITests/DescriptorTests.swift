@@ -149,11 +149,17 @@ import Testing
     }
 
     /// Strings of a descriptor follow the strict JSON rules of events.md §7; a display name is 1-128 bytes
-    /// without control characters.
+    /// without control, format or line-separator characters.
     @Test(arguments: [
         (#""name": "brand""#, #""name": "Br\ud800and""#, "high surrogate without a low surrogate"),
-        (#""name": "brand""#, #""name": "Brand\u0007""#, "name must be 1-128 bytes without control characters"),
-        (#""name": "brand""#, #""name": """#, "name must be 1-128 bytes without control characters"),
+        (
+            #""name": "brand""#, #""name": "Brand\u0007""#,
+            "name must be 1-128 bytes without control, format or line-separator characters"
+        ),
+        (
+            #""name": "brand""#, #""name": """#,
+            "name must be 1-128 bytes without control, format or line-separator characters"
+        ),
         (
             #""consortium": "acme""#, #""consortium": "acme", "consortium": "acme""#,
             "not valid JSON: line 2, column 25: duplicate key"

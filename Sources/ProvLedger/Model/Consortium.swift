@@ -106,6 +106,7 @@ public struct Consortium: Sendable {
             throw LedgerError(.config, "version must be from 1 to \(Self.maxVersion), got \(version)")
         }
         var seen = Set<String>()
+        var seenNames: [String: String] = [:]
         for m in members {
             guard Vocabulary.isOrgID(m.org) else {
                 throw LedgerError(
@@ -119,7 +120,16 @@ public struct Consortium: Sendable {
             }
             guard Self.isDisplayName(m.name) else {
                 throw LedgerError(
-                    .config, "member \(m.org): name must be 1-128 bytes without control characters (a display name)")
+                    .config,
+                    "member \(m.org): name must be 1-128 bytes without control, format or line-separator characters "
+                        + "(a display name)")
+            }
+            // Pages show a company by its name: two members must not look alike there.
+            guard seenNames.updateValue(m.org, forKey: Self.nameKey(m.name)) == nil else {
+                throw LedgerError(
+                    .config,
+                    "member \(m.org): its name reads as the name of member \(seenNames[Self.nameKey(m.name)]!) "
+                        + "(names are compared without case, width or spacing differences)")
             }
             guard m.origin == "\(name)/\(m.org)" else {
                 throw LedgerError(
@@ -169,10 +179,20 @@ public struct Consortium: Sendable {
         self.approvals = approvals
     }
 
-    /// A display name: 1–128 bytes, no control character.
+    /// A display name: 1–128 bytes, no control character, no format character (bidirectional overrides, zero-width
+    /// characters) and no line or paragraph separator: what a page shows is what the name is.
     package static func isDisplayName(_ s: String) -> Bool {
         (1...128).contains(s.utf8.count)
-            && !s.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+            && !s.unicodeScalars.contains(where: {
+                [.control, .format, .lineSeparator, .paragraphSeparator].contains($0.properties.generalCategory)
+            })
+    }
+
+    /// How two names are compared for looking alike: compatibility-normalised (NFKC), case-folded, and with runs
+    /// of white space as one space, trimmed.
+    static func nameKey(_ s: String) -> String {
+        s.precomposedStringWithCompatibilityMapping.lowercased().split(whereSeparator: \.isWhitespace).joined(
+            separator: " ")
     }
 
     /// A node address of the descriptor: 1–255 bytes, no space and no control character.
