@@ -12,18 +12,23 @@ import Testing
     let t: TestConsortium
     init() throws { t = try TestConsortium() }
 
+    /// brand's log of ten entries in `dir`, written and closed.
+    func writeLog(_ dir: URL) throws {
+        let ing = try Ingestor(
+            dataDirectory: dir.path, consortium: t.consortium, signer: t.signers["brand"]!, linkKey: t.linkKey,
+            log: { _ in })
+        _ = try ing.append(Array(Events.lines(10).utf8))
+    }
+
+    func brand() throws -> Consortium.Member { try #require(t.consortium.member("brand")) }
+
     @Test func chunkEndsCarryTheOwnersLineOnlyAndABadCheckpointIsNotPublished() throws {
         let dir = try makeTempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
-        do {
-            let ing = try Ingestor(
-                dataDirectory: dir.path, consortium: t.consortium, signer: t.signers["brand"]!, linkKey: t.linkKey,
-                log: { _ in })
-            _ = try ing.append(Array(Events.lines(10).utf8))
-        }
+        try writeLog(dir)
         let store = try LogStore(dataDirectory: dir.path, consortium: "acme", org: "brand", writable: false)
         defer { store.close() }
-        let member = try #require(t.consortium.member("brand"))
+        let member = try brand()
         var cosigned = try #require(store.latest)
         cosigned.note.signatures.append(
             try t.signers["retail"]!.cosign(checkpointText: cosigned.checkpoint.text, time: 1_800_000_000))
@@ -59,15 +64,10 @@ import Testing
     @Test func aLinkPlantedInTheOutputIsNotFollowed() throws {
         let dir = try makeTempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
-        do {
-            let ing = try Ingestor(
-                dataDirectory: dir.path, consortium: t.consortium, signer: t.signers["brand"]!, linkKey: t.linkKey,
-                log: { _ in })
-            _ = try ing.append(Array(Events.lines(10).utf8))
-        }
+        try writeLog(dir)
         let store = try LogStore(dataDirectory: dir.path, consortium: "acme", org: "brand", writable: false)
         defer { store.close() }
-        let member = try #require(t.consortium.member("brand"))
+        let member = try brand()
         let latest = try #require(store.latest)
         let victim = dir.path + "/victim"
         try FileManager.default.createDirectory(atPath: victim, withIntermediateDirectories: true)
@@ -89,12 +89,7 @@ import Testing
     @Test func aDamagedIndexRecordIsAnErrorWhenABundleIsServed() throws {
         let dir = try makeTempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
-        do {
-            let ing = try Ingestor(
-                dataDirectory: dir.path, consortium: t.consortium, signer: t.signers["brand"]!, linkKey: t.linkKey,
-                log: { _ in })
-            _ = try ing.append(Array(Events.lines(10).utf8))
-        }
+        try writeLog(dir)
         let files = try FileManager.default.subpathsOfDirectory(atPath: dir.path)
         let index = dir.path + "/" + (try #require(files.first { $0.hasSuffix("/index") || $0 == "index" }))
         for offset in [UInt64(0xFFFF_FFFF_FFFF_FFF0), 0] {
