@@ -29,4 +29,20 @@ import Testing
         #expect(try FileHandleFD.readIfPresent(file) == Array("checkpoint 599\n".utf8))
         #expect(try FileHandleFD.list(directory: dir.path).sorted() == ["checkpoint", "sub"])
     }
+
+    /// A replacement that cannot be written (a full disk) fails, keeps the file as it was, and leaves no temporary
+    /// file beside it.
+    @Test(.enabled(if: Tmpfs.mountable)) func aReplacementThatCannotBeWrittenLeavesNothingBehind() throws {
+        let dir = try TemporaryFiles.directory("fileio-full")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let disk = try Tmpfs(at: dir.path, size: "64k")
+        defer { disk.unmount() }
+        let file = dir.path + "/checkpoint"
+        try FileHandleFD.replaceAtomically(file, Array("small\n".utf8))
+        #expect(throws: LedgerError.self) {
+            try FileHandleFD.replaceAtomically(file, [UInt8](repeating: 0x41, count: 1 << 20))
+        }
+        #expect(try FileHandleFD.readIfPresent(file) == Array("small\n".utf8))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["checkpoint"])
+    }
 }

@@ -179,9 +179,14 @@ package final class FileHandleFD: Sendable {
         let tmp = path + ".tmp"
         unlink(tmp)
         let f = try FileHandleFD(path: tmp, flags: O_WRONLY | O_CREAT | O_EXCL)
-        try f.pwriteAll(bytes, at: 0)
-        if durable { try f.sync() }
-        guard rename(tmp, path) == 0 else { throw error("cannot rename into", path) }
+        do throws(LedgerError) {
+            try f.pwriteAll(bytes, at: 0)
+            if durable { try f.sync() }
+            guard rename(tmp, path) == 0 else { throw error("cannot rename into", path) }
+        } catch {
+            unlink(tmp)  // nothing half-written is left beside the file (a full disk, a web root)
+            throw error
+        }
         if durable { try syncDirectory(parent(of: path)) }
     }
 
