@@ -114,6 +114,49 @@ struct ReportBrowserTests {
         #expect(m.failed == 1 && m.verified == factCount(report) - 1)
     }
 
+    /// Edits of the page alone (its JSON untouched): a row left out, a row shown twice, a cell that no longer says
+    /// it is checked, and keys swapped in the data behind an unchanged key table. None leaves "All facts verified".
+    @Test func editsOfThePageAloneAreNotVerified() throws {
+        let j = try Journey()
+        defer { j.ledger.remove() }
+        let report = try journeyReport(j)
+        let html = report.html
+        let violation = try #require(report.view.compliance.firstIndex { $0.classification == .violation })
+        func row(_ fact: String) throws -> Range<String.Index> {
+            let start = try #require(html.range(of: "<tr data-fact=\"\(fact)\">"))
+            let end = try #require(html.range(of: "</tr>\n", range: start.upperBound..<html.endIndex))
+            return start.lowerBound..<end.upperBound
+        }
+        let finding = try row("compliance:\(violation)")
+        var removed = html
+        removed.removeSubrange(finding)
+        var doubled = html
+        doubled.insert(contentsOf: html[try row("timeline:0")], at: try row("timeline:0").lowerBound)
+        let cell = try #require(html.range(of: #"<td data-field="finding""#, range: finding))
+        let cellEnd = try #require(html.range(of: "</td>", range: cell.upperBound..<finding.upperBound))
+        let unmarked = html.replacingCharacters(
+            in: cell.lowerBound..<cellEnd.upperBound, with: #"<td class="state-ok">Lawful</td>"#)
+        #expect(unmarked != html)
+        for (name, page) in [("removed", removed), ("doubled", doubled), ("unmarked", unmarked)] {
+            let m = try open(html: page)
+            #expect(m.state == "done", "\(name): \(m)")
+            #expect((m.failed ?? 0) >= 1 && m.summary?.contains("All") == false, "\(name): \(m.summary ?? "")")
+        }
+        #expect(try open(html: unmarked).rows["compliance:\(violation)"] == "no")
+
+        // Another key in the data the checks use, the key table left as it was: the table's row for it fails.
+        let other = try NoteSigner(name: "acme/brand", privateKey: .generate()).verifierKey.description
+        let brandKey = report.consortium.shownKey(try #require(report.consortium.member("brand")), for: []).description
+        let dataStart = try #require(html.range(of: #"<script type="application/json" id="report-data">"#))
+        var swapped = html
+        let tail = swapped[dataStart.upperBound...].replacingOccurrences(of: brandKey, with: other)
+        swapped.replaceSubrange(dataStart.upperBound..., with: tail)
+        #expect(swapped != html)
+        let m = try open(html: swapped)
+        let brandRow = try #require(report.consortium.members.firstIndex { $0.org == "brand" })
+        #expect(m.rows["keys:\(brandRow)"] == "no", "\(m.rows)")
+    }
+
     /// The page re-derives what the index derived, on histories with every kind of finding and context entries.
     @Test(arguments: [(2, "email:p0@example.com"), (2, "email:p1@example.com"), (3, "email:p0@example.com")])
     func randomHistoriesVerifyInTheBrowser(_ seed: UInt64, _ person: String) throws {

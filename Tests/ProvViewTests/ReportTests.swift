@@ -67,6 +67,7 @@ func factCount(_ r: SubjectReport) -> Int {
     let v = r.view
     return v.consents.count + v.timeline.count + v.timeline.filter { $0.facts.kind == .share }.count
         + v.compliance.count + v.refs.count + v.links.count + r.context.count + v.frontier.logs.count + 1
+        + r.consortium.members.count
 }
 
 /// The journey's first consent as the page a customer keeps, its receipt against a checkpoint the other two

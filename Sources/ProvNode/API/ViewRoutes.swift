@@ -82,8 +82,10 @@ extension Node {
                 return .error(
                     400, error.message, error.parameter.map { [JSONMember("parameter", .string($0))] } ?? [])
             default:
+                // What failed (a path, a damaged record) is the operator's to read, in the log; the caller is told
+                // that it failed, not the node's insides.
                 log.error("a view query failed", ["error": error.message])
-                return .error(500, "the view could not answer: \(error.message)")
+                return .error(500, "the view could not answer this query; the node's log says why")
             }
         }
     }
@@ -150,7 +152,8 @@ extension Node {
         } catch let e as ViewError {
             throw e
         } catch let e as LedgerError {
-            throw ViewError(.badParameter, "parameter 'seq': \(e.message)", parameter: "seq")
+            // The entry is under a checkpoint here but cannot be read: the node's fault, not the caller's.
+            throw ViewError(.source, "\(org) seq \(seq): \(e.message)")
         } catch {
             throw ViewError(.source, "\(error)")
         }
@@ -163,8 +166,10 @@ extension Node {
             throw ViewError(.badParameter, "parameter 'org': no log of that name here", parameter: "org")
         }
         let r: Receipt
-        do { r = try receipt(held, seq) } catch let e as LedgerError {
-            throw ViewError(.badParameter, "parameter 'seq': \(e.message)", parameter: "seq")
+        do { r = try receipt(held, seq) } catch let e as ViewError {
+            throw e
+        } catch let e as LedgerError {
+            throw ViewError(.source, "\(org) seq \(seq): \(e.message)")
         } catch {
             throw ViewError(.source, "\(error)")
         }
@@ -182,7 +187,9 @@ extension Node {
             cp = c
         } else {
             guard let served = servedCheckpoint(held), seq < served.checkpoint.size else {
-                throw LedgerError(.io, "\(held.org) has no entry \(seq) under a checkpoint here")
+                throw ViewError(
+                    .badParameter, "parameter 'seq': \(held.org) has no entry \(seq) under a checkpoint here",
+                    parameter: "seq")
             }
             cp = served
         }

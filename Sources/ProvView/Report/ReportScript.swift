@@ -207,9 +207,13 @@ enum ReportScript {
         }
 
         // Checks every row that names a fact (`data-fact="<section>:<index>"`) with `checks[section]`, which gives
-        // the text each `data-field` cell must read, and marks it verified or not, with the reason.
-        async function markRows(checks, claimOf) {
+        // the text each `data-field` cell must read, and marks it verified or not, with the reason. A row must show
+        // every field its check gives, each once. With `counts` (section → how many items the report's data has),
+        // the page must show each item of each section exactly once: a row left out, or shown twice, is a problem
+        // of the page, counted as a failure and returned in `problems`.
+        async function markRows(checks, claimOf, counts) {
           let ok = 0, failed = 0;
+          const problems = [];
           const rows = Array.from(document.querySelectorAll('[data-fact]'));
           await Promise.all(rows.map(async (row) => {
             const [section, i] = row.dataset.fact.split(':');
@@ -218,7 +222,10 @@ enum ReportScript {
               const claim = claimOf(section, Number(i));
               if (claim === undefined || claim === null || !own(checks, section)) throw new Error('this row is not in the report\u2019s data');
               const expected = await checks[section](claim);
-              for (const cell of row.querySelectorAll('[data-field]')) {
+              const cells = Array.from(row.querySelectorAll('[data-field]'));
+              const shown = cells.map((cell) => cell.dataset.field);
+              if (canon(shown.slice().sort()) !== canon(Object.keys(expected).sort())) throw new Error('the page does not show each checked part of this record once');
+              for (const cell of cells) {
                 if (cell.textContent !== expected[cell.dataset.field]) throw new Error('the page shows \u201c' + cell.textContent + '\u201d where the signed records say \u201c' + expected[cell.dataset.field] + '\u201d');
               }
               row.dataset.verified = 'yes';
@@ -237,9 +244,18 @@ enum ReportScript {
               failed++;
             }
           }));
+          for (const section of Object.keys(counts || {})) {
+            const shown = rows.map((r) => r.dataset.fact.split(':')).filter((p) => p[0] === section).map((p) => p[1]);
+            const want = counts[section];
+            const each = shown.length === want && new Set(shown).size === want && shown.every((x) => /^(0|[1-9][0-9]*)$/.test(x) && Number(x) < want);
+            if (!each) {
+              problems.push('the page shows ' + shown.length + ' rows of \u201c' + section + '\u201d where the report\u2019s data holds ' + want + ', each to be shown once');
+              failed++;
+            }
+          }
           document.body.dataset.verified = String(ok);
           document.body.dataset.failed = String(failed);
-          return { ok, failed };
+          return { ok, failed, problems };
         }
 
         """#

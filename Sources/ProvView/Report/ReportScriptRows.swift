@@ -201,8 +201,13 @@ extension ReportScript {
             if (computed !== d) throw new Error('the report\u2019s content gives the digest ' + computed);
             return { digest: d };
           },
+          // The keys the checks above used, as the page lists them: what a reader compares with the published keys
+          // is what was checked with.
+          async keys(m) { return { company: m.name + ' (' + m.org + ')', key: m.verifierKey }; },
         };
-        const { ok, failed } = await markRows(checks, (section, i) => section === 'digest' ? data.digest : section === 'refs' ? data.refs[i] : (data[section] || [])[i]);
+        const counts = { digest: 1, keys: data.consortium.members.length };
+        for (const s of ['timeline', 'shares', 'context', 'consents', 'compliance', 'refs', 'links', 'frontier']) counts[s] = (data[s] || []).length;
+        const { ok, failed, problems } = await markRows(checks, (section, i) => section === 'digest' ? data.digest : section === 'keys' ? data.consortium.members[i] : (data[section] || [])[i], counts);
         const summary = document.getElementById('summary');
         const total = ok + failed;
         summary.className = 'summary ' + (failed === 0 ? 'ok' : 'no');
@@ -211,7 +216,7 @@ extension ReportScript {
           : '\u2717 ' + failed + ' of ' + total + ' facts could not be verified';
         document.getElementById('summary-detail').textContent = failed === 0
           ? 'Each record is in the signed log of the company that recorded it, exactly as shown, and every status and finding follows from those records. Checked in your browser just now, with the keys listed at the end. No report can prove that nothing was left out: \u201cWhat a report cannot prove\u201d, below, says how to check that.'
-          : 'Rows marked \u2717 differ from what the companies signed, do not follow from it, or their proof does not check out: do not rely on them. The other ' + ok + ' are verified.';
+          : problems.join('; ') + (problems.length ? '. ' : '') + 'Rows marked \u2717 differ from what the companies signed, do not follow from it, or their proof does not check out: do not rely on them. The other ' + ok + ' are verified.';
         document.body.dataset.verification = 'done';
 
         """#
