@@ -85,7 +85,7 @@ struct ReportBrowserTests {
         let report = try journeyReport(j)
         let m = try open(report)
         #expect(m.state == "done", "the page's checks did not finish: \(m)")
-        let facts = factCount(report)
+        let facts = pageFactCount(report)
         #expect(m.rows.count == facts)
         #expect(m.rows.values.allSatisfy { $0 == "yes" }, "\(m.rows.filter { $0.value != "yes" })")
         #expect(m.verified == facts && m.failed == 0)
@@ -111,7 +111,7 @@ struct ReportBrowserTests {
         let m = try open(report)
         #expect(m.state == "done", "the page's checks did not finish: \(m)")
         #expect(m.rows.filter { $0.value != "yes" }.keys.sorted() == [fact], "\(m.rows.filter { $0.value != "yes" })")
-        #expect(m.failed == 1 && m.verified == factCount(report) - 1)
+        #expect(m.failed == 1 && m.verified == pageFactCount(report) - 1)
     }
 
     /// Edits of the page alone (its JSON untouched): a row left out, a row shown twice, a cell that no longer says
@@ -167,7 +167,7 @@ struct ReportBrowserTests {
         let m = try open(report)
         #expect(m.state == "done", "the page's checks did not finish: \(m)")
         #expect(m.rows.filter { $0.value != "yes" }.isEmpty, "\(m.rows.filter { $0.value != "yes" })")
-        #expect(m.verified == factCount(report))
+        #expect(m.verified == pageFactCount(report))
     }
 
     @Test func aConsentReceiptPageVerifiesAndAnAlteredOneDoesNot() throws {

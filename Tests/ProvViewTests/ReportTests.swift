@@ -63,11 +63,13 @@ func alteringReceipt(_ report: SubjectReport, of ref: EntryRef) -> SubjectReport
 }
 
 /// The facts a report's check counts: its rows, its identifiers, its frontier and the digest.
+/// The rows the page checks: the facts, and a row per member in the key table (view.md §8.3).
+func pageFactCount(_ r: SubjectReport) -> Int { factCount(r) + r.consortium.members.count }
+
 func factCount(_ r: SubjectReport) -> Int {
     let v = r.view
     return v.consents.count + v.timeline.count + v.timeline.filter { $0.facts.kind == .share }.count
         + v.compliance.count + v.refs.count + v.links.count + r.context.count + v.frontier.logs.count + 1
-        + r.consortium.members.count
 }
 
 /// The journey's first consent as the page a customer keeps, its receipt against a checkpoint the other two

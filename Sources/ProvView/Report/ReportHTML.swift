@@ -184,7 +184,10 @@ extension SubjectReport {
             consortium.members.enumerated().map { i, m in
                 (
                     "keys:\(i)",
-                    [("company", "\(m.name) (\(m.org))"), ("key", consortium.shownKey(m, for: checkpoints).description)],
+                    [
+                        ("company", "\(m.name) (\(m.org))"),
+                        ("key", consortium.shownKey(m, for: checkpoints).description),
+                    ],
                     nil
                 )
             }, empty: "")
