@@ -155,6 +155,15 @@ struct ReportBrowserTests {
         let m = try open(html: swapped)
         let brandRow = try #require(report.consortium.members.firstIndex { $0.org == "brand" })
         #expect(m.rows["keys:\(brandRow)"] == "no", "\(m.rows)")
+
+        // Another time for the states in the data (a day earlier), the page's time left as it was: that row fails.
+        let at = Timestamp.format(report.view.at)
+        let earlier = Timestamp.format(report.view.at - 86_400_000)
+        var dated = html
+        let rest = dated[dataStart.upperBound...].replacingOccurrences(of: "\"\(at)\"", with: "\"\(earlier)\"")
+        dated.replaceSubrange(dataStart.upperBound..., with: rest)
+        #expect(dated != html)
+        #expect(try open(html: dated).rows["at:0"] == "no")
     }
 
     /// The page re-derives what the index derived, on histories with every kind of finding and context entries.

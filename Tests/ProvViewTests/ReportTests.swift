@@ -63,8 +63,9 @@ func alteringReceipt(_ report: SubjectReport, of ref: EntryRef) -> SubjectReport
 }
 
 /// The facts a report's check counts: its rows, its identifiers, its frontier and the digest.
-/// The rows the page checks: the facts, and a row per member in the key table (view.md §8.3).
-func pageFactCount(_ r: SubjectReport) -> Int { factCount(r) + r.consortium.members.count }
+/// The rows the page checks: the facts, a row per member in the key table, and the time the states are for
+/// (view.md §8.3).
+func pageFactCount(_ r: SubjectReport) -> Int { factCount(r) + r.consortium.members.count + 1 }
 
 func factCount(_ r: SubjectReport) -> Int {
     let v = r.view

@@ -44,6 +44,8 @@ extension SubjectReport {
             data for that purpose, and only until it expires. Companies listed under “Shared with” may use it too.</p>
 
             """)
+        // The time the states are for is a checked fact too: a report made to look older or newer says so here.
+        h.table(["Consent states as of", "Checked"], [("at:0", [("at", Labels.time(v.at))], nil)], empty: "")
         h.table(
             ["Company", "Purpose", "Status", "Since", "Expires", "Shared with", "Based on", "Checked"],
             v.consents.enumerated().map { i, c in

@@ -204,10 +204,16 @@ extension ReportScript {
           // The keys the checks above used, as the page lists them: what a reader compares with the published keys
           // is what was checked with.
           async keys(m) { return { company: m.name + ' (' + m.org + ')', key: m.verifierKey }; },
+          // The time every consent state above is for (view.md §8.2 `at`): an RFC 3339 time, shown as it is.
+          async at(a) {
+            if (typeof a !== 'string' || !/^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z$/.test(a) || isNaN(Date.parse(a)))
+              throw new Error('the report\u2019s time is not an RFC 3339 time');
+            return { at: when(a) };
+          },
         };
-        const counts = { digest: 1, keys: data.consortium.members.length };
+        const counts = { digest: 1, at: 1, keys: data.consortium.members.length };
         for (const s of ['timeline', 'shares', 'context', 'consents', 'compliance', 'refs', 'links', 'frontier']) counts[s] = (data[s] || []).length;
-        const { ok, failed, problems } = await markRows(checks, (section, i) => section === 'digest' ? data.digest : section === 'keys' ? data.consortium.members[i] : (data[section] || [])[i], counts);
+        const { ok, failed, problems } = await markRows(checks, (section, i) => section === 'digest' ? data.digest : section === 'at' ? data.at : section === 'keys' ? data.consortium.members[i] : (data[section] || [])[i], counts);
         const summary = document.getElementById('summary');
         const total = ok + failed;
         summary.className = 'summary ' + (failed === 0 ? 'ok' : 'no');
