@@ -13,6 +13,9 @@ import Synchronization
 /// the few mutable fields here are behind `state`.
 public final class Node: @unchecked Sendable {
     public let config: NodeConfig
+    /// SHA-256 of node.json's `token` and `auditorToken`, made once: what each request's bearer token is compared
+    /// with (`authenticate`).
+    let tokenDigests: (app: [UInt8], auditor: [UInt8])
     /// The descriptor chain and what the node holds because of it (every log, a worker per peer): replaced as a
     /// whole when the node takes a new version (Membership.swift), read from any thread.
     let members: Mutex<Membership>
@@ -154,6 +157,7 @@ public final class Node: @unchecked Sendable {
     /// (Specs/protocol.md §8).
     public init(config: NodeConfig, log: NodeLog, makeLink: @escaping PeerLinkFactory) throws(LedgerError) {
         self.config = config
+        tokenDigests = (SHA256.hash(Array(config.token.utf8)).bytes, SHA256.hash(Array(config.auditorToken.utf8)).bytes)
         self.log = log
         self.makeLink = makeLink
         let chain: ConsortiumChain

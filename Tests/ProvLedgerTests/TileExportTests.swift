@@ -20,67 +20,67 @@ import Testing
         _ = try ing.append(Array(Events.lines(10).utf8))
     }
 
-    func brand() throws -> Consortium.Member { try #require(t.consortium.member("brand")) }
-
-    @Test func chunkEndsCarryTheOwnersLineOnlyAndABadCheckpointIsNotPublished() throws {
+    /// `body` with a temporary folder holding brand's log of ten entries, the log opened read-only, and brand.
+    func withLog(_ body: (URL, LogStore, Consortium.Member) throws -> Void) throws {
         let dir = try makeTempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         try writeLog(dir)
         let store = try LogStore(dataDirectory: dir.path, consortium: "acme", org: "brand", writable: false)
         defer { store.close() }
-        let member = try brand()
-        var cosigned = try #require(store.latest)
-        cosigned.note.signatures.append(
-            try t.signers["retail"]!.cosign(checkpointText: cosigned.checkpoint.text, time: 1_800_000_000))
-        let out = dir.path + "/out/brand"
-        let counts = try TileExport(store: store, member: member, folder: out).run(checkpoint: cosigned)
-        #expect(counts.size == 10)
-        func signatureLines(_ file: String) throws -> Int {
-            try String(contentsOfFile: out + "/" + file, encoding: .utf8).split(separator: "\n")
-                .filter { $0.hasPrefix("\u{2014} ") }.count
-        }
-        #expect(try signatureLines("checkpoint") == 2)
-        #expect(try signatureLines("checkpoints/10") == 1)
-        // A re-run keeps what is right and writes again a bundle that is not what the log holds (same length).
-        let bundle = out + "/tile/entries/000.p/10"
-        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: bundle)))
-        bytes[bytes.count - 1] ^= 0x01
-        try Data(bytes).write(to: URL(fileURLWithPath: bundle))
-        let again = try TileExport(store: store, member: member, folder: out).run(checkpoint: cosigned)
-        #expect(try Data(contentsOf: URL(fileURLWithPath: bundle)) == Data(try store.entryBundle(0..<10)))
-        #expect(again.kept > 0 && again.written >= 1)
+        try body(dir, store, try #require(t.consortium.member("brand")))
+    }
 
-        // A checkpoint of brand's log signed by retail's key: refused, nothing written.
-        let forged = try SignedCheckpoint.sign(cosigned.checkpoint, with: t.signers["retail"]!)
-        let elsewhere = dir.path + "/out2/brand"
-        #expect {
-            try TileExport(store: store, member: member, folder: elsewhere).run(checkpoint: forged)
-        } throws: { ($0 as? LedgerError)?.code == .verificationFailed }
-        #expect(!FileManager.default.fileExists(atPath: elsewhere))
+    @Test func chunkEndsCarryTheOwnersLineOnlyAndABadCheckpointIsNotPublished() throws {
+        try withLog { dir, store, member in
+            var cosigned = try #require(store.latest)
+            cosigned.note.signatures.append(
+                try t.signers["retail"]!.cosign(checkpointText: cosigned.checkpoint.text, time: 1_800_000_000))
+            let out = dir.path + "/out/brand"
+            let counts = try TileExport(store: store, member: member, folder: out).run(checkpoint: cosigned)
+            #expect(counts.size == 10)
+            func signatureLines(_ file: String) throws -> Int {
+                try String(contentsOfFile: out + "/" + file, encoding: .utf8).split(separator: "\n")
+                    .filter { $0.hasPrefix("\u{2014} ") }.count
+            }
+            #expect(try signatureLines("checkpoint") == 2)
+            #expect(try signatureLines("checkpoints/10") == 1)
+            // A re-run keeps what is right and writes again a bundle that is not what the log holds (same length).
+            let bundle = out + "/tile/entries/000.p/10"
+            var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: bundle)))
+            bytes[bytes.count - 1] ^= 0x01
+            try Data(bytes).write(to: URL(fileURLWithPath: bundle))
+            let again = try TileExport(store: store, member: member, folder: out).run(checkpoint: cosigned)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: bundle)) == Data(try store.entryBundle(0..<10)))
+            #expect(again.kept > 0 && again.written >= 1)
+
+            // A checkpoint of brand's log signed by retail's key: refused, nothing written.
+            let forged = try SignedCheckpoint.sign(cosigned.checkpoint, with: t.signers["retail"]!)
+            let elsewhere = dir.path + "/out2/brand"
+            #expect {
+                try TileExport(store: store, member: member, folder: elsewhere).run(checkpoint: forged)
+            } throws: { ($0 as? LedgerError)?.code == .verificationFailed }
+            #expect(!FileManager.default.fileExists(atPath: elsewhere))
+        }
     }
 
     /// The output may be a web root others write to: a link planted below `--out` (the log's folder, or one of
     /// its tile folders) makes the export fail with a message naming it, and nothing is written where it points.
     @Test func aLinkPlantedInTheOutputIsNotFollowed() throws {
-        let dir = try makeTempDir()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        try writeLog(dir)
-        let store = try LogStore(dataDirectory: dir.path, consortium: "acme", org: "brand", writable: false)
-        defer { store.close() }
-        let member = try brand()
-        let latest = try #require(store.latest)
-        let victim = dir.path + "/victim"
-        try FileManager.default.createDirectory(atPath: victim, withIntermediateDirectories: true)
-        for planted in ["brand", "brand/tile"] {
-            let out = dir.path + "/out-\(planted.count)"
-            let link = out + "/" + planted
-            try FileManager.default.createDirectory(
-                atPath: FileHandleFD.parent(of: link), withIntermediateDirectories: true)
-            try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: victim)
-            #expect {
-                try TileExport(store: store, member: member, folder: out + "/brand").run(checkpoint: latest)
-            } throws: { ($0 as? LedgerError)?.message.contains("\(link) is a symbolic link") == true }
-            #expect(try FileManager.default.contentsOfDirectory(atPath: victim).isEmpty)
+        try withLog { dir, store, member in
+            let latest = try #require(store.latest)
+            let victim = dir.path + "/victim"
+            try FileManager.default.createDirectory(atPath: victim, withIntermediateDirectories: true)
+            for planted in ["brand", "brand/tile"] {
+                let out = dir.path + "/out-\(planted.count)"
+                let link = out + "/" + planted
+                try FileManager.default.createDirectory(
+                    atPath: FileHandleFD.parent(of: link), withIntermediateDirectories: true)
+                try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: victim)
+                #expect {
+                    try TileExport(store: store, member: member, folder: out + "/brand").run(checkpoint: latest)
+                } throws: { ($0 as? LedgerError)?.message.contains("\(link) is a symbolic link") == true }
+                #expect(try FileManager.default.contentsOfDirectory(atPath: victim).isEmpty)
+            }
         }
     }
 

@@ -34,6 +34,15 @@ public struct TileAddress: Sendable, Hashable, CustomStringConvertible {
         return index <= (available - UInt64(width)) / 256
     }
 
+    /// The tile level and the hashes of that level that cover the perfect subtree `range` (2^h leaves starting at a
+    /// multiple of 2^h, C2SP tlog-tiles): level ⌊h/8⌋, 2^(h mod 8) hashes, all within one tile. The subtree's root is
+    /// the Merkle root of those hashes.
+    package static func covering(perfectSubtree range: Range<UInt64>) -> (level: Int, hashes: Range<UInt64>) {
+        let level = UInt64(range.count).trailingZeroBitCount / 8
+        let shift = UInt64(8 * level)
+        return (level, (range.lowerBound >> shift)..<(range.upperBound >> shift))
+    }
+
     /// The path below the log prefix, e.g. `tile/0/x001/234.p/7` or `tile/entries/005`.
     public var description: String {
         "tile/" + (level.map { String($0) } ?? "entries") + "/" + Self.indexPath(index)
@@ -351,10 +360,8 @@ struct StoredSubtrees: SubtreeHashSource {
     let store: LogStore
 
     func hash(ofPerfectSubtree range: Range<UInt64>) throws(LedgerError) -> SHA256Digest? {
-        let level = UInt64(range.count).trailingZeroBitCount / 8
+        let (level, covering) = TileAddress.covering(perfectSubtree: range)
         if level == 0 { return Merkle.root(try store.leafHashes(range)) }
-        let shift = UInt64(8 * level)
-        let covering = (range.lowerBound >> shift)..<(range.upperBound >> shift)
         let tiles = try store.tileStore()
         // A log written without tiles, or a reader of a lagging store: the walk computes it from the level below.
         guard (try? tiles.count(level)) ?? 0 >= covering.upperBound else { return nil }

@@ -153,8 +153,8 @@ extension Node {
         // Compared as SHA-256 digests, both tokens every time: neither a token's length nor which one matched
         // shows in the time taken.
         let g = SHA256.hash(given).bytes
-        let isApp = constantTimeEqual(g, SHA256.hash(Array(config.token.utf8)).bytes)
-        let isAuditor = constantTimeEqual(g, SHA256.hash(Array(config.auditorToken.utf8)).bytes)
+        let isApp = constantTimeEqual(g, tokenDigests.app)
+        let isAuditor = constantTimeEqual(g, tokenDigests.auditor)
         if isApp { return .success(.app) }
         if isAuditor { return .success(.auditor) }
         return .failure(.unknown)

@@ -202,9 +202,8 @@ final class SourceTiles: SubtreeHashSource {
     }
 
     func hash(ofPerfectSubtree range: Range<UInt64>) throws -> SHA256Digest? {
-        let level = UInt64(range.count).trailingZeroBitCount / 8
+        let (level, covering) = TileAddress.covering(perfectSubtree: range)
         let shift = UInt64(8 * level)
-        let covering = (range.lowerBound >> shift)..<(range.upperBound >> shift)
         // Level `level` of the tree of `size` has size >> shift hashes; the tile holding `covering` is full unless
         // it is the last.
         let index = covering.lowerBound / 256
